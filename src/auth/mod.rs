@@ -1,0 +1,178 @@
+//! Operators, their passwords and the acting user.
+//!
+//! An [`Actor`] is made only here, by checking a password (and, with the identity module, a
+//! second factor), so holding one proves the operator authenticated.
+
+mod password;
+mod repo;
+mod types;
+
+use rand::RngCore;
+
+use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
+use crate::rbac::Role;
+use crate::store::{Store, StoreError, Timestamp};
+
+pub use password::{hash_password, verify_password, Password, PasswordRejected};
+pub use types::{InvalidUsername, UserId, Username};
+
+/// An authenticated operator: who is acting, and with which roles.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    user_id: UserId,
+    username: Username,
+    roles: Vec<Role>,
+}
+
+impl Actor {
+    /// The operator's account id.
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    /// The operator's username.
+    pub fn username(&self) -> &Username {
+        &self.username
+    }
+
+    /// The roles the operator held when authenticated.
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+}
+
+/// Why authentication failed. Unknown user and wrong password are one variant on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The username or password is wrong (which one is not said).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The account exists but may not sign in now.
+    #[error("this account is {0}; an administrator must reinstate it")]
+    NotActive(String),
+    /// The account needs a second factor; the CLI cannot finish MFA yet.
+    #[error("this account has MFA enabled; provide a TOTP code")]
+    MfaRequired,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Store(e.into())
+    }
+}
+
+/// Checks an operator's password and returns the [`Actor`].
+///
+/// An unknown username costs the same argon2id work as a known one (a fixed dummy hash is
+/// verified), so timing does not tell which usernames exist.
+pub async fn authenticate(
+    store: &Store,
+    username: &str,
+    password: &str,
+) -> Result<Actor, AuthError> {
+    let found = match Username::parse(username) {
+        Ok(u) => repo::find_operator(store, &u).await?,
+        Err(_) => None,
+    };
+    let Some(op) = found else {
+        let _ = verify_password(password, password::dummy_hash());
+        return Err(AuthError::InvalidCredentials);
+    };
+    let hash = op.password_hash.clone();
+    let pw = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(AuthError::InvalidCredentials);
+    }
+    if op.status != "active" {
+        return Err(AuthError::NotActive(op.status));
+    }
+    if op.mfa_enabled {
+        return Err(AuthError::MfaRequired);
+    }
+    Ok(Actor {
+        user_id: op.id,
+        username: op.username,
+        roles: op.roles,
+    })
+}
+
+/// Why `vigil init` could not create the first administrator.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The database already has operators; nothing was changed.
+    #[error("this database is already initialised (it has operators); nothing was changed")]
+    AlreadyInitialised,
+    /// The password does not meet the policy.
+    #[error(transparent)]
+    Password(#[from] PasswordRejected),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for BootstrapError {
+    fn from(e: sqlx::Error) -> Self {
+        BootstrapError::Store(e.into())
+    }
+}
+
+/// Creates the first administrator, once. In one transaction: the account, its role, its
+/// argon2id credential, the "initialised" marker and the audit entry.
+pub async fn bootstrap_admin(
+    store: &Store,
+    username: &Username,
+    password: &Password,
+) -> Result<UserId, BootstrapError> {
+    let hash = {
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .expect("hashing task panicked")
+    };
+    let id = UserId::new();
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    if repo::operator_count(&mut tx).await? > 0 || !repo::mark_initialised(&mut tx, now).await? {
+        return Err(BootstrapError::AlreadyInitialised);
+    }
+    repo::insert_operator(&mut tx, id, username, &hash, &[Role::Admin], now).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(
+            AuditActor::System("init"),
+            AuditAction::OperatorBootstrapped,
+        )
+        .target(format!("user:{id}"))
+        .details(serde_json::json!({ "roles": ["admin"] })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Whether `vigil init` has run on this database.
+pub async fn is_initialised(store: &Store) -> Result<bool, StoreError> {
+    repo::is_initialised(store).await
+}
+
+/// Finds an operator's account id by username, for filters such as `audit list --actor`.
+pub async fn operator_id(store: &Store, username: &Username) -> Result<Option<UserId>, StoreError> {
+    Ok(repo::find_operator(store, username).await?.map(|o| o.id))
+}
+
+/// A random password of `len` characters from an unambiguous alphabet (for scratch databases).
+pub fn random_password(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut bytes = vec![0u8; len];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}

@@ -1,0 +1,502 @@
+//! `vigil`: the command line over the Vigil core.
+//!
+//! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use vigil::audit::{self, AuditFilter, Verification};
+use vigil::auth::{self, Actor, Password, Username};
+use vigil::bench::{self, BenchOptions};
+use vigil::config::Config;
+use vigil::demo::{self, SeedOptions, SeedProgress};
+use vigil::keys::keystore::SecretName;
+use vigil::store::{DatabaseUrl, Store, Timestamp};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil: security and privacy console for a live comment platform"
+)]
+struct Cli {
+    /// Database URL (sqlite:///path/vigil.db or postgres://user@host/db); overrides
+    /// VIGIL_DATABASE_URL and the config file.
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create (or open) the database, apply migrations and create the first administrator.
+    Init {
+        /// Username of the first administrator. The password is read from
+        /// VIGIL_ADMIN_PASSWORD or asked for on the terminal.
+        #[arg(long, value_name = "NAME")]
+        admin: String,
+    },
+    /// Apply pending schema migrations and report the database.
+    Migrate(JsonFlag),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The operator keystore (OS keychain or file keystore).
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Demonstration data.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Measure demo-seed throughput and audit-chain speed on a scratch database.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted.
+    Show(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum KeystoreCommand {
+    /// Store, read back and delete a test secret in the configured keystore.
+    Check(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 0 and "ok: N entries", or exit 1 naming the first bad seq.
+    Verify(JsonFlag),
+    /// List entries, newest first.
+    List {
+        /// Operator username, or a stored actor (user:<uuid>, system:<name>).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Action name, e.g. operator.bootstrapped.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries since this time: RFC 3339, YYYY-MM-DD, or an age such as 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Fill an empty database with a deterministic, realistic platform.
+    Seed(SeedArgs),
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// Platform users.
+    #[arg(long, default_value_t = 1_000)]
+    users: u32,
+    /// Comments.
+    #[arg(long, default_value_t = 10_000)]
+    comments: u32,
+    /// Days of history.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Random seed: the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Platform users to seed.
+    #[arg(long, default_value_t = 100_000)]
+    users: u32,
+    /// Comments to seed.
+    #[arg(long, default_value_t = 1_000_000)]
+    comments: u32,
+    /// Audit entries to append and verify.
+    #[arg(long, default_value_t = 200_000)]
+    audit_entries: u32,
+    /// Verification runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    verify_runs: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(cli.database.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e.into()),
+    };
+    let explicit_database =
+        cli.database.is_some() || std::env::var_os("VIGIL_DATABASE_URL").is_some();
+    match runtime.block_on(run(cli.command, config, explicit_database)) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(1)
+}
+
+fn load_config(database: Option<&str>) -> Result<Config> {
+    let mut config = Config::load()?;
+    if let Some(url) = database {
+        config.database.url = DatabaseUrl::parse(url)?;
+    }
+    Ok(config)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn open(config: &Config) -> Result<Store> {
+    Ok(Store::open(&config.database.url, &config.database.store_options()).await?)
+}
+
+async fn run(command: Command, config: Config, explicit_database: bool) -> Result<ExitCode> {
+    match command {
+        Command::Init { admin } => init(&config, &admin).await,
+        Command::Migrate(f) => {
+            let store = open(&config).await?;
+            let initialised = auth::is_initialised(&store).await?;
+            if f.json {
+                print_json(&serde_json::json!({
+                    "database": store.describe(),
+                    "backend": store.backend(),
+                    "migrated": true,
+                    "initialised": initialised,
+                }))?;
+            } else {
+                println!("migrated: {} ({})", store.describe(), store.backend());
+                if !initialised {
+                    println!("not initialised yet: run `vigil init --admin NAME`");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Show(f)) => {
+            if f.json {
+                print_json(&config)?;
+            } else {
+                println!(
+                    "config file:      {}",
+                    config
+                        .source_file
+                        .as_ref()
+                        .map_or("(none; defaults)".into(), |p| p.display().to_string())
+                );
+                println!("database.url:     {}", config.database.url.redacted());
+                println!("database.backend: {}", config.database.url.backend());
+                println!(
+                    "database.max_connections: {}",
+                    config.database.max_connections
+                );
+                println!("keystore:         {}", config.keystore);
+                println!("log:              {}", config.log);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
+        Command::Audit(AuditCommand::Verify(f)) => {
+            let store = open(&config).await?;
+            let actor = sign_in(&store).await?;
+            let result = audit::verify(&store, &actor).await?;
+            if f.json {
+                print_json(&result)?;
+            }
+            Ok(match result {
+                Verification::Ok { entries, .. } => {
+                    if !f.json {
+                        println!("ok: {entries} entries");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Verification::Broken { seq, fault, .. } => {
+                    if !f.json {
+                        println!("broken: seq {seq}: {fault}");
+                    }
+                    ExitCode::from(1)
+                }
+            })
+        }
+        Command::Audit(AuditCommand::List {
+            actor,
+            action,
+            since,
+            limit,
+            json,
+        }) => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let store = open(&config).await?;
+            let me = sign_in(&store).await?;
+            let actor = match actor {
+                None => None,
+                Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
+                Some(name) => {
+                    let name = Username::parse(&name)?;
+                    let id = auth::operator_id(&store, &name)
+                        .await?
+                        .ok_or_else(|| anyhow!("no operator with that username"))?;
+                    Some(format!("user:{id}"))
+                }
+            };
+            let filter = AuditFilter {
+                actor,
+                action,
+                since,
+                limit: Some(limit),
+            };
+            let entries = audit::list(&store, &me, &filter).await?;
+            if json {
+                print_json(&entries)?;
+            } else {
+                println!(
+                    "{:>7}  {:<27}  {:<43}  {:<22}  target",
+                    "seq", "at", "actor", "action"
+                );
+                for e in &entries {
+                    println!(
+                        "{:>7}  {:<27}  {:<43}  {:<22}  {}",
+                        e.seq,
+                        e.at.to_rfc3339(),
+                        e.actor,
+                        e.action,
+                        e.target.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(DemoCommand::Seed(a)) => {
+            let store = open(&config).await?;
+            let actor = sign_in(&store).await?;
+            let opts = SeedOptions {
+                users: a.users,
+                comments: a.comments,
+                days: a.days,
+                seed: a.seed,
+            };
+            let bar = progress_bar(a.json);
+            let report = demo::seed(&store, &actor, opts, &mut |p| show(&bar, p)).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if a.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "seeded: {} users, {} events, {} comments, {} reactions, {} activity records",
+                    report.users, report.events, report.comments, report.reactions, report.activity
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
+    }
+}
+
+async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
+    let username = Username::parse(admin)?;
+    let store = open(config).await?;
+    if auth::is_initialised(&store).await? {
+        bail!("this database is already initialised (it has operators); nothing was changed");
+    }
+    let secret = match std::env::var("VIGIL_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            let first = rpassword::prompt_password(format!("Password for {username}: "))?;
+            let again = rpassword::prompt_password("Repeat the password: ")?;
+            if first != again {
+                bail!("the passwords did not match; nothing was changed");
+            }
+            first
+        }
+        Err(_) => {
+            bail!("set VIGIL_ADMIN_PASSWORD or run on a terminal to be asked for the password")
+        }
+    };
+    let password = Password::parse_for_operator(&secret, &username)?;
+    let id = auth::bootstrap_admin(&store, &username, &password).await?;
+    println!(
+        "initialised {}: administrator {username} ({id})",
+        store.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Authenticates from VIGIL_USERNAME / VIGIL_PASSWORD, or asks on a terminal.
+async fn sign_in(store: &Store) -> Result<Actor> {
+    let interactive = std::io::stdin().is_terminal();
+    let username = match std::env::var("VIGIL_USERNAME") {
+        Ok(u) => u,
+        Err(_) if interactive => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+        Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
+    };
+    let password = match std::env::var("VIGIL_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if interactive => rpassword::prompt_password("Password: ")?,
+        Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
+    };
+    Ok(auth::authenticate(store, &username, &password).await?)
+}
+
+fn keystore_check(config: &Config, json: bool) -> Result<ExitCode> {
+    let store = config.keystore.open()?;
+    let probe_owner = uuid::Uuid::new_v4();
+    let name = SecretName::parse("keystore-check")?;
+    let probe: [u8; 32] = rand::random();
+    store.put(probe_owner, &name, &probe)?;
+    let back = store.get(probe_owner, &name)?;
+    let deleted = store.delete(probe_owner, &name)?;
+    let ok = back.as_ref().map(|s| s.expose()) == Some(&probe[..]) && deleted;
+    if json {
+        print_json(&serde_json::json!({ "keystore": store.describe(), "usable": ok }))?;
+    } else if ok {
+        println!(
+            "ok: {} stores, returns and deletes secrets",
+            store.describe()
+        );
+    } else {
+        println!(
+            "failed: {} did not return the secret it stored",
+            store.describe()
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Result<ExitCode> {
+    // A scratch SQLite file unless --database / VIGIL_DATABASE_URL names another (empty) one.
+    let scratch = tempfile::tempdir()?;
+    let url = if explicit_database {
+        config.database.url.clone()
+    } else {
+        DatabaseUrl::sqlite_file(&scratch.path().join("bench.db"))
+    };
+    let store = Store::open(&url, &config.database.store_options()).await?;
+    let opts = BenchOptions {
+        seed: SeedOptions {
+            users: a.users,
+            comments: a.comments,
+            days: 30,
+            seed: 7,
+        },
+        audit_entries: a.audit_entries,
+        verify_runs: a.verify_runs,
+    };
+    let bar = progress_bar(a.json);
+    let report = bench::run(&store, opts, &mut |p| show(&bar, p)).await;
+    bar.finish_and_clear();
+    let report = report.context("benchmark failed")?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        println!("backend:        {}", report.backend);
+        println!(
+            "demo seed:      {} rows in {:.2} s = {:.0} rows/s",
+            report.seed_rows, report.seed_seconds, report.seed_rows_per_sec
+        );
+        println!(
+            "audit append:   {} entries = {:.0} entries/s (1,000 per transaction)",
+            report.audit_appended, report.audit_appends_per_sec
+        );
+        println!(
+            "audit verify:   {} entries, median {:.3} s = {:.0} entries/s",
+            report.verify_entries, report.verify_median_seconds, report.verify_entries_per_sec
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show(bar: &ProgressBar, p: SeedProgress) {
+    bar.set_message(p.phase);
+    bar.set_length(p.total);
+    bar.set_position(p.done);
+}
+
+fn parse_since(s: &str) -> Result<Timestamp> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(Timestamp::from(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        return Ok(Timestamp::from(t));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow!("--since: expected RFC 3339, YYYY-MM-DD, or an age like 24h or 7d"))?;
+    let micros = match unit {
+        "m" => n * 60_000_000,
+        "h" => n * 3_600_000_000,
+        "d" => n * 86_400_000_000,
+        _ => bail!("--since: expected RFC 3339, YYYY-MM-DD, or an age like 24h or 7d"),
+    };
+    Ok(Timestamp::from_micros(Timestamp::now().micros() - micros))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! Vigil's configuration: a typed struct loaded once, layered as defaults, then a TOML file in
+//! the OS config folder (or `VIGIL_CONFIG`), then `VIGIL_*` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::keystore::KeystoreChoice;
+use crate::store::{DatabaseUrl, StoreOptions};
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Where the database is.
+    pub database: DatabaseConfig,
+    /// Where operators' secrets are kept.
+    pub keystore: KeystoreChoice,
+    /// Log filter for stderr (`tracing` env-filter syntax).
+    pub log: String,
+    /// The file the configuration was read from, if any.
+    pub source_file: Option<PathBuf>,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseConfig {
+    /// The database URL (shown with its password redacted).
+    #[serde(serialize_with = "redacted_url")]
+    pub url: DatabaseUrl,
+    /// Most pooled connections.
+    pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// Store options from these settings.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            max_connections: self.max_connections,
+            ..StoreOptions::default()
+        }
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(u: &DatabaseUrl, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&u.redacted())
+}
+
+/// The file's shape: every key optional, unknown keys refused (a typo should not be ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database: Option<FileDatabase>,
+    keystore: Option<String>,
+    log: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Option<String>,
+    max_connections: Option<u32>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for Vigil's settings.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid setting {key}: {message}")]
+    Invalid {
+        /// The setting's name (file key or environment variable).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No home folder to put the default database and config in.
+    #[error("cannot find the OS data folder; set VIGIL_DATABASE_URL")]
+    NoHome,
+}
+
+/// The OS folders Vigil uses by default.
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Vigil", "vigil")
+}
+
+/// The default config file: `config.toml` in the OS config folder.
+pub fn default_config_file() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The default database: `vigil.db` in the OS data folder.
+pub fn default_database_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.data_dir().join("vigil.db"))
+}
+
+impl Config {
+    /// Loads from the process environment and the default (or `VIGIL_CONFIG`) file.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_with(|k| std::env::var(k).ok())
+    }
+
+    /// Loads with `env` standing for the environment (tests pass a map).
+    pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let explicit = env("VIGIL_CONFIG").map(PathBuf::from);
+        let file_path = explicit.clone().or_else(default_config_file);
+        let (file, source_file) = match &file_path {
+            Some(p) if explicit.is_some() || p.exists() => (read_file(p)?, Some(p.clone())),
+            _ => (FileConfig::default(), None),
+        };
+        let fdb = file.database.unwrap_or_default();
+
+        let (url_text, url_key) = match env("VIGIL_DATABASE_URL") {
+            Some(u) => (Some(u), "VIGIL_DATABASE_URL"),
+            None => (fdb.url, "database.url"),
+        };
+        let url = match url_text {
+            Some(u) => DatabaseUrl::parse(&u).map_err(|e| ConfigError::Invalid {
+                key: url_key.into(),
+                message: e.to_string(),
+            })?,
+            None => DatabaseUrl::sqlite_file(&default_database_path().ok_or(ConfigError::NoHome)?),
+        };
+
+        let max_connections = match env("VIGIL_DB_MAX_CONNECTIONS") {
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    key: "VIGIL_DB_MAX_CONNECTIONS".into(),
+                    message: "expected a number from 1 to 256".into(),
+                })?,
+            None => fdb.max_connections.unwrap_or(8),
+        };
+
+        let (ks_text, ks_key) = match env("VIGIL_KEYSTORE") {
+            Some(k) => (Some(k), "VIGIL_KEYSTORE"),
+            None => (file.keystore, "keystore"),
+        };
+        let keystore = match ks_text {
+            Some(k) => KeystoreChoice::parse(&k).map_err(|message| ConfigError::Invalid {
+                key: ks_key.into(),
+                message,
+            })?,
+            None => KeystoreChoice::Os,
+        };
+
+        let log = env("VIGIL_LOG")
+            .or(file.log)
+            .unwrap_or_else(|| "warn".to_owned());
+
+        Ok(Self {
+            database: DatabaseConfig {
+                url,
+                max_connections,
+            },
+            keystore,
+            log,
+            source_file,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::store::Backend;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_to_a_local_sqlite_file_and_the_os_keychain() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.toml");
+        // An explicit but missing file is an error; no file at all means defaults.
+        assert!(load(&[("VIGIL_CONFIG", missing.to_str().unwrap())]).is_err());
+        let c = load(&[]).unwrap();
+        assert_eq!(c.database.url.backend(), Backend::Sqlite);
+        assert!(c.database.url.sqlite_path().unwrap().ends_with("vigil.db"));
+        assert_eq!(c.keystore, KeystoreChoice::Os);
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "log = \"info\"\nkeystore = \"file:/var/lib/vigil/keys\"\n[database]\nurl = \"postgres://v:pw@db/vigil\"\nmax_connections = 4\n",
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let c = load(&[("VIGIL_CONFIG", path)]).unwrap();
+        assert_eq!(c.database.url.backend(), Backend::Postgres);
+        assert_eq!(c.database.max_connections, 4);
+        assert_eq!(c.log, "info");
+        assert_eq!(
+            c.keystore,
+            KeystoreChoice::File(PathBuf::from("/var/lib/vigil/keys"))
+        );
+        let c = load(&[
+            ("VIGIL_CONFIG", path),
+            ("VIGIL_DATABASE_URL", "sqlite:///tmp/other.db"),
+            ("VIGIL_LOG", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(c.database.url.backend(), Backend::Sqlite);
+        assert_eq!(c.log, "debug");
+        // The password never appears in the serialized (shown) config.
+        let shown = serde_json::to_string(&load(&[("VIGIL_CONFIG", path)]).unwrap()).unwrap();
+        assert!(!shown.contains(":pw@"), "{shown}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[database]\nurll = \"x\"\n").unwrap();
+        let e = load(&[("VIGIL_CONFIG", f.to_str().unwrap())]).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = load(&[("VIGIL_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_DATABASE_URL"), "{e}");
+        let e = load(&[("VIGIL_KEYSTORE", "vault")]).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_KEYSTORE"), "{e}");
+        let e = load(&[("VIGIL_DB_MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_DB_MAX_CONNECTIONS"), "{e}");
+    }
+}

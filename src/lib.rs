@@ -1,0 +1,20 @@
+//! Vigil core: the security and privacy console's domain logic, with no UI code.
+//!
+//! Each operation takes the acting operator ([`auth::Actor`]) first, checks its permission
+//! ([`rbac::require`]), does its work in one transaction and writes its audit entry
+//! ([`audit::append`]) in that same transaction.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod keys;
+pub mod platform;
+pub mod rbac;
+pub mod store;
+
+/// The version of the Vigil core, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

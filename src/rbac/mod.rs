@@ -1,0 +1,235 @@
+//! Roles, permissions and the one check every core operation passes.
+//!
+//! The permission table is explicit: each role lists what it may do, and `admin` is granted
+//! permissions one by one like every other role, never as a wildcard.
+
+use serde::Serialize;
+
+use crate::auth::Actor;
+
+/// A role an account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A platform user: no console rights.
+    User,
+    /// Reviews incidents and the users behind them.
+    Moderator,
+    /// Processes data-subject requests and retention.
+    ComplianceOfficer,
+    /// Manages operators, roles, keys and configuration.
+    Admin,
+    /// A headless worker's account: runs scheduled jobs only.
+    Service,
+}
+
+impl Role {
+    /// Every role, in display order.
+    pub const ALL: [Role; 5] = [
+        Role::User,
+        Role::Moderator,
+        Role::ComplianceOfficer,
+        Role::Admin,
+        Role::Service,
+    ];
+
+    /// The name stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::ComplianceOfficer => "compliance_officer",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+
+    /// Parses a stored or typed role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something an operator may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read the audit log.
+    AuditRead,
+    /// Verify the audit chain.
+    AuditVerify,
+    /// Fill the database with generated demonstration data.
+    DemoSeed,
+    /// See the effective configuration.
+    ConfigRead,
+    /// List and view accounts (no personal data beyond what the role may see).
+    UsersRead,
+    /// Create, suspend, unlock and reset accounts.
+    UsersManage,
+    /// Change an account's roles.
+    RolesAssign,
+    /// Grant, revoke and rotate keys.
+    KeysManage,
+    /// View data-subject requests.
+    DsrRead,
+    /// Create, verify, run and close data-subject requests.
+    DsrManage,
+    /// View incidents.
+    IncidentsRead,
+    /// Act on incidents: assign, confirm, dismiss, lift blocks.
+    IncidentsAct,
+    /// Feed platform activity into Vigil.
+    ActivityIngest,
+    /// Run the monitoring detectors.
+    MonitorRun,
+    /// View retention policies, plans and runs.
+    RetentionRead,
+    /// Change retention policies and run cleanups.
+    RetentionManage,
+    /// Place and release legal holds.
+    LegalHoldManage,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 17] = [
+        Permission::AuditRead,
+        Permission::AuditVerify,
+        Permission::DemoSeed,
+        Permission::ConfigRead,
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::RolesAssign,
+        Permission::KeysManage,
+        Permission::DsrRead,
+        Permission::DsrManage,
+        Permission::IncidentsRead,
+        Permission::IncidentsAct,
+        Permission::ActivityIngest,
+        Permission::MonitorRun,
+        Permission::RetentionRead,
+        Permission::RetentionManage,
+        Permission::LegalHoldManage,
+    ];
+}
+
+/// The permission table: what each role may do. Nothing is implied by another role.
+pub fn role_allows(role: Role, permission: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::User => false,
+        Role::Moderator => matches!(
+            permission,
+            AuditRead | UsersRead | IncidentsRead | IncidentsAct | ActivityIngest | MonitorRun
+        ),
+        Role::ComplianceOfficer => matches!(
+            permission,
+            AuditRead
+                | AuditVerify
+                | UsersRead
+                | DsrRead
+                | DsrManage
+                | IncidentsRead
+                | RetentionRead
+                | RetentionManage
+                | LegalHoldManage
+        ),
+        Role::Admin => matches!(
+            permission,
+            AuditRead
+                | AuditVerify
+                | DemoSeed
+                | ConfigRead
+                | UsersRead
+                | UsersManage
+                | RolesAssign
+                | KeysManage
+                | DsrRead
+                | IncidentsRead
+                | ActivityIngest
+                | MonitorRun
+                | RetentionRead
+                | RetentionManage
+                | LegalHoldManage
+        ),
+        Role::Service => matches!(
+            permission,
+            ActivityIngest | MonitorRun | RetentionRead | RetentionManage | AuditVerify
+        ),
+    }
+}
+
+/// Proof that an actor passed [`require`] for one permission. Only `require` makes one, so a
+/// guarded function that takes a `Permit` cannot be called without the check.
+#[derive(Debug)]
+pub struct Permit {
+    permission: Permission,
+}
+
+impl Permit {
+    /// The permission this permit proves.
+    pub fn permission(&self) -> Permission {
+        self.permission
+    }
+}
+
+/// The actor lacks a permission.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("permission denied: this operation needs the {permission:?} permission")]
+pub struct Forbidden {
+    /// The permission that was missing.
+    pub permission: Permission,
+}
+
+/// Checks that `actor` holds `permission` through one of its roles.
+pub fn require(actor: &Actor, permission: Permission) -> Result<Permit, Forbidden> {
+    if actor.roles().iter().any(|r| role_allows(*r, permission)) {
+        Ok(Permit { permission })
+    } else {
+        Err(Forbidden { permission })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn platform_users_may_do_nothing_in_the_console() {
+        for p in Permission::ALL {
+            assert!(!role_allows(Role::User, p), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_table_is_explicit_for_the_foundation_permissions() {
+        use Permission::*;
+        let expect = [
+            (Role::Admin, DemoSeed, true),
+            (Role::Admin, AuditVerify, true),
+            (Role::Admin, DsrManage, false),
+            (Role::ComplianceOfficer, DsrManage, true),
+            (Role::ComplianceOfficer, DemoSeed, false),
+            (Role::Moderator, AuditVerify, false),
+            (Role::Moderator, IncidentsAct, true),
+            (Role::Service, UsersManage, false),
+        ];
+        for (role, perm, allowed) in expect {
+            assert_eq!(role_allows(role, perm), allowed, "{role} {perm:?}");
+        }
+    }
+}

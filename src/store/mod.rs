@@ -1,0 +1,285 @@
+//! The database: one [`Store`] over a local SQLite file or a shared Postgres server.
+//!
+//! The rest of the core writes each query once, with `$1, $2` placeholders, and runs it on
+//! either backend through sqlx's `Any` driver. `Any` carries only booleans, integers, floats,
+//! text and bytes, so this module owns the conversions: identifiers travel as UUID text and
+//! times as UTC microseconds ([`Timestamp`]).
+
+mod url;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, ConnectOptions, Executor};
+
+pub use self::url::{Backend, DatabaseUrl, InvalidDatabaseUrl};
+
+/// A transaction on either backend. Commit it or it rolls back on drop.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// What can go wrong opening or using the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("cannot open the database at {url}: {source}")]
+    Connect {
+        /// The database URL with any password removed.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A migration failed to apply; the schema was left as it was before that migration.
+    #[error("cannot apply the schema migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The local database file's folder could not be created.
+    #[error("cannot create the folder for the database file {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool keeps open.
+    pub max_connections: u32,
+    /// How long a writer waits for SQLite's write lock before giving up.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The database Vigil works on. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    url: DatabaseUrl,
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder if needed) and migrates the database.
+    ///
+    /// SQLite connections run in WAL mode with foreign keys enforced and `secure_delete` on, so
+    /// erased rows are overwritten rather than left in free pages.
+    pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = url.sqlite_path() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let connect_err = |source| StoreError::Connect {
+            url: url.redacted(),
+            source,
+        };
+        let connect = AnyConnectOptions::from_str(url.connect_string())
+            .map_err(connect_err)?
+            .disable_statement_logging();
+        let backend = url.backend();
+        let busy_ms = options.busy_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // journal_mode must run outside a transaction; all are per connection.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+                             PRAGMA busy_timeout = {busy_ms};"
+                        );
+                        conn.execute(sqlx::raw_sql(&pragmas)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(connect_err)?;
+        let store = Self {
+            pool,
+            url: url.clone(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend() {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The database URL with any password removed, for display.
+    pub fn describe(&self) -> String {
+        self.url.redacted()
+    }
+
+    /// The connection pool, for the domain modules' `repo` parts.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a write transaction.
+    ///
+    /// On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so two writers queue on
+    /// the busy timeout instead of one failing when it upgrades a read to a write.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let tx = match self.backend() {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Flushes SQLite's write-ahead log into the main file and truncates it, so the file on
+    /// disk holds the current state and nothing erased lingers in the log. No-op on Postgres.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.backend() == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes every connection; waits for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A UTC instant as the store keeps it: microseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Self::from(Utc::now())
+    }
+
+    /// From microseconds since the epoch, as stored.
+    pub fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// Microseconds since the epoch, for storing.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// As a `chrono` time.
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_micros(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// RFC 3339 with microseconds, `Z` suffix.
+    pub fn to_rfc3339(self) -> String {
+        self.to_datetime()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t.timestamp_micros())
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// Reads a flag column: `BOOLEAN` on Postgres, `INTEGER` 0/1 on SQLite (sqlx's `Any` driver
+/// cannot map SQLite's boolean type, so the SQLite schema declares flags as integers).
+pub(crate) fn flag(row: &sqlx::any::AnyRow, index: usize) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    match row.try_get::<bool, _>(index) {
+        Ok(b) => Ok(b),
+        Err(_) => Ok(row.try_get::<i64, _>(index)? != 0),
+    }
+}
+
+/// Builds `($1, $2, ...), ($n+1, ...)` for a multi-row insert of `rows` rows of `cols` values.
+pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_placeholders(1, 1), "($1)");
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_micros() {
+        let t = Timestamp::now();
+        assert_eq!(Timestamp::from_micros(t.micros()), t);
+        assert_eq!(Timestamp::from(t.to_datetime()), t);
+        assert_eq!(
+            Timestamp::from_micros(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000000Z"
+        );
+    }
+}
