@@ -6,7 +6,7 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use super::{NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction, PlatformCounts};
-use crate::store::{values_placeholders, Store, StoreError, Timestamp, Tx};
+use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx};
 
 /// Bound parameters per statement: below SQLite's 32,766 and Postgres' 65,535.
 const MAX_PARAMS: usize = 30_000;
@@ -22,15 +22,21 @@ async fn insert_many<T>(
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
 ) -> Result<u64, StoreError> {
     let per = (MAX_PARAMS / cols).max(1);
+    let backend = backend_of(tx);
     let mut done = 0;
     let mut full_sql = None;
     for chunk in rows.chunks(per) {
         let sql = if chunk.len() == per {
             full_sql
-                .get_or_insert_with(|| format!("{head} VALUES {}", values_placeholders(per, cols)))
+                .get_or_insert_with(|| {
+                    format!("{head} VALUES {}", values_placeholders(backend, per, cols))
+                })
                 .clone()
         } else {
-            format!("{head} VALUES {}", values_placeholders(chunk.len(), cols))
+            format!(
+                "{head} VALUES {}",
+                values_placeholders(backend, chunk.len(), cols)
+            )
         };
         let mut q = sqlx::query(&sql);
         for row in chunk {
