@@ -191,7 +191,7 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
     raw.close().await;
 
     // On a clean chain, deleting the newest entries is caught by the head.
-    let db2 = common_fresh(&db).await;
+    let db2 = common::fresh_like(&db).await;
     let _ = admin(&db2).await;
     append_n(&db2, 4).await;
     let raw = db2.raw().await;
@@ -210,14 +210,6 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
     raw.close().await;
 }
 on_both!(links_gaps_and_truncation_are_named);
-
-/// A second fresh database on the same backend as `db`.
-async fn common_fresh(db: &TestDb) -> TestDb {
-    match db.store.backend() {
-        vigil::store::Backend::Sqlite => common::sqlite().await,
-        vigil::store::Backend::Postgres => common::postgres().await,
-    }
-}
 
 async fn list_filters(db: TestDb) {
     let actor = admin(&db).await;

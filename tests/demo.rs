@@ -130,10 +130,7 @@ async fn fingerprint(db: &TestDb) -> (Vec<String>, Vec<String>) {
 }
 
 async fn the_same_seed_gives_the_same_platform(db: TestDb) {
-    let other = match db.store.backend() {
-        vigil::store::Backend::Sqlite => common::sqlite().await,
-        vigil::store::Backend::Postgres => common::postgres().await,
-    };
+    let other = common::fresh_like(&db).await;
     let third = common::sqlite().await;
     for (d, seed) in [(&db, 7), (&other, 7), (&third, 8)] {
         let actor = admin(d).await;

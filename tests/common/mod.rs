@@ -94,6 +94,14 @@ pub async fn postgres() -> TestDb {
     }
 }
 
+/// Another fresh database on the same backend as `db`.
+pub async fn fresh_like(db: &TestDb) -> TestDb {
+    match db.store.backend() {
+        vigil::store::Backend::Sqlite => sqlite().await,
+        vigil::store::Backend::Postgres => postgres().await,
+    }
+}
+
 /// Runs `vigil init` in-process and signs the administrator in.
 pub async fn admin(db: &TestDb) -> Actor {
     let name = Username::parse("root-admin").unwrap();
