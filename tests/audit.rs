@@ -417,3 +417,44 @@ async fn two_processes_append_without_forking_sqlite() {
     )
     .await
 }
+
+async fn long_chains_are_walked_to_the_end(db: TestDb) {
+    // Longer than one page of the SQLite walk (4,096 entries), with faults past the first page.
+    let _ = admin(&db).await;
+    append_n(&db, 9_999).await;
+    assert_eq!(
+        chain(&db).await,
+        Verification::Ok {
+            entries: 10_000,
+            last_seq: 10_000
+        }
+    );
+    let raw = db.raw().await;
+    sqlx::query("UPDATE audit_log SET details = '{}' WHERE seq = 9000")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        chain(&db).await,
+        Verification::Broken {
+            seq: 9000,
+            fault: ChainFault::HashMismatch,
+            entries_ok: 8999
+        }
+    );
+    // A gap exactly at a page boundary.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 4097")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        chain(&db).await,
+        Verification::Broken {
+            seq: 4097,
+            fault: ChainFault::Missing { found: Some(4098) },
+            entries_ok: 4096
+        }
+    );
+    raw.close().await;
+}
+on_both!(long_chains_are_walked_to_the_end);

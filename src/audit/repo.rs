@@ -63,9 +63,84 @@ pub(super) async fn append(
     Ok(seq)
 }
 
+/// Walks entries in order, checking each link and hash.
+struct ChainWalker {
+    expected: i64,
+    running: Vec<u8>,
+    checked: u64,
+}
+
+/// One stored entry, as read for verification.
+struct StoredEntry<'a>(
+    i64,
+    i64,
+    std::borrow::Cow<'a, str>,
+    std::borrow::Cow<'a, str>,
+    Option<std::borrow::Cow<'a, str>>,
+    std::borrow::Cow<'a, str>,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+impl ChainWalker {
+    /// Checks the next entry; on a fault, returns the seq it names and why.
+    fn check(&mut self, e: &StoredEntry<'_>) -> Option<(i64, ChainFault)> {
+        let seq = e.0;
+        if seq != self.expected {
+            return Some((self.expected, ChainFault::Missing { found: Some(seq) }));
+        }
+        if e.6 != self.running {
+            return Some((seq, ChainFault::BrokenLink));
+        }
+        let canonical = canonical_bytes(seq, e.1, &e.2, &e.3, e.4.as_deref(), &e.5);
+        if e.7.as_slice() != chain_hash(&e.6, &canonical).as_slice() {
+            return Some((seq, ChainFault::HashMismatch));
+        }
+        self.running.clone_from(&e.7);
+        self.checked += 1;
+        self.expected += 1;
+        None
+    }
+
+    /// The verdict once every entry was read (or the first fault was found).
+    fn finish(
+        self,
+        fault: Option<(i64, ChainFault)>,
+        head_seq: i64,
+        head_hash: &[u8],
+    ) -> Verification {
+        let last_seq = self.expected - 1;
+        match fault {
+            Some((seq, fault)) => Verification::Broken {
+                seq,
+                fault,
+                entries_ok: self.checked,
+            },
+            None if head_seq > last_seq => Verification::Broken {
+                seq: last_seq + 1,
+                fault: ChainFault::Truncated { head_seq },
+                entries_ok: self.checked,
+            },
+            None if head_hash != self.running.as_slice() => Verification::Broken {
+                seq: last_seq,
+                fault: ChainFault::HeadMismatch,
+                entries_ok: self.checked,
+            },
+            None => Verification::Ok {
+                entries: self.checked,
+                last_seq,
+            },
+        }
+    }
+}
+
+/// Entries per page of the SQLite walk.
+const PAGE: i64 = 4_096;
+
 pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
     // One snapshot for the head and the entries, so concurrent appends don't look like faults.
-    let mut tx = match store.backend() {
+    let backend = store.backend();
+    let mut tx = match backend {
         Backend::Sqlite => store.pool().begin().await?,
         Backend::Postgres => {
             store
@@ -79,77 +154,100 @@ pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    let head_seq: i64 = head.try_get(0)?;
-    let head_hash: Vec<u8> = head.try_get(1)?;
-    let start_seq: i64 = head.try_get(2)?;
-    let mut running: Vec<u8> = head.try_get(3)?;
-
-    let mut expected = start_seq + 1;
-    let mut checked: u64 = 0;
-    let result = {
-        let mut rows = sqlx::query(
-            "SELECT seq, at, actor, action, target, details, prev_hash, hash \
-             FROM audit_log WHERE seq > $1 ORDER BY seq",
-        )
-        .bind(start_seq)
-        .fetch(&mut *tx);
-        let mut fault = None;
-        while let Some(row) = rows.try_next().await? {
-            let seq: i64 = row.try_get(0)?;
-            if seq != expected {
-                fault = Some((expected, ChainFault::Missing { found: Some(seq) }));
-                break;
-            }
-            let prev: &[u8] = row.try_get(6)?;
-            if prev != running.as_slice() {
-                fault = Some((seq, ChainFault::BrokenLink));
-                break;
-            }
-            let canonical = canonical_bytes(
-                seq,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-            );
-            let stored: &[u8] = row.try_get(7)?;
-            let computed = chain_hash(prev, &canonical);
-            if stored != computed.as_slice() {
-                fault = Some((seq, ChainFault::HashMismatch));
-                break;
-            }
-            running.clear();
-            running.extend_from_slice(stored);
-            checked += 1;
-            expected += 1;
-        }
-        fault
+    let (head_seq, head_hash): (i64, Vec<u8>) = (head.try_get(0)?, head.try_get(1)?);
+    let start: i64 = head.try_get(2)?;
+    let mut walker = ChainWalker {
+        expected: start + 1,
+        running: head.try_get(3)?,
+        checked: 0,
     };
+    let mut fault = None;
+    match backend {
+        Backend::Postgres => {
+            let mut rows = sqlx::query(
+                "SELECT seq, at, actor, action, target, details, prev_hash, hash \
+                 FROM audit_log WHERE seq > $1 ORDER BY seq",
+            )
+            .bind(start)
+            .fetch(&mut *tx);
+            while let Some(r) = rows.try_next().await? {
+                let entry = StoredEntry(
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<&str, _>(2)?.into(),
+                    r.try_get::<&str, _>(3)?.into(),
+                    r.try_get::<Option<&str>, _>(4)?.map(Into::into),
+                    r.try_get::<&str, _>(5)?.into(),
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                );
+                fault = walker.check(&entry);
+                if fault.is_some() {
+                    break;
+                }
+            }
+        }
+        Backend::Sqlite => {
+            // SQLite hands each result row from its worker thread to this task separately, and
+            // that hand-over costs more than the hashing; a page of entries travels as one JSON
+            // row instead (blobs as hex), which walks the chain several times faster.
+            let mut after = start;
+            loop {
+                let page: Option<String> = sqlx::query(
+                    "SELECT json_group_array(json_array(seq, at, actor, action, target, details, \
+                     hex(prev_hash), hex(hash)) ORDER BY seq) FROM \
+                     (SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2) \
+                     HAVING COUNT(*) > 0",
+                )
+                .bind(after)
+                .bind(PAGE)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+                let Some(page) = page else { break };
+                let entries: Vec<HexEntry<'_>> =
+                    serde_json::from_str(&page).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                let n = entries.len() as i64;
+                for h in entries {
+                    after = h.0;
+                    let entry = StoredEntry(
+                        h.0,
+                        h.1,
+                        h.2,
+                        h.3,
+                        h.4,
+                        h.5,
+                        hex::decode(h.6.as_ref()).unwrap_or_default(),
+                        hex::decode(h.7.as_ref()).unwrap_or_default(),
+                    );
+                    fault = walker.check(&entry);
+                    if fault.is_some() {
+                        break;
+                    }
+                }
+                if fault.is_some() || n < PAGE {
+                    break;
+                }
+            }
+        }
+    }
     tx.rollback().await?;
-    let last_seq = expected - 1;
-    Ok(match result {
-        Some((seq, fault)) => Verification::Broken {
-            seq,
-            fault,
-            entries_ok: checked,
-        },
-        None if head_seq > last_seq => Verification::Broken {
-            seq: last_seq + 1,
-            fault: ChainFault::Truncated { head_seq },
-            entries_ok: checked,
-        },
-        None if head_hash != running => Verification::Broken {
-            seq: last_seq,
-            fault: ChainFault::HeadMismatch,
-            entries_ok: checked,
-        },
-        None => Verification::Ok {
-            entries: checked,
-            last_seq,
-        },
-    })
+    Ok(walker.finish(fault, head_seq, &head_hash))
 }
+
+/// An entry as the SQLite page query returns it: blobs in hex.
+#[derive(serde::Deserialize)]
+struct HexEntry<'a>(
+    i64,
+    i64,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+);
 
 pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 10_000));
