@@ -157,6 +157,15 @@ fn usage_errors_exit_2_and_failures_exit_1() {
         Some(2)
     );
 
+    // Before init, signed-in commands say what to do first.
+    let out = cli.run(&["audit", "verify"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("vigil init"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // No password and no terminal: a clear failure, nothing created.
     let out = cli.run(&["init", "--admin", "root-admin"], &[]);
     assert_eq!(out.status.code(), Some(1));

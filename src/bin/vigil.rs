@@ -365,6 +365,12 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
 
 /// Authenticates from VIGIL_USERNAME / VIGIL_PASSWORD, or asks on a terminal.
 async fn sign_in(store: &Store) -> Result<Actor> {
+    if !auth::is_initialised(store).await? {
+        bail!(
+            "{} has no operators yet: run `vigil init --admin NAME` first",
+            store.describe()
+        );
+    }
     let interactive = std::io::stdin().is_terminal();
     let username = match std::env::var("VIGIL_USERNAME") {
         Ok(u) => u,
