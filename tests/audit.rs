@@ -113,7 +113,7 @@ async fn editing_any_column_breaks_the_chain_at_that_entry(db: TestDb) {
             .collect();
     let (at, actor, action, target, details) = original[0].clone();
     for (column, sql) in TAMPERS {
-        sqlx::query(sql).execute(&raw).await.unwrap();
+        common::exec(&raw, sql).await;
         match chain(&db).await {
             Verification::Broken {
                 seq: 4,
@@ -142,10 +142,7 @@ async fn editing_any_column_breaks_the_chain_at_that_entry(db: TestDb) {
     }
 
     // Rewriting an entry's hash to match its new content breaks the next entry's link.
-    sqlx::query("UPDATE audit_log SET hash = prev_hash WHERE seq = 6")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "UPDATE audit_log SET hash = prev_hash WHERE seq = 6").await;
     assert!(matches!(
         chain(&db).await,
         Verification::Broken {
@@ -163,10 +160,7 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
     append_n(&db, 9).await; // seqs 1..=10
     let raw = db.raw().await;
     // A forged prev_hash.
-    sqlx::query("UPDATE audit_log SET prev_hash = hash WHERE seq = 3")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "UPDATE audit_log SET prev_hash = hash WHERE seq = 3").await;
     assert!(matches!(
         chain(&db).await,
         Verification::Broken {
@@ -176,10 +170,7 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
         }
     ));
     // Renumbering an entry leaves a gap where it was.
-    sqlx::query("UPDATE audit_log SET seq = 500 WHERE seq = 2")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "UPDATE audit_log SET seq = 500 WHERE seq = 2").await;
     assert_eq!(
         chain(&db).await,
         Verification::Broken {
@@ -195,10 +186,7 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
     let _ = admin(&db2).await;
     append_n(&db2, 4).await;
     let raw = db2.raw().await;
-    sqlx::query("DELETE FROM audit_log WHERE seq >= 4")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "DELETE FROM audit_log WHERE seq >= 4").await;
     assert_eq!(
         chain(&db2).await,
         Verification::Broken {
@@ -430,10 +418,7 @@ async fn long_chains_are_walked_to_the_end(db: TestDb) {
         }
     );
     let raw = db.raw().await;
-    sqlx::query("UPDATE audit_log SET details = '{}' WHERE seq = 9000")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "UPDATE audit_log SET details = '{}' WHERE seq = 9000").await;
     assert_eq!(
         chain(&db).await,
         Verification::Broken {
@@ -443,10 +428,7 @@ async fn long_chains_are_walked_to_the_end(db: TestDb) {
         }
     );
     // A gap exactly at a page boundary.
-    sqlx::query("DELETE FROM audit_log WHERE seq = 4097")
-        .execute(&raw)
-        .await
-        .unwrap();
+    common::exec(&raw, "DELETE FROM audit_log WHERE seq = 4097").await;
     assert_eq!(
         chain(&db).await,
         Verification::Broken {

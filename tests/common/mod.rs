@@ -148,6 +148,11 @@ pub async fn operator_with_role(db: &TestDb, username: &str, role: &str) -> Acto
         .expect("sign in")
 }
 
+/// Runs one statement on a raw pool (tampering, setup).
+pub async fn exec(pool: &AnyPool, sql: &str) {
+    sqlx::query(sql).execute(pool).await.expect(sql);
+}
+
 /// One `COUNT(*)`.
 pub async fn count(pool: &AnyPool, sql: &str) -> i64 {
     use sqlx::Row;
