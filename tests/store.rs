@@ -288,3 +288,33 @@ async fn sqlite_and_postgres_schemas_match() {
     };
     assert_eq!(files("migrations/sqlite"), files("migrations/postgres"));
 }
+
+#[tokio::test]
+async fn indexes_dropped_for_a_bulk_load_come_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.db");
+    let url = DatabaseUrl::sqlite_file(&path);
+    let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+    store.close().await;
+    let before = sqlite_schema(&path).await;
+
+    let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+    store
+        .defer_indexes(&["comments", "activity_log"])
+        .await
+        .unwrap();
+    store.close().await;
+    // The process "dies" here, before the load finishes and rebuilds the indexes.
+    let during = sqlite_schema(&path).await;
+    assert!(!during.1.contains_key("comments_author_idx"));
+    assert!(!during.1.contains_key("activity_log_user_time_idx"));
+    assert!(
+        during.1.contains_key("reactions_once_key"),
+        "unique indexes are never dropped"
+    );
+
+    let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+    assert_eq!(store.rebuild_deferred_indexes().await.unwrap(), 0);
+    store.close().await;
+    assert_eq!(sqlite_schema(&path).await, before);
+}

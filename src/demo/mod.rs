@@ -91,6 +91,8 @@ impl From<sqlx::Error> for DemoError {
 /// Users per transaction; comments per transaction (with their reactions and activity).
 const USER_BATCH: usize = 5_000;
 const COMMENT_BATCH: usize = 20_000;
+/// Tables whose secondary indexes are built after the load rather than row by row.
+const BULK_TABLES: &[&str] = &["users", "comments", "reactions", "activity_log"];
 
 /// Generates and stores a platform. Needs [`Permission::DemoSeed`].
 pub async fn seed(
@@ -114,10 +116,6 @@ pub async fn seed(
         return Err(DemoError::NotEmpty(existing));
     }
 
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    // Anchor the history to the current hour so reruns with the same seed match.
-    let now = Timestamp::now().micros() / HOUR * HOUR;
-    let start = now - i64::from(opts.days) * DAY;
     let mut report = SeedReport::default();
 
     let mut tx = store.begin().await?;
@@ -128,6 +126,35 @@ pub async fn seed(
     )
     .await?;
     tx.commit().await?;
+    // The comment, reaction and activity indexes keyed by person are built once at the end.
+    store.defer_indexes(BULK_TABLES).await?;
+    let loaded = load(store, opts, &mut report, progress).await;
+    // Rebuilt on failure too; had the process died, the next open would rebuild them.
+    store.rebuild_deferred_indexes().await?;
+    loaded?;
+
+    let mut tx = store.begin().await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::DemoSeeded)
+            .details(serde_json::to_value(report).unwrap_or_default()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// Generates the platform and writes it in batches, counting into `report`.
+async fn load(
+    store: &Store,
+    opts: SeedOptions,
+    report: &mut SeedReport,
+    progress: &mut dyn FnMut(SeedProgress),
+) -> Result<(), DemoError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    // Anchor the history to the current hour so reruns with the same seed match.
+    let now = Timestamp::now().micros() / HOUR * HOUR;
+    let start = now - i64::from(opts.days) * DAY;
 
     // Users, oldest first, with the habits their activity follows.
     let mut people = Vec::with_capacity(opts.users as usize);
@@ -274,15 +301,7 @@ pub async fn seed(
         }
     }
 
-    let mut tx = store.begin().await?;
-    audit::append(
-        &mut tx,
-        &NewAuditEntry::new(actor, AuditAction::DemoSeeded)
-            .details(serde_json::to_value(report).unwrap_or_default()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(report)
+    Ok(())
 }
 
 const HOUR: i64 = 3_600_000_000;

@@ -5,6 +5,7 @@
 //! text and bytes, so this module owns the conversions: identifiers travel as UUID text and
 //! times as UTC microseconds ([`Timestamp`]).
 
+mod bulk;
 mod url;
 
 use std::str::FromStr;
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// A bookkeeping record in `app_meta` could not be read.
+    #[error("the database's `{0}` record is unreadable")]
+    Corrupt(&'static str),
 }
 
 /// Pool sizing and timeouts.
@@ -126,6 +130,13 @@ impl Store {
             url: url.clone(),
         };
         store.migrate().await?;
+        let rebuilt = store.rebuild_deferred_indexes().await?;
+        if rebuilt > 0 {
+            tracing::warn!(
+                rebuilt,
+                "rebuilt indexes an interrupted bulk load had dropped"
+            );
+        }
         Ok(store)
     }
 
