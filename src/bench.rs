@@ -7,7 +7,12 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry, Verification};
 use crate::auth::{self, Password, Username};
+use crate::crypto::field::{self, Place};
+use crate::crypto::{Envelope, KeyBits, KeyVersion, PrivateKey, SymmetricKey};
 use crate::demo::{self, SeedOptions, SeedProgress};
+use crate::keys::keystore::Keystore;
+use crate::keys::{self, rotation, Purpose};
+use crate::platform;
 use crate::store::{Store, StoreError};
 
 /// What to measure.
@@ -19,6 +24,8 @@ pub struct BenchOptions {
     pub audit_entries: u32,
     /// Times to run the verification (the median is reported).
     pub verify_runs: u32,
+    /// Also rotate the `pii` key over the seeded rows and time it.
+    pub rotate: bool,
 }
 
 /// The figures.
@@ -42,6 +49,37 @@ pub struct BenchReport {
     pub verify_median_seconds: f64,
     /// Entries verified per second (median run).
     pub verify_entries_per_sec: f64,
+    /// Cryptography figures.
+    pub crypto: CryptoFigures,
+    /// Email lookups through the blind index: median microseconds over sampled users.
+    pub email_lookup_median_us: f64,
+    /// Users in the table during the lookups.
+    pub email_lookup_users: u64,
+    /// `pii` rotation: rows re-encrypted and rows per second (if run).
+    pub rotation_rows: Option<u64>,
+    /// Rows per second of the rotation.
+    pub rotation_rows_per_sec: Option<f64>,
+}
+
+/// Operations per second of the cryptographic building blocks, with 2048-bit RSA keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct CryptoFigures {
+    /// Field seals (AES-256-GCM, 24-byte values, with place binding).
+    pub field_seal_per_sec: f64,
+    /// Field opens.
+    pub field_open_per_sec: f64,
+    /// Bare RSA-OAEP-SHA256 encryptions (public key).
+    pub rsa_encrypt_per_sec: f64,
+    /// Bare RSA-OAEP-SHA256 decryptions (private key).
+    pub rsa_decrypt_per_sec: f64,
+    /// End-to-end envelopes sealed for 5 recipients.
+    pub e2e_seal_5_per_sec: f64,
+    /// End-to-end envelopes opened by one recipient.
+    pub e2e_open_per_sec: f64,
+    /// Envelope seal time over 5 bare RSA encryptions (1.0 = no overhead).
+    pub e2e_seal_overhead: f64,
+    /// Envelope open time over 1 bare RSA decryption.
+    pub e2e_open_overhead: f64,
 }
 
 /// Why a benchmark could not run.
@@ -61,6 +99,7 @@ pub enum BenchError {
 /// Runs the benchmarks on `store`, which must be freshly created.
 pub async fn run(
     store: &Store,
+    keystore: &dyn Keystore,
     opts: BenchOptions,
     progress: &mut dyn FnMut(SeedProgress),
 ) -> Result<BenchReport, BenchError> {
@@ -71,15 +110,18 @@ pub async fn run(
     let name = Username::parse("bench-admin").map_err(|e| step(&e))?;
     let secret = auth::random_password(24);
     let password = Password::parse_for_operator(&secret, &name).map_err(|e| step(&e))?;
-    auth::bootstrap_admin(store, &name, &password)
+    auth::bootstrap_admin(store, keystore, &name, &password, KeyBits::B2048)
         .await
         .map_err(|e| step(&e))?;
     let actor = auth::authenticate(store, name.as_str(), &secret)
         .await
         .map_err(|e| step(&e))?;
+    let ring = keys::unlock(store, keystore, &actor, &secret)
+        .await
+        .map_err(|e| step(&e))?;
 
     let t = Instant::now();
-    let seeded = demo::seed(store, &actor, opts.seed, progress)
+    let seeded = demo::seed(store, &actor, &ring, opts.seed, progress)
         .await
         .map_err(|e| step(&e))?;
     let seed_time = t.elapsed();
@@ -114,6 +156,47 @@ pub async fn run(
     runs.sort();
     let median = runs[runs.len() / 2];
 
+    let crypto = tokio::task::spawn_blocking(crypto_figures)
+        .await
+        .map_err(|e| step(&e))?;
+
+    let sample = platform::sample_user_ids(store, 1_000).await?;
+    let mut emails = Vec::with_capacity(sample.len());
+    for id in &sample {
+        if let Some(e) = platform::user_email(store, &ring, *id)
+            .await
+            .map_err(|e| step(&e))?
+        {
+            emails.push((*id, e));
+        }
+    }
+    let mut lookups = Vec::with_capacity(emails.len());
+    for (id, email) in &emails {
+        let t = Instant::now();
+        let found = platform::find_user_by_email(store, &ring, email)
+            .await
+            .map_err(|e| step(&e))?;
+        lookups.push(t.elapsed());
+        if found != Some(*id) {
+            return Err(step(&"an email lookup found the wrong account"));
+        }
+    }
+    lookups.sort();
+    let lookup_median = lookups.get(lookups.len() / 2).copied().unwrap_or_default();
+
+    let (rotation_rows, rotation_rows_per_sec) = if opts.rotate {
+        let t = Instant::now();
+        let r = rotation::start(store, &ring, &actor, Purpose::Pii)
+            .await
+            .map_err(|e| step(&e))?;
+        let report = rotation::run(store, &ring, &actor, &r, 5_000, &mut |_| {})
+            .await
+            .map_err(|e| step(&e))?;
+        (Some(report.rows), Some(per_sec(report.rows, t.elapsed())))
+    } else {
+        (None, None)
+    };
+
     Ok(BenchReport {
         backend: store.backend().to_string(),
         seed_rows: seeded.total_rows(),
@@ -124,7 +207,68 @@ pub async fn run(
         verify_entries: entries,
         verify_median_seconds: median.as_secs_f64(),
         verify_entries_per_sec: per_sec(entries, median),
+        crypto,
+        email_lookup_median_us: lookup_median.as_secs_f64() * 1e6,
+        email_lookup_users: seeded.users,
+        rotation_rows,
+        rotation_rows_per_sec,
     })
+}
+
+/// Times `n` runs of `f`; returns operations per second.
+fn rate(n: u32, mut f: impl FnMut(u32)) -> f64 {
+    let t = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    per_sec(u64::from(n), t.elapsed())
+}
+
+fn crypto_figures() -> CryptoFigures {
+    let key = SymmetricKey::random();
+    let place = Place::new("users", "email_enc", "0190f2a4-0000-7000-8000-000000000001");
+    let value = b"ada.lovelace42@example.org";
+    let sealed = field::seal(&key, KeyVersion(1), &place, value);
+    let field_seal_per_sec = rate(300_000, |_| {
+        std::hint::black_box(field::seal(&key, KeyVersion(1), &place, value));
+    });
+    let field_open_per_sec = rate(300_000, |_| {
+        std::hint::black_box(field::open(&key, &place, &sealed).ok());
+    });
+
+    let recipients: Vec<PrivateKey> = (0..5)
+        .map(|_| PrivateKey::generate(KeyBits::B2048).expect("key generation"))
+        .collect();
+    let publics: Vec<_> = recipients.iter().map(|k| k.public_key()).collect();
+    let content = SymmetricKey::random();
+    let wrapped = publics[0]
+        .encrypt("bench", content.expose())
+        .expect("encrypt");
+    let rsa_encrypt_per_sec = rate(2_000, |_| {
+        std::hint::black_box(publics[0].encrypt("bench", content.expose()).ok());
+    });
+    let rsa_decrypt_per_sec = rate(300, |_| {
+        std::hint::black_box(recipients[0].decrypt("bench", &wrapped).ok());
+    });
+    let body = b"Meet you in the VIP chat after the match?";
+    let e2e_seal_5_per_sec = rate(400, |_| {
+        std::hint::black_box(Envelope::seal("comment-1", &publics, body).ok());
+    });
+    let env = Envelope::seal("comment-1", &publics, body).expect("seal");
+    let fp = publics[0].fingerprint();
+    let e2e_open_per_sec = rate(300, |_| {
+        std::hint::black_box(env.open("comment-1", &fp, &recipients[0]).ok());
+    });
+    CryptoFigures {
+        field_seal_per_sec,
+        field_open_per_sec,
+        rsa_encrypt_per_sec,
+        rsa_decrypt_per_sec,
+        e2e_seal_5_per_sec,
+        e2e_open_per_sec,
+        e2e_seal_overhead: (rsa_encrypt_per_sec / 5.0) / e2e_seal_5_per_sec,
+        e2e_open_overhead: rsa_decrypt_per_sec / e2e_open_per_sec,
+    }
 }
 
 fn per_sec(n: u64, d: Duration) -> f64 {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod keys;
 pub mod platform;

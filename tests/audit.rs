@@ -28,8 +28,8 @@ async fn chain(db: &TestDb) -> Verification {
 }
 
 async fn verify_records_its_result(db: TestDb) {
-    let actor = admin(&db).await; // seq 1: operator.bootstrapped
-    append_n(&db, 9).await;
+    let actor = admin(&db).await; // seqs 1-2: operator.bootstrapped, keys.data_keys_created
+    append_n(&db, 8).await;
     let v = audit::verify(&db.store, &actor).await.unwrap();
     assert_eq!(
         v,
@@ -60,15 +60,15 @@ async fn a_rolled_back_operation_leaves_no_entry(db: TestDb) {
     )
     .await
     .unwrap();
-    assert_eq!(seq, 2);
+    assert_eq!(seq, 3);
     tx.rollback().await.unwrap();
-    // The head was rolled back with it: the next entry takes seq 2 and the chain holds.
+    // The head was rolled back with it: the next entry takes seq 3 and the chain holds.
     append_n(&db, 1).await;
     assert_eq!(
         chain(&db).await,
         Verification::Ok {
-            entries: 2,
-            last_seq: 2
+            entries: 3,
+            last_seq: 3
         }
     );
 }
@@ -101,7 +101,7 @@ const TAMPERS: &[(&str, &str)] = &[
 
 async fn editing_any_column_breaks_the_chain_at_that_entry(db: TestDb) {
     let _ = admin(&db).await;
-    append_n(&db, 8).await;
+    append_n(&db, 7).await;
     let raw = db.raw().await;
     let original: Vec<(i64, String, String, Option<String>, String)> =
         sqlx::query("SELECT at, actor, action, target, details FROM audit_log WHERE seq = 4")
@@ -157,7 +157,7 @@ on_both!(editing_any_column_breaks_the_chain_at_that_entry);
 
 async fn links_gaps_and_truncation_are_named(db: TestDb) {
     let _ = admin(&db).await;
-    append_n(&db, 9).await; // seqs 1..=10
+    append_n(&db, 8).await; // seqs 1..=10
     let raw = db.raw().await;
     // A forged prev_hash.
     common::exec(&raw, "UPDATE audit_log SET prev_hash = hash WHERE seq = 3").await;
@@ -184,7 +184,7 @@ async fn links_gaps_and_truncation_are_named(db: TestDb) {
     // On a clean chain, deleting the newest entries is caught by the head.
     let db2 = common::fresh_like(&db).await;
     let _ = admin(&db2).await;
-    append_n(&db2, 4).await;
+    append_n(&db2, 3).await;
     let raw = db2.raw().await;
     common::exec(&raw, "DELETE FROM audit_log WHERE seq >= 4").await;
     assert_eq!(
@@ -201,7 +201,7 @@ on_both!(links_gaps_and_truncation_are_named);
 
 async fn list_filters(db: TestDb) {
     let actor = admin(&db).await;
-    append_n(&db, 5).await;
+    append_n(&db, 4).await;
     audit::verify(&db.store, &actor).await.unwrap();
     let all = audit::list(&db.store, &actor, &AuditFilter::default())
         .await
@@ -283,7 +283,7 @@ async fn roles_without_audit_rights_are_refused(db: TestDb) {
     );
     // Refusals write nothing.
     let raw = db.raw().await;
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM audit_log").await, 1);
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM audit_log").await, 2);
     raw.close().await;
 }
 on_both!(roles_without_audit_rights_are_refused);
@@ -313,8 +313,8 @@ async fn concurrent_tasks_queue_on_the_head(db: TestDb) {
     assert_eq!(
         chain(&db).await,
         Verification::Ok {
-            entries: 101,
-            last_seq: 101
+            entries: 102,
+            last_seq: 102
         }
     );
 }
@@ -367,7 +367,7 @@ async fn two_processes(db: TestDb, test_name: &str) {
     for mut c in children {
         assert!(c.wait().unwrap().success(), "an appender process failed");
     }
-    let total = 1 + 2 * PER_CHILD as u64;
+    let total = 2 + 2 * PER_CHILD as u64;
     assert_eq!(
         chain(&db).await,
         Verification::Ok {
@@ -409,7 +409,7 @@ async fn two_processes_append_without_forking_sqlite() {
 async fn long_chains_are_walked_to_the_end(db: TestDb) {
     // Longer than one page of the SQLite walk (4,096 entries), with faults past the first page.
     let _ = admin(&db).await;
-    append_n(&db, 9_999).await;
+    append_n(&db, 9_998).await;
     assert_eq!(
         chain(&db).await,
         Verification::Ok {

@@ -4,19 +4,29 @@ mod common;
 
 use common::{count, TestDb, PASSWORD};
 use vigil::auth::{self, AuthError, BootstrapError, Password, Username};
+use vigil::crypto::KeyBits;
 use vigil::rbac::Role;
 
 async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
     assert!(!auth::is_initialised(&db.store).await.unwrap());
     let name = Username::parse("root-admin").unwrap();
     let pw = Password::parse_for_operator(PASSWORD, &name).unwrap();
-    let id = auth::bootstrap_admin(&db.store, &name, &pw).await.unwrap();
+    let id = auth::bootstrap_admin(&db.store, &db.keystore, &name, &pw, KeyBits::B2048)
+        .await
+        .unwrap();
     assert!(auth::is_initialised(&db.store).await.unwrap());
 
     let raw = db.raw().await;
     let users = count(&raw, "SELECT COUNT(*) FROM users").await;
     let entries = count(&raw, "SELECT COUNT(*) FROM audit_log").await;
-    assert_eq!((users, entries), (1, 1));
+    assert_eq!((users, entries), (1, 2));
+    // One key pair, five data keys at version 1, each granted to it.
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM user_keys").await, 1);
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM data_keys WHERE version = 1").await,
+        5
+    );
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_grants").await, 5);
     // The stored credential is an argon2id PHC string, never the password.
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM credentials")
         .fetch_one(&raw)
@@ -28,7 +38,7 @@ async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
     let other = Username::parse("second-admin").unwrap();
     let pw2 = Password::parse_for_operator("another long passphrase", &other).unwrap();
     assert!(matches!(
-        auth::bootstrap_admin(&db.store, &other, &pw2).await,
+        auth::bootstrap_admin(&db.store, &db.keystore, &other, &pw2, KeyBits::B2048).await,
         Err(BootstrapError::AlreadyInitialised)
     ));
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM users").await, users);

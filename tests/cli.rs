@@ -9,6 +9,8 @@ use common::PASSWORD;
 
 struct Cli {
     url: String,
+    /// This "machine's" keystore: a file keystore in a private folder.
+    keys: tempfile::TempDir,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -17,6 +19,7 @@ impl Cli {
         let dir = tempfile::tempdir().unwrap();
         Self {
             url: format!("sqlite://{}/vigil.db", dir.path().display()),
+            keys: tempfile::tempdir().unwrap(),
             _dir: Some(dir),
         }
     }
@@ -24,6 +27,7 @@ impl Cli {
     async fn postgres() -> Self {
         Self {
             url: common::postgres_url().await,
+            keys: tempfile::tempdir().unwrap(),
             _dir: None,
         }
     }
@@ -35,6 +39,10 @@ impl Cli {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::temp_dir())
             .env("VIGIL_DATABASE_URL", &self.url)
+            .env(
+                "VIGIL_KEYSTORE",
+                format!("file:{}", self.keys.path().join("ks").display()),
+            )
             .env("VIGIL_USERNAME", "root-admin")
             .env("VIGIL_PASSWORD", PASSWORD)
             .stdin(std::process::Stdio::null());
@@ -87,7 +95,7 @@ async fn acceptance_flow(cli: &Cli) {
         out.contains("50 users") && out.contains("500 comments"),
         "{out}"
     );
-    assert_eq!(cli.ok(&["audit", "verify"], &[]).trim(), "ok: 3 entries");
+    assert_eq!(cli.ok(&["audit", "verify"], &[]).trim(), "ok: 4 entries");
 
     let listed = cli.ok(&["audit", "list", "--json", "--action", "demo.seeded"], &[]);
     let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
@@ -200,10 +208,13 @@ fn config_show_redacts_the_database_password() {
     let cli = Cli::sqlite();
     let out = cli.run(
         &["config", "show", "--json"],
-        &[(
-            "VIGIL_DATABASE_URL",
-            "postgres://vigil:s3cret-pw@db.internal/vigil",
-        )],
+        &[
+            (
+                "VIGIL_DATABASE_URL",
+                "postgres://vigil:s3cret-pw@db.internal/vigil",
+            ),
+            ("VIGIL_KEYSTORE", "os"),
+        ],
     );
     assert!(out.status.success());
     let shown = text(&out.stdout);
@@ -222,7 +233,10 @@ fn keystore_check_explains_a_missing_keychain_and_works_with_files() {
     // No session bus: no Secret Service. The message names the way out and does not fall back.
     let out = cli.run(
         &["keystore", "check"],
-        &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")],
+        &[
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
+            ("VIGIL_KEYSTORE", "os"),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);

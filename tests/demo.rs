@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{admin, count, TestDb};
+use common::{admin_keys, count, TestDb};
 use sqlx::Row;
 use vigil::audit::{self, AuditFilter, Verification};
 use vigil::demo::{self, DemoError, SeedOptions};
@@ -18,9 +18,9 @@ fn opts(seed: u64) -> SeedOptions {
 }
 
 async fn seeds_a_platform_and_records_it(db: TestDb) {
-    let actor = admin(&db).await;
+    let (actor, ring) = admin_keys(&db).await;
     let mut batches = 0;
-    let report = demo::seed(&db.store, &actor, opts(7), &mut |_| batches += 1)
+    let report = demo::seed(&db.store, &actor, &ring, opts(7), &mut |_| batches += 1)
         .await
         .unwrap();
     assert!(batches >= 2, "progress is reported per batch");
@@ -58,22 +58,75 @@ async fn seeds_a_platform_and_records_it(db: TestDb) {
         .await,
         500
     );
-    // No personal field is written in plaintext: without a sealing key, none is written.
+    // Personal fields are sealed: every platform user has an email ciphertext and blind
+    // index, most a phone; every activity record a sealed IP.
     assert_eq!(
         count(
             &raw,
-            "SELECT COUNT(*) FROM users WHERE email_enc IS NOT NULL OR phone_enc IS NOT NULL"
+            "SELECT COUNT(*) FROM users WHERE kind = 'platform' AND email_enc IS NOT NULL \
+             AND email_bidx IS NOT NULL AND pii_key_version = 1 AND bidx_key_version = 1"
+        )
+        .await,
+        50
+    );
+    let phones = count(
+        &raw,
+        "SELECT COUNT(*) FROM users WHERE phone_enc IS NOT NULL",
+    )
+    .await;
+    assert!(phones > 10 && phones < 50, "{phones}");
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE ip_enc IS NULL"
         )
         .await,
         0
     );
+    // Private comments: only envelopes, each with its recipients.
+    let private = count(
+        &raw,
+        "SELECT COUNT(*) FROM comments WHERE is_private = TRUE",
+    )
+    .await;
     assert_eq!(
         count(
             &raw,
-            "SELECT COUNT(*) FROM activity_log WHERE ip_enc IS NOT NULL"
+            "SELECT COUNT(*) FROM comments WHERE is_private = TRUE AND body IS NULL \
+             AND body_envelope IS NOT NULL"
+        )
+        .await,
+        private
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM comments WHERE content_hash IS NULL"
         )
         .await,
         0
+    );
+    // The sealed emails open with the administrator's keys and are found by blind index.
+    let ids = platform::sample_user_ids(&db.store, 5).await.unwrap();
+    assert_eq!(ids.len(), 5);
+    for id in ids {
+        let email = platform::user_email(&db.store, &ring, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(email.contains('@'), "{email}");
+        assert_eq!(
+            platform::find_user_by_email(&db.store, &ring, &email.to_uppercase())
+                .await
+                .unwrap(),
+            Some(id)
+        );
+    }
+    assert_eq!(
+        platform::find_user_by_email(&db.store, &ring, "nobody@example.com")
+            .await
+            .unwrap(),
+        None
     );
     // Some comments carry what the screening rules look for, most do not.
     let suspicious = count(
@@ -92,7 +145,12 @@ async fn seeds_a_platform_and_records_it(db: TestDb) {
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["demo.seeded", "demo.seed_started", "operator.bootstrapped"]
+        [
+            "demo.seeded",
+            "demo.seed_started",
+            "keys.data_keys_created",
+            "operator.bootstrapped"
+        ]
     );
     assert!(
         log[0].details.contains("\"comments\":500"),
@@ -101,7 +159,7 @@ async fn seeds_a_platform_and_records_it(db: TestDb) {
     );
     assert!(matches!(
         audit::verify_chain(&db.store).await.unwrap(),
-        Verification::Ok { entries: 3, .. }
+        Verification::Ok { entries: 4, .. }
     ));
 }
 on_both!(seeds_a_platform_and_records_it);
@@ -116,7 +174,7 @@ async fn fingerprint(db: &TestDb) -> (Vec<String>, Vec<String>) {
         .map(|r| r.get::<String, _>(0))
         .collect();
     let comments = sqlx::query(
-        "SELECT u.username || '|' || c.body FROM comments c JOIN users u ON u.id = c.author_id \
+        "SELECT u.username || '|' || COALESCE(c.body, '(private)') FROM comments c JOIN users u ON u.id = c.author_id \
          ORDER BY c.created_at, c.id",
     )
     .fetch_all(&raw)
@@ -133,8 +191,8 @@ async fn the_same_seed_gives_the_same_platform(db: TestDb) {
     let other = common::fresh_like(&db).await;
     let third = common::sqlite().await;
     for (d, seed) in [(&db, 7), (&other, 7), (&third, 8)] {
-        let actor = admin(d).await;
-        demo::seed(&d.store, &actor, opts(seed), &mut |_| {})
+        let (actor, ring) = admin_keys(d).await;
+        demo::seed(&d.store, &actor, &ring, opts(seed), &mut |_| {})
             .await
             .unwrap();
     }
@@ -145,7 +203,7 @@ async fn the_same_seed_gives_the_same_platform(db: TestDb) {
 on_both!(the_same_seed_gives_the_same_platform);
 
 async fn refuses_bad_options_a_second_seed_and_non_admins(db: TestDb) {
-    let actor = admin(&db).await;
+    let (actor, ring) = admin_keys(&db).await;
     for bad in [
         SeedOptions {
             users: 0,
@@ -154,27 +212,27 @@ async fn refuses_bad_options_a_second_seed_and_non_admins(db: TestDb) {
         SeedOptions { days: 0, ..opts(1) },
     ] {
         assert!(matches!(
-            demo::seed(&db.store, &actor, bad, &mut |_| {}).await,
+            demo::seed(&db.store, &actor, &ring, bad, &mut |_| {}).await,
             Err(DemoError::Invalid(_))
         ));
     }
     let moderator = common::operator_with_role(&db, "mod-one", "moderator").await;
     assert!(matches!(
-        demo::seed(&db.store, &moderator, opts(1), &mut |_| {}).await,
+        demo::seed(&db.store, &moderator, &ring, opts(1), &mut |_| {}).await,
         Err(DemoError::Forbidden(_))
     ));
-    demo::seed(&db.store, &actor, opts(1), &mut |_| {})
+    demo::seed(&db.store, &actor, &ring, opts(1), &mut |_| {})
         .await
         .unwrap();
     let before = platform::counts(&db.store).await.unwrap();
     assert!(matches!(
-        demo::seed(&db.store, &actor, opts(2), &mut |_| {}).await,
+        demo::seed(&db.store, &actor, &ring, opts(2), &mut |_| {}).await,
         Err(DemoError::NotEmpty(50))
     ));
     assert_eq!(platform::counts(&db.store).await.unwrap(), before);
-    // Refusals leave no audit entries: bootstrap + one seed's two.
+    // Refusals leave no audit entries: bootstrap's two + one seed's two.
     let raw = db.raw().await;
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM audit_log").await, 3);
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM audit_log").await, 4);
     raw.close().await;
 }
 on_both!(refuses_bad_options_a_second_seed_and_non_admins);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use common::TestDb;
 use sqlx::Row;
-use vigil::platform::{self, NewComment};
+use vigil::keys::WriteKeys;
+use vigil::platform::{self, CommentBody, NewComment};
 use vigil::store::{DatabaseUrl, Store, StoreError, StoreOptions, Timestamp};
 
 /// Tables of DESIGN.md's data model; later migrations may add more, never fewer.
@@ -73,15 +74,17 @@ async fn migrations_create_the_whole_schema(db: TestDb) {
 on_both!(migrations_create_the_whole_schema);
 
 async fn foreign_keys_are_enforced(db: TestDb) {
+    let (_, ring) = common::admin_keys(&db).await;
+    let keys = WriteKeys::current(&db.store, &ring).await.unwrap();
     let mut tx = db.store.begin().await.unwrap();
     let orphan = NewComment {
         id: uuid::Uuid::new_v4(),
         event_id: uuid::Uuid::new_v4(),
         author_id: uuid::Uuid::new_v4(),
-        body: "hello".into(),
+        body: CommentBody::Public("hello".into()),
         created_at: Timestamp::now(),
     };
-    let err = platform::insert_comments(&mut tx, &[orphan]).await;
+    let err = platform::insert_comments(&mut tx, &keys, &[orphan]).await;
     assert!(
         err.is_err(),
         "a comment under a missing event must be refused"

@@ -60,6 +60,18 @@ pub enum AuditAction {
     AuditVerified,
     /// An entry written by a benchmark run on a scratch database.
     BenchmarkEntry,
+    /// An operator made a key pair on a machine; details hold its fingerprint.
+    KeyPairEnrolled,
+    /// The first version of every data key was created.
+    DataKeysCreated,
+    /// Data keys were wrapped for an operator's key pair.
+    KeysGranted,
+    /// An operator's data-key grants were removed (rotations follow).
+    KeysRevoked,
+    /// A data key's new version was made; re-encryption under it began.
+    KeyRotationStarted,
+    /// Every row uses the new version; the old versions were retired.
+    KeyRotationCompleted,
 }
 
 impl AuditAction {
@@ -71,6 +83,12 @@ impl AuditAction {
             AuditAction::DemoSeeded => "demo.seeded",
             AuditAction::AuditVerified => "audit.verified",
             AuditAction::BenchmarkEntry => "bench.entry",
+            AuditAction::KeyPairEnrolled => "keys.pair_enrolled",
+            AuditAction::DataKeysCreated => "keys.data_keys_created",
+            AuditAction::KeysGranted => "keys.granted",
+            AuditAction::KeysRevoked => "keys.revoked",
+            AuditAction::KeyRotationStarted => "keys.rotation_started",
+            AuditAction::KeyRotationCompleted => "keys.rotation_completed",
         }
     }
 }

@@ -114,6 +114,9 @@ pub enum BootstrapError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key pair or data keys could not be made or stored.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 impl From<sqlx::Error> for BootstrapError {
@@ -123,11 +126,14 @@ impl From<sqlx::Error> for BootstrapError {
 }
 
 /// Creates the first administrator, once. In one transaction: the account, its role, its
-/// argon2id credential, the "initialised" marker and the audit entry.
+/// argon2id credential, the "initialised" marker, its key pair (private half sealed into
+/// `keystore`), version 1 of every data key granted to it, and the audit entries.
 pub async fn bootstrap_admin(
     store: &Store,
+    keystore: &dyn crate::keys::keystore::Keystore,
     username: &Username,
     password: &Password,
+    bits: crate::crypto::KeyBits,
 ) -> Result<UserId, BootstrapError> {
     let hash = {
         let pw = password.clone();
@@ -152,6 +158,7 @@ pub async fn bootstrap_admin(
         .details(serde_json::json!({ "roles": ["admin"] })),
     )
     .await?;
+    crate::keys::provision_first_operator(&mut tx, keystore, id, password.expose(), bits).await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -13,7 +13,8 @@ use vigil::auth::{self, Actor, Password, Username};
 use vigil::bench::{self, BenchOptions};
 use vigil::config::Config;
 use vigil::demo::{self, SeedOptions, SeedProgress};
-use vigil::keys::keystore::SecretName;
+use vigil::keys::keystore::{FileKeystore, SecretName};
+use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::store::{DatabaseUrl, Store, Timestamp};
 
 #[derive(Parser)]
@@ -51,6 +52,9 @@ enum Command {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Operator key pairs and data keys: enrol, grant, revoke, rotate, status.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Demonstration data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -102,6 +106,46 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a key pair for yourself on this machine (its private half sealed into this
+    /// machine's keystore with your password); an administrator then grants it the data keys.
+    Enrol(JsonFlag),
+    /// Wrap every live data key version for OPERATOR's key pairs.
+    Grant {
+        /// The operator's username.
+        operator: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove OPERATOR's grants and rotate every data key, re-encrypting all rows.
+    Revoke {
+        /// The operator's username.
+        operator: String,
+        /// Rows per transaction while re-encrypting.
+        #[arg(long, default_value_t = 5_000)]
+        chunk: usize,
+        /// Print JSON progress events and the result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new version of PURPOSE's key and re-encrypt every row under it (resumes an
+    /// interrupted rotation).
+    Rotate {
+        /// pii, totp, blind_index, jwt or content_hash.
+        purpose: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        chunk: usize,
+        /// Print JSON progress events (one per line) and the result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per purpose: current version, versions in use with row counts, grants, rotation progress.
+    Status(JsonFlag),
+}
+
+#[derive(Subcommand)]
 enum DemoCommand {
     /// Fill an empty database with a deterministic, realistic platform.
     Seed(SeedArgs),
@@ -140,6 +184,9 @@ struct BenchArgs {
     /// Verification runs (the median is reported).
     #[arg(long, default_value_t = 5)]
     verify_runs: u32,
+    /// Skip timing a rotation of the `pii` key over the seeded rows.
+    #[arg(long)]
+    no_rotate: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -239,7 +286,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
         Command::Audit(AuditCommand::Verify(f)) => {
             let store = open(&config).await?;
-            let actor = sign_in(&store).await?;
+            let (actor, _) = sign_in(&store).await?;
             let result = audit::verify(&store, &actor).await?;
             if f.json {
                 print_json(&result)?;
@@ -268,7 +315,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }) => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let store = open(&config).await?;
-            let me = sign_in(&store).await?;
+            let (me, _) = sign_in(&store).await?;
             let actor = match actor {
                 None => None,
                 Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
@@ -309,7 +356,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Demo(DemoCommand::Seed(a)) => {
             let store = open(&config).await?;
-            let actor = sign_in(&store).await?;
+            let (actor, ring) = unlock(&config, &store).await?;
             let opts = SeedOptions {
                 users: a.users,
                 comments: a.comments,
@@ -317,7 +364,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 seed: a.seed,
             };
             let bar = progress_bar(a.json);
-            let report = demo::seed(&store, &actor, opts, &mut |p| show(&bar, p)).await;
+            let report = demo::seed(&store, &actor, &ring, opts, &mut |p| show(&bar, p)).await;
             bar.finish_and_clear();
             let report = report?;
             if a.json {
@@ -331,7 +378,164 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
+        Command::Keys(k) => keys_cmd(&config, k).await,
     }
+}
+
+async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
+    let store = open(config).await?;
+    match command {
+        KeysCommand::Enrol(f) => {
+            let (actor, password) = sign_in(&store).await?;
+            let keystore = config.keystore.open()?;
+            let public = keys::enrol(
+                &store,
+                keystore.as_ref(),
+                &actor,
+                &password,
+                config.rsa_bits,
+            )
+            .await?;
+            if f.json {
+                print_json(&serde_json::json!({
+                    "fingerprint": public.fingerprint().to_hex(),
+                    "bits": public.bits(),
+                    "public_key_pem": public.to_pem(),
+                }))?;
+            } else {
+                println!(
+                    "enrolled: {}-bit key pair {} in {}; ask an administrator to run \
+                     `vigil keys grant {}`",
+                    public.bits(),
+                    public.fingerprint(),
+                    keystore.describe(),
+                    actor.username()
+                );
+            }
+        }
+        KeysCommand::Grant { operator, json } => {
+            let (actor, ring) = unlock(config, &store).await?;
+            let report = keys::grant(&store, &ring, &actor, &operator).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "granted: {} new wrapped keys for {operator}'s {} key pair(s)",
+                    report.grants,
+                    report.key_pairs.len()
+                );
+            }
+        }
+        KeysCommand::Revoke {
+            operator,
+            chunk,
+            json,
+        } => {
+            let (actor, ring) = unlock(config, &store).await?;
+            let rotations = keys::revoke(&store, &ring, &actor, &operator).await?;
+            if !json {
+                println!("revoked: {operator} holds no data keys; rotating every key");
+            }
+            for r in rotations {
+                run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
+            }
+        }
+        KeysCommand::Rotate {
+            purpose,
+            chunk,
+            json,
+        } => {
+            let purpose = Purpose::parse(&purpose).ok_or_else(|| {
+                anyhow!("unknown purpose {purpose:?}: pii, totp, blind_index, jwt or content_hash")
+            })?;
+            let (actor, ring) = unlock(config, &store).await?;
+            let r = rotation::start(&store, &ring, &actor, purpose).await?;
+            run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
+        }
+        KeysCommand::Status(f) => {
+            let (actor, _) = sign_in(&store).await?;
+            let status = keys::status(&store, &actor).await?;
+            if f.json {
+                print_json(&status)?;
+            } else {
+                println!(
+                    "{:<13} {:>7}  versions (status: rows, grants)",
+                    "purpose", "current"
+                );
+                for p in &status {
+                    let versions: Vec<String> = p
+                        .versions
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "v{} ({}: {} rows, {} grants)",
+                                v.version, v.status, v.rows, v.grants
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{:<13} {:>7}  {}",
+                        p.purpose.to_string(),
+                        p.current
+                            .map(|c| format!("v{c}"))
+                            .unwrap_or_else(|| "-".into()),
+                        versions.join("; ")
+                    );
+                    if let Some(r) = &p.rotation {
+                        println!(
+                            "{:<13} rotating v{} -> v{}: {} rows done, {} left",
+                            "", r.from, r.to, r.rows_done, r.rows_left
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_rotation(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    r: &rotation::Rotation,
+    chunk: usize,
+    json: bool,
+) -> Result<()> {
+    let bar = progress_bar(json);
+    bar.set_message(r.purpose.as_str());
+    let report = rotation::run(store, ring, actor, r, chunk, &mut |p| {
+        if json {
+            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+                println!("{line}");
+            }
+        }
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "done": report }))?
+        );
+    } else {
+        println!(
+            "rotated {}: v{} now, {} rows re-encrypted, retired {:?}",
+            report.purpose, report.version, report.rows, report.retired
+        );
+    }
+    Ok(())
+}
+
+/// Signs in and unlocks this machine's key pair with the same password.
+async fn unlock(config: &Config, store: &Store) -> Result<(Actor, KeyRing)> {
+    let (actor, password) = sign_in(store).await?;
+    let keystore = config.keystore.open()?;
+    let ring = keys::unlock(store, keystore.as_ref(), &actor, &password).await?;
+    Ok((actor, ring))
 }
 
 async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
@@ -355,7 +559,15 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
         }
     };
     let password = Password::parse_for_operator(&secret, &username)?;
-    let id = auth::bootstrap_admin(&store, &username, &password).await?;
+    let keystore = config.keystore.open()?;
+    let id = auth::bootstrap_admin(
+        &store,
+        keystore.as_ref(),
+        &username,
+        &password,
+        config.rsa_bits,
+    )
+    .await?;
     println!(
         "initialised {}: administrator {username} ({id})",
         store.describe()
@@ -363,8 +575,9 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Authenticates from VIGIL_USERNAME / VIGIL_PASSWORD, or asks on a terminal.
-async fn sign_in(store: &Store) -> Result<Actor> {
+/// Authenticates from VIGIL_USERNAME / VIGIL_PASSWORD, or asks on a terminal. Returns the
+/// password too, for unlocking the key pair (wiped when dropped).
+async fn sign_in(store: &Store) -> Result<(Actor, zeroize::Zeroizing<String>)> {
     if !auth::is_initialised(store).await? {
         bail!(
             "{} has no operators yet: run `vigil init --admin NAME` first",
@@ -387,7 +600,11 @@ async fn sign_in(store: &Store) -> Result<Actor> {
         Err(_) if interactive => rpassword::prompt_password("Password: ")?,
         Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
     };
-    Ok(auth::authenticate(store, &username, &password).await?)
+    let password = zeroize::Zeroizing::new(password);
+    Ok((
+        auth::authenticate(store, &username, &password).await?,
+        password,
+    ))
 }
 
 fn keystore_check(config: &Config, json: bool) -> Result<ExitCode> {
@@ -437,9 +654,12 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
         },
         audit_entries: a.audit_entries,
         verify_runs: a.verify_runs,
+        rotate: !a.no_rotate,
     };
+    // The scratch administrator's key pair goes into a scratch file keystore, not the keychain.
+    let keystore = FileKeystore::open(&scratch.path().join("keys"))?;
     let bar = progress_bar(a.json);
-    let report = bench::run(&store, opts, &mut |p| show(&bar, p)).await;
+    let report = bench::run(&store, &keystore, opts, &mut |p| show(&bar, p)).await;
     bar.finish_and_clear();
     let report = report.context("benchmark failed")?;
     if a.json {
@@ -458,6 +678,26 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
             "audit verify:   {} entries, median {:.3} s = {:.0} entries/s",
             report.verify_entries, report.verify_median_seconds, report.verify_entries_per_sec
         );
+        let c = &report.crypto;
+        println!(
+            "field seal:     {:.0} ops/s; field open: {:.0} ops/s (AES-256-GCM, place-bound)",
+            c.field_seal_per_sec, c.field_open_per_sec
+        );
+        println!(
+            "RSA-OAEP 2048:  {:.0} encrypts/s, {:.0} decrypts/s (bare)",
+            c.rsa_encrypt_per_sec, c.rsa_decrypt_per_sec
+        );
+        println!(
+            "E2E envelope:   seal for 5 = {:.0}/s ({:.3}x five bare encrypts); open = {:.0}/s ({:.3}x one bare decrypt)",
+            c.e2e_seal_5_per_sec, c.e2e_seal_overhead, c.e2e_open_per_sec, c.e2e_open_overhead
+        );
+        println!(
+            "email lookup:   median {:.1} us over {} users (blind index)",
+            report.email_lookup_median_us, report.email_lookup_users
+        );
+        if let (Some(rows), Some(rate)) = (report.rotation_rows, report.rotation_rows_per_sec) {
+            println!("pii rotation:   {rows} rows = {rate:.0} rows/s (5,000 per transaction)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::KeyBits;
 use crate::keys::keystore::KeystoreChoice;
 use crate::store::{DatabaseUrl, StoreOptions};
 
@@ -17,6 +18,8 @@ pub struct Config {
     pub keystore: KeystoreChoice,
     /// Log filter for stderr (`tracing` env-filter syntax).
     pub log: String,
+    /// Size of new operator RSA key pairs.
+    pub rsa_bits: KeyBits,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -52,6 +55,7 @@ struct FileConfig {
     database: Option<FileDatabase>,
     keystore: Option<String>,
     log: Option<String>,
+    rsa_bits: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +168,21 @@ impl Config {
             .or(file.log)
             .unwrap_or_else(|| "warn".to_owned());
 
+        let (bits, bits_key) = match env("VIGIL_RSA_BITS") {
+            Some(b) => (
+                b.parse::<u32>().map_err(|_| ConfigError::Invalid {
+                    key: "VIGIL_RSA_BITS".into(),
+                    message: "expected 2048, 3072 or 4096".into(),
+                })?,
+                "VIGIL_RSA_BITS",
+            ),
+            None => (file.rsa_bits.unwrap_or(2048), "rsa_bits"),
+        };
+        let rsa_bits = KeyBits::try_from(bits).map_err(|message| ConfigError::Invalid {
+            key: bits_key.into(),
+            message,
+        })?;
+
         Ok(Self {
             database: DatabaseConfig {
                 url,
@@ -171,6 +190,7 @@ impl Config {
             },
             keystore,
             log,
+            rsa_bits,
             source_file,
         })
     }

@@ -13,7 +13,11 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::auth::Actor;
-use crate::platform::{self, NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction};
+use crate::crypto::{KeyBits, PrivateKey, PublicKey};
+use crate::keys::{KeyError, KeyRing, WriteKeys};
+use crate::platform::{
+    self, CommentBody, NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction,
+};
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp};
 
@@ -80,6 +84,9 @@ pub enum DemoError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The keys to seal personal data with are not available.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
 }
 
 impl From<sqlx::Error> for DemoError {
@@ -98,6 +105,7 @@ const BULK_TABLES: &[&str] = &["users", "comments", "reactions", "activity_log"]
 pub async fn seed(
     store: &Store,
     actor: &Actor,
+    ring: &KeyRing,
     opts: SeedOptions,
     progress: &mut dyn FnMut(SeedProgress),
 ) -> Result<SeedReport, DemoError> {
@@ -128,7 +136,8 @@ pub async fn seed(
     tx.commit().await?;
     // The comment, reaction and activity indexes keyed by person are built once at the end.
     store.defer_indexes(BULK_TABLES).await?;
-    let loaded = load(store, opts, &mut report, progress).await;
+    let keys = WriteKeys::current(store, ring).await?;
+    let loaded = load(store, &keys, opts, &mut report, progress).await;
     // Rebuilt on failure too; had the process died, the next open would rebuild them.
     store.rebuild_deferred_indexes().await?;
     loaded?;
@@ -147,6 +156,7 @@ pub async fn seed(
 /// Generates the platform and writes it in batches, counting into `report`.
 async fn load(
     store: &Store,
+    keys: &WriteKeys,
     opts: SeedOptions,
     report: &mut SeedReport,
     progress: &mut dyn FnMut(SeedProgress),
@@ -166,6 +176,7 @@ async fn load(
         let id = ordered_id(&mut rng, created);
         let habits = Habits {
             id,
+            ip: names::ip(&mut rng),
             country: person.country,
             first_hour: rng.gen_range(0..24),
             agent: rng.gen_range(0..names::USER_AGENTS.len()),
@@ -183,20 +194,23 @@ async fn load(
             logins.push(habits.activity(&mut rng, "login", at, None, true));
             last_login = last_login.max(Some(at));
         }
+        let email = names::email(&mut rng, &person.username);
         batch.push(NewPlatformUser {
             id,
             username: person.username,
             display_name: person.display_name,
             country: person.country.to_owned(),
+            email: Some(email),
+            phone: rng.gen_bool(0.6).then(|| names::phone(&mut rng)),
             created_at: Timestamp::from_micros(created),
             last_login_at: last_login.map(Timestamp::from_micros),
         });
         people.push(habits);
         if batch.len() == USER_BATCH || i + 1 == opts.users {
             let mut tx = store.begin().await?;
-            report.users += platform::insert_users(&mut tx, &batch).await?;
+            report.users += platform::insert_users(&mut tx, keys, &batch).await?;
             logins.sort_by_key(|a: &NewActivity| a.occurred_at);
-            report.activity += platform::insert_activity(&mut tx, &logins).await?;
+            report.activity += platform::insert_activity(&mut tx, keys, &logins).await?;
             tx.commit().await?;
             batch.clear();
             logins.clear();
@@ -247,19 +261,65 @@ async fn load(
         .collect();
     times.sort_unstable();
 
+    // A few people hold key pairs and write to each other end to end encrypted. Their private
+    // keys live on their own devices, so the demo keeps only the public halves.
+    let n_holders = (opts.users / 1_000).clamp(2, 12).min(opts.users) as usize;
+    let mut holders: Vec<usize> = (0..n_holders)
+        .map(|_| rng.gen_range(0..people.len()))
+        .collect();
+    holders.sort_unstable();
+    holders.dedup();
+    let holder_keys: Vec<PublicKey> = if holders.len() >= 2 {
+        let n = holders.len();
+        tokio::task::spawn_blocking(move || {
+            (0..n)
+                .map(|_| PrivateKey::generate(KeyBits::B2048).map(|k| k.public_key().clone()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .expect("key generation task panicked")
+        .map_err(|_| DemoError::Invalid("RSA key generation failed"))?
+    } else {
+        Vec::new()
+    };
+    let mut tx = store.begin().await?;
+    for (h, key) in holders.iter().zip(&holder_keys) {
+        crate::keys::register_public_key(&mut tx, people[*h].id, key).await?;
+    }
+    tx.commit().await?;
+
     let mut comments = Vec::with_capacity(COMMENT_BATCH);
     let mut reactions = Vec::new();
     let mut activity = Vec::new();
     let total = u64::from(opts.comments);
     for (n, (at, e)) in times.into_iter().enumerate() {
-        let pick = rng.gen_range(0..total_weight);
-        let author = &people[cumulative.partition_point(|c| *c <= pick)];
         let id = ordered_id(&mut rng, at);
+        let (author, body) = if holder_keys.len() >= 2 && rng.gen_bool(0.005) {
+            // A private message from one key holder to one to three others.
+            let from = rng.gen_range(0..holder_keys.len());
+            let mut to: Vec<usize> = (0..rng.gen_range(1..=3))
+                .map(|_| rng.gen_range(0..holder_keys.len()))
+                .chain([from])
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            let recipients: Vec<(uuid::Uuid, &PublicKey)> = to
+                .iter()
+                .map(|i| (people[holders[*i]].id, &holder_keys[*i]))
+                .collect();
+            let body = CommentBody::private(id, &recipients, &names::private_note(&mut rng))
+                .map_err(|_| DemoError::Invalid("cannot seal a private comment"))?;
+            (&people[holders[from]], body)
+        } else {
+            let pick = rng.gen_range(0..total_weight);
+            let author = &people[cumulative.partition_point(|c| *c <= pick)];
+            (author, CommentBody::Public(names::comment_body(&mut rng)))
+        };
         comments.push(NewComment {
             id,
             event_id: events[e as usize].id,
             author_id: author.id,
-            body: names::comment_body(&mut rng),
+            body,
             created_at: Timestamp::from_micros(at),
         });
         activity.push(author.activity(&mut rng, "comment", at, Some(id), true));
@@ -286,9 +346,9 @@ async fn load(
         }
         if comments.len() == COMMENT_BATCH || n as u64 + 1 == total {
             let mut tx = store.begin().await?;
-            report.comments += platform::insert_comments(&mut tx, &comments).await?;
+            report.comments += platform::insert_comments(&mut tx, keys, &comments).await?;
             report.reactions += platform::insert_reactions(&mut tx, &reactions).await?;
-            report.activity += platform::insert_activity(&mut tx, &activity).await?;
+            report.activity += platform::insert_activity(&mut tx, keys, &activity).await?;
             tx.commit().await?;
             comments.clear();
             reactions.clear();
@@ -310,6 +370,8 @@ const DAY: i64 = 24 * HOUR;
 /// A generated person's habits, which their activity follows.
 struct Habits {
     id: uuid::Uuid,
+    /// The address they usually connect from.
+    ip: String,
     country: &'static str,
     /// The first hour (UTC) of the four-hour window they are usually active in.
     first_hour: i64,
@@ -340,6 +402,11 @@ impl Habits {
             occurred_at: Timestamp::from_micros(at),
             user_agent: names::USER_AGENTS[self.agent].to_owned(),
             country: self.country.to_owned(),
+            ip: Some(if rng.gen_bool(0.9) {
+                self.ip.clone()
+            } else {
+                names::ip(rng)
+            }),
             ref_id,
         }
     }

@@ -166,3 +166,55 @@ pub(super) fn comment_body(rng: &mut ChaCha8Rng) -> String {
         CHATTER.choose(rng).copied().unwrap_or_default().to_owned()
     }
 }
+
+const MAIL_DOMAINS: &[&str] = &[
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example",
+    "post.example",
+];
+
+/// An email address for `username`: unique because the username is.
+pub(super) fn email(rng: &mut ChaCha8Rng, username: &str) -> String {
+    let domain = MAIL_DOMAINS.choose(rng).copied().unwrap_or("example.com");
+    format!("{username}@{domain}")
+}
+
+/// A phone number in the E.164 style, from the fictional 555 ranges.
+pub(super) fn phone(rng: &mut ChaCha8Rng) -> String {
+    format!(
+        "+1-555-{:03}-{:04}",
+        rng.gen_range(100..1000),
+        rng.gen_range(0..10_000)
+    )
+}
+
+/// An IPv4 address from a documentation or private range, or now and then an IPv6 one.
+pub(super) fn ip(rng: &mut ChaCha8Rng) -> String {
+    if rng.gen_bool(0.15) {
+        format!(
+            "2001:db8:{:x}::{:x}",
+            rng.gen_range(0..0xffffu32),
+            rng.gen_range(1..0xffffu32)
+        )
+    } else {
+        format!(
+            "10.{}.{}.{}",
+            rng.gen::<u8>(),
+            rng.gen::<u8>(),
+            rng.gen_range(1..255u8)
+        )
+    }
+}
+
+/// A direct message between people who share an encrypted thread.
+pub(super) fn private_note(rng: &mut ChaCha8Rng) -> String {
+    const NOTES: &[&str] = &[
+        "Meet you in the VIP chat after the match?",
+        "Sending you the clip privately, don't share it yet.",
+        "Can you check whether the mods saw my report?",
+        "Thanks for the tip earlier, it worked.",
+    ];
+    NOTES.choose(rng).copied().unwrap_or_default().to_owned()
+}

@@ -3,10 +3,13 @@
 
 mod repo;
 
-use crate::store::{StoreError, Timestamp, Tx};
+use crate::crypto::mac::BlindKind;
+use crate::crypto::{Envelope, EnvelopeError, Fingerprint, Place, PrivateKey, PublicKey};
+use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
+use crate::store::{Store, StoreError, Timestamp, Tx};
 
-/// A platform account to import. Personal fields arrive only as ciphertext (the keys module
-/// seals them); until a sealing key exists they are not stored at all.
+/// A platform account to import. Email and phone are sealed with the `pii` key on the way in
+/// (the email also gets a blind index); they are never stored in plaintext.
 #[derive(Debug, Clone)]
 pub struct NewPlatformUser {
     /// Account id.
@@ -17,6 +20,10 @@ pub struct NewPlatformUser {
     pub display_name: String,
     /// ISO 3166-1 alpha-2 country the account usually signs in from.
     pub country: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
     /// When the account was made.
     pub created_at: Timestamp,
     /// Last sign-in, if any.
@@ -36,7 +43,7 @@ pub struct NewEvent {
     pub ends_at: Timestamp,
 }
 
-/// A public comment.
+/// A comment: public text, or an end-to-end encrypted envelope only its recipients can open.
 #[derive(Debug, Clone)]
 pub struct NewComment {
     /// Comment id.
@@ -45,10 +52,43 @@ pub struct NewComment {
     pub event_id: uuid::Uuid,
     /// Its author.
     pub author_id: uuid::Uuid,
-    /// Text.
-    pub body: String,
+    /// Its content.
+    pub body: CommentBody,
     /// When it was posted.
     pub created_at: Timestamp,
+}
+
+/// What a comment says.
+#[derive(Debug, Clone)]
+pub enum CommentBody {
+    /// Readable by everyone on the platform (and by Vigil's moderators).
+    Public(String),
+    /// Encrypted end to end for its recipients; Vigil stores only the envelope.
+    Private {
+        /// The sealed body.
+        envelope: Envelope,
+        /// The recipients' account ids, each with the fingerprint of the key it was sealed to.
+        recipients: Vec<(uuid::Uuid, Fingerprint)>,
+    },
+}
+
+impl CommentBody {
+    /// Seals `text` for `recipients` (account id and public key), bound to comment `id`.
+    pub fn private(
+        id: uuid::Uuid,
+        recipients: &[(uuid::Uuid, &PublicKey)],
+        text: &str,
+    ) -> Result<Self, EnvelopeError> {
+        let keys: Vec<&PublicKey> = recipients.iter().map(|(_, k)| *k).collect();
+        let envelope = Envelope::seal(&id.to_string(), &keys, text.as_bytes())?;
+        Ok(CommentBody::Private {
+            envelope,
+            recipients: recipients
+                .iter()
+                .map(|(u, k)| (*u, k.fingerprint()))
+                .collect(),
+        })
+    }
 }
 
 /// A reaction to a comment.
@@ -85,13 +125,43 @@ pub struct NewActivity {
     pub user_agent: String,
     /// ISO country code of the source.
     pub country: String,
+    /// Source IP address (sealed with the `pii` key, with a blind index).
+    pub ip: Option<String>,
     /// The record it concerns (a comment id, ...).
     pub ref_id: Option<uuid::Uuid>,
 }
 
-/// Inserts platform accounts (kind `platform`, status `active`).
-pub async fn insert_users(tx: &mut Tx, users: &[NewPlatformUser]) -> Result<u64, StoreError> {
-    repo::insert_users(tx, users).await
+/// Inserts platform accounts (kind `platform`, status `active`), sealing their personal data.
+pub async fn insert_users(
+    tx: &mut Tx,
+    keys: &WriteKeys,
+    users: &[NewPlatformUser],
+) -> Result<u64, StoreError> {
+    let sealed: Vec<repo::SealedUser> =
+        users
+            .iter()
+            .map(|u| {
+                let id = u.id.to_string();
+                repo::SealedUser {
+                    email_enc: u.email.as_ref().map(|e| {
+                        keys.seal_pii(&Place::new("users", "email_enc", &id), e.as_bytes())
+                    }),
+                    email_bidx: u
+                        .email
+                        .as_ref()
+                        .map(|e| keys.blind_index(BlindKind::Email, e).to_vec()),
+                    phone_enc: u.phone.as_ref().map(|p| {
+                        keys.seal_pii(&Place::new("users", "phone_enc", &id), p.as_bytes())
+                    }),
+                    pii_version: (u.email.is_some() || u.phone.is_some())
+                        .then(|| i64::from(keys.pii_version().0)),
+                    bidx_version: u.email.is_some().then(|| i64::from(keys.blind_version().0)),
+                    id,
+                    user: u,
+                }
+            })
+            .collect();
+    repo::insert_users(tx, &sealed).await
 }
 
 /// Inserts live events.
@@ -99,9 +169,108 @@ pub async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<u64, Stor
     repo::insert_events(tx, events).await
 }
 
-/// Inserts public comments.
-pub async fn insert_comments(tx: &mut Tx, comments: &[NewComment]) -> Result<u64, StoreError> {
-    repo::insert_comments(tx, comments).await
+/// Inserts comments with their keyed content hashes; private ones with their recipients.
+pub async fn insert_comments(
+    tx: &mut Tx,
+    keys: &WriteKeys,
+    comments: &[NewComment],
+) -> Result<u64, StoreError> {
+    let hashed: Vec<repo::HashedComment> = comments
+        .iter()
+        .map(|c| {
+            let (body, envelope) = match &c.body {
+                CommentBody::Public(text) => (Some(text.as_str()), None),
+                CommentBody::Private { envelope, .. } => (None, Some(envelope.to_bytes())),
+            };
+            let hash_input = body
+                .map(str::as_bytes)
+                .or(envelope.as_deref())
+                .unwrap_or_default();
+            repo::HashedComment {
+                comment: c,
+                body,
+                content_hash: keys.content_hash(hash_input).to_vec(),
+                hash_version: i64::from(keys.content_version().0),
+                envelope,
+            }
+        })
+        .collect();
+    let n = repo::insert_comments(tx, &hashed).await?;
+    let recipients: Vec<repo::Recipient> = comments
+        .iter()
+        .filter_map(|c| match &c.body {
+            CommentBody::Private {
+                envelope,
+                recipients,
+            } => Some(recipients.iter().filter_map(move |(user, fp)| {
+                let wrapped = envelope
+                    .recipients()
+                    .iter()
+                    .find(|w| &w.fingerprint == fp)?;
+                Some(repo::Recipient {
+                    comment_id: c.id.to_string(),
+                    user_id: user.to_string(),
+                    fingerprint: fp.to_hex(),
+                    wrapped_key: wrapped.wrapped_key.clone(),
+                })
+            })),
+            CommentBody::Public(_) => None,
+        })
+        .flatten()
+        .collect();
+    repo::insert_recipients(tx, &recipients).await?;
+    Ok(n)
+}
+
+/// Why a private comment could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateCommentError {
+    /// No such comment, or it is public.
+    #[error("no private comment with that id")]
+    NotFound,
+    /// The envelope refused: not a recipient, wrong key, tampered, unsupported.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens private comment `comment_id` as `reader` with the reader's private key. Runs on the
+/// reader's own device: private keys never answer network input (see SECURITY.md).
+pub async fn open_private_comment(
+    store: &Store,
+    comment_id: uuid::Uuid,
+    reader: uuid::Uuid,
+    key: &PrivateKey,
+) -> Result<String, PrivateCommentError> {
+    let (envelope, fingerprint) =
+        repo::private_comment(store, &comment_id.to_string(), &reader.to_string())
+            .await?
+            .ok_or(PrivateCommentError::NotFound)?;
+    let envelope = Envelope::from_bytes(&envelope)?;
+    let Some(fp) = fingerprint.as_deref().and_then(Fingerprint::from_hex) else {
+        return Err(EnvelopeError::NotARecipient.into());
+    };
+    let text = envelope.open(&comment_id.to_string(), &fp, key)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Finds a platform account by email through the blind index (every live version of the
+/// `blind_index` key is tried, so lookups work during a rotation).
+pub async fn find_user_by_email(
+    store: &Store,
+    ring: &KeyRing,
+    email: &str,
+) -> Result<Option<uuid::Uuid>, KeyError> {
+    let mut candidates = Vec::new();
+    for v in crate::keys::live_versions(store, Purpose::BlindIndex).await? {
+        let key = ring.key(store, Purpose::BlindIndex, v).await?;
+        candidates.push(crate::crypto::mac::blind_index(&key, BlindKind::Email, email).to_vec());
+    }
+    Ok(repo::user_by_email_bidx(store, &candidates)
+        .await?
+        .and_then(|id| uuid::Uuid::parse_str(&id).ok()))
 }
 
 /// Inserts reactions.
@@ -109,9 +278,32 @@ pub async fn insert_reactions(tx: &mut Tx, reactions: &[NewReaction]) -> Result<
     repo::insert_reactions(tx, reactions).await
 }
 
-/// Inserts activity records, stamped as ingested now.
-pub async fn insert_activity(tx: &mut Tx, activity: &[NewActivity]) -> Result<u64, StoreError> {
-    repo::insert_activity(tx, activity, Timestamp::now()).await
+/// Inserts activity records, stamped as ingested now, sealing source IPs.
+pub async fn insert_activity(
+    tx: &mut Tx,
+    keys: &WriteKeys,
+    activity: &[NewActivity],
+) -> Result<u64, StoreError> {
+    let sealed: Vec<repo::SealedActivity> = activity
+        .iter()
+        .map(|a| {
+            let id = a.id.to_string();
+            repo::SealedActivity {
+                ip_enc: a.ip.as_ref().map(|ip| {
+                    keys.seal_pii(&Place::new("activity_log", "ip_enc", &id), ip.as_bytes())
+                }),
+                ip_bidx: a
+                    .ip
+                    .as_ref()
+                    .map(|ip| keys.blind_index(BlindKind::Ip, ip).to_vec()),
+                pii_version: a.ip.is_some().then(|| i64::from(keys.pii_version().0)),
+                bidx_version: a.ip.is_some().then(|| i64::from(keys.blind_version().0)),
+                id,
+                activity: a,
+            }
+        })
+        .collect();
+    repo::insert_activity(tx, &sealed, Timestamp::now()).await
 }
 
 /// Row counts of the platform tables.
@@ -132,4 +324,34 @@ pub struct PlatformCounts {
 /// Counts the platform's rows.
 pub async fn counts(store: &crate::store::Store) -> Result<PlatformCounts, StoreError> {
     repo::counts(store).await
+}
+
+/// A platform account's email address, opened with the session's keys.
+pub async fn user_email(
+    store: &Store,
+    ring: &KeyRing,
+    user: uuid::Uuid,
+) -> Result<Option<String>, KeyError> {
+    let id = user.to_string();
+    let Some(sealed) = repo::user_email_enc(store, &id).await? else {
+        return Ok(None);
+    };
+    let plain = ring
+        .open_field(
+            store,
+            Purpose::Pii,
+            &Place::new("users", "email_enc", &id),
+            &sealed,
+        )
+        .await?;
+    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+}
+
+/// Up to `n` platform account ids, spread over the table (for sampling in benchmarks).
+pub async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<uuid::Uuid>, StoreError> {
+    Ok(repo::sample_user_ids(store, n)
+        .await?
+        .iter()
+        .filter_map(|s| uuid::Uuid::parse_str(s).ok())
+        .collect())
 }

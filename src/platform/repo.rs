@@ -6,6 +6,44 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use super::{NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction, PlatformCounts};
+
+/// A platform account with its personal fields sealed.
+pub(super) struct SealedUser<'a> {
+    pub id: String,
+    pub user: &'a NewPlatformUser,
+    pub email_enc: Option<Vec<u8>>,
+    pub email_bidx: Option<Vec<u8>>,
+    pub phone_enc: Option<Vec<u8>>,
+    pub pii_version: Option<i64>,
+    pub bidx_version: Option<i64>,
+}
+
+/// A comment with its keyed content hash and, if private, its serialised envelope.
+pub(super) struct HashedComment<'a> {
+    pub comment: &'a NewComment,
+    pub body: Option<&'a str>,
+    pub envelope: Option<Vec<u8>>,
+    pub content_hash: Vec<u8>,
+    pub hash_version: i64,
+}
+
+/// One recipient of a private comment.
+pub(super) struct Recipient {
+    pub comment_id: String,
+    pub user_id: String,
+    pub fingerprint: String,
+    pub wrapped_key: Vec<u8>,
+}
+
+/// An activity record with its source IP sealed.
+pub(super) struct SealedActivity<'a> {
+    pub id: String,
+    pub activity: &'a NewActivity,
+    pub ip_enc: Option<Vec<u8>>,
+    pub ip_bidx: Option<Vec<u8>>,
+    pub pii_version: Option<i64>,
+    pub bidx_version: Option<i64>,
+}
 use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx};
 
 /// Bound parameters per statement: below SQLite's 32,766 and Postgres' 65,535.
@@ -47,18 +85,17 @@ async fn insert_many<T>(
     Ok(done)
 }
 
-pub(super) async fn insert_users(
-    tx: &mut Tx,
-    users: &[NewPlatformUser],
-) -> Result<u64, StoreError> {
+pub(super) async fn insert_users(tx: &mut Tx, users: &[SealedUser<'_>]) -> Result<u64, StoreError> {
     insert_many(
         tx,
         "INSERT INTO users (id, username, display_name, kind, status, country, created_at, \
-         updated_at, last_login_at)",
-        9,
+         updated_at, last_login_at, email_enc, email_bidx, phone_enc, pii_key_version, \
+         bidx_key_version)",
+        14,
         users,
-        |q, u| {
-            q.bind(u.id.to_string())
+        |q, s| {
+            let u = s.user;
+            q.bind(s.id.as_str())
                 .bind(u.username.as_str())
                 .bind(u.display_name.as_str())
                 .bind("platform")
@@ -67,6 +104,11 @@ pub(super) async fn insert_users(
                 .bind(u.created_at.micros())
                 .bind(u.created_at.micros())
                 .bind(u.last_login_at.map(Timestamp::micros))
+                .bind(s.email_enc.as_deref())
+                .bind(s.email_bidx.as_deref())
+                .bind(s.phone_enc.as_deref())
+                .bind(s.pii_version)
+                .bind(s.bidx_version)
         },
     )
     .await
@@ -91,23 +133,84 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<u6
 
 pub(super) async fn insert_comments(
     tx: &mut Tx,
-    comments: &[NewComment],
+    comments: &[HashedComment<'_>],
 ) -> Result<u64, StoreError> {
     insert_many(
         tx,
-        "INSERT INTO comments (id, event_id, author_id, is_private, body, created_at)",
-        6,
+        "INSERT INTO comments (id, event_id, author_id, is_private, body, body_envelope, \
+         content_hash, hash_key_version, created_at)",
+        9,
         comments,
-        |q, c| {
+        |q, h| {
+            let c = h.comment;
             q.bind(c.id.to_string())
                 .bind(c.event_id.to_string())
                 .bind(c.author_id.to_string())
-                .bind(false)
-                .bind(c.body.as_str())
+                .bind(h.envelope.is_some())
+                .bind(h.body)
+                .bind(h.envelope.as_deref())
+                .bind(h.content_hash.as_slice())
+                .bind(h.hash_version)
                 .bind(c.created_at.micros())
         },
     )
     .await
+}
+
+pub(super) async fn insert_recipients(tx: &mut Tx, rows: &[Recipient]) -> Result<u64, StoreError> {
+    insert_many(
+        tx,
+        "INSERT INTO comment_recipients (comment_id, recipient_id, key_fingerprint, wrapped_key)",
+        4,
+        rows,
+        |q, r| {
+            q.bind(r.comment_id.as_str())
+                .bind(r.user_id.as_str())
+                .bind(r.fingerprint.as_str())
+                .bind(r.wrapped_key.as_slice())
+        },
+    )
+    .await
+}
+
+/// A private comment's envelope, and the key fingerprint recorded for `reader` (`None` if the
+/// reader is not a recipient). `None` overall if there is no such private comment.
+pub(super) async fn private_comment(
+    store: &Store,
+    comment_id: &str,
+    reader: &str,
+) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT c.body_envelope, r.key_fingerprint FROM comments c \
+         LEFT JOIN comment_recipients r ON r.comment_id = c.id AND r.recipient_id = $2 \
+         WHERE c.id = $1 AND c.body_envelope IS NOT NULL",
+    )
+    .bind(comment_id)
+    .bind(reader)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some((r.try_get(0)?, r.try_get(1)?)))
+}
+
+/// The account whose email blind index is one of `candidates`.
+pub(super) async fn user_by_email_bidx(
+    store: &Store,
+    candidates: &[Vec<u8>],
+) -> Result<Option<String>, StoreError> {
+    let mut found = None;
+    for c in candidates {
+        found = sqlx::query("SELECT id FROM users WHERE email_bidx = $1")
+            .bind(c.as_slice())
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if found.is_some() {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 pub(super) async fn insert_reactions(
@@ -132,17 +235,19 @@ pub(super) async fn insert_reactions(
 
 pub(super) async fn insert_activity(
     tx: &mut Tx,
-    activity: &[NewActivity],
+    activity: &[SealedActivity<'_>],
     ingested_at: Timestamp,
 ) -> Result<u64, StoreError> {
     insert_many(
         tx,
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, \
-         ingested_at, user_agent, country, ref_id)",
-        10,
+         ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, pii_key_version, \
+         bidx_key_version)",
+        14,
         activity,
-        |q, a| {
-            q.bind(a.id.to_string())
+        |q, s| {
+            let a = s.activity;
+            q.bind(s.id.as_str())
                 .bind(a.user_id.map(|u| u.to_string()))
                 .bind(a.kind)
                 .bind(a.outcome)
@@ -152,6 +257,10 @@ pub(super) async fn insert_activity(
                 .bind(a.user_agent.as_str())
                 .bind(a.country.as_str())
                 .bind(a.ref_id.map(|r| r.to_string()))
+                .bind(s.ip_enc.as_deref())
+                .bind(s.ip_bidx.as_deref())
+                .bind(s.pii_version)
+                .bind(s.bidx_version)
         },
     )
     .await
@@ -172,4 +281,34 @@ pub(super) async fn counts(store: &Store) -> Result<PlatformCounts, StoreError> 
         reactions: row.try_get(3)?,
         activity: row.try_get(4)?,
     })
+}
+
+pub(super) async fn user_email_enc(store: &Store, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(sqlx::query("SELECT email_enc FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+        .transpose()?
+        .flatten())
+}
+
+pub(super) async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE kind = 'platform'")
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?;
+    let step = (total / i64::from(n.max(1))).max(1);
+    let rows = sqlx::query(
+        "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM users \
+         WHERE kind = 'platform') s WHERE rn % $1 = 0 LIMIT $2",
+    )
+    .bind(step)
+    .bind(i64::from(n))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
 }

@@ -5,6 +5,9 @@
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use vigil::auth::{self, Actor, Password, Username};
+use vigil::crypto::KeyBits;
+use vigil::keys::keystore::FileKeystore;
+use vigil::keys::{self, KeyRing};
 use vigil::store::{DatabaseUrl, Store, StoreOptions};
 
 /// The operator password every test uses.
@@ -16,7 +19,17 @@ pub struct TestDb {
     pub url: DatabaseUrl,
     /// The raw URL, for side connections that tamper with rows the way an attacker would.
     pub raw_url: String,
+    /// The first operator's keystore: a real file keystore in its own private folder.
+    pub keystore: FileKeystore,
     _dir: Option<tempfile::TempDir>,
+    _keys: tempfile::TempDir,
+}
+
+/// A file keystore in a fresh private folder (another machine's keystore, as it were).
+pub fn keystore() -> (FileKeystore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ks = FileKeystore::open(&dir.path().join("keys")).expect("file keystore");
+    (ks, dir)
 }
 
 impl TestDb {
@@ -38,11 +51,14 @@ pub async fn sqlite() -> TestDb {
     let store = Store::open(&url, &StoreOptions::default())
         .await
         .expect("open sqlite");
+    let (keystore, keys) = keystore();
     TestDb {
         store,
         url,
         raw_url: format!("sqlite://{}", path.display()),
+        keystore,
         _dir: Some(dir),
+        _keys: keys,
     }
 }
 
@@ -86,11 +102,14 @@ pub async fn postgres() -> TestDb {
     let store = Store::open(&url, &StoreOptions::default())
         .await
         .expect("open postgres");
+    let (keystore, keys) = keystore();
     TestDb {
         store,
         url,
         raw_url,
+        keystore,
         _dir: None,
+        _keys: keys,
     }
 }
 
@@ -106,12 +125,21 @@ pub async fn fresh_like(db: &TestDb) -> TestDb {
 pub async fn admin(db: &TestDb) -> Actor {
     let name = Username::parse("root-admin").unwrap();
     let pw = Password::parse_for_operator(PASSWORD, &name).unwrap();
-    auth::bootstrap_admin(&db.store, &name, &pw)
+    auth::bootstrap_admin(&db.store, &db.keystore, &name, &pw, KeyBits::B2048)
         .await
         .expect("bootstrap admin");
     auth::authenticate(&db.store, "root-admin", PASSWORD)
         .await
         .expect("sign in")
+}
+
+/// `vigil init`, then signs the administrator in and unlocks their keys.
+pub async fn admin_keys(db: &TestDb) -> (Actor, KeyRing) {
+    let actor = admin(db).await;
+    let ring = keys::unlock(&db.store, &db.keystore, &actor, PASSWORD)
+        .await
+        .expect("unlock keys");
+    (actor, ring)
 }
 
 /// Adds an operator with `role` directly in the tables (account management is a later

@@ -1,0 +1,562 @@
+//! SQL of key pairs, data keys, grants and rotations.
+
+use sqlx::Row;
+
+use super::Purpose;
+use crate::store::{Store, StoreError, Timestamp, Tx};
+
+/// A `user_keys` row.
+pub(super) struct UserKeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub der: Vec<u8>,
+    pub fingerprint: String,
+    pub retired: bool,
+}
+
+fn user_key(row: &sqlx::any::AnyRow) -> Result<UserKeyRow, sqlx::Error> {
+    Ok(UserKeyRow {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        der: row.try_get(2)?,
+        fingerprint: row.try_get(3)?,
+        retired: row.try_get::<Option<i64>, _>(4)?.is_some(),
+    })
+}
+
+const USER_KEY_COLS: &str = "k.id, k.user_id, k.public_key_der, k.fingerprint, k.retired_at";
+
+pub(super) async fn insert_user_key(
+    tx: &mut Tx,
+    id: &str,
+    user_id: &str,
+    bits: i64,
+    der: &[u8],
+    fingerprint: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO user_keys (id, user_id, algorithm, bits, public_key_der, fingerprint, created_at) \
+         VALUES ($1, $2, 'rsa-oaep-sha256', $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(bits)
+    .bind(der)
+    .bind(fingerprint)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn user_key_by_id(
+    store: &Store,
+    id: &str,
+) -> Result<Option<UserKeyRow>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_KEY_COLS} FROM user_keys k WHERE k.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.as_ref().map(user_key).transpose()?)
+}
+
+/// An operator's key pairs that are not retired.
+pub(super) async fn live_user_keys(
+    tx: &mut Tx,
+    user_id: &str,
+) -> Result<Vec<UserKeyRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_KEY_COLS} FROM user_keys k WHERE k.user_id = $1 AND k.retired_at IS NULL \
+         ORDER BY k.created_at"
+    ))
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.iter().map(user_key).collect::<Result<_, _>>()?)
+}
+
+/// Live key pairs holding a grant of the data key `data_key_id`.
+pub(super) async fn holders(tx: &mut Tx, data_key_id: &str) -> Result<Vec<UserKeyRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_KEY_COLS} FROM user_keys k JOIN key_grants g ON g.user_key_id = k.id \
+         WHERE g.data_key_id = $1 AND k.retired_at IS NULL ORDER BY k.id"
+    ))
+    .bind(data_key_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.iter().map(user_key).collect::<Result<_, _>>()?)
+}
+
+/// A `data_keys` row.
+#[derive(Debug, Clone)]
+pub(super) struct DataKeyRow {
+    pub id: String,
+    pub version: u32,
+    pub status: String,
+}
+
+fn data_key(row: &sqlx::any::AnyRow) -> Result<DataKeyRow, sqlx::Error> {
+    Ok(DataKeyRow {
+        id: row.try_get(0)?,
+        version: u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+        status: row.try_get(2)?,
+    })
+}
+
+/// Versions of `purpose` that are not retired, oldest first.
+pub(super) async fn live_data_keys(
+    tx: &mut Tx,
+    purpose: Purpose,
+) -> Result<Vec<DataKeyRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, version, status FROM data_keys WHERE purpose = $1 AND status <> 'retired' \
+         ORDER BY version",
+    )
+    .bind(purpose.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.iter().map(data_key).collect::<Result<_, _>>()?)
+}
+
+/// Every version of `purpose`, oldest first.
+pub(super) async fn all_data_keys(
+    store: &Store,
+    purpose: Purpose,
+) -> Result<Vec<DataKeyRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, version, status FROM data_keys WHERE purpose = $1 ORDER BY version",
+    )
+    .bind(purpose.as_str())
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows.iter().map(data_key).collect::<Result<_, _>>()?)
+}
+
+/// The version new values are written with.
+pub(super) async fn active_version(
+    store: &Store,
+    purpose: Purpose,
+) -> Result<Option<u32>, StoreError> {
+    let v: Option<i64> =
+        sqlx::query("SELECT version FROM data_keys WHERE purpose = $1 AND status = 'active'")
+            .bind(purpose.as_str())
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+    Ok(v.and_then(|v| u32::try_from(v).ok()))
+}
+
+pub(super) async fn max_version(tx: &mut Tx, purpose: Purpose) -> Result<u32, StoreError> {
+    let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM data_keys WHERE purpose = $1")
+        .bind(purpose.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    Ok(v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0))
+}
+
+pub(super) async fn insert_data_key(
+    tx: &mut Tx,
+    id: &str,
+    purpose: Purpose,
+    version: u32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO data_keys (id, purpose, version, status, created_at) \
+         VALUES ($1, $2, $3, 'active', $4)",
+    )
+    .bind(id)
+    .bind(purpose.as_str())
+    .bind(i64::from(version))
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_data_key_status(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE data_keys SET status = $1, \
+         retired_at = CASE WHEN $1 = 'retired' THEN $2 ELSE retired_at END WHERE id = $3",
+    )
+    .bind(status)
+    .bind(now.micros())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_grant(
+    tx: &mut Tx,
+    data_key_id: &str,
+    user_key_id: &str,
+    wrapped: &[u8],
+    granted_by: Option<&str>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO key_grants (data_key_id, user_key_id, wrapped_key, granted_at, granted_by) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (data_key_id, user_key_id) DO NOTHING",
+    )
+    .bind(data_key_id)
+    .bind(user_key_id)
+    .bind(wrapped)
+    .bind(now.micros())
+    .bind(granted_by)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The wrapped copy of `purpose` version `version` for key pair `user_key_id`, if granted and
+/// the version is not retired.
+pub(super) async fn grant(
+    store: &Store,
+    purpose: Purpose,
+    version: u32,
+    user_key_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let w: Option<Vec<u8>> = sqlx::query(
+        "SELECT g.wrapped_key FROM key_grants g JOIN data_keys d ON d.id = g.data_key_id \
+         WHERE d.purpose = $1 AND d.version = $2 AND g.user_key_id = $3 AND d.status <> 'retired'",
+    )
+    .bind(purpose.as_str())
+    .bind(i64::from(version))
+    .bind(user_key_id)
+    .fetch_optional(store.pool())
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?;
+    Ok(w)
+}
+
+/// Every live grant of key pair `user_key_id`: (purpose, version, wrapped key).
+pub(super) async fn grants_of(
+    store: &Store,
+    user_key_id: &str,
+) -> Result<Vec<(String, u32, Vec<u8>)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT d.purpose, d.version, g.wrapped_key FROM key_grants g \
+         JOIN data_keys d ON d.id = g.data_key_id \
+         WHERE g.user_key_id = $1 AND d.status <> 'retired' ORDER BY d.purpose, d.version",
+    )
+    .bind(user_key_id)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                r.try_get(2)?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Removes every grant held by `user_id`'s key pairs; returns how many.
+pub(super) async fn delete_grants_of_user(tx: &mut Tx, user_id: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM key_grants WHERE user_key_id IN (SELECT id FROM user_keys WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn delete_grants_of_data_key(
+    tx: &mut Tx,
+    data_key_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM key_grants WHERE data_key_id = $1")
+        .bind(data_key_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn grant_count(store: &Store, data_key_id: &str) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) FROM key_grants WHERE data_key_id = $1")
+            .bind(data_key_id)
+            .fetch_one(store.pool())
+            .await?
+            .try_get(0)?,
+    )
+}
+
+pub(super) async fn retire_user_keys(
+    tx: &mut Tx,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE user_keys SET retired_at = $1 WHERE user_id = $2 AND retired_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// An operator account id by username (operators and service accounts only).
+pub(super) async fn operator_id(tx: &mut Tx, username: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query("SELECT id FROM users WHERE username = $1 AND kind IN ('operator', 'service')")
+            .bind(username)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+    )
+}
+
+/// A `key_rotations` row.
+#[derive(Debug, Clone)]
+pub(super) struct RotationRow {
+    pub id: String,
+    pub from_version: u32,
+    pub to_version: u32,
+    pub cursor: Option<String>,
+    pub rows_done: i64,
+}
+
+pub(super) async fn running_rotation(
+    tx: &mut Tx,
+    purpose: Purpose,
+) -> Result<Option<RotationRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, from_version, to_version, cursor, rows_done FROM key_rotations \
+         WHERE purpose = $1 AND status = 'running' ORDER BY started_at DESC",
+    )
+    .bind(purpose.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(RotationRow {
+        id: r.try_get(0)?,
+        from_version: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+        to_version: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+        cursor: r.try_get(3)?,
+        rows_done: r.try_get(4)?,
+    }))
+}
+
+pub(super) async fn insert_rotation(
+    tx: &mut Tx,
+    id: &str,
+    purpose: Purpose,
+    from: u32,
+    to: u32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO key_rotations (id, purpose, from_version, to_version, status, started_at) \
+         VALUES ($1, $2, $3, $4, 'running', $5)",
+    )
+    .bind(id)
+    .bind(purpose.as_str())
+    .bind(i64::from(from))
+    .bind(i64::from(to))
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn advance_rotation(
+    tx: &mut Tx,
+    id: &str,
+    cursor: &str,
+    rows: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE key_rotations SET cursor = $1, rows_done = rows_done + $2 WHERE id = $3")
+        .bind(cursor)
+        .bind(rows)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn finish_rotation(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE key_rotations SET status = $1, finished_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now.micros())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn running_rotation_progress(
+    store: &Store,
+    purpose: Purpose,
+) -> Result<Option<(u32, u32, i64)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT from_version, to_version, rows_done FROM key_rotations \
+         WHERE purpose = $1 AND status = 'running'",
+    )
+    .bind(purpose.as_str())
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some((
+        u32::try_from(r.try_get::<i64, _>(0)?).unwrap_or(0),
+        u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+        r.try_get(2)?,
+    )))
+}
+
+/// A table holding values made with data keys: its id column and the column naming the version.
+pub(super) struct FieldTable<'a> {
+    pub table: &'a str,
+    pub id_col: &'a str,
+    pub version_col: &'a str,
+}
+
+/// One row of an encrypted-field table, as rotation reads it.
+pub(super) struct FieldRow {
+    pub id: String,
+    pub version: u32,
+    /// The spec's columns, in its order (text columns arrive as UTF-8 bytes).
+    pub values: Vec<Option<Vec<u8>>>,
+}
+
+/// The next `limit` rows of `table` after `cursor` (by id) whose `version_col` is set and is
+/// not `to`. `text_cols` are read as text; the others as bytes.
+pub(super) async fn field_rows_after(
+    tx: &mut Tx,
+    t: &FieldTable<'_>,
+    cols: &[(&str, bool)],
+    cursor: &str,
+    to: u32,
+    limit: usize,
+) -> Result<Vec<FieldRow>, StoreError> {
+    let (table, id_col, version_col) = (t.table, t.id_col, t.version_col);
+    let list: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
+    let sql = format!(
+        "SELECT {id_col}, {version_col}, {} FROM {table} WHERE {id_col} > $1 \
+         AND {version_col} IS NOT NULL AND {version_col} <> $2 ORDER BY {id_col} LIMIT {limit}",
+        list.join(", ")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(cursor)
+        .bind(i64::from(to))
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let mut values = Vec::with_capacity(cols.len());
+            for (i, (_, text)) in cols.iter().enumerate() {
+                values.push(if *text {
+                    r.try_get::<Option<String>, _>(2 + i)?
+                        .map(String::into_bytes)
+                } else {
+                    r.try_get::<Option<Vec<u8>>, _>(2 + i)?
+                });
+            }
+            Ok(FieldRow {
+                id: r.try_get(0)?,
+                version: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                values,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Writes a row's new values and version, if it still has the version it was read with.
+pub(super) async fn update_field_row(
+    tx: &mut Tx,
+    t: &FieldTable<'_>,
+    cols: &[&str],
+    id: &str,
+    old_version: u32,
+    new_version: u32,
+    values: &[Option<Vec<u8>>],
+) -> Result<bool, StoreError> {
+    let (table, id_col, version_col) = (t.table, t.id_col, t.version_col);
+    let sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let n = cols.len();
+    let sql = format!(
+        "UPDATE {table} SET {}, {version_col} = ${} WHERE {id_col} = ${} AND {version_col} = ${}",
+        sets.join(", "),
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut q = sqlx::query(&sql);
+    for v in values {
+        q = q.bind(v.clone());
+    }
+    let done = q
+        .bind(i64::from(new_version))
+        .bind(id)
+        .bind(i64::from(old_version))
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Rows of `table` per `version_col` value.
+pub(super) async fn version_counts(
+    store: &Store,
+    table: &str,
+    version_col: &str,
+) -> Result<Vec<(u32, i64)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {version_col}, COUNT(*) FROM {table} WHERE {version_col} IS NOT NULL \
+         GROUP BY {version_col} ORDER BY {version_col}"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                u32::try_from(r.try_get::<i64, _>(0)?).unwrap_or(0),
+                r.try_get(1)?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Rows of `table` whose `version_col` is set and is not `to`.
+pub(super) async fn rows_not_at(
+    tx: &mut Tx,
+    table: &str,
+    version_col: &str,
+    to: u32,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE {version_col} IS NOT NULL AND {version_col} <> $1"
+    ))
+    .bind(i64::from(to))
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
