@@ -248,3 +248,175 @@ fn keystore_check_explains_a_missing_keychain_and_works_with_files() {
     let out = cli.ok(&["keystore", "check"], &[("VIGIL_KEYSTORE", &ks)]);
     assert!(out.starts_with("ok: file keystore"), "{out}");
 }
+
+/// What a demo email, phone or IPv6 address looks like in plaintext.
+const PLAINTEXT_PII: &[&[u8]] = &[
+    b"@example.com",
+    b"@example.org",
+    b"@example.net",
+    b"@mail.example",
+    b"@post.example",
+    b"+1-555-",
+    b"2001:db8:",
+];
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One platform username, to show a scan would see plaintext if there were any.
+async fn some_username(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let name: String =
+        sqlx::query_scalar("SELECT username FROM users WHERE kind = 'platform' ORDER BY id")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    name
+}
+
+fn seed_small(cli: &Cli) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &["demo", "seed", "--users", "200", "--comments", "200"],
+        &[],
+    );
+}
+
+#[tokio::test]
+async fn no_email_phone_or_ip_in_plaintext_in_the_sqlite_file_or_its_log() {
+    let cli = Cli::sqlite();
+    seed_small(&cli);
+    let path = cli.url.trim_start_matches("sqlite://").to_owned();
+    let mut bytes = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+        bytes.extend(wal);
+    }
+    let username = some_username(&cli.url).await;
+    assert!(
+        find(&bytes, username.as_bytes()),
+        "the scan sees plaintext columns"
+    );
+    for pattern in PLAINTEXT_PII {
+        assert!(
+            !find(&bytes, pattern),
+            "{} found in the database file",
+            String::from_utf8_lossy(pattern)
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_email_phone_or_ip_in_plaintext_in_a_postgres_dump() {
+    let cli = Cli::postgres().await;
+    seed_small(&cli);
+    let pg_dump = ["/usr/lib/postgresql/15/bin/pg_dump", "pg_dump"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .expect("pg_dump");
+    let dump = Command::new(pg_dump)
+        .args(["--data-only", "--inserts", &cli.url])
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    let username = some_username(&cli.url).await;
+    assert!(find(&dump.stdout, username.as_bytes()));
+    for pattern in PLAINTEXT_PII {
+        assert!(
+            !find(&dump.stdout, pattern),
+            "{} found in pg_dump",
+            String::from_utf8_lossy(pattern)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
+    use std::io::BufRead;
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &["demo", "seed", "--users", "2000", "--comments", "10000"],
+        &[],
+    );
+    let counts =
+        "SELECT (SELECT COUNT(*) FROM users) || '/' || (SELECT COUNT(*) FROM activity_log)";
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cli.url).await.unwrap();
+    let before: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
+
+    // Kill -9 the rotation after its first committed chunk, somewhere inside a later one.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["keys", "rotate", "pii", "--json", "--chunk", "500"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("VIGIL_DATABASE_URL", &cli.url)
+        .env(
+            "VIGIL_KEYSTORE",
+            format!("file:{}", cli.keys.path().join("ks").display()),
+        )
+        .env("VIGIL_USERNAME", "root-admin")
+        .env("VIGIL_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("{\"progress\""), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let status: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &[])).unwrap();
+    let pii = &status.as_array().unwrap()[0];
+    assert_eq!(pii["purpose"], "pii");
+    assert_eq!(pii["rotation"]["to"], 2, "{pii}");
+    assert!(pii["rotation"]["rows_left"].as_i64().unwrap() > 0, "{pii}");
+
+    let out = cli.ok(&["keys", "rotate", "pii", "--json"], &[]);
+    let done: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(done["done"]["retired"], serde_json::json!([1]), "{out}");
+    let after: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
+    assert_eq!(before, after, "no row lost or added");
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version <> 2) + \
+         (SELECT COUNT(*) FROM activity_log WHERE pii_key_version <> 2)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, 0);
+    pool.close().await;
+
+    // Every sealed field opens with the new version, from this machine's keystore.
+    use vigil::keys::keystore::FileKeystore;
+    use vigil::store::{DatabaseUrl, Store, StoreOptions};
+    let store = Store::open(
+        &DatabaseUrl::parse(&cli.url).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let ks = FileKeystore::open(&cli.keys.path().join("ks")).unwrap();
+    let admin = vigil::auth::authenticate(&store, "root-admin", PASSWORD)
+        .await
+        .unwrap();
+    let ring = vigil::keys::unlock(&store, &ks, &admin, PASSWORD)
+        .await
+        .unwrap();
+    for id in vigil::platform::sample_user_ids(&store, 2000)
+        .await
+        .unwrap()
+    {
+        assert!(vigil::platform::user_email(&store, &ring, id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &[])).unwrap();
+    assert!(status[0]["rotation"].is_null());
+    assert_eq!(status[0]["current"], 2);
+}

@@ -256,7 +256,7 @@ pub async fn run(
     actor: &Actor,
     rotation: &Rotation,
     chunk: usize,
-    progress: &mut dyn FnMut(RotationProgress),
+    progress: &mut (dyn FnMut(RotationProgress) + Send),
 ) -> Result<RotationReport, KeyError> {
     let _permit = rbac::require(actor, Permission::KeysManage)?;
     let purpose = rotation.purpose;
