@@ -428,7 +428,7 @@ async fn private_comments_open_only_for_their_recipients(db: TestDb) {
     )
     .unwrap();
     let mut tx = db.store.begin().await.unwrap();
-    platform::insert_events(&mut tx, &[event.clone()])
+    platform::insert_events(&mut tx, std::slice::from_ref(&event))
         .await
         .unwrap();
     platform::insert_comments(
