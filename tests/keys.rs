@@ -216,7 +216,7 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
 }
 on_both!(a_revoked_operator_opens_nothing_written_after_revocation);
 
-async fn rotation_cut_off_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
+async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     let (admin, ring) = admin_keys(&db).await;
     let opts = SeedOptions {
         users: 300,
@@ -237,28 +237,59 @@ async fn rotation_cut_off_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     )
     .await;
 
-    // Start, let one chunk commit, then cut the run off wherever it is in the next one.
+    // A ciphertext that will not open, halfway through the activity log: the run stops in
+    // the middle of that chunk, after many chunks committed.
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM activity_log ORDER BY id")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    let victim = ids[ids.len() / 2].clone();
+    let original: Vec<u8> = sqlx::query_scalar("SELECT ip_enc FROM activity_log WHERE id = $1")
+        .bind(&victim)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    let mut bent = original.clone();
+    bent[20] ^= 1;
+    let set_ip = "UPDATE activity_log SET ip_enc = $1 WHERE id = $2";
+    sqlx::query(set_ip)
+        .bind(bent)
+        .bind(&victim)
+        .execute(&raw)
+        .await
+        .unwrap();
+
     let r = rotation::start(&db.store, &ring, &admin, Purpose::Pii)
         .await
         .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = {
-        let (store, r) = (db.store.clone(), r.clone());
-        let (admin, ring) = (admin.clone(), std::sync::Arc::new(ring));
-        let ring2 = ring.clone();
-        let handle = tokio::spawn(async move {
-            rotation::run(&store, &ring2, &admin, &r, 40, &mut |p| {
-                let _ = tx.send(p.done);
-            })
-            .await
-        });
-        (handle, ring)
-    };
-    let (handle, ring) = task;
-    let first = rx.recv().await.expect("one chunk committed");
-    handle.abort();
-    assert!(handle.await.unwrap_err().is_cancelled());
-    assert!(first > 0 && (first as i64) < sealed_rows);
+    let mut chunks = 0;
+    let failed = rotation::run(&db.store, &ring, &admin, &r, 40, &mut |_| chunks += 1).await;
+    assert!(
+        matches!(failed, Err(KeyError::Field(FieldError::Tampered))),
+        "{failed:?}"
+    );
+    assert!(chunks > 8, "{chunks} chunks committed before the failure");
+    // The failing chunk left nothing half-done: rows at version 2 are exactly the rows the
+    // committed chunks counted.
+    let done_rows = count(
+        &raw,
+        "SELECT rows_done FROM key_rotations WHERE status = 'running'",
+    )
+    .await;
+    let at_v2 = count(
+        &raw,
+        "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version = 2) + \
+         (SELECT COUNT(*) FROM activity_log WHERE pii_key_version = 2)",
+    )
+    .await;
+    assert_eq!(done_rows, at_v2);
+    assert!(at_v2 > 0 && at_v2 < sealed_rows);
+    sqlx::query(set_ip)
+        .bind(&original)
+        .bind(&victim)
+        .execute(&raw)
+        .await
+        .unwrap();
 
     // Both versions are in use now, and reads work throughout.
     let status = keys::status(&db.store, &admin).await.unwrap();
@@ -354,7 +385,7 @@ async fn rotation_cut_off_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     );
     raw.close().await;
 }
-on_both!(rotation_cut_off_mid_chunk_resumes_and_every_row_opens);
+on_both!(rotation_stopped_mid_chunk_resumes_and_every_row_opens);
 
 async fn ciphertexts_moved_or_altered_in_the_database_are_refused(db: TestDb) {
     let (_, ring) = admin_keys(&db).await;

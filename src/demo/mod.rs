@@ -50,6 +50,14 @@ pub struct SeedReport {
 }
 
 impl SeedReport {
+    fn add(&mut self, other: SeedReport) {
+        self.users += other.users;
+        self.events += other.events;
+        self.comments += other.comments;
+        self.reactions += other.reactions;
+        self.activity += other.activity;
+    }
+
     /// All rows written.
     pub fn total_rows(&self) -> u64 {
         self.users + self.events + self.comments + self.reactions + self.activity
@@ -166,6 +174,14 @@ async fn load(
     let now = Timestamp::now().micros() / HOUR * HOUR;
     let start = now - i64::from(opts.days) * DAY;
 
+    // Key pairs for the few people who write privately, made on the other core meanwhile.
+    let n_keys = holder_count(opts.users);
+    let key_pairs = tokio::task::spawn_blocking(move || {
+        (0..n_keys)
+            .map(|_| PrivateKey::generate(KeyBits::B2048).map(|k| k.public_key().clone()))
+            .collect::<Result<Vec<PublicKey>, _>>()
+    });
+
     // Users, oldest first, with the habits their activity follows.
     let mut people = Vec::with_capacity(opts.users as usize);
     let mut batch = Vec::with_capacity(USER_BATCH);
@@ -263,31 +279,27 @@ async fn load(
 
     // A few people hold key pairs and write to each other end to end encrypted. Their private
     // keys live on their own devices, so the demo keeps only the public halves.
-    let n_holders = (opts.users / 1_000).clamp(2, 12).min(opts.users) as usize;
+    let n_holders = holder_count(opts.users);
     let mut holders: Vec<usize> = (0..n_holders)
         .map(|_| rng.gen_range(0..people.len()))
         .collect();
     holders.sort_unstable();
     holders.dedup();
-    let holder_keys: Vec<PublicKey> = if holders.len() >= 2 {
-        let n = holders.len();
-        tokio::task::spawn_blocking(move || {
-            (0..n)
-                .map(|_| PrivateKey::generate(KeyBits::B2048).map(|k| k.public_key().clone()))
-                .collect::<Result<Vec<_>, _>>()
-        })
+    let mut holder_keys = key_pairs
         .await
         .expect("key generation task panicked")
-        .map_err(|_| DemoError::Invalid("RSA key generation failed"))?
-    } else {
-        Vec::new()
-    };
+        .map_err(|_| DemoError::Invalid("RSA key generation failed"))?;
+    holder_keys.truncate(holders.len());
+    if holder_keys.len() < 2 {
+        holder_keys.clear();
+    }
     let mut tx = store.begin().await?;
     for (h, key) in holders.iter().zip(&holder_keys) {
         crate::keys::register_public_key(&mut tx, people[*h].id, key).await?;
     }
     tx.commit().await?;
 
+    let mut writing: Option<tokio::task::JoinHandle<Result<SeedReport, DemoError>>> = None;
     let mut comments = Vec::with_capacity(COMMENT_BATCH);
     let mut reactions = Vec::new();
     let mut activity = Vec::new();
@@ -345,23 +357,58 @@ async fn load(
             });
         }
         if comments.len() == COMMENT_BATCH || n as u64 + 1 == total {
-            let mut tx = store.begin().await?;
-            report.comments += platform::insert_comments(&mut tx, keys, &comments).await?;
-            report.reactions += platform::insert_reactions(&mut tx, &reactions).await?;
-            report.activity += platform::insert_activity(&mut tx, keys, &activity).await?;
-            tx.commit().await?;
-            comments.clear();
-            reactions.clear();
-            activity.clear();
-            progress(SeedProgress {
-                phase: "comments",
-                done: report.comments,
-                total,
-            });
+            // Write this batch on the other core while the next one is generated.
+            if let Some(previous) = writing.take() {
+                report.add(previous.await.expect("batch writer panicked")?);
+                progress(SeedProgress {
+                    phase: "comments",
+                    done: report.comments,
+                    total,
+                });
+            }
+            let batch = (
+                std::mem::take(&mut comments),
+                std::mem::take(&mut reactions),
+                std::mem::take(&mut activity),
+            );
+            writing = Some(tokio::spawn(write_comment_batch(
+                store.clone(),
+                keys.clone(),
+                batch,
+            )));
         }
     }
-
+    if let Some(last) = writing {
+        report.add(last.await.expect("batch writer panicked")?);
+        progress(SeedProgress {
+            phase: "comments",
+            done: report.comments,
+            total,
+        });
+    }
     Ok(())
+}
+
+/// Comments, their reactions and activity, in one transaction; returns the rows written.
+async fn write_comment_batch(
+    store: Store,
+    keys: WriteKeys,
+    (comments, reactions, activity): (Vec<NewComment>, Vec<NewReaction>, Vec<NewActivity>),
+) -> Result<SeedReport, DemoError> {
+    let mut tx = store.begin().await?;
+    let written = SeedReport {
+        comments: platform::insert_comments(&mut tx, &keys, &comments).await?,
+        reactions: platform::insert_reactions(&mut tx, &reactions).await?,
+        activity: platform::insert_activity(&mut tx, &keys, &activity).await?,
+        ..SeedReport::default()
+    };
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// How many people hold key pairs: a dozen at most (RSA key generation is slow).
+fn holder_count(users: u32) -> usize {
+    (users / 1_000).clamp(2, 12).min(users) as usize
 }
 
 const HOUR: i64 = 3_600_000_000;

@@ -168,12 +168,25 @@ impl Store {
     ///
     /// On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so two writers queue on
     /// the busy timeout instead of one failing when it upgrades a read to a write.
+    ///
+    /// A transaction dropped unfinished (its task cancelled mid-statement) is rolled back by the
+    /// SQLite driver's worker shortly after; until then its connection still counts as inside
+    /// a transaction and refuses `BEGIN IMMEDIATE` with `InvalidSavePointStatement`. That
+    /// window is waited out here rather than surfaced as an error.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let tx = match self.backend() {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(tx)
+        if self.backend() == Backend::Postgres {
+            return Ok(self.pool.begin().await?);
+        }
+        let mut attempts = 0;
+        loop {
+            match self.pool.begin_with("BEGIN IMMEDIATE").await {
+                Err(sqlx::Error::InvalidSavePointStatement) if attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Flushes SQLite's write-ahead log into the main file and truncates it, so the file on
