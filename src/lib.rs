@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod keys;
+pub mod mfa;
 pub mod platform;
 pub mod rbac;
 pub mod store;

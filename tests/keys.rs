@@ -559,3 +559,112 @@ async fn key_management_needs_its_permission(db: TestDb) {
     raw.close().await;
 }
 on_both!(key_management_needs_its_permission);
+
+async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) {
+    use vigil::auth::{self, PasswordChangeError};
+    let (admin, admin_ring) = admin_keys(&db).await;
+    let keys = WriteKeys::current(&db.store, &admin_ring).await.unwrap();
+    let ada = write_person(&db, &keys, 1).await;
+    let bob = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
+    let (bob_keystore, _dir) = common::keystore();
+    keys::enrol(&db.store, &bob_keystore, &bob, PASSWORD, KeyBits::B2048)
+        .await
+        .unwrap();
+    keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
+        .await
+        .unwrap();
+    let ring = keys::unlock(&db.store, &bob_keystore, &bob, PASSWORD)
+        .await
+        .unwrap();
+
+    // A wrong current password changes nothing.
+    let new_pw = "a different long passphrase";
+    assert!(matches!(
+        auth::change_password(
+            &db.store,
+            &bob_keystore,
+            &bob,
+            &ring,
+            "wrong password!!",
+            new_pw
+        )
+        .await,
+        Err(PasswordChangeError::WrongPassword)
+    ));
+    auth::change_password(&db.store, &bob_keystore, &bob, &ring, PASSWORD, new_pw)
+        .await
+        .unwrap();
+    // The keystore item now opens with the new password only, and the grants still work.
+    assert!(matches!(
+        keys::unlock(&db.store, &bob_keystore, &bob, PASSWORD).await,
+        Err(KeyError::Unseal)
+    ));
+    let bob = auth::authenticate(&db.store, "bob-officer", new_pw)
+        .await
+        .unwrap();
+    let ring = keys::unlock(&db.store, &bob_keystore, &bob, new_pw)
+        .await
+        .unwrap();
+    assert!(platform::user_email(&db.store, &ring, ada)
+        .await
+        .unwrap()
+        .is_some());
+
+    // An administrator's reset retires Bob's key pair and its grants.
+    assert!(matches!(
+        auth::reset_password(&db.store, &bob, "root-admin", "temporary passphrase 1").await,
+        Err(PasswordChangeError::Forbidden(_))
+    ));
+    let retired = auth::reset_password(&db.store, &admin, "bob-officer", "temporary passphrase 1")
+        .await
+        .unwrap();
+    assert_eq!(retired, 1);
+    let bob = auth::authenticate(&db.store, "bob-officer", "temporary passphrase 1")
+        .await
+        .unwrap();
+    assert!(matches!(
+        keys::unlock(&db.store, &bob_keystore, &bob, "temporary passphrase 1").await,
+        Err(KeyError::KeyPairRetired)
+    ));
+    // A new pair, granted again, opens the data.
+    keys::enrol(
+        &db.store,
+        &bob_keystore,
+        &bob,
+        "temporary passphrase 1",
+        KeyBits::B2048,
+    )
+    .await
+    .unwrap();
+    keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
+        .await
+        .unwrap();
+    let ring = keys::unlock(&db.store, &bob_keystore, &bob, "temporary passphrase 1")
+        .await
+        .unwrap();
+    assert!(platform::user_email(&db.store, &ring, ada)
+        .await
+        .unwrap()
+        .is_some());
+    let raw = db.raw().await;
+    for action in ["operator.password_changed", "operator.password_reset"] {
+        assert_eq!(
+            count(
+                &raw,
+                &format!("SELECT COUNT(*) FROM audit_log WHERE action = '{action}'")
+            )
+            .await,
+            1
+        );
+    }
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM users WHERE username = 'bob-officer' AND must_change_password = TRUE"
+        )
+        .await,
+        1
+    );
+    raw.close().await;
+}
+on_both!(a_password_change_reseals_and_a_reset_needs_a_new_key_pair);

@@ -72,6 +72,18 @@ pub enum AuditAction {
     KeyRotationStarted,
     /// Every row uses the new version; the old versions were retired.
     KeyRotationCompleted,
+    /// An operator changed their own password (their key pair was re-sealed).
+    PasswordChanged,
+    /// An administrator reset an operator's password (their key pairs were retired).
+    PasswordReset,
+    /// An operator began TOTP enrolment.
+    MfaEnrolmentStarted,
+    /// An operator confirmed a code: MFA is on.
+    MfaEnabled,
+    /// An operator replaced their backup codes.
+    MfaBackupCodesRegenerated,
+    /// An administrator turned an operator's MFA off.
+    MfaReset,
 }
 
 impl AuditAction {
@@ -89,6 +101,12 @@ impl AuditAction {
             AuditAction::KeysRevoked => "keys.revoked",
             AuditAction::KeyRotationStarted => "keys.rotation_started",
             AuditAction::KeyRotationCompleted => "keys.rotation_completed",
+            AuditAction::PasswordChanged => "operator.password_changed",
+            AuditAction::PasswordReset => "operator.password_reset",
+            AuditAction::MfaEnrolmentStarted => "mfa.enrolment_started",
+            AuditAction::MfaEnabled => "mfa.enabled",
+            AuditAction::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
+            AuditAction::MfaReset => "mfa.reset",
         }
     }
 }

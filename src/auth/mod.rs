@@ -183,3 +183,116 @@ pub fn random_password(len: usize) -> String {
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect()
 }
+
+/// Why a password change or reset failed. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// The actor may not reset passwords.
+    #[error(transparent)]
+    Forbidden(#[from] crate::rbac::Forbidden),
+    /// The current password given is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// The new password does not meet the policy.
+    #[error(transparent)]
+    Rejected(#[from] PasswordRejected),
+    /// No operator by that name.
+    #[error("no operator named {0}")]
+    UnknownOperator(String),
+    /// Administrators change their own password, not reset it.
+    #[error("use a password change for your own account, not a reset")]
+    ResetSelf,
+    /// The key pair could not be re-sealed.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PasswordChangeError {
+    fn from(e: sqlx::Error) -> Self {
+        PasswordChangeError::Store(e.into())
+    }
+}
+
+async fn hash_off_thread(password: &Password) -> String {
+    let pw = password.clone();
+    tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .expect("hashing task panicked")
+}
+
+/// The signed-in operator changes their own password. Their key pair on this machine is
+/// re-sealed with the new password in the same step, so it keeps opening.
+pub async fn change_password(
+    store: &Store,
+    keystore: &dyn crate::keys::keystore::Keystore,
+    actor: &Actor,
+    ring: &crate::keys::KeyRing,
+    current: &str,
+    new: &str,
+) -> Result<(), PasswordChangeError> {
+    let op = repo::find_operator(store, actor.username())
+        .await?
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
+    let (pw, hash) = (current.to_owned(), op.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(PasswordChangeError::WrongPassword);
+    }
+    let new = Password::parse_for_operator(new, actor.username())?;
+    let hash = hash_off_thread(&new).await;
+    let mut tx = store.begin().await?;
+    repo::set_password(&mut tx, actor.user_id(), &hash, false, Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::PasswordChanged)
+            .target(format!("user:{}", actor.user_id())),
+    )
+    .await?;
+    // Re-seal before committing; if the commit fails, seal it back under the old password.
+    crate::keys::reseal(keystore, ring, new.expose())?;
+    if let Err(e) = tx.commit().await {
+        let _ = crate::keys::reseal(keystore, ring, current);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// An administrator sets a temporary password for another operator, who must change it at the
+/// next sign-in. Their key pairs are retired (the old sealed keys no longer open with a
+/// password the operator knows); they enrol a new one and an administrator grants it.
+/// Needs [`crate::rbac::Permission::UsersManage`].
+pub async fn reset_password(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    temporary: &str,
+) -> Result<u64, PasswordChangeError> {
+    let _permit = crate::rbac::require(actor, crate::rbac::Permission::UsersManage)?;
+    let name = Username::parse(username)
+        .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    let op = repo::find_operator(store, &name)
+        .await?
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    if op.id == actor.user_id() {
+        return Err(PasswordChangeError::ResetSelf);
+    }
+    let temporary = Password::parse_for_operator(temporary, &name)?;
+    let hash = hash_off_thread(&temporary).await;
+    let mut tx = store.begin().await?;
+    repo::set_password(&mut tx, op.id, &hash, true, Timestamp::now()).await?;
+    let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::PasswordReset)
+            .target(format!("user:{}", op.id))
+            .details(serde_json::json!({ "key_pairs_retired": retired })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(retired)
+}

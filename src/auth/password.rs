@@ -33,11 +33,31 @@ pub enum PasswordRejected {
     /// One character repeated.
     #[error("password must not be a single repeated character")]
     Repetitive,
+    /// On the shipped list of common and breached passwords.
+    #[error("this password is on the list of common and breached passwords; choose another")]
+    Common,
+}
+
+/// The shipped list of common and breached passwords (30,000, lower case).
+fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
+    static LIST: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("common_passwords.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    })
+}
+
+/// Whether `secret` (compared in lower case) is on the shipped list.
+pub fn is_common(secret: &str) -> bool {
+    common_passwords().contains(secret.to_lowercase().as_str())
 }
 
 impl Password {
     /// Checks an operator password against the policy: 12 to 256 characters, not containing
-    /// the username, not one repeated character. No composition rules (NIST SP 800-63B §5.1.1).
+    /// the username, not one repeated character, not on the shipped list of common and
+    /// breached passwords. No composition rules (NIST SP 800-63B §5.1.1).
     pub fn parse_for_operator(secret: &str, username: &Username) -> Result<Self, PasswordRejected> {
         let n = secret.chars().count();
         if n < 12 {
@@ -56,6 +76,9 @@ impl Password {
         let first = chars.next();
         if chars.all(|c| Some(c) == first) {
             return Err(PasswordRejected::Repetitive);
+        }
+        if is_common(secret) {
+            return Err(PasswordRejected::Common);
         }
         Ok(Self(Zeroizing::new(secret.to_owned())))
     }
@@ -123,6 +146,14 @@ mod tests {
             Password::parse_for_operator("aaaaaaaaaaaaaaa", &user()).unwrap_err(),
             PasswordRejected::Repetitive
         );
+        // On the shipped list, in any case.
+        for common in ["1qaz2wsx3edc", "123QWEASDZXC"] {
+            assert_eq!(
+                Password::parse_for_operator(common, &user()).unwrap_err(),
+                PasswordRejected::Common
+            );
+        }
+        assert!(is_common("password") && is_common("123456") && !is_common("xq7-marble-otter"));
         assert!(Password::parse_for_operator("correct horse battery", &user()).is_ok());
         let dbg = format!(
             "{:?}",

@@ -110,3 +110,29 @@ pub(super) async fn insert_operator(
     }
     Ok(())
 }
+
+/// Replaces an operator's password hash; `must_change` forces a change at next sign-in.
+pub(super) async fn set_password(
+    tx: &mut Tx,
+    id: UserId,
+    password_hash: &str,
+    must_change: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE credentials SET password_hash = $1, changed_at = $2 WHERE user_id = $3")
+        .bind(password_hash)
+        .bind(now.micros())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE users SET must_change_password = $1, failed_logins = 0, locked_until = NULL, \
+         updated_at = $2 WHERE id = $3",
+    )
+    .bind(must_change)
+    .bind(now.micros())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

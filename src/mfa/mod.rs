@@ -1,0 +1,392 @@
+//! TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s) with a replay guard, QR enrolment and
+//! single-use backup codes.
+//!
+//! Secrets are 160 random bits, sealed with the `totp` data key at their row. A code is
+//! accepted for the current step or one step either side, and each step at most once per
+//! operator (RFC 6238 §5.2): the last used step is stored and only a later one is accepted.
+
+mod qr;
+mod repo;
+
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use totp_rs::{Algorithm, TOTP};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, AuditAction, NewAuditEntry};
+use crate::auth::{Actor, UserId};
+use crate::crypto::Place;
+use crate::keys::{KeyError, KeyRing, Purpose};
+use crate::rbac::{self, Forbidden, Permission};
+use crate::store::{Store, StoreError, Timestamp};
+
+/// Seconds per step.
+pub const STEP_SECONDS: u64 = 30;
+/// Digits per code.
+pub const DIGITS: usize = 6;
+/// Backup codes issued at a time.
+pub const BACKUP_CODES: usize = 10;
+const ISSUER: &str = "Vigil";
+
+/// Why an MFA operation failed. Messages never include a secret or a code.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// The actor lacks the permission.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// MFA is already on; an administrator must reset it before enrolling again.
+    #[error("MFA is already enabled for this account")]
+    AlreadyEnabled,
+    /// No enrolment to confirm, or MFA is not on.
+    #[error("MFA is not set up for this account")]
+    NotEnrolled,
+    /// The code is wrong or outside the accepted window.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The code was valid but has been used already.
+    #[error("this code was already used; wait for the next one")]
+    Replayed,
+    /// No operator by that name.
+    #[error("no operator named {0}")]
+    UnknownOperator(String),
+    /// The `totp` key is not available to this session.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for MfaError {
+    fn from(e: sqlx::Error) -> Self {
+        MfaError::Store(e.into())
+    }
+}
+
+/// What an operator needs to add Vigil to an authenticator app. Shown once.
+#[derive(Clone, Serialize)]
+pub struct Enrolment {
+    /// `otpauth://totp/Vigil:<username>?secret=...&issuer=Vigil&algorithm=SHA1&digits=6&period=30`.
+    pub uri: String,
+    /// The secret in base32, for typing in by hand.
+    pub secret_base32: String,
+    /// The URI as an SVG QR code.
+    pub qr_svg: String,
+    /// The URI as a PNG QR code.
+    #[serde(skip)]
+    pub qr_png: Vec<u8>,
+    /// The URI drawn with block characters for a terminal.
+    #[serde(skip)]
+    pub qr_text: String,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrolment(..)")
+    }
+}
+
+/// The code for `step` (RFC 6238 with SHA-1) of `digits` digits. Public for the RFC's test
+/// vectors; verification goes through [`verify`].
+pub fn code_at(secret: &[u8], step: u64, digits: usize) -> String {
+    TOTP::new_unchecked(
+        Algorithm::SHA1,
+        digits,
+        1,
+        STEP_SECONDS,
+        secret.to_vec(),
+        None,
+        String::new(),
+    )
+    .generate(step * STEP_SECONDS)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The step within ±1 of `now_step` whose code is `code`, if any. Every candidate is computed
+/// and compared in constant time, so timing does not tell which one matched.
+pub fn matching_step(secret: &[u8], code: &str, now_step: u64) -> Option<u64> {
+    let mut found = None;
+    for step in now_step.saturating_sub(1)..=now_step + 1 {
+        if constant_time_eq(code_at(secret, step, DIGITS).as_bytes(), code.as_bytes()) {
+            found = Some(step);
+        }
+    }
+    found
+}
+
+fn step_of(t: Timestamp) -> u64 {
+    u64::try_from(t.micros() / 1_000_000).unwrap_or(0) / STEP_SECONDS
+}
+
+fn place(user: UserId) -> (String, &'static str, &'static str) {
+    (user.to_string(), "mfa_secrets", "secret_enc")
+}
+
+/// Starts enrolment for the signed-in operator: a fresh secret, sealed; MFA turns on only when
+/// a code from it is confirmed. Starting again before confirming replaces the secret.
+pub async fn enroll(store: &Store, ring: &KeyRing, actor: &Actor) -> Result<Enrolment, MfaError> {
+    let user = actor.user_id();
+    if repo::mfa_enabled(store, user).await? {
+        return Err(MfaError::AlreadyEnabled);
+    }
+    let mut secret = Zeroizing::new(vec![0u8; 20]);
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let (row, table, column) = place(user);
+    let (version, sealed) = ring
+        .seal_field(
+            store,
+            Purpose::Totp,
+            &Place::new(table, column, &row),
+            &secret,
+        )
+        .await?;
+    let mut tx = store.begin().await?;
+    repo::put_secret(&mut tx, user, &sealed, version.0, Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::MfaEnrolmentStarted).target(format!("user:{user}")),
+    )
+    .await?;
+    tx.commit().await?;
+    let totp = TOTP::new_unchecked(
+        Algorithm::SHA1,
+        DIGITS,
+        1,
+        STEP_SECONDS,
+        secret.to_vec(),
+        Some(ISSUER.to_owned()),
+        actor.username().to_string(),
+    );
+    // Every parameter spelled out (the crate omits defaults), so no authenticator guesses.
+    let uri = format!(
+        "otpauth://totp/{ISSUER}:{}?secret={}&issuer={ISSUER}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
+        actor.username(),
+        totp.get_secret_base32()
+    );
+    Ok(Enrolment {
+        secret_base32: totp.get_secret_base32(),
+        qr_svg: qr::svg(&uri),
+        qr_png: qr::png(&uri),
+        qr_text: qr::text(&uri),
+        uri,
+    })
+}
+
+/// Confirms enrolment with a current code: MFA is on from now, and ten backup codes are
+/// returned (shown once; only their hashes are kept).
+pub async fn confirm(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    code: &str,
+) -> Result<Vec<String>, MfaError> {
+    let user = actor.user_id();
+    if repo::mfa_enabled(store, user).await? {
+        return Err(MfaError::AlreadyEnabled);
+    }
+    check_totp(store, ring, user, code, Timestamp::now()).await?;
+    let codes = new_backup_codes();
+    let mut tx = store.begin().await?;
+    repo::enable(&mut tx, user, Timestamp::now()).await?;
+    repo::replace_backup_codes(&mut tx, user, &hashes(user, &codes), Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::MfaEnabled).target(format!("user:{user}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// Checks a second factor for `user` at `now`: a TOTP code (each step once) or an unused
+/// backup code (then spent).
+pub async fn verify(
+    store: &Store,
+    ring: &KeyRing,
+    user: UserId,
+    code: &str,
+    now: Timestamp,
+) -> Result<(), MfaError> {
+    let code = code.trim();
+    if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
+        return check_totp(store, ring, user, code, now).await;
+    }
+    let hash = backup_hash(user, &normalise_backup(code));
+    if repo::spend_backup_code(store, user, &hash, now).await? {
+        Ok(())
+    } else {
+        Err(MfaError::InvalidCode)
+    }
+}
+
+async fn check_totp(
+    store: &Store,
+    ring: &KeyRing,
+    user: UserId,
+    code: &str,
+    now: Timestamp,
+) -> Result<(), MfaError> {
+    let sealed = repo::secret(store, user)
+        .await?
+        .ok_or(MfaError::NotEnrolled)?;
+    let (row, table, column) = place(user);
+    let secret = ring
+        .open_field(
+            store,
+            Purpose::Totp,
+            &Place::new(table, column, &row),
+            &sealed,
+        )
+        .await?;
+    let step = matching_step(&secret, code, step_of(now)).ok_or(MfaError::InvalidCode)?;
+    if repo::use_step(store, user, step).await? {
+        Ok(())
+    } else {
+        Err(MfaError::Replayed)
+    }
+}
+
+/// Replaces the signed-in operator's backup codes with ten new ones (shown once).
+pub async fn regenerate_backup_codes(
+    store: &Store,
+    actor: &Actor,
+) -> Result<Vec<String>, MfaError> {
+    let user = actor.user_id();
+    if !repo::mfa_enabled(store, user).await? {
+        return Err(MfaError::NotEnrolled);
+    }
+    let codes = new_backup_codes();
+    let mut tx = store.begin().await?;
+    repo::replace_backup_codes(&mut tx, user, &hashes(user, &codes), Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::MfaBackupCodesRegenerated)
+            .target(format!("user:{user}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// An administrator turns MFA off for `username` (lost device): secret and backup codes are
+/// deleted and the operator must enrol again. Needs [`Permission::UsersManage`].
+pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<(), MfaError> {
+    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let mut tx = store.begin().await?;
+    let user = repo::operator_id(&mut tx, username)
+        .await?
+        .ok_or_else(|| MfaError::UnknownOperator(username.to_owned()))?;
+    repo::disable(&mut tx, user).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::MfaReset).target(format!("user:{user}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether `user` has MFA on.
+pub async fn is_enabled(store: &Store, user: UserId) -> Result<bool, MfaError> {
+    Ok(repo::mfa_enabled(store, user).await?)
+}
+
+/// Unused backup codes left.
+pub async fn backup_codes_left(store: &Store, user: UserId) -> Result<i64, MfaError> {
+    Ok(repo::backup_codes_left(store, user).await?)
+}
+
+const BACKUP_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// Ten codes of 16 characters from a 31-letter alphabet (about 79 bits each), as
+/// `XXXX-XXXX-XXXX-XXXX`.
+fn new_backup_codes() -> Vec<String> {
+    (0..BACKUP_CODES)
+        .map(|_| {
+            let mut raw = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut raw);
+            let chars: Vec<char> = raw
+                .iter()
+                .map(|b| BACKUP_ALPHABET[*b as usize % BACKUP_ALPHABET.len()] as char)
+                .collect();
+            chars
+                .chunks(4)
+                .map(|c| c.iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join("-")
+        })
+        .collect()
+}
+
+fn normalise_backup(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// SHA-256 over the user id and the normalised code. The codes carry ~79 random bits, so a
+/// fast hash suffices; the user id keeps equal codes of two users apart.
+fn backup_hash(user: UserId, normalised: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"vigil-backup-code-v1\0");
+    h.update(user.as_uuid().as_bytes());
+    h.update(normalised.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn hashes(user: UserId, codes: &[String]) -> Vec<String> {
+    codes
+        .iter()
+        .map(|c| backup_hash(user, &normalise_backup(c)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 Appendix B, SHA-1 rows: the seed "12345678901234567890", 8 digits.
+    #[test]
+    fn rfc_6238_appendix_b_sha1_vectors() {
+        let seed = b"12345678901234567890";
+        for (time, expected) in [
+            (59u64, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
+        ] {
+            let step = time / STEP_SECONDS;
+            assert_eq!(code_at(seed, step, 8), expected, "T = {time}");
+            // Vigil's 6-digit verifier accepts the same value truncated, at that step only.
+            let six = &expected[2..];
+            assert_eq!(matching_step(seed, six, step), Some(step));
+            assert_eq!(matching_step(seed, six, step + 1), Some(step));
+            assert_eq!(matching_step(seed, six, step + 2), None, "two steps late");
+            if step >= 2 {
+                assert_eq!(matching_step(seed, six, step - 2), None, "two steps early");
+            }
+        }
+        assert_eq!(matching_step(seed, "000000", 1), None);
+    }
+
+    #[test]
+    fn backup_codes_are_distinct_and_normalised() {
+        let codes = new_backup_codes();
+        assert_eq!(codes.len(), 10);
+        let mut unique = codes.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 10);
+        assert!(codes
+            .iter()
+            .all(|c| c.len() == 19 && c.matches('-').count() == 3));
+        assert_eq!(normalise_backup(" abcd-efgh "), "ABCDEFGH");
+    }
+}
