@@ -341,8 +341,9 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
         &["demo", "seed", "--users", "2000", "--comments", "10000"],
         &[],
     );
-    let counts =
-        "SELECT (SELECT COUNT(*) FROM users) || '/' || (SELECT COUNT(*) FROM activity_log)";
+    // Platform rows only: every command-line call adds its own sign-in to the activity log.
+    let counts = "SELECT (SELECT COUNT(*) FROM users) || '/' || \
+                  (SELECT COUNT(*) FROM activity_log WHERE kind <> 'vigil_login')";
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&cli.url).await.unwrap();
     let before: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
@@ -419,4 +420,68 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
         serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &[])).unwrap();
     assert!(status[0]["rotation"].is_null());
     assert_eq!(status[0]["current"], 2);
+}
+
+#[test]
+fn mfa_enrolment_by_qr_then_sign_in_needs_a_code() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let png = cli.keys.path().join("qr.png");
+    let out = cli.ok(
+        &["mfa", "enroll", "--json", "--qr-png", png.to_str().unwrap()],
+        &[],
+    );
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(e["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Vigil:root-admin?"));
+    assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+    let secret = totp_rs::Secret::Encoded(e["secret_base32"].as_str().unwrap().into())
+        .to_bytes()
+        .unwrap();
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30;
+    let wrong = cli.run(&["mfa", "confirm", "000000"], &[]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(text(&wrong.stderr).contains("invalid code"));
+    let confirmed = cli.ok(
+        &[
+            "mfa",
+            "confirm",
+            &vigil::mfa::code_at(&secret, step, 6),
+            "--json",
+        ],
+        &[],
+    );
+    let codes: serde_json::Value = serde_json::from_str(&confirmed).unwrap();
+    let codes: Vec<String> = codes["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+
+    // From now on the password alone is not enough.
+    let out = cli.run(&["audit", "verify"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("VIGIL_TOTP"),
+        "{}",
+        text(&out.stderr)
+    );
+    let with_code = [("VIGIL_TOTP", codes[0].as_str())];
+    assert!(cli.ok(&["audit", "verify"], &with_code).starts_with("ok:"));
+    let again = cli.run(&["audit", "verify"], &with_code);
+    assert_eq!(again.status.code(), Some(1), "a backup code works once");
+    assert!(
+        text(&again.stderr).contains("invalid code"),
+        "{}",
+        text(&again.stderr)
+    );
 }

@@ -84,6 +84,8 @@ pub enum AuditAction {
     MfaBackupCodesRegenerated,
     /// An administrator turned an operator's MFA off.
     MfaReset,
+    /// An administrator cleared an operator's lockout.
+    AccountUnlocked,
 }
 
 impl AuditAction {
@@ -107,6 +109,7 @@ impl AuditAction {
             AuditAction::MfaEnabled => "mfa.enabled",
             AuditAction::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
             AuditAction::MfaReset => "mfa.reset",
+            AuditAction::AccountUnlocked => "operator.unlocked",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! An [`Actor`] is made only here, by checking a password (and, with the identity module, a
 //! second factor), so holding one proves the operator authenticated.
 
+mod login;
 mod password;
 mod repo;
 mod types;
@@ -13,7 +14,11 @@ use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::rbac::Role;
 use crate::store::{Store, StoreError, Timestamp};
 
-pub use password::{hash_password, verify_password, Password, PasswordRejected};
+pub use login::{
+    finish_mfa, finish_mfa_at, login, login_at, LoginError, LoginOutcome, LoginSource,
+    MfaChallenge, Session, CHALLENGE_SECONDS, LOCK_AFTER, MAX_ATTEMPTS, WINDOW_SECONDS,
+};
+pub use password::{hash_password, is_common, verify_password, Password, PasswordRejected};
 pub use types::{InvalidUsername, UserId, Username};
 
 /// An authenticated operator: who is acting, and with which roles.
@@ -295,4 +300,35 @@ pub async fn reset_password(
     .await?;
     tx.commit().await?;
     Ok(retired)
+}
+
+/// An administrator clears an operator's lockout and failed-attempt count, and the throttling
+/// window of their account name. Needs [`crate::rbac::Permission::UsersManage`].
+pub async fn unlock_account(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+) -> Result<(), PasswordChangeError> {
+    let _permit = crate::rbac::require(actor, crate::rbac::Permission::UsersManage)?;
+    let name = Username::parse(username)
+        .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    let op = repo::find_operator(store, &name)
+        .await?
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    let salt = repo::throttle_salt(store).await?;
+    let mut tx = store.begin().await?;
+    repo::unlock(&mut tx, op.id).await?;
+    repo::clear_hits(
+        &mut tx,
+        "login:account",
+        &login::account_subject(&salt, username),
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::AccountUnlocked).target(format!("user:{}", op.id)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

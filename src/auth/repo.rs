@@ -13,6 +13,9 @@ pub(super) struct OperatorRow {
     pub mfa_enabled: bool,
     pub password_hash: String,
     pub roles: Vec<Role>,
+    pub must_change_password: bool,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
 }
 
 pub(super) async fn find_operator(
@@ -20,7 +23,8 @@ pub(super) async fn find_operator(
     username: &Username,
 ) -> Result<Option<OperatorRow>, StoreError> {
     let row = sqlx::query(
-        "SELECT u.id, u.status, u.mfa_enabled, c.password_hash FROM users u \
+        "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, u.must_change_password, \
+         u.failed_logins, u.locked_until FROM users u \
          JOIN credentials c ON c.user_id = u.id \
          WHERE u.username = $1 AND u.kind IN ('operator', 'service')",
     )
@@ -46,6 +50,9 @@ pub(super) async fn find_operator(
         mfa_enabled: flag(&row, 2)?,
         password_hash: row.try_get(3)?,
         roles,
+        must_change_password: flag(&row, 4)?,
+        failed_logins: row.try_get(5)?,
+        locked_until: row.try_get(6)?,
     }))
 }
 
@@ -135,4 +142,175 @@ pub(super) async fn set_password(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Sliding-window hits of `scope`/`subject` since `since`.
+pub(super) async fn hits_since(
+    store: &Store,
+    scope: &str,
+    subject: &[u8],
+    since: Timestamp,
+) -> Result<(i64, Option<i64>), StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*), MIN(at) FROM rate_limit_hits WHERE scope = $1 AND subject = $2 AND at >= $3",
+    )
+    .bind(scope)
+    .bind(subject)
+    .bind(since.micros())
+    .fetch_one(store.pool())
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Records a hit, and forgets hits older than `forget_before` (they count for nothing).
+pub(super) async fn add_hit(
+    store: &Store,
+    scope: &str,
+    subject: &[u8],
+    at: Timestamp,
+    forget_before: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO rate_limit_hits (id, scope, subject, at) VALUES ($1, $2, $3, $4)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(scope)
+        .bind(subject)
+        .bind(at.micros())
+        .execute(store.pool())
+        .await?;
+    sqlx::query("DELETE FROM rate_limit_hits WHERE at < $1")
+        .bind(forget_before.micros())
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn clear_hits(tx: &mut Tx, scope: &str, subject: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM rate_limit_hits WHERE scope = $1 AND subject = $2")
+        .bind(scope)
+        .bind(subject)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Counts a failed password; locks the account from `locked_until` when given.
+pub(super) async fn record_failure(
+    store: &Store,
+    id: UserId,
+    locked_until: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET failed_logins = failed_logins + 1, \
+         locked_until = COALESCE($1, locked_until) WHERE id = $2",
+    )
+    .bind(locked_until.map(Timestamp::micros))
+    .bind(id.to_string())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_success(
+    store: &Store,
+    id: UserId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1 WHERE id = $2",
+    )
+    .bind(now.micros())
+    .bind(id.to_string())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn unlock(tx: &mut Tx, id: UserId) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One sign-in attempt, for the monitoring module (never the password; no IP without a key).
+pub(super) async fn log_attempt(
+    store: &Store,
+    user: Option<UserId>,
+    outcome: &str,
+    reason: Option<&str>,
+    user_agent: Option<&str>,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, ingested_at, \
+         user_agent) VALUES ($1, $2, 'vigil_login', $3, $4, $5, $5, $6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(user.map(|u| u.to_string()))
+    .bind(outcome)
+    .bind(reason)
+    .bind(at.micros())
+    .bind(user_agent)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_challenge(
+    store: &Store,
+    user: UserId,
+    token_hash: &[u8],
+    now: Timestamp,
+    expires: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO login_challenges (id, user_id, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(user.to_string())
+    .bind(token_hash)
+    .bind(now.micros())
+    .bind(expires.micros())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Spends the challenge: true only once, before it expires, for that user.
+pub(super) async fn spend_challenge(
+    store: &Store,
+    user: UserId,
+    token_hash: &[u8],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE login_challenges SET used_at = $1 WHERE token_hash = $2 AND user_id = $3 \
+         AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now.micros())
+    .bind(token_hash)
+    .bind(user.to_string())
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The installation's random salt for throttling subjects, made on first use.
+pub(super) async fn throttle_salt(store: &Store) -> Result<Vec<u8>, StoreError> {
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query(
+        "INSERT INTO app_meta (key, value, updated_at) VALUES ('throttle_salt', $1, $2) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&fresh)
+    .bind(Timestamp::now().micros())
+    .execute(store.pool())
+    .await?;
+    let v: String = sqlx::query("SELECT value FROM app_meta WHERE key = 'throttle_salt'")
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?;
+    Ok(hex::decode(v).unwrap_or_default())
 }

@@ -9,12 +9,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil::audit::{self, AuditFilter, Verification};
-use vigil::auth::{self, Actor, Password, Username};
+use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
 use vigil::bench::{self, BenchOptions};
 use vigil::config::Config;
 use vigil::demo::{self, SeedOptions, SeedProgress};
 use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
+use vigil::mfa;
 use vigil::store::{DatabaseUrl, Store, Timestamp};
 
 #[derive(Parser)]
@@ -55,6 +56,14 @@ enum Command {
     /// Operator key pairs and data keys: enrol, grant, revoke, rotate, status.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Your second factor: TOTP enrolment with a QR code, backup codes.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+    /// Operator accounts (administrators): unlock, reset a password or MFA.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Change your own password (re-seals your key pair on this machine).
+    Passwd,
     /// Demonstration data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -143,6 +152,56 @@ enum KeysCommand {
     },
     /// Per purpose: current version, versions in use with row counts, grants, rotation progress.
     Status(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum MfaCommand {
+    /// Start TOTP enrolment: prints the otpauth URI and a QR code to scan (on a terminal).
+    Enroll {
+        /// Also write the QR code as a PNG file.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<std::path::PathBuf>,
+        /// Print JSON (URI, secret, SVG) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm enrolment with a current code; prints ten backup codes, once.
+    Confirm {
+        /// The 6-digit code from the authenticator app.
+        code: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Backup codes.
+    BackupCodes {
+        /// Replace all backup codes with ten new ones (printed once).
+        #[arg(long, required = true)]
+        regenerate: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Clear an operator's lockout and failed attempts.
+    Unlock {
+        /// The operator's username.
+        username: String,
+    },
+    /// Set a temporary password (from VIGIL_NEW_PASSWORD, or generated and printed once); the
+    /// operator must change it, and enrols a new key pair.
+    ResetPassword {
+        /// The operator's username.
+        username: String,
+    },
+    /// Turn an operator's MFA off (lost device); they enrol again.
+    ResetMfa {
+        /// The operator's username.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -286,7 +345,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
         Command::Audit(AuditCommand::Verify(f)) => {
             let store = open(&config).await?;
-            let (actor, _) = sign_in(&store).await?;
+            let (actor, _) = sign_in(&config, &store).await?;
             let result = audit::verify(&store, &actor).await?;
             if f.json {
                 print_json(&result)?;
@@ -315,7 +374,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }) => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let store = open(&config).await?;
-            let (me, _) = sign_in(&store).await?;
+            let (me, _) = sign_in(&config, &store).await?;
             let actor = match actor {
                 None => None,
                 Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
@@ -379,14 +438,121 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
         Command::Keys(k) => keys_cmd(&config, k).await,
+        Command::Mfa(m) => mfa_cmd(&config, m).await,
+        Command::User(u) => user_cmd(&config, u).await,
+        Command::Passwd => {
+            let store = open(&config).await?;
+            let (session, current) = session(&config, &store).await?;
+            let ring = session.keys.ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
+            let actor = session.actor;
+            let new = new_password("New password: ")?;
+            let keystore = config.keystore.open()?;
+            auth::change_password(&store, keystore.as_ref(), &actor, &ring, &current, &new).await?;
+            println!("password changed; your key pair on this machine is sealed with it");
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// A new password from VIGIL_NEW_PASSWORD, or asked twice on a terminal.
+fn new_password(prompt: &str) -> Result<zeroize::Zeroizing<String>> {
+    if let Ok(p) = std::env::var("VIGIL_NEW_PASSWORD") {
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("set VIGIL_NEW_PASSWORD or run on a terminal to be asked for the new password");
+    }
+    let first = zeroize::Zeroizing::new(rpassword::prompt_password(prompt)?);
+    let again = zeroize::Zeroizing::new(rpassword::prompt_password("Repeat it: ")?);
+    if *first != *again {
+        bail!("the passwords did not match; nothing was changed");
+    }
+    Ok(first)
+}
+
+fn print_codes(codes: &[String], json: bool) -> Result<()> {
+    if json {
+        print_json(&serde_json::json!({ "backup_codes": codes }))?;
+    } else {
+        println!("Backup codes (each works once; store them offline, they are not shown again):");
+        for c in codes {
+            println!("  {c}");
+        }
+    }
+    Ok(())
+}
+
+async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, ring) = unlock(config, &store).await?;
+    match command {
+        MfaCommand::Enroll { qr_png, json } => {
+            let e = mfa::enroll(&store, &ring, &actor).await?;
+            if let Some(path) = &qr_png {
+                std::fs::write(path, &e.qr_png)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if json {
+                print_json(&e)?;
+            } else {
+                if std::io::stdout().is_terminal() {
+                    println!("{}", e.qr_text);
+                }
+                println!("Scan the QR code with an authenticator app, or add this URI:");
+                println!("  {}", e.uri);
+                println!("Then run `vigil mfa confirm CODE` with the code it shows.");
+            }
+        }
+        MfaCommand::Confirm { code, json } => {
+            let codes = mfa::confirm(&store, &ring, &actor, &code).await?;
+            if !json {
+                println!("MFA is on for {}.", actor.username());
+            }
+            print_codes(&codes, json)?;
+        }
+        MfaCommand::BackupCodes { json, .. } => {
+            let codes = mfa::regenerate_backup_codes(&store, &actor).await?;
+            print_codes(&codes, json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    match command {
+        UserCommand::Unlock { username } => {
+            auth::unlock_account(&store, &actor, &username).await?;
+            println!("unlocked {username}");
+        }
+        UserCommand::ResetPassword { username } => {
+            let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
+                Ok(p) => (p, false),
+                Err(_) => (auth::random_password(20), true),
+            };
+            let retired = auth::reset_password(&store, &actor, &username, &temporary).await?;
+            if shown {
+                println!("temporary password for {username} (shown once): {temporary}");
+            }
+            println!(
+                "{username} must change it at the next sign-in; {retired} key pair(s) retired: \
+                 they run `vigil keys enrol`, then `vigil keys grant {username}`"
+            );
+        }
+        UserCommand::ResetMfa { username } => {
+            mfa::reset(&store, &actor, &username).await?;
+            println!("MFA is off for {username}; they must enrol again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     match command {
         KeysCommand::Enrol(f) => {
-            let (actor, password) = sign_in(&store).await?;
+            let (actor, password) = sign_in(config, &store).await?;
             let keystore = config.keystore.open()?;
             let public = keys::enrol(
                 &store,
@@ -453,7 +619,7 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
         }
         KeysCommand::Status(f) => {
-            let (actor, _) = sign_in(&store).await?;
+            let (actor, _) = sign_in(config, &store).await?;
             let status = keys::status(&store, &actor).await?;
             if f.json {
                 print_json(&status)?;
@@ -530,12 +696,13 @@ async fn run_rotation(
     Ok(())
 }
 
-/// Signs in and unlocks this machine's key pair with the same password.
+/// Signs in; the session must have this machine's keys.
 async fn unlock(config: &Config, store: &Store) -> Result<(Actor, KeyRing)> {
-    let (actor, password) = sign_in(store).await?;
-    let keystore = config.keystore.open()?;
-    let ring = keys::unlock(store, keystore.as_ref(), &actor, &password).await?;
-    Ok((actor, ring))
+    let session = session(config, store).await?.0;
+    match session.keys {
+        Some(ring) => Ok((session.actor, ring)),
+        None => Err(vigil::keys::KeyError::NoKeyPairHere.into()),
+    }
 }
 
 async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
@@ -575,9 +742,9 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Authenticates from VIGIL_USERNAME / VIGIL_PASSWORD, or asks on a terminal. Returns the
-/// password too, for unlocking the key pair (wiped when dropped).
-async fn sign_in(store: &Store) -> Result<(Actor, zeroize::Zeroizing<String>)> {
+/// Signs in from VIGIL_USERNAME / VIGIL_PASSWORD (and VIGIL_TOTP when MFA is on), or asks on
+/// a terminal. Returns the session and the password (wiped when dropped), which unlocked it.
+async fn session(config: &Config, store: &Store) -> Result<(Session, zeroize::Zeroizing<String>)> {
     if !auth::is_initialised(store).await? {
         bail!(
             "{} has no operators yet: run `vigil init --admin NAME` first",
@@ -595,16 +762,39 @@ async fn sign_in(store: &Store) -> Result<(Actor, zeroize::Zeroizing<String>)> {
         }
         Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
     };
-    let password = match std::env::var("VIGIL_PASSWORD") {
+    let password = zeroize::Zeroizing::new(match std::env::var("VIGIL_PASSWORD") {
         Ok(p) => p,
         Err(_) if interactive => rpassword::prompt_password("Password: ")?,
         Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
+    });
+    // A machine without a usable keystore still signs in; commands needing keys say so.
+    let keystore = config.keystore.open().ok();
+    let source = LoginSource {
+        ip: None,
+        user_agent: Some(format!("vigil-cli/{}", vigil::VERSION)),
     };
-    let password = zeroize::Zeroizing::new(password);
-    Ok((
-        auth::authenticate(store, &username, &password).await?,
-        password,
-    ))
+    let outcome = auth::login(store, keystore.as_deref(), &username, &password, &source).await?;
+    let session = match outcome {
+        LoginOutcome::SignedIn(s) => s,
+        LoginOutcome::MfaRequired(challenge) => {
+            let code = zeroize::Zeroizing::new(match std::env::var("VIGIL_TOTP") {
+                Ok(c) => c,
+                Err(_) if interactive => {
+                    rpassword::prompt_password("Authenticator or backup code: ")?
+                }
+                Err(_) => bail!("this account has MFA on: set VIGIL_TOTP to a current code"),
+            });
+            let token = challenge.token().to_owned();
+            auth::finish_mfa(store, challenge, &token, &code).await?
+        }
+    };
+    Ok((session, password))
+}
+
+/// Signs in (see [`session`]) and returns the operator and the password.
+async fn sign_in(config: &Config, store: &Store) -> Result<(Actor, zeroize::Zeroizing<String>)> {
+    let (s, pw) = session(config, store).await?;
+    Ok((s.actor, pw))
 }
 
 fn keystore_check(config: &Config, json: bool) -> Result<ExitCode> {

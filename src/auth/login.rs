@@ -1,0 +1,386 @@
+//! Signing in: password, account status, throttling and lockout, then the second factor.
+//!
+//! Unknown user and wrong password give one error and cost the same argon2id work. With MFA on,
+//! the password step yields an [`MfaChallenge`]: a 5-minute, single-use token bound to that
+//! attempt and usable for nothing but [`finish_mfa`]. Every attempt is written to
+//! `activity_log` (kind `vigil_login`) with a reason code, never the password.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{password, repo, Actor, AuthError, Username};
+use crate::keys::keystore::Keystore;
+use crate::keys::{self, KeyError, KeyRing};
+use crate::mfa::{self, MfaError};
+use crate::store::{Store, Timestamp};
+
+/// Failed attempts allowed per window, per account name and per source (the origin document's
+/// figure). Successes do not count: every command-line call signs in.
+pub const MAX_ATTEMPTS: i64 = 5;
+/// The sliding window.
+pub const WINDOW_SECONDS: i64 = 300;
+/// Failed passwords in a row before the account locks; each further failure doubles the lock.
+pub const LOCK_AFTER: i64 = 5;
+const FIRST_LOCK_SECONDS: i64 = 60;
+const MAX_LOCK_SECONDS: i64 = 24 * 3600;
+/// How long an MFA challenge lives.
+pub const CHALLENGE_SECONDS: i64 = 300;
+
+/// Where an attempt comes from.
+#[derive(Debug, Clone, Default)]
+pub struct LoginSource {
+    /// The client's address, if known (throttled on; kept only as a salted hash for 5 minutes).
+    pub ip: Option<String>,
+    /// The client program.
+    pub user_agent: Option<String>,
+}
+
+/// A signed-in operator: who, and the keys this machine unlocked for them (none if this
+/// machine holds no key pair for them yet).
+#[derive(Debug)]
+pub struct Session {
+    /// The operator.
+    pub actor: Actor,
+    /// Their unlocked keys.
+    pub keys: Option<KeyRing>,
+    /// An administrator reset the password: it must be changed before anything else.
+    pub must_change_password: bool,
+}
+
+/// The password was right and a second factor is owed.
+pub struct MfaChallenge {
+    token: Zeroizing<String>,
+    expires_at: Timestamp,
+    pending: Session,
+}
+
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MfaChallenge {
+    /// The challenge token, to hand to the client that must send it back with the code.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// When it stops working.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+/// What the password step gave.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    SignedIn(Session),
+    /// A second factor is owed.
+    MfaRequired(MfaChallenge),
+}
+
+/// Why a sign-in failed. Wrong user and wrong password are one case, on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The username or password is wrong (which one is not said).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many attempts for this account name or source, or the account is locked.
+    #[error("too many sign-in attempts; try again in {retry_after_seconds} seconds")]
+    Throttled {
+        /// Seconds until an attempt may succeed.
+        retry_after_seconds: i64,
+    },
+    /// The account exists but may not sign in.
+    #[error("this account is {0}; an administrator must reinstate it")]
+    NotActive(String),
+    /// The challenge token is wrong, used or expired.
+    #[error("the sign-in challenge is invalid or has expired; sign in again")]
+    ChallengeInvalid,
+    /// The second factor was refused.
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
+    /// MFA is on but this machine cannot open the operator's TOTP secret.
+    #[error("MFA is on for this account but this machine holds no usable key pair for it: {0}")]
+    MfaKeys(KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The keystore failed.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl From<AuthError> for LoginError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials | AuthError::MfaRequired => {
+                LoginError::InvalidCredentials
+            }
+            AuthError::NotActive(s) => LoginError::NotActive(s),
+            AuthError::Store(s) => LoginError::Store(s),
+        }
+    }
+}
+
+fn subject(salt: &[u8], kind: &str, value: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(value.trim().to_lowercase().as_bytes());
+    h.finalize().to_vec()
+}
+
+/// The throttling subject of an account name.
+pub(super) fn account_subject(salt: &[u8], username: &str) -> Vec<u8> {
+    subject(salt, "account", username)
+}
+
+const ACCOUNT_SCOPE: &str = "login:account";
+const SOURCE_SCOPE: &str = "login:source";
+
+/// The throttling subjects of an attempt: its account name, and its source if known.
+async fn subjects(
+    store: &Store,
+    username: &str,
+    source: &LoginSource,
+) -> Result<Vec<(&'static str, Vec<u8>)>, LoginError> {
+    let salt = repo::throttle_salt(store).await?;
+    let mut subjects = vec![(ACCOUNT_SCOPE, account_subject(&salt, username))];
+    if let Some(ip) = &source.ip {
+        subjects.push((SOURCE_SCOPE, subject(&salt, "ip", ip)));
+    }
+    Ok(subjects)
+}
+
+/// Refuses when either window already holds [`MAX_ATTEMPTS`] failed attempts.
+async fn check_throttle(
+    store: &Store,
+    subjects: &[(&'static str, Vec<u8>)],
+    now: Timestamp,
+) -> Result<(), LoginError> {
+    let window = WINDOW_SECONDS * 1_000_000;
+    let since = Timestamp::from_micros(now.micros() - window);
+    for (scope, s) in subjects {
+        let (n, oldest) = repo::hits_since(store, scope, s, since).await?;
+        if n >= MAX_ATTEMPTS {
+            let free_at = oldest.unwrap_or(now.micros()) + window;
+            return Err(LoginError::Throttled {
+                retry_after_seconds: ((free_at - now.micros()) / 1_000_000).max(1),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Counts a failed attempt in both windows.
+async fn count_failure(
+    store: &Store,
+    subjects: &[(&'static str, Vec<u8>)],
+    now: Timestamp,
+) -> Result<(), LoginError> {
+    let forget = Timestamp::from_micros(now.micros() - WINDOW_SECONDS * 1_000_000);
+    for (scope, s) in subjects {
+        repo::add_hit(store, scope, s, now, forget).await?;
+    }
+    Ok(())
+}
+
+/// The password step. The keystore, if there is one, opens this machine's key pair (for the
+/// TOTP secret and the session's data keys).
+pub async fn login(
+    store: &Store,
+    keystore: Option<&dyn Keystore>,
+    username: &str,
+    password: &str,
+    source: &LoginSource,
+) -> Result<LoginOutcome, LoginError> {
+    login_at(
+        store,
+        keystore,
+        username,
+        password,
+        source,
+        Timestamp::now(),
+    )
+    .await
+}
+
+/// [`login`] at a given time (tests step the clock).
+pub async fn login_at(
+    store: &Store,
+    keystore: Option<&dyn Keystore>,
+    username: &str,
+    password: &str,
+    source: &LoginSource,
+    now: Timestamp,
+) -> Result<LoginOutcome, LoginError> {
+    let agent = source.user_agent.as_deref();
+    let subjects = subjects(store, username, source).await?;
+    if let Err(e) = check_throttle(store, &subjects, now).await {
+        repo::log_attempt(store, None, "failure", Some("throttled"), agent, now).await?;
+        return Err(e);
+    }
+    let found = match Username::parse(username) {
+        Ok(u) => repo::find_operator(store, &u).await?,
+        Err(_) => None,
+    };
+    let Some(op) = found else {
+        let pw = password.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            password::verify_password(&pw, password::dummy_hash())
+        })
+        .await;
+        count_failure(store, &subjects, now).await?;
+        repo::log_attempt(store, None, "failure", Some("unknown_user"), agent, now).await?;
+        return Err(LoginError::InvalidCredentials);
+    };
+    let (pw, hash) = (password.to_owned(), op.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    if let Some(until) = op.locked_until.filter(|u| *u > now.micros()) {
+        repo::log_attempt(store, Some(op.id), "failure", Some("locked"), agent, now).await?;
+        return Err(LoginError::Throttled {
+            retry_after_seconds: ((until - now.micros()) / 1_000_000).max(1),
+        });
+    }
+    if !ok {
+        let failures = op.failed_logins + 1;
+        let lock = (failures >= LOCK_AFTER).then(|| {
+            let doublings = u32::try_from(failures - LOCK_AFTER)
+                .unwrap_or(u32::MAX)
+                .min(20);
+            let secs = (FIRST_LOCK_SECONDS << doublings).min(MAX_LOCK_SECONDS);
+            Timestamp::from_micros(now.micros() + secs * 1_000_000)
+        });
+        repo::record_failure(store, op.id, lock).await?;
+        count_failure(store, &subjects, now).await?;
+        repo::log_attempt(
+            store,
+            Some(op.id),
+            "failure",
+            Some("bad_password"),
+            agent,
+            now,
+        )
+        .await?;
+        return Err(LoginError::InvalidCredentials);
+    }
+    if op.status != "active" {
+        repo::log_attempt(
+            store,
+            Some(op.id),
+            "failure",
+            Some("not_active"),
+            agent,
+            now,
+        )
+        .await?;
+        return Err(LoginError::NotActive(op.status));
+    }
+    let actor = Actor {
+        user_id: op.id,
+        username: op.username,
+        roles: op.roles,
+    };
+    // Without a usable keystore or key pair here the operator still signs in, with no keys
+    // (commands that need them say so), unless MFA needs the TOTP secret they open.
+    let unlocked = match keystore {
+        Some(ks) => keys::unlock(store, ks, &actor, password).await,
+        None => Err(KeyError::NoKeyPairHere),
+    };
+    let keys = match unlocked {
+        Ok(ring) => Some(ring),
+        Err(e) if op.mfa_enabled => return Err(LoginError::MfaKeys(e)),
+        Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired | KeyError::Keystore(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let session = Session {
+        actor,
+        keys,
+        must_change_password: op.must_change_password,
+    };
+    if op.mfa_enabled {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = Zeroizing::new(hex::encode(raw));
+        let expires_at = Timestamp::from_micros(now.micros() + CHALLENGE_SECONDS * 1_000_000);
+        repo::insert_challenge(
+            store,
+            op.id,
+            &Sha256::digest(token.as_bytes()),
+            now,
+            expires_at,
+        )
+        .await?;
+        repo::log_attempt(
+            store,
+            Some(op.id),
+            "pending",
+            Some("mfa_required"),
+            agent,
+            now,
+        )
+        .await?;
+        return Ok(LoginOutcome::MfaRequired(MfaChallenge {
+            token,
+            expires_at,
+            pending: session,
+        }));
+    }
+    repo::record_success(store, op.id, now).await?;
+    repo::log_attempt(store, Some(op.id), "success", None, agent, now).await?;
+    Ok(LoginOutcome::SignedIn(session))
+}
+
+/// The second step: the challenge's own token back, with a TOTP or backup code.
+pub async fn finish_mfa(
+    store: &Store,
+    challenge: MfaChallenge,
+    token: &str,
+    code: &str,
+) -> Result<Session, LoginError> {
+    finish_mfa_at(store, challenge, token, code, Timestamp::now()).await
+}
+
+/// [`finish_mfa`] at a given time (tests step the clock).
+pub async fn finish_mfa_at(
+    store: &Store,
+    challenge: MfaChallenge,
+    token: &str,
+    code: &str,
+    now: Timestamp,
+) -> Result<Session, LoginError> {
+    let user = challenge.pending.actor.user_id();
+    if !repo::spend_challenge(store, user, &Sha256::digest(token.as_bytes()), now).await? {
+        repo::log_attempt(
+            store,
+            Some(user),
+            "failure",
+            Some("challenge_invalid"),
+            None,
+            now,
+        )
+        .await?;
+        return Err(LoginError::ChallengeInvalid);
+    }
+    let ring = challenge
+        .pending
+        .keys
+        .as_ref()
+        .ok_or(LoginError::MfaKeys(KeyError::NoKeyPairHere))?;
+    if let Err(e) = mfa::verify(store, ring, user, code, now).await {
+        repo::log_attempt(store, Some(user), "failure", Some("mfa_failed"), None, now).await?;
+        return Err(e.into());
+    }
+    repo::record_success(store, user, now).await?;
+    repo::log_attempt(store, Some(user), "success", Some("mfa"), None, now).await?;
+    Ok(challenge.pending)
+}

@@ -1,0 +1,309 @@
+//! Signing in on both databases: one error for unknown user and wrong password, account
+//! status, throttling per account and per source, lockout with back-off and its release, and
+//! the MFA challenge (single use, expiring, useless for anything else).
+
+mod common;
+
+use common::{admin_keys, count, TestDb, PASSWORD};
+use vigil::auth::{
+    self, LoginError, LoginOutcome, LoginSource, Session, CHALLENGE_SECONDS, WINDOW_SECONDS,
+};
+use vigil::mfa::{self, MfaError, STEP_SECONDS};
+use vigil::store::Timestamp;
+
+fn src(ip: &str) -> LoginSource {
+    LoginSource {
+        ip: Some(ip.into()),
+        user_agent: Some("vigil-test".into()),
+    }
+}
+
+fn t0() -> Timestamp {
+    // Aligned to the middle of a TOTP step, so the clock arithmetic below stays in one step.
+    let s = Timestamp::now().micros() / 1_000_000 / 30 * 30 + 12;
+    Timestamp::from_micros(s * 1_000_000)
+}
+
+fn plus(t: Timestamp, secs: i64) -> Timestamp {
+    Timestamp::from_micros(t.micros() + secs * 1_000_000)
+}
+
+async fn login(
+    db: &TestDb,
+    user: &str,
+    pw: &str,
+    ip: &str,
+    at: Timestamp,
+) -> Result<LoginOutcome, LoginError> {
+    auth::login_at(&db.store, Some(&db.keystore), user, pw, &src(ip), at).await
+}
+
+fn signed_in(r: Result<LoginOutcome, LoginError>) -> Session {
+    match r {
+        Ok(LoginOutcome::SignedIn(s)) => s,
+        other => panic!("expected to be signed in, got {other:?}"),
+    }
+}
+
+async fn unknown_user_and_wrong_password_look_the_same(db: TestDb) {
+    let _ = admin_keys(&db).await;
+    let t = t0();
+    let s = signed_in(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
+    assert_eq!(s.actor.username().as_str(), "root-admin");
+    assert!(s.keys.is_some(), "the session unlocked this machine's keys");
+    assert!(!s.must_change_password);
+    let wrong = login(&db, "root-admin", "not the password!", "192.0.2.2", t).await;
+    let unknown = login(&db, "no-such-admin", PASSWORD, "192.0.2.3", t).await;
+    let (a, b) = (wrong.unwrap_err(), unknown.unwrap_err());
+    assert!(matches!(a, LoginError::InvalidCredentials));
+    assert!(matches!(b, LoginError::InvalidCredentials));
+    assert_eq!(a.to_string(), b.to_string());
+
+    // Every attempt is in the activity log with its reason, and no password anywhere.
+    let raw = db.raw().await;
+    for (outcome, reason) in [
+        ("success", None),
+        ("failure", Some("bad_password")),
+        ("failure", Some("unknown_user")),
+    ] {
+        let sql = match reason {
+            Some(r) => format!(
+                "SELECT COUNT(*) FROM activity_log WHERE kind = 'vigil_login' \
+                 AND outcome = '{outcome}' AND reason = '{r}'"
+            ),
+            None => format!(
+                "SELECT COUNT(*) FROM activity_log WHERE kind = 'vigil_login' \
+                 AND outcome = '{outcome}' AND reason IS NULL"
+            ),
+        };
+        assert_eq!(count(&raw, &sql).await, 1, "{outcome} {reason:?}");
+    }
+    assert_eq!(
+        count(
+            &raw,
+            &format!("SELECT COUNT(*) FROM activity_log WHERE details LIKE '%{PASSWORD}%' OR user_agent LIKE '%{PASSWORD}%'")
+        )
+        .await,
+        0
+    );
+    // A suspended account says so, after the password was checked.
+    common::exec(
+        &raw,
+        "UPDATE users SET status = 'suspended' WHERE username = 'root-admin'",
+    )
+    .await;
+    assert!(matches!(
+        login(&db, "root-admin", PASSWORD, "192.0.2.1", plus(t, 1)).await,
+        Err(LoginError::NotActive(s)) if s == "suspended"
+    ));
+    raw.close().await;
+}
+on_both!(unknown_user_and_wrong_password_look_the_same);
+
+async fn throttling_trips_and_releases(db: TestDb) {
+    let _ = admin_keys(&db).await;
+    let t = t0();
+    // Per account name: five attempts in the window, the sixth is refused even with the
+    // right password and from another address.
+    for i in 0..5 {
+        assert!(matches!(
+            login(
+                &db,
+                "root-admin",
+                "wrong password 123",
+                &format!("198.51.100.{i}"),
+                plus(t, i)
+            )
+            .await,
+            Err(LoginError::InvalidCredentials)
+        ));
+    }
+    match login(&db, "root-admin", PASSWORD, "203.0.113.9", plus(t, 5)).await {
+        Err(LoginError::Throttled {
+            retry_after_seconds,
+        }) => assert!((1..=WINDOW_SECONDS).contains(&retry_after_seconds)),
+        other => panic!("expected throttling, got {other:?}"),
+    }
+    // The window slides: later, the right password works again (the five failures also
+    // locked the account for a minute, long over by then).
+    signed_in(
+        login(
+            &db,
+            "root-admin",
+            PASSWORD,
+            "203.0.113.9",
+            plus(t, WINDOW_SECONDS + 5),
+        )
+        .await,
+    );
+
+    // Per source: one address trying many names.
+    let t = plus(t, 2 * WINDOW_SECONDS);
+    for i in 0..5 {
+        let _ = login(
+            &db,
+            &format!("guess-{i}"),
+            "whatever password",
+            "192.0.2.50",
+            plus(t, i),
+        )
+        .await;
+    }
+    assert!(matches!(
+        login(&db, "root-admin", PASSWORD, "192.0.2.50", plus(t, 6)).await,
+        Err(LoginError::Throttled { .. })
+    ));
+    signed_in(login(&db, "root-admin", PASSWORD, "192.0.2.51", plus(t, 7)).await);
+}
+on_both!(throttling_trips_and_releases);
+
+async fn repeated_failures_lock_with_back_off_until_an_admin_unlocks(db: TestDb) {
+    let (admin, _) = admin_keys(&db).await;
+    let _bob = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
+    // Failures spaced beyond the throttling window, so only the lockout acts.
+    let mut t = t0();
+    for _ in 0..5 {
+        t = plus(t, WINDOW_SECONDS + 1);
+        assert!(matches!(
+            login(&db, "bob-officer", "wrong password 123", "192.0.2.7", t).await,
+            Err(LoginError::InvalidCredentials)
+        ));
+    }
+    // Locked for a minute: even the right password is refused meanwhile.
+    match login(&db, "bob-officer", PASSWORD, "192.0.2.7", plus(t, 10)).await {
+        Err(LoginError::Throttled {
+            retry_after_seconds,
+        }) => assert!(
+            (40..=60).contains(&retry_after_seconds),
+            "{retry_after_seconds}"
+        ),
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+    // One more failure after the lock ends doubles it.
+    t = plus(t, WINDOW_SECONDS + 1);
+    let _ = login(&db, "bob-officer", "wrong password 123", "192.0.2.7", t).await;
+    match login(&db, "bob-officer", PASSWORD, "192.0.2.7", plus(t, 70)).await {
+        Err(LoginError::Throttled {
+            retry_after_seconds,
+        }) => assert!(
+            (40..=60).contains(&retry_after_seconds),
+            "{retry_after_seconds}"
+        ),
+        other => panic!("expected a two-minute lockout, got {other:?}"),
+    }
+    // Only an administrator may unlock, and then it works at once.
+    let moderator = common::operator_with_role(&db, "mod-one", "moderator").await;
+    assert!(auth::unlock_account(&db.store, &moderator, "bob-officer")
+        .await
+        .is_err());
+    auth::unlock_account(&db.store, &admin, "bob-officer")
+        .await
+        .unwrap();
+    let s = signed_in(login(&db, "bob-officer", PASSWORD, "192.0.2.8", plus(t, 71)).await);
+    assert!(
+        s.keys.is_none(),
+        "no key pair on this machine yet, and none needed"
+    );
+    let raw = db.raw().await;
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'operator.unlocked'"
+        )
+        .await,
+        1
+    );
+    raw.close().await;
+}
+on_both!(repeated_failures_lock_with_back_off_until_an_admin_unlocks);
+
+async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(db: TestDb) {
+    let (admin, ring) = admin_keys(&db).await;
+    let e = mfa::enroll(&db.store, &ring, &admin).await.unwrap();
+    let secret = totp_rs::Secret::Encoded(e.secret_base32.clone())
+        .to_bytes()
+        .unwrap();
+    let step = |t: Timestamp| t.micros() as u64 / 1_000_000 / STEP_SECONDS;
+    let t = t0();
+    mfa::confirm(
+        &db.store,
+        &ring,
+        &admin,
+        &mfa::code_at(&secret, step(Timestamp::now()), 6),
+    )
+    .await
+    .unwrap();
+
+    let challenge = |r: Result<LoginOutcome, LoginError>| match r {
+        Ok(LoginOutcome::MfaRequired(c)) => c,
+        other => panic!("expected an MFA challenge, got {other:?}"),
+    };
+    // Far enough ahead that the confirmation's step is in the past.
+    let t = plus(t, 600);
+    let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
+    let first_token = c.token().to_owned();
+    assert_eq!(
+        c.expires_at().micros() - t.micros(),
+        CHALLENGE_SECONDS * 1_000_000
+    );
+    // The challenge token is no password.
+    assert!(matches!(
+        login(&db, "root-admin", &first_token, "192.0.2.1", t).await,
+        Err(LoginError::InvalidCredentials)
+    ));
+    let code = mfa::code_at(&secret, step(t), 6);
+    let session = auth::finish_mfa_at(&db.store, c, &first_token, &code, plus(t, 1))
+        .await
+        .unwrap();
+    assert_eq!(session.actor.user_id(), admin.user_id());
+
+    // A second challenge cannot be finished with the first one's token (used), nor with the
+    // same TOTP code again (replayed).
+    let t = plus(t, 2);
+    let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
+    assert!(matches!(
+        auth::finish_mfa_at(&db.store, c, &first_token, &code, t).await,
+        Err(LoginError::ChallengeInvalid)
+    ));
+    let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
+    let token = c.token().to_owned();
+    assert!(matches!(
+        auth::finish_mfa_at(&db.store, c, &token, &code, t).await,
+        Err(LoginError::Mfa(MfaError::Replayed))
+    ));
+    // Expired after five minutes, even with a fresh code.
+    let t = plus(t, 60);
+    let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.9", t).await);
+    let token = c.token().to_owned();
+    let late = plus(t, CHALLENGE_SECONDS + 1);
+    assert!(matches!(
+        auth::finish_mfa_at(
+            &db.store,
+            c,
+            &token,
+            &mfa::code_at(&secret, step(late), 6),
+            late
+        )
+        .await,
+        Err(LoginError::ChallengeInvalid)
+    ));
+    let raw = db.raw().await;
+    assert!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE reason = 'challenge_invalid'"
+        )
+        .await
+            >= 2
+    );
+    // Tokens are stored only as hashes.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM login_challenges")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    assert!(stored
+        .iter()
+        .all(|h| h.len() == 32 && h.as_slice() != first_token.as_bytes()));
+    raw.close().await;
+}
+on_both!(the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else);
