@@ -86,6 +86,8 @@ pub enum AuditAction {
     MfaReset,
     /// An administrator cleared an operator's lockout.
     AccountUnlocked,
+    /// A spent refresh token was presented again; its family and session were revoked.
+    RefreshTokenReused,
 }
 
 impl AuditAction {
@@ -110,6 +112,7 @@ impl AuditAction {
             AuditAction::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
             AuditAction::MfaReset => "mfa.reset",
             AuditAction::AccountUnlocked => "operator.unlocked",
+            AuditAction::RefreshTokenReused => "tokens.refresh_reused",
         }
     }
 }

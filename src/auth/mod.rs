@@ -6,6 +6,7 @@
 mod login;
 mod password;
 mod repo;
+pub mod tokens;
 mod types;
 
 use rand::RngCore;

@@ -314,3 +314,240 @@ pub(super) async fn throttle_salt(store: &Store) -> Result<Vec<u8>, StoreError> 
         .try_get(0)?;
     Ok(hex::decode(v).unwrap_or_default())
 }
+
+pub(super) async fn insert_session(
+    store: &Store,
+    id: &str,
+    user: UserId,
+    client: &str,
+    now: Timestamp,
+    expires: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $4, $5)",
+    )
+    .bind(id)
+    .bind(user.to_string())
+    .bind(client)
+    .bind(now.micros())
+    .bind(expires.micros())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_refresh(
+    tx: &mut Tx,
+    session: &str,
+    family: &str,
+    hash: &[u8],
+    now: Timestamp,
+    expires: Timestamp,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, session_id, family_id, token_hash, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(session)
+    .bind(family)
+    .bind(hash)
+    .bind(now.micros())
+    .bind(expires.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// A refresh token's row: (id, session, family, user, expires, rotated?, revoked?).
+pub(super) struct RefreshRow {
+    pub id: String,
+    pub session: String,
+    pub family: String,
+    pub user: String,
+    pub expires_at: i64,
+    pub spent: bool,
+}
+
+pub(super) async fn refresh_by_hash(
+    tx: &mut Tx,
+    hash: &[u8],
+) -> Result<Option<RefreshRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT r.id, r.session_id, r.family_id, s.user_id, r.expires_at, \
+         CAST(CASE WHEN r.rotated_at IS NOT NULL OR r.revoked_at IS NOT NULL \
+              OR s.revoked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) \
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(RefreshRow {
+        id: r.try_get(0)?,
+        session: r.try_get(1)?,
+        family: r.try_get(2)?,
+        user: r.try_get(3)?,
+        expires_at: r.try_get(4)?,
+        spent: r.try_get::<i64, _>(5)? != 0,
+    }))
+}
+
+pub(super) async fn rotate_refresh(
+    tx: &mut Tx,
+    id: &str,
+    by: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 WHERE id = $3")
+        .bind(now.micros())
+        .bind(by)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Revokes a refresh-token family and its session.
+pub(super) async fn revoke_family(
+    tx: &mut Tx,
+    family: &str,
+    session: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(family)
+    .execute(&mut **tx)
+    .await?;
+    revoke_session(tx, session, reason, now).await
+}
+
+pub(super) async fn revoke_session(
+    tx: &mut Tx,
+    session: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(reason)
+    .bind(session)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(session)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn sessions_of(tx: &mut Tx, user: UserId) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+pub(super) async fn revoke_jti(
+    tx: &mut Tx,
+    jti: &str,
+    user: &str,
+    reason: &str,
+    now: Timestamp,
+    expires: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (jti, user_id, reason, revoked_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(jti)
+    .bind(user)
+    .bind(reason)
+    .bind(now.micros())
+    .bind(expires.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn purge_revocations(store: &Store, now: Timestamp) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(now.micros())
+            .execute(store.pool())
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// What token verification checks in the database, in one round trip: the account's status,
+/// whether the jti is revoked, whether the session is live, and the account's roles.
+pub(super) struct TokenFacts {
+    pub status: Option<String>,
+    pub jti_revoked: bool,
+    pub session_live: bool,
+    pub roles: Vec<String>,
+}
+
+pub(super) async fn token_facts(
+    store: &Store,
+    user: &str,
+    jti: &str,
+    session: &str,
+    now: Timestamp,
+) -> Result<TokenFacts, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.status, \
+           (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2), \
+           (SELECT COUNT(*) FROM sessions WHERE id = $3 AND user_id = u.id \
+              AND revoked_at IS NULL AND expires_at > $4), \
+           r.role \
+         FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role",
+    )
+    .bind(user)
+    .bind(jti)
+    .bind(session)
+    .bind(now.micros())
+    .fetch_all(store.pool())
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(TokenFacts {
+            status: None,
+            jti_revoked: false,
+            session_live: false,
+            roles: Vec::new(),
+        });
+    };
+    Ok(TokenFacts {
+        status: first.try_get(0)?,
+        jti_revoked: first.try_get::<i64, _>(1)? > 0,
+        session_live: first.try_get::<i64, _>(2)? > 0,
+        roles: rows
+            .iter()
+            .filter_map(|r| r.try_get::<Option<String>, _>(3).ok().flatten())
+            .collect(),
+    })
+}
+
+pub(super) async fn roles_and_status(
+    store: &Store,
+    user: &str,
+) -> Result<(Option<String>, Vec<String>), StoreError> {
+    let f = token_facts(store, user, "", "", Timestamp::now()).await?;
+    Ok((f.status, f.roles))
+}
