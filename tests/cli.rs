@@ -485,3 +485,76 @@ fn mfa_enrolment_by_qr_then_sign_in_needs_a_code() {
         text(&again.stderr)
     );
 }
+
+impl Cli {
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("VIGIL_DATABASE_URL", &self.url)
+            .env(
+                "VIGIL_KEYSTORE",
+                format!("file:{}", self.keys.path().join("ks").display()),
+            )
+            .env("VIGIL_USERNAME", "root-admin")
+            .env("VIGIL_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+#[test]
+fn tokens_through_the_command_line() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let who: serde_json::Value = serde_json::from_str(&cli.ok(&["whoami", "--json"], &[])).unwrap();
+    assert_eq!(who["username"], "root-admin");
+    assert_eq!(who["roles"], serde_json::json!(["admin"]));
+    assert!(who["key_pair"].as_str().unwrap().len() == 64);
+
+    let token = cli.ok(&["token", "show"], &[]).trim().to_owned();
+    let ok = cli.run_with_stdin(&["token", "verify"], &token);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let claims: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(claims["sub"], who["user_id"]);
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    let flipped = format!("{}.{}.{}x", parts[0], parts[1], parts[2]);
+    for (bad, why) in [
+        (none.as_str(), "algorithm"),
+        (flipped.as_str(), "signature"),
+        (&token[..token.len() / 2], ""),
+        ("", "malformed"),
+    ] {
+        let out = cli.run_with_stdin(&["token", "verify"], bad);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("invalid: ") && err.contains(why), "{err}");
+    }
+
+    // A session kept in the keystore, then ended.
+    let out = cli.ok(&["login"], &[]);
+    assert!(out.contains("signed in as root-admin"), "{out}");
+    assert!(cli.ok(&["logout"], &[]).contains("signed out"));
+    assert!(cli.ok(&["logout"], &[]).contains("no session"));
+    assert!(cli.ok(&["logout", "--all"], &[]).contains("session(s)"));
+    let after = cli.run_with_stdin(&["token", "verify"], &token);
+    assert_eq!(
+        after.status.code(),
+        Some(1),
+        "logout --all revoked the token's session"
+    );
+}

@@ -227,6 +227,23 @@ pub async fn verify_access_token_at(
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
+    // The algorithm is read from the raw header first, so `none` (in any casing) and other
+    // names the JWT crate does not even parse are reported as what they are.
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned))
+        .ok_or(TokenError::Malformed)?;
+    if alg != "HS256" {
+        return Err(TokenError::Algorithm);
+    }
     let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
         | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
@@ -385,4 +402,17 @@ pub async fn logout_everywhere(store: &Store, user: UserId) -> Result<usize, Tok
 /// Deletes revocation entries of tokens that have expired anyway; returns how many.
 pub async fn purge_expired_revocations(store: &Store) -> Result<u64, TokenError> {
     Ok(repo::purge_revocations(store, Timestamp::now()).await?)
+}
+
+/// Ends the session a refresh token belongs to (the command line's `logout`, which holds
+/// only its refresh token). Unknown tokens change nothing.
+pub async fn logout_refresh(store: &Store, refresh_token: &str) -> Result<bool, TokenError> {
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    let Some(row) = repo::refresh_by_hash(&mut tx, &hash(refresh_token.trim())).await? else {
+        return Ok(false);
+    };
+    repo::revoke_session(&mut tx, &row.session, "logout", now).await?;
+    tx.commit().await?;
+    Ok(true)
 }

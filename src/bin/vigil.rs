@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil::audit::{self, AuditFilter, Verification};
+use vigil::auth::tokens;
 use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
 use vigil::bench::{self, BenchOptions};
 use vigil::config::Config;
@@ -16,6 +17,9 @@ use vigil::demo::{self, SeedOptions, SeedProgress};
 use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::mfa;
+
+/// The keystore entry holding the command line's session refresh token.
+const REFRESH_ENTRY: &str = "refresh-token";
 use vigil::store::{DatabaseUrl, Store, Timestamp};
 
 #[derive(Parser)]
@@ -64,6 +68,19 @@ enum Command {
     User(UserCommand),
     /// Change your own password (re-seals your key pair on this machine).
     Passwd,
+    /// Sign in and open a session; its refresh token is kept in this machine's keystore.
+    Login,
+    /// End the session kept in the keystore, or with --all every session of yours.
+    Logout {
+        /// Every session of the signed-in operator, on every machine.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Who you are signed in as: account, roles, MFA, this machine's key pair.
+    Whoami(JsonFlag),
+    /// Access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Demonstration data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -202,6 +219,14 @@ enum UserCommand {
         /// The operator's username.
         username: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Open a session and print its access token (for scripts).
+    Show,
+    /// Read a token on stdin: exit 0 and its claims as JSON if valid, exit 1 and why if not.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -440,6 +465,111 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Keys(k) => keys_cmd(&config, k).await,
         Command::Mfa(m) => mfa_cmd(&config, m).await,
         Command::User(u) => user_cmd(&config, u).await,
+        Command::Login => {
+            let store = open(&config).await?;
+            let (session, _) = session(&config, &store).await?;
+            let ring = session
+                .keys
+                .as_ref()
+                .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
+            let pair = tokens::issue(&store, ring, &session, "cli").await?;
+            let keystore = config.keystore.open()?;
+            keystore.put(
+                session.actor.user_id().as_uuid(),
+                &SecretName::parse(REFRESH_ENTRY)?,
+                pair.refresh_token.as_bytes(),
+            )?;
+            println!(
+                "signed in as {}; session {} (refresh token kept in {})",
+                session.actor.username(),
+                pair.session_id,
+                keystore.describe()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logout { all } => {
+            let store = open(&config).await?;
+            let (actor, _) = sign_in(&config, &store).await?;
+            if all {
+                let n = tokens::logout_everywhere(&store, actor.user_id()).await?;
+                println!("ended {n} session(s) of {}", actor.username());
+            } else {
+                let keystore = config.keystore.open()?;
+                let entry = SecretName::parse(REFRESH_ENTRY)?;
+                match keystore.get(actor.user_id().as_uuid(), &entry)? {
+                    Some(token) => {
+                        let token = String::from_utf8_lossy(token.expose()).into_owned();
+                        tokens::logout_refresh(&store, &token).await?;
+                        keystore.delete(actor.user_id().as_uuid(), &entry)?;
+                        println!("signed out");
+                    }
+                    None => println!("no session is kept on this machine"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami(f) => {
+            let store = open(&config).await?;
+            let (session, _) = session(&config, &store).await?;
+            let a = &session.actor;
+            let info = serde_json::json!({
+                "user_id": a.user_id().to_string(),
+                "username": a.username().as_str(),
+                "roles": a.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "mfa_enabled": mfa::is_enabled(&store, a.user_id()).await?,
+                "key_pair": session.keys.as_ref().map(|k| k.public_key().fingerprint().to_hex()),
+                "must_change_password": session.must_change_password,
+            });
+            if f.json {
+                print_json(&info)?;
+            } else {
+                println!("{} ({})", a.username(), a.user_id());
+                println!("roles:     {}", info["roles"]);
+                println!(
+                    "mfa:       {}",
+                    if info["mfa_enabled"] == true {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                );
+                println!(
+                    "key pair:  {}",
+                    info["key_pair"].as_str().unwrap_or("none on this machine")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Show) => {
+            let store = open(&config).await?;
+            let (session, _) = session(&config, &store).await?;
+            let ring = session
+                .keys
+                .as_ref()
+                .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
+            let pair = tokens::issue(&store, ring, &session, "cli-token").await?;
+            println!("{}", pair.access_token);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Verify) => {
+            let store = open(&config).await?;
+            let (_, ring) = unlock(&config, &store).await?;
+            let mut token = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::io::stdin(), tokens::MAX_TOKEN_LEN as u64 + 2),
+                &mut token,
+            )?;
+            match tokens::verify_access_token(&store, &ring, &token).await {
+                Ok(claims) => {
+                    print_json(&claims)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("invalid: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Passwd => {
             let store = open(&config).await?;
             let (session, current) = session(&config, &store).await?;
