@@ -55,6 +55,12 @@ pub struct BenchReport {
     pub email_lookup_median_us: f64,
     /// Users in the table during the lookups.
     pub email_lookup_users: u64,
+    /// Sign-in (argon2id, database, unlocking the key pair and data keys): median ms of 15.
+    pub login_median_ms: f64,
+    /// Access-token verifications per second, database checks included.
+    pub token_verify_per_sec: f64,
+    /// TOTP verifications (three candidate steps each) per second, computation only.
+    pub totp_verify_per_sec: f64,
     /// `pii` rotation: rows re-encrypted and rows per second (if run).
     pub rotation_rows: Option<u64>,
     /// Rows per second of the rotation.
@@ -184,6 +190,48 @@ pub async fn run(
     lookups.sort();
     let lookup_median = lookups.get(lookups.len() / 2).copied().unwrap_or_default();
 
+    let mut logins = Vec::new();
+    let mut last = None;
+    for _ in 0..15 {
+        let t = Instant::now();
+        let outcome = auth::login(
+            store,
+            Some(keystore),
+            name.as_str(),
+            &secret,
+            &auth::LoginSource::default(),
+        )
+        .await
+        .map_err(|e| step(&e))?;
+        logins.push(t.elapsed());
+        last = Some(outcome);
+    }
+    logins.sort();
+    let login_median = logins[logins.len() / 2];
+    let Some(auth::LoginOutcome::SignedIn(session)) = last else {
+        return Err(step(&"the benchmark administrator has MFA on"));
+    };
+    let pair = auth::tokens::issue(store, &ring, &session, "bench")
+        .await
+        .map_err(|e| step(&e))?;
+    let n_verify = 20_000u32;
+    let t = Instant::now();
+    for _ in 0..n_verify {
+        auth::tokens::verify_access_token(store, &ring, &pair.access_token)
+            .await
+            .map_err(|e| step(&e))?;
+    }
+    let token_verify_per_sec = per_sec(u64::from(n_verify), t.elapsed());
+    let totp_secret = [7u8; 20];
+    let code = crate::mfa::code_at(&totp_secret, 1_000_000, crate::mfa::DIGITS);
+    let totp_verify_per_sec = rate(200_000, |i| {
+        std::hint::black_box(crate::mfa::matching_step(
+            &totp_secret,
+            &code,
+            1_000_000 + u64::from(i % 2),
+        ));
+    });
+
     let (rotation_rows, rotation_rows_per_sec) = if opts.rotate {
         let t = Instant::now();
         let r = rotation::start(store, &ring, &actor, Purpose::Pii)
@@ -210,6 +258,9 @@ pub async fn run(
         crypto,
         email_lookup_median_us: lookup_median.as_secs_f64() * 1e6,
         email_lookup_users: seeded.users,
+        login_median_ms: login_median.as_secs_f64() * 1e3,
+        token_verify_per_sec,
+        totp_verify_per_sec,
         rotation_rows,
         rotation_rows_per_sec,
     })

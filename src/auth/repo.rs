@@ -495,13 +495,14 @@ pub(super) async fn purge_revocations(store: &Store, now: Timestamp) -> Result<u
     )
 }
 
-/// What token verification checks in the database, in one round trip: the account's status,
-/// whether the jti is revoked, whether the session is live, and the account's roles.
+/// What token verification checks in the database, in one single-row round trip: the
+/// account's status, whether the jti is revoked, whether the session is live, and whether the
+/// account holds exactly the `claimed` roles.
 pub(super) struct TokenFacts {
     pub status: Option<String>,
     pub jti_revoked: bool,
     pub session_live: bool,
-    pub roles: Vec<String>,
+    pub roles_match: bool,
 }
 
 pub(super) async fn token_facts(
@@ -509,38 +510,41 @@ pub(super) async fn token_facts(
     user: &str,
     jti: &str,
     session: &str,
+    claimed: &[String],
     now: Timestamp,
 ) -> Result<TokenFacts, StoreError> {
-    let rows = sqlx::query(
-        "SELECT u.status, \
-           (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2), \
-           (SELECT COUNT(*) FROM sessions WHERE id = $3 AND user_id = u.id \
-              AND revoked_at IS NULL AND expires_at > $4), \
-           r.role \
-         FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role",
-    )
-    .bind(user)
-    .bind(jti)
-    .bind(session)
-    .bind(now.micros())
-    .fetch_all(store.pool())
-    .await?;
-    let Some(first) = rows.first() else {
-        return Ok(TokenFacts {
-            status: None,
-            jti_revoked: false,
-            session_live: false,
-            roles: Vec::new(),
-        });
+    let marks: Vec<String> = (0..claimed.len()).map(|i| format!("${}", i + 5)).collect();
+    let held = if claimed.is_empty() {
+        "0".to_owned()
+    } else {
+        format!(
+            "(SELECT COUNT(*) FROM user_roles WHERE user_id = $1 AND role IN ({}))",
+            marks.join(", ")
+        )
     };
+    let sql = format!(
+        "SELECT (SELECT status FROM users WHERE id = $1), \
+           (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2), \
+           (SELECT COUNT(*) FROM sessions WHERE id = $3 AND user_id = $1 \
+              AND revoked_at IS NULL AND expires_at > $4), \
+           (SELECT COUNT(*) FROM user_roles WHERE user_id = $1), {held}"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(user)
+        .bind(jti)
+        .bind(session)
+        .bind(now.micros());
+    for r in claimed {
+        q = q.bind(r.as_str());
+    }
+    let row = q.fetch_one(store.pool()).await?;
+    let all: i64 = row.try_get(3)?;
+    let held: i64 = row.try_get(4)?;
     Ok(TokenFacts {
-        status: first.try_get(0)?,
-        jti_revoked: first.try_get::<i64, _>(1)? > 0,
-        session_live: first.try_get::<i64, _>(2)? > 0,
-        roles: rows
-            .iter()
-            .filter_map(|r| r.try_get::<Option<String>, _>(3).ok().flatten())
-            .collect(),
+        status: row.try_get(0)?,
+        jti_revoked: row.try_get::<i64, _>(1)? > 0,
+        session_live: row.try_get::<i64, _>(2)? > 0,
+        roles_match: all == claimed.len() as i64 && held == all,
     })
 }
 
@@ -548,6 +552,18 @@ pub(super) async fn roles_and_status(
     store: &Store,
     user: &str,
 ) -> Result<(Option<String>, Vec<String>), StoreError> {
-    let f = token_facts(store, user, "", "", Timestamp::now()).await?;
-    Ok((f.status, f.roles))
+    let status: Option<String> = sqlx::query("SELECT status FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+        .bind(user)
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .collect();
+    Ok((status, roles))
 }

@@ -290,13 +290,17 @@ pub async fn verify_access_token_at(
     if c.nbf - leeway > t || c.iat - leeway > t {
         return Err(TokenError::NotYetValid);
     }
-    let facts = repo::token_facts(store, &c.sub, &c.jti, &c.sid, now).await?;
+    let mut claimed = c.roles.clone();
+    claimed.sort();
+    claimed.dedup();
+    if claimed.len() != c.roles.len() || claimed.len() > 8 {
+        return Err(TokenError::Malformed);
+    }
+    let facts = repo::token_facts(store, &c.sub, &c.jti, &c.sid, &claimed, now).await?;
     if facts.jti_revoked || (facts.status.is_some() && !facts.session_live) {
         return Err(TokenError::Revoked);
     }
-    let mut claimed = c.roles.clone();
-    claimed.sort();
-    if facts.status.as_deref() != Some("active") || facts.roles != claimed {
+    if facts.status.as_deref() != Some("active") || !facts.roles_match {
         return Err(TokenError::AccountChanged);
     }
     Ok(c)

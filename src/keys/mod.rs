@@ -405,17 +405,14 @@ pub async fn unlock(
     {
         return Err(KeyError::KeyPairMismatch);
     }
+    // Data keys are unwrapped on first use (each costs an RSA private-key operation) and
+    // then kept in memory for the session.
     let ring = KeyRing {
         operator,
         user_key_id: row.id,
         private,
         keys: Mutex::new(HashMap::new()),
     };
-    for (purpose, version, wrapped) in repo::grants_of(store, &ring.user_key_id).await? {
-        if let Some(p) = Purpose::parse(&purpose) {
-            ring.unwrap_into_cache(p, version, &wrapped)?;
-        }
-    }
     Ok(ring)
 }
 

@@ -241,31 +241,6 @@ pub(super) async fn grant(
     Ok(w)
 }
 
-/// Every live grant of key pair `user_key_id`: (purpose, version, wrapped key).
-pub(super) async fn grants_of(
-    store: &Store,
-    user_key_id: &str,
-) -> Result<Vec<(String, u32, Vec<u8>)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT d.purpose, d.version, g.wrapped_key FROM key_grants g \
-         JOIN data_keys d ON d.id = g.data_key_id \
-         WHERE g.user_key_id = $1 AND d.status <> 'retired' ORDER BY d.purpose, d.version",
-    )
-    .bind(user_key_id)
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-                r.try_get(2)?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
-}
-
 /// Removes every grant held by `user_id`'s key pairs; returns how many.
 pub(super) async fn delete_grants_of_user(tx: &mut Tx, user_id: &str) -> Result<u64, StoreError> {
     let done = sqlx::query(

@@ -105,6 +105,10 @@ impl Store {
         let busy_ms = options.busy_timeout.as_millis();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
+            // A SQLite connection is a local file handle: pinging it before every use only
+            // doubles each query's round trip to the driver's worker thread. Postgres
+            // connections can drop, so they are still checked.
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
