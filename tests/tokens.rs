@@ -337,3 +337,53 @@ async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
     raw.close().await;
 }
 on_both!(refresh_rotates_and_reuse_revokes_the_family);
+
+async fn a_cached_verifier_sees_every_change_at_once(db: TestDb) {
+    let (admin, ring) = admin_keys(&db).await;
+    let verifier = tokens::Verifier::new();
+    let pair = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
+        .await
+        .unwrap();
+    let verify = || verifier.verify(&db.store, &ring, &pair.access_token);
+    verify().await.unwrap();
+    verify().await.unwrap(); // from the cache
+    let raw = db.raw().await;
+    // Changes made behind Vigil's back (raw SQL) still invalidate the cached result.
+    for (change, undo) in [
+        (
+            "UPDATE user_roles SET role = 'moderator'",
+            "UPDATE user_roles SET role = 'admin'",
+        ),
+        (
+            "UPDATE users SET status = 'suspended'",
+            "UPDATE users SET status = 'active'",
+        ),
+        (
+            "DELETE FROM user_roles",
+            "INSERT INTO user_roles (user_id, role, granted_at) SELECT id, 'admin', 0 FROM users",
+        ),
+    ] {
+        common::exec(&raw, change).await;
+        assert!(
+            matches!(verify().await, Err(TokenError::AccountChanged)),
+            "{change}"
+        );
+        common::exec(&raw, undo).await;
+        verify().await.unwrap();
+    }
+    common::exec(&raw, "UPDATE sessions SET revoked_at = 1").await;
+    assert!(matches!(verify().await, Err(TokenError::Revoked)));
+    raw.close().await;
+    // Forged or expired tokens are refused before any cache is consulted.
+    let t = &pair.access_token;
+    assert!(verifier
+        .verify(&db.store, &ring, &t[..t.len() - 2])
+        .await
+        .is_err());
+    let late = Timestamp::from_micros(Timestamp::now().micros() + 2 * ACCESS_SECONDS * 1_000_000);
+    assert!(matches!(
+        verifier.verify_at(&db.store, &ring, t, late).await,
+        Err(TokenError::Expired)
+    ));
+}
+on_both!(a_cached_verifier_sees_every_change_at_once);

@@ -503,6 +503,10 @@ pub(super) struct TokenFacts {
     pub jti_revoked: bool,
     pub session_live: bool,
     pub roles_match: bool,
+    /// The session's end, if live.
+    pub session_expires_at: Option<i64>,
+    /// The authorisation epoch these facts were read at.
+    pub epoch: i64,
 }
 
 pub(super) async fn token_facts(
@@ -527,7 +531,9 @@ pub(super) async fn token_facts(
            (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2), \
            (SELECT COUNT(*) FROM sessions WHERE id = $3 AND user_id = $1 \
               AND revoked_at IS NULL AND expires_at > $4), \
-           (SELECT COUNT(*) FROM user_roles WHERE user_id = $1), {held}"
+           (SELECT COUNT(*) FROM user_roles WHERE user_id = $1), {held}, \
+           (SELECT expires_at FROM sessions WHERE id = $3 AND user_id = $1 AND revoked_at IS NULL), \
+           (SELECT epoch FROM auth_epoch WHERE id = 1)"
     );
     let mut q = sqlx::query(&sql)
         .bind(user)
@@ -545,7 +551,24 @@ pub(super) async fn token_facts(
         jti_revoked: row.try_get::<i64, _>(1)? > 0,
         session_live: row.try_get::<i64, _>(2)? > 0,
         roles_match: all == claimed.len() as i64 && held == all,
+        session_expires_at: row.try_get(5)?,
+        epoch: row.try_get(6)?,
     })
+}
+
+/// The current authorisation epoch, read on `conn`.
+pub(super) async fn auth_epoch(conn: &mut sqlx::AnyConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT epoch FROM auth_epoch WHERE id = 1")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?)
+}
+
+/// A connection of its own, for a hot path that should not queue on the pool.
+pub(super) async fn dedicated(
+    store: &Store,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+    Ok(store.pool().acquire().await?)
 }
 
 pub(super) async fn roles_and_status(

@@ -223,6 +223,120 @@ pub async fn verify_access_token_at(
     token: &str,
     now: Timestamp,
 ) -> Result<Claims, TokenError> {
+    let c = check_token(store, ring, token, now).await?;
+    check_account(store, &c, now).await?;
+    Ok(c)
+}
+
+/// A verifier that remembers, per token, that its database checks passed and at which
+/// authorisation epoch. The epoch is bumped (by triggers, so even by changes made outside
+/// Vigil) on every status, role, session or token revocation change, so a cached result is
+/// used only while nothing that could invalidate it has happened: revocation stays immediate,
+/// and a verification costs one primary-key read instead of the full checks.
+#[derive(Default)]
+pub struct Verifier {
+    cache: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+    /// A connection kept for the epoch reads, so they do not queue on the pool.
+    conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// An empty verifier.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks an access token completely, as [`verify_access_token`] does.
+    pub async fn verify(
+        &self,
+        store: &Store,
+        ring: &KeyRing,
+        token: &str,
+    ) -> Result<Claims, TokenError> {
+        self.verify_at(store, ring, token, Timestamp::now()).await
+    }
+
+    /// [`Verifier::verify`] at a given time.
+    pub async fn verify_at(
+        &self,
+        store: &Store,
+        ring: &KeyRing,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Claims, TokenError> {
+        let c = check_token(store, ring, token, now).await?;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&c.jti)
+            .copied();
+        if let Some((epoch, session_end)) = cached {
+            if session_end > now.micros() && self.epoch(store).await? == epoch {
+                return Ok(c);
+            }
+        }
+        let (epoch, session_end) = check_account(store, &c, now).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 50_000 {
+            cache.clear();
+        }
+        cache.insert(c.jti.clone(), (epoch, session_end));
+        Ok(c)
+    }
+
+    async fn epoch(&self, store: &Store) -> Result<i64, TokenError> {
+        let mut slot = self.conn.lock().await;
+        if slot.is_none() {
+            *slot = Some(repo::dedicated(store).await?);
+        }
+        let conn = slot.as_mut().expect("just filled");
+        match repo::auth_epoch(conn).await {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                // Drop a broken connection; the next call takes a fresh one.
+                *slot = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The database checks: returns the epoch they were made at and the session's end.
+async fn check_account(
+    store: &Store,
+    c: &Claims,
+    now: Timestamp,
+) -> Result<(i64, i64), TokenError> {
+    let mut claimed = c.roles.clone();
+    claimed.sort();
+    claimed.dedup();
+    if claimed.len() != c.roles.len() || claimed.len() > 8 {
+        return Err(TokenError::Malformed);
+    }
+    let facts = repo::token_facts(store, &c.sub, &c.jti, &c.sid, &claimed, now).await?;
+    if facts.jti_revoked || (facts.status.is_some() && !facts.session_live) {
+        return Err(TokenError::Revoked);
+    }
+    if facts.status.as_deref() != Some("active") || !facts.roles_match {
+        return Err(TokenError::AccountChanged);
+    }
+    Ok((facts.epoch, facts.session_expires_at.unwrap_or(0)))
+}
+
+/// The token itself: size, algorithm, signature, issuer, audience and time claims.
+async fn check_token(
+    store: &Store,
+    ring: &KeyRing,
+    token: &str,
+    now: Timestamp,
+) -> Result<Claims, TokenError> {
     let token = token.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
@@ -289,19 +403,6 @@ pub async fn verify_access_token_at(
     }
     if c.nbf - leeway > t || c.iat - leeway > t {
         return Err(TokenError::NotYetValid);
-    }
-    let mut claimed = c.roles.clone();
-    claimed.sort();
-    claimed.dedup();
-    if claimed.len() != c.roles.len() || claimed.len() > 8 {
-        return Err(TokenError::Malformed);
-    }
-    let facts = repo::token_facts(store, &c.sub, &c.jti, &c.sid, &claimed, now).await?;
-    if facts.jti_revoked || (facts.status.is_some() && !facts.session_live) {
-        return Err(TokenError::Revoked);
-    }
-    if facts.status.as_deref() != Some("active") || !facts.roles_match {
-        return Err(TokenError::AccountChanged);
     }
     Ok(c)
 }
