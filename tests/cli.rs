@@ -558,3 +558,65 @@ fn tokens_through_the_command_line() {
         "logout --all revoked the token's session"
     );
 }
+
+#[test]
+fn operator_accounts_through_the_command_line() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let new_pw = ("VIGIL_NEW_PASSWORD", "temporary passphrase 9");
+    let out = cli.ok(
+        &[
+            "user",
+            "create",
+            "bob-officer",
+            "--role",
+            "compliance_officer",
+        ],
+        &[new_pw],
+    );
+    assert!(out.contains("created bob-officer"), "{out}");
+    let bad = cli.run(&["user", "create", "eve", "--role", "wizard"], &[new_pw]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("unknown role"));
+    let listed: serde_json::Value = serde_json::from_str(&cli.ok(
+        &["user", "list", "--role", "compliance_officer", "--json"],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["username"], "bob-officer");
+    assert_eq!(listed[0]["must_change_password"], true);
+
+    let as_bob = [
+        ("VIGIL_USERNAME", "bob-officer"),
+        ("VIGIL_PASSWORD", "temporary passphrase 9"),
+    ];
+    let who: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["whoami", "--json"], &as_bob)).unwrap();
+    assert_eq!(who["roles"], serde_json::json!(["compliance_officer"]));
+    cli.ok(
+        &["user", "set-role", "bob-officer", "--role", "moderator"],
+        &[],
+    );
+    cli.ok(&["user", "suspend", "bob-officer"], &[]);
+    let refused = cli.run(&["whoami"], &as_bob);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("suspended"));
+    cli.ok(&["user", "unsuspend", "bob-officer"], &[]);
+    let who: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["whoami", "--json"], &as_bob)).unwrap();
+    assert_eq!(who["roles"], serde_json::json!(["moderator"]));
+    // A moderator may look accounts up but not manage them.
+    cli.ok(&["user", "show", "root-admin"], &as_bob);
+    let denied = cli.run(&["user", "suspend", "root-admin"], &as_bob);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("users.manage")
+            || text(&denied.stderr).contains("permission"),
+        "{}",
+        text(&denied.stderr)
+    );
+    let sessions = cli.ok(&["sessions", "list", "--all", "--json"], &[]);
+    assert!(serde_json::from_str::<serde_json::Value>(&sessions)
+        .unwrap()
+        .is_array());
+}

@@ -200,10 +200,12 @@ async fn repeated_failures_lock_with_back_off_until_an_admin_unlocks(db: TestDb)
         .await
         .unwrap();
     let s = signed_in(login(&db, "bob-officer", PASSWORD, "192.0.2.8", plus(t, 71)).await);
-    assert!(
-        s.keys.is_none(),
-        "no key pair on this machine yet, and none needed"
-    );
+    // A new operator's first sign-in made their key pair here; it holds no data keys yet.
+    let ring = s.keys.expect("key pair made at first sign-in");
+    assert!(matches!(
+        ring.current(&db.store, vigil::keys::Purpose::Pii).await,
+        Err(vigil::keys::KeyError::NotGranted(..))
+    ));
     let raw = db.raw().await;
     assert_eq!(
         count(

@@ -88,6 +88,16 @@ pub enum AuditAction {
     AccountUnlocked,
     /// A spent refresh token was presented again; its family and session were revoked.
     RefreshTokenReused,
+    /// An administrator created an operator.
+    OperatorCreated,
+    /// An operator's roles were replaced.
+    OperatorRolesChanged,
+    /// An operator was suspended (their sessions ended).
+    OperatorSuspended,
+    /// A suspended operator was reinstated.
+    OperatorReinstated,
+    /// A session was revoked.
+    SessionRevoked,
 }
 
 impl AuditAction {
@@ -113,6 +123,11 @@ impl AuditAction {
             AuditAction::MfaReset => "mfa.reset",
             AuditAction::AccountUnlocked => "operator.unlocked",
             AuditAction::RefreshTokenReused => "tokens.refresh_reused",
+            AuditAction::OperatorCreated => "operator.created",
+            AuditAction::OperatorRolesChanged => "operator.roles_changed",
+            AuditAction::OperatorSuspended => "operator.suspended",
+            AuditAction::OperatorReinstated => "operator.reinstated",
+            AuditAction::SessionRevoked => "session.revoked",
         }
     }
 }

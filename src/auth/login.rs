@@ -293,7 +293,18 @@ pub async fn login_at(
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so), unless MFA needs the TOTP secret they open.
     let unlocked = match keystore {
-        Some(ks) => keys::unlock(store, ks, &actor, password).await,
+        Some(ks) => match keys::unlock(store, ks, &actor, password).await {
+            // A new operator's first sign-in makes their key pair, on their own machine.
+            Err(KeyError::NoKeyPairHere)
+                if !keys::has_live_key_pair(store, actor.user_id()).await? =>
+            {
+                keys::enrol(store, ks, &actor, password, keys::DEFAULT_BITS)
+                    .await
+                    .map(|_| ())?;
+                keys::unlock(store, ks, &actor, password).await
+            }
+            other => other,
+        },
         None => Err(KeyError::NoKeyPairHere),
     };
     let keys = match unlocked {

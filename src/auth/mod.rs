@@ -8,6 +8,7 @@ mod password;
 mod repo;
 pub mod tokens;
 mod types;
+pub mod users;
 
 use rand::RngCore;
 
@@ -205,9 +206,15 @@ pub enum PasswordChangeError {
     /// No operator by that name.
     #[error("no operator named {0}")]
     UnknownOperator(String),
-    /// Administrators change their own password, not reset it.
-    #[error("use a password change for your own account, not a reset")]
+    /// Administrators change their own account by other means.
+    #[error("this cannot be done to your own account")]
     ResetSelf,
+    /// An operator by that name exists already.
+    #[error("an operator named {0} already exists")]
+    Exists(String),
+    /// The change would leave no active administrator.
+    #[error("this would leave no active administrator")]
+    LastAdmin,
     /// The key pair could not be re-sealed.
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),

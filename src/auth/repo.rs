@@ -590,3 +590,163 @@ pub(super) async fn roles_and_status(
         .collect();
     Ok((status, roles))
 }
+
+/// One operator account, for lists and detail views (no personal data).
+pub(super) struct AccountRow {
+    pub id: String,
+    pub username: String,
+    pub status: String,
+    pub mfa_enabled: bool,
+    pub must_change_password: bool,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+    pub roles: Vec<String>,
+}
+
+/// Operator accounts, filtered, ordered by username, one page.
+pub(super) async fn list_accounts(
+    store: &Store,
+    role: Option<&str>,
+    status: Option<&str>,
+    mfa: Option<bool>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AccountRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.username, u.status, u.mfa_enabled, u.must_change_password, \
+         u.locked_until, u.created_at, u.last_login_at FROM users u \
+         WHERE u.kind IN ('operator', 'service') \
+         AND ($1 IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $1)) \
+         AND ($2 IS NULL OR u.status = $2) \
+         AND ($3 IS NULL OR u.mfa_enabled = $3) \
+         ORDER BY u.username LIMIT $4 OFFSET $5",
+    )
+    .bind(role)
+    .bind(status)
+    .bind(mfa)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get(0)?;
+        let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+            .bind(&id)
+            .fetch_all(store.pool())
+            .await?
+            .iter()
+            .filter_map(|x| x.try_get::<String, _>(0).ok())
+            .collect();
+        out.push(AccountRow {
+            id,
+            username: r.try_get(1)?,
+            status: r.try_get(2)?,
+            mfa_enabled: flag(r, 3)?,
+            must_change_password: flag(r, 4)?,
+            locked_until: r.try_get(5)?,
+            created_at: r.try_get(6)?,
+            last_login_at: r.try_get(7)?,
+            roles,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn set_roles(
+    tx: &mut Tx,
+    id: UserId,
+    roles: &[Role],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    for role in roles {
+        sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(role.as_str())
+            .bind(now.micros())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Active administrators other than `except`.
+pub(super) async fn other_active_admins(tx: &mut Tx, except: UserId) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) FROM users u JOIN user_roles r ON r.user_id = u.id \
+         WHERE r.role = 'admin' AND u.status = 'active' AND u.id <> $1",
+    )
+    .bind(except.to_string())
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
+
+pub(super) async fn set_status(
+    tx: &mut Tx,
+    id: UserId,
+    status: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now.micros())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One session, for `sessions list`.
+pub(super) struct SessionRow {
+    pub id: String,
+    pub username: String,
+    pub client: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub(super) async fn list_sessions(
+    store: &Store,
+    user: Option<UserId>,
+    now: Timestamp,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT s.id, u.username, s.client, s.created_at, s.expires_at, s.revoked_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE ($1 IS NULL OR s.user_id = $1) AND s.expires_at > $2 \
+         ORDER BY s.created_at DESC LIMIT 500",
+    )
+    .bind(user.map(|u| u.to_string()))
+    .bind(now.micros())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SessionRow {
+                id: r.try_get(0)?,
+                username: r.try_get(1)?,
+                client: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                expires_at: r.try_get(4)?,
+                revoked_at: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+pub(super) async fn session_owner(tx: &mut Tx, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query("SELECT user_id FROM sessions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}

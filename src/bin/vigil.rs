@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil::audit::{self, AuditFilter, Verification};
 use vigil::auth::tokens;
+use vigil::auth::users;
 use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
 use vigil::bench::{self, BenchOptions};
 use vigil::config::Config;
@@ -17,6 +18,7 @@ use vigil::demo::{self, SeedOptions, SeedProgress};
 use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::mfa;
+use vigil::rbac::Role;
 
 /// The keystore entry holding the command line's session refresh token.
 const REFRESH_ENTRY: &str = "refresh-token";
@@ -81,6 +83,9 @@ enum Command {
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Sessions: yours, or everyone's with --all (administrators).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Demonstration data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -203,6 +208,62 @@ enum MfaCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// Create an operator with a temporary password (from VIGIL_NEW_PASSWORD, or generated and
+    /// printed once) that must be changed at the first sign-in.
+    Create {
+        /// The new operator's username.
+        username: String,
+        /// A role (repeat for several): user, moderator, compliance_officer, admin, service.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Operator accounts, by username, one page at a time.
+    List {
+        /// Only this role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Only this status: active, suspended, locked, deleted.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only with MFA on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        mfa: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Accounts to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One operator account.
+    Show {
+        /// The operator's username.
+        username: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an operator's roles (effective at their next token verification).
+    SetRole {
+        /// The operator's username.
+        username: String,
+        /// A role (repeat for several).
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+    },
+    /// Suspend an operator: sign-in refused, every session ended.
+    Suspend {
+        /// The operator's username.
+        username: String,
+    },
+    /// Reinstate a suspended operator.
+    Unsuspend {
+        /// The operator's username.
+        username: String,
+    },
     /// Clear an operator's lockout and failed attempts.
     Unlock {
         /// The operator's username.
@@ -218,6 +279,24 @@ enum UserCommand {
     ResetMfa {
         /// The operator's username.
         username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Unexpired sessions.
+    List {
+        /// Everyone's (administrators).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a session by id.
+    Revoke {
+        /// The session id.
+        id: String,
     },
 }
 
@@ -465,6 +544,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Keys(k) => keys_cmd(&config, k).await,
         Command::Mfa(m) => mfa_cmd(&config, m).await,
         Command::User(u) => user_cmd(&config, u).await,
+        Command::Sessions(c) => sessions_cmd(&config, c).await,
         Command::Login => {
             let store = open(&config).await?;
             let (session, _) = session(&config, &store).await?;
@@ -648,10 +728,123 @@ async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn parse_roles(roles: &[String]) -> Result<Vec<Role>> {
+    roles
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                anyhow!("unknown role {r:?}: user, moderator, compliance_officer, admin or service")
+            })
+        })
+        .collect()
+}
+
+fn print_account(a: &users::Account) {
+    println!(
+        "{:<24} {:<10} {:<32} mfa {:<3} {}",
+        a.username,
+        a.status,
+        a.roles.join(","),
+        if a.mfa_enabled { "on" } else { "off" },
+        a.last_login_at.as_deref().unwrap_or("never signed in")
+    );
+}
+
+async fn sessions_cmd(config: &Config, command: SessionsCommand) -> Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    match command {
+        SessionsCommand::List { all, json } => {
+            let list = users::sessions(&store, &actor, all).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                for s in &list {
+                    println!(
+                        "{}  {:<20} {:<10} opened {}  {}",
+                        s.id,
+                        s.username,
+                        s.client,
+                        s.created_at,
+                        s.revoked_at
+                            .as_deref()
+                            .map(|r| format!("revoked {r}"))
+                            .unwrap_or_else(|| format!("until {}", s.expires_at))
+                    );
+                }
+            }
+        }
+        SessionsCommand::Revoke { id } => {
+            users::revoke_session(&store, &actor, &id).await?;
+            println!("revoked session {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
     match command {
+        UserCommand::Create { username, roles } => {
+            let roles = parse_roles(&roles)?;
+            let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
+                Ok(p) => (p, false),
+                Err(_) => (auth::random_password(20), true),
+            };
+            let id = users::create(&store, &actor, &username, &temporary, &roles).await?;
+            println!("created {username} ({id})");
+            if shown {
+                println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
+            }
+        }
+        UserCommand::List {
+            role,
+            status,
+            mfa,
+            limit,
+            offset,
+            json,
+        } => {
+            let filter = users::AccountFilter {
+                role: role
+                    .as_deref()
+                    .map(|r| parse_roles(&[r.to_owned()]))
+                    .transpose()?
+                    .map(|v| v[0]),
+                status,
+                mfa: mfa.map(|m| m == "on"),
+                limit: Some(limit),
+                offset: Some(offset),
+            };
+            let list = users::list(&store, &actor, &filter).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                list.iter().for_each(print_account);
+            }
+        }
+        UserCommand::Show { username, json } => {
+            let a = users::show(&store, &actor, &username).await?;
+            if json {
+                print_json(&a)?;
+            } else {
+                print_account(&a);
+            }
+        }
+        UserCommand::SetRole { username, roles } => {
+            let roles = parse_roles(&roles)?;
+            users::set_roles(&store, &actor, &username, &roles).await?;
+            println!("{username}: roles set");
+        }
+        UserCommand::Suspend { username } => {
+            users::set_suspended(&store, &actor, &username, true).await?;
+            println!("suspended {username}; their sessions ended");
+        }
+        UserCommand::Unsuspend { username } => {
+            users::set_suspended(&store, &actor, &username, false).await?;
+            println!("reinstated {username}");
+        }
         UserCommand::Unlock { username } => {
             auth::unlock_account(&store, &actor, &username).await?;
             println!("unlocked {username}");

@@ -141,6 +141,9 @@ impl From<sqlx::Error> for KeyError {
     }
 }
 
+/// Key size for key pairs made at a first sign-in (`vigil keys enrol` takes the configured one).
+pub const DEFAULT_BITS: KeyBits = KeyBits::B2048;
+
 /// The keystore entry that holds an operator's sealed private key.
 fn private_key_entry() -> SecretName {
     SecretName::parse("rsa-private-key").expect("valid name")
@@ -694,4 +697,14 @@ pub async fn register_public_key(
     )
     .await?;
     Ok(())
+}
+
+/// Whether `user` has a key pair that is not retired, on any machine.
+pub async fn has_live_key_pair(store: &Store, user: UserId) -> Result<bool, KeyError> {
+    let mut tx = store.begin().await?;
+    let live = !repo::live_user_keys(&mut tx, &user.to_string())
+        .await?
+        .is_empty();
+    tx.rollback().await?;
+    Ok(live)
 }

@@ -1,0 +1,296 @@
+//! Operator accounts for administrators: create, list, show, roles, suspension, sessions.
+
+use serde::Serialize;
+
+use super::{hash_password, repo, Actor, Password, PasswordChangeError, UserId, Username};
+use crate::audit::{self, AuditAction, NewAuditEntry};
+use crate::rbac::{self, Permission, Role};
+use crate::store::{Store, Timestamp};
+
+/// An operator account as administrators see it (no personal data).
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    /// Account id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// `active`, `suspended`, `locked` or `deleted`.
+    pub status: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Whether MFA is on.
+    pub mfa_enabled: bool,
+    /// Whether a reset password must be changed at the next sign-in.
+    pub must_change_password: bool,
+    /// Locked until (RFC 3339), if locked now.
+    pub locked_until: Option<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last sign-in (RFC 3339).
+    pub last_login_at: Option<String>,
+}
+
+impl From<repo::AccountRow> for Account {
+    fn from(r: repo::AccountRow) -> Self {
+        let t = |m: i64| Timestamp::from_micros(m).to_rfc3339();
+        let now = Timestamp::now().micros();
+        Self {
+            id: r.id,
+            username: r.username,
+            status: r.status,
+            roles: r.roles,
+            mfa_enabled: r.mfa_enabled,
+            must_change_password: r.must_change_password,
+            locked_until: r.locked_until.filter(|u| *u > now).map(t),
+            created_at: t(r.created_at),
+            last_login_at: r.last_login_at.map(t),
+        }
+    }
+}
+
+/// Filters and page for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// Only accounts holding this role.
+    pub role: Option<Role>,
+    /// Only accounts with this status.
+    pub status: Option<String>,
+    /// Only accounts with MFA on (true) or off (false).
+    pub mfa: Option<bool>,
+    /// Page size (default 50, at most 1,000).
+    pub limit: Option<u32>,
+    /// Accounts to skip.
+    pub offset: Option<u32>,
+}
+
+/// Creates an operator with a temporary password they must change at first sign-in. Their key
+/// pair is made on their own machine at that sign-in (or by `vigil keys enrol`), and an
+/// administrator then grants it the data keys. Needs [`Permission::UsersManage`], and
+/// [`Permission::RolesAssign`] to give roles.
+pub async fn create(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    temporary: &str,
+    roles: &[Role],
+) -> Result<UserId, PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    if !roles.is_empty() {
+        rbac::require(actor, Permission::RolesAssign)?;
+    }
+    let name = Username::parse(username)
+        .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    if repo::find_operator(store, &name).await?.is_some() {
+        return Err(PasswordChangeError::Exists(username.to_owned()));
+    }
+    let password = Password::parse_for_operator(temporary, &name)?;
+    let hash = {
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .expect("hashing task panicked")
+    };
+    let id = UserId::new();
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    repo::insert_operator(&mut tx, id, &name, &hash, roles, now).await?;
+    repo::set_password(&mut tx, id, &hash, true, now).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::OperatorCreated)
+            .target(format!("user:{id}"))
+            .details(serde_json::json!({
+                "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Operator accounts, filtered and paged, by username. Needs [`Permission::UsersRead`].
+pub async fn list(
+    store: &Store,
+    actor: &Actor,
+    filter: &AccountFilter,
+) -> Result<Vec<Account>, PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let rows = repo::list_accounts(
+        store,
+        filter.role.map(Role::as_str),
+        filter.status.as_deref(),
+        filter.mfa,
+        i64::from(filter.limit.unwrap_or(50).clamp(1, 1_000)),
+        i64::from(filter.offset.unwrap_or(0)),
+    )
+    .await?;
+    Ok(rows.into_iter().map(Account::from).collect())
+}
+
+/// One operator account. Needs [`Permission::UsersRead`].
+pub async fn show(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+) -> Result<Account, PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let all = repo::list_accounts(store, None, None, None, 100_000, 0).await?;
+    all.into_iter()
+        .find(|a| a.username == username)
+        .map(Account::from)
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(username.to_owned()))
+}
+
+async fn target(store: &Store, username: &str) -> Result<UserId, PasswordChangeError> {
+    let name = Username::parse(username)
+        .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
+    Ok(repo::find_operator(store, &name)
+        .await?
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(username.to_owned()))?
+        .id)
+}
+
+/// Replaces an operator's roles; effective at their next token verification. The last active
+/// administrator cannot lose the role. Needs [`Permission::RolesAssign`].
+pub async fn set_roles(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    roles: &[Role],
+) -> Result<(), PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::RolesAssign)?;
+    let id = target(store, username).await?;
+    let mut tx = store.begin().await?;
+    if !roles.contains(&Role::Admin) && repo::other_active_admins(&mut tx, id).await? == 0 {
+        return Err(PasswordChangeError::LastAdmin);
+    }
+    repo::set_roles(&mut tx, id, roles, Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::OperatorRolesChanged)
+            .target(format!("user:{id}"))
+            .details(serde_json::json!({
+                "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Suspends (ending every session at once) or reinstates an operator. Needs
+/// [`Permission::UsersManage`]; nobody suspends themselves or the last active administrator.
+pub async fn set_suspended(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    suspended: bool,
+) -> Result<(), PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let id = target(store, username).await?;
+    if id == actor.user_id() {
+        return Err(PasswordChangeError::ResetSelf);
+    }
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    if suspended {
+        let is_admin = repo::find_operator(store, &Username::parse(username).expect("found"))
+            .await?
+            .map(|o| o.roles.contains(&Role::Admin))
+            .unwrap_or(false);
+        if is_admin && repo::other_active_admins(&mut tx, id).await? == 0 {
+            return Err(PasswordChangeError::LastAdmin);
+        }
+        for s in repo::sessions_of(&mut tx, id).await? {
+            repo::revoke_session(&mut tx, &s, "suspended", now).await?;
+        }
+    }
+    repo::set_status(
+        &mut tx,
+        id,
+        if suspended { "suspended" } else { "active" },
+        now,
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(
+            actor,
+            if suspended {
+                AuditAction::OperatorSuspended
+            } else {
+                AuditAction::OperatorReinstated
+            },
+        )
+        .target(format!("user:{id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A session, for `sessions list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// Whose.
+    pub username: String,
+    /// Which client opened it.
+    pub client: String,
+    /// Opened (RFC 3339).
+    pub created_at: String,
+    /// Ends (RFC 3339).
+    pub expires_at: String,
+    /// Revoked (RFC 3339), if so.
+    pub revoked_at: Option<String>,
+}
+
+/// Unexpired sessions: the actor's own, or everyone's with [`Permission::UsersManage`].
+pub async fn sessions(
+    store: &Store,
+    actor: &Actor,
+    everyone: bool,
+) -> Result<Vec<SessionInfo>, PasswordChangeError> {
+    if everyone {
+        rbac::require(actor, Permission::UsersManage)?;
+    }
+    let user = (!everyone).then(|| actor.user_id());
+    let t = |m: i64| Timestamp::from_micros(m).to_rfc3339();
+    Ok(repo::list_sessions(store, user, Timestamp::now())
+        .await?
+        .into_iter()
+        .map(|s| SessionInfo {
+            id: s.id,
+            username: s.username,
+            client: s.client,
+            created_at: t(s.created_at),
+            expires_at: t(s.expires_at),
+            revoked_at: s.revoked_at.map(t),
+        })
+        .collect())
+}
+
+/// Revokes a session: one's own, or anyone's with [`Permission::UsersManage`].
+pub async fn revoke_session(
+    store: &Store,
+    actor: &Actor,
+    session: &str,
+) -> Result<(), PasswordChangeError> {
+    let mut tx = store.begin().await?;
+    let owner = repo::session_owner(&mut tx, session)
+        .await?
+        .ok_or_else(|| PasswordChangeError::UnknownOperator(format!("session {session}")))?;
+    if owner != actor.user_id().to_string() {
+        rbac::require(actor, Permission::UsersManage)?;
+    }
+    repo::revoke_session(&mut tx, session, "revoked", Timestamp::now()).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::SessionRevoked)
+            .target(format!("session:{session}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
