@@ -590,9 +590,30 @@ fn operator_accounts_through_the_command_line() {
         ("VIGIL_USERNAME", "bob-officer"),
         ("VIGIL_PASSWORD", "temporary passphrase 9"),
     ];
+    // The temporary password must be changed before anything else.
+    let first = cli.run(&["whoami"], &as_bob);
+    assert_eq!(first.status.code(), Some(1));
+    assert!(
+        text(&first.stderr).contains("vigil passwd"),
+        "{}",
+        text(&first.stderr)
+    );
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "bob-officer"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_NEW_PASSWORD", "bob's own long passphrase"),
+        ],
+    );
+    let as_bob = [
+        ("VIGIL_USERNAME", "bob-officer"),
+        ("VIGIL_PASSWORD", "bob's own long passphrase"),
+    ];
     let who: serde_json::Value =
         serde_json::from_str(&cli.ok(&["whoami", "--json"], &as_bob)).unwrap();
     assert_eq!(who["roles"], serde_json::json!(["compliance_officer"]));
+    assert_eq!(who["must_change_password"], false);
     cli.ok(
         &["user", "set-role", "bob-officer", "--role", "moderator"],
         &[],

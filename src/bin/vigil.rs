@@ -652,7 +652,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Passwd => {
             let store = open(&config).await?;
-            let (session, current) = session(&config, &store).await?;
+            let (session, current) = signed_in_session(&config, &store, true).await?;
             let ring = session.keys.ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
             let actor = session.actor;
             let new = new_password("New password: ")?;
@@ -1068,6 +1068,15 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
 /// Signs in from VIGIL_USERNAME / VIGIL_PASSWORD (and VIGIL_TOTP when MFA is on), or asks on
 /// a terminal. Returns the session and the password (wiped when dropped), which unlocked it.
 async fn session(config: &Config, store: &Store) -> Result<(Session, zeroize::Zeroizing<String>)> {
+    signed_in_session(config, store, false).await
+}
+
+/// [`session`]; after an administrator's reset, only `passwd` (`may_change`) may proceed.
+async fn signed_in_session(
+    config: &Config,
+    store: &Store,
+    may_change: bool,
+) -> Result<(Session, zeroize::Zeroizing<String>)> {
     if !auth::is_initialised(store).await? {
         bail!(
             "{} has no operators yet: run `vigil init --admin NAME` first",
@@ -1111,6 +1120,9 @@ async fn session(config: &Config, store: &Store) -> Result<(Session, zeroize::Ze
             auth::finish_mfa(store, challenge, &token, &code).await?
         }
     };
+    if session.must_change_password && !may_change {
+        bail!("your password was reset by an administrator: run `vigil passwd` to choose a new one first");
+    }
     Ok((session, password))
 }
 
