@@ -215,6 +215,30 @@ mod tests {
         }
     }
 
+    /// Every (role, permission) pair against the specification below, written out by hand:
+    /// a change to the table must change this too.
+    #[test]
+    fn every_role_and_permission_pair_matches_the_specification() {
+        // Columns: AuditRead AuditVerify DemoSeed ConfigRead UsersRead UsersManage RolesAssign
+        // KeysManage DsrRead DsrManage IncidentsRead IncidentsAct ActivityIngest MonitorRun
+        // RetentionRead RetentionManage LegalHoldManage
+        let spec: [(Role, &str); 5] = [
+            (Role::User, "................."),
+            (Role::Moderator, "X...X.....XXXX..."),
+            (Role::ComplianceOfficer, "XX..X...XXX...XXX"),
+            (Role::Admin, "XXXXXXXXX.X.XXXXX"),
+            (Role::Service, ".X..........XXXX."),
+        ];
+        let mut checked = 0;
+        for (role, row) in spec {
+            for (p, cell) in Permission::ALL.iter().zip(row.chars()) {
+                assert_eq!(role_allows(role, *p), cell == 'X', "{role} {p:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, Role::ALL.len() * Permission::ALL.len());
+    }
+
     #[test]
     fn the_table_is_explicit_for_the_foundation_permissions() {
         use Permission::*;
