@@ -163,6 +163,23 @@ async fn administrators_manage_operators(db: TestDb) {
         .await
         .unwrap();
 
+    // After a reset retires Carol's key pair, her next sign-in makes a new one here.
+    let before = carol.keys.as_ref().unwrap().public_key().fingerprint();
+    auth::reset_password(&db.store, &admin, "carol-officer", "another temporary one")
+        .await
+        .unwrap();
+    let again = sign_in(&db, "carol-officer", "another temporary one")
+        .await
+        .unwrap();
+    assert!(again.must_change_password);
+    let after = again
+        .keys
+        .as_ref()
+        .expect("a new key pair")
+        .public_key()
+        .fingerprint();
+    assert_ne!(before, after);
+
     let raw = db.raw().await;
     for action in [
         "operator.created",

@@ -294,8 +294,9 @@ pub async fn login_at(
     // (commands that need them say so), unless MFA needs the TOTP secret they open.
     let unlocked = match keystore {
         Some(ks) => match keys::unlock(store, ks, &actor, password).await {
-            // A new operator's first sign-in makes their key pair, on their own machine.
-            Err(KeyError::NoKeyPairHere)
+            // A new operator's first sign-in makes their key pair, on their own machine; so
+            // does the first sign-in after an administrator's reset retired the old one.
+            Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired)
                 if !keys::has_live_key_pair(store, actor.user_id()).await? =>
             {
                 keys::enrol(store, ks, &actor, password, keys::DEFAULT_BITS)
