@@ -32,7 +32,9 @@ impl Cli {
         }
     }
 
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// `vigil ARGS` as the administrator, on this database and keystore, with a clean
+    /// environment.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
         cmd.args(args)
             .env_clear()
@@ -44,8 +46,13 @@ impl Cli {
                 format!("file:{}", self.keys.path().join("ks").display()),
             )
             .env("VIGIL_USERNAME", "root-admin")
-            .env("VIGIL_PASSWORD", PASSWORD)
-            .stdin(std::process::Stdio::null());
+            .env("VIGIL_PASSWORD", PASSWORD);
+        cmd
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -349,19 +356,8 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
     let before: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
 
     // Kill -9 the rotation after its first committed chunk, somewhere inside a later one.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.args(["keys", "rotate", "pii", "--json", "--chunk", "500"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("VIGIL_DATABASE_URL", &cli.url)
-        .env(
-            "VIGIL_KEYSTORE",
-            format!("file:{}", cli.keys.path().join("ks").display()),
-        )
-        .env("VIGIL_USERNAME", "root-admin")
-        .env("VIGIL_PASSWORD", PASSWORD)
-        .stdout(std::process::Stdio::piped());
+    let mut cmd = cli.command(&["keys", "rotate", "pii", "--json", "--chunk", "500"]);
+    cmd.stdout(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
@@ -489,19 +485,8 @@ fn mfa_enrolment_by_qr_then_sign_in_needs_a_code() {
 impl Cli {
     fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("VIGIL_DATABASE_URL", &self.url)
-            .env(
-                "VIGIL_KEYSTORE",
-                format!("file:{}", self.keys.path().join("ks").display()),
-            )
-            .env("VIGIL_USERNAME", "root-admin")
-            .env("VIGIL_PASSWORD", PASSWORD)
-            .stdin(std::process::Stdio::piped())
+        let mut cmd = self.command(args);
+        cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();

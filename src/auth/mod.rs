@@ -229,7 +229,7 @@ impl From<sqlx::Error> for PasswordChangeError {
     }
 }
 
-async fn hash_off_thread(password: &Password) -> String {
+pub(super) async fn hash_off_thread(password: &Password) -> String {
     let pw = password.clone();
     tokio::task::spawn_blocking(move || hash_password(&pw))
         .await

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{hash_password, repo, Actor, Password, PasswordChangeError, UserId, Username};
+use super::{repo, Actor, Password, PasswordChangeError, UserId, Username};
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::rbac::{self, Permission, Role};
 use crate::store::{Store, Timestamp};
@@ -84,12 +84,7 @@ pub async fn create(
         return Err(PasswordChangeError::Exists(username.to_owned()));
     }
     let password = Password::parse_for_operator(temporary, &name)?;
-    let hash = {
-        let pw = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .expect("hashing task panicked")
-    };
+    let hash = super::hash_off_thread(&password).await;
     let id = UserId::new();
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
