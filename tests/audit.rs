@@ -249,6 +249,26 @@ async fn list_filters(db: TestDb) {
     .await
     .unwrap();
     assert_eq!(limited.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 6]);
+    let older = audit::list(
+        &db.store,
+        &actor,
+        &AuditFilter {
+            limit: Some(2),
+            before_seq: Some(6),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(older.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 4]);
+    assert_eq!(audit::head_seq(&db.store).await.unwrap(), 7);
+    let names = audit::actor_names(&db.store, &actor, &mine).await.unwrap();
+    assert_eq!(
+        names
+            .get(&format!("user:{}", actor.user_id()))
+            .map(String::as_str),
+        Some(actor.username().as_str())
+    );
 
     let future = audit::list(
         &db.store,

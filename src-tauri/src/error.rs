@@ -1,52 +1,281 @@
-//! The error shape every fallible command returns to the UI.
-//!
-//! Serialized as `{ "code": "...", "message": "..." }` so the UI can branch on
-//! a stable machine-readable `code` and show the human-readable `message`.
-//! Messages must never carry secrets (passwords, tokens, key material).
+//! The error every fallible command returns to the UI: a stable `code` the UI switches on and
+//! a `message` safe to show. Messages never carry secrets (passwords, codes, tokens, keys) or
+//! personal data; the core's error texts are written to that rule and are passed through.
 
 use std::fmt;
 
 use serde::Serialize;
+use ts_rs::TS;
+use vigil::auth::tokens::TokenError;
+use vigil::auth::users::DirectoryError;
+use vigil::auth::{AuthError, BootstrapError, LoginError, PasswordChangeError};
+use vigil::keys::KeyError;
+use vigil::mfa::MfaError;
+use vigil::store::StoreError;
 
-/// A serializable command error: a stable `code` plus a human-readable `message`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What kind of failure, for the UI to branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// An argument is malformed or out of range; the message says which.
+    InvalidInput,
+    /// Nobody is signed in.
+    NotSignedIn,
+    /// The session was revoked, or the account changed, elsewhere.
+    SessionEnded,
+    /// The operator's roles do not allow this.
+    Forbidden,
+    /// Wrong username or password (which one is not said).
+    InvalidCredentials,
+    /// Too many attempts, or the account is locked for a while.
+    Throttled,
+    /// The account is suspended or deleted.
+    NotActive,
+    /// The second factor was wrong, replayed or not set up.
+    MfaInvalid,
+    /// The MFA step took too long; sign in again.
+    ChallengeExpired,
+    /// A new password does not meet the policy.
+    PasswordRejected,
+    /// The password must be changed before anything else.
+    MustChangePassword,
+    /// No such account, session or request.
+    NotFound,
+    /// The change conflicts with the current state (exists, last administrator, initialised).
+    Conflict,
+    /// This machine holds no usable key pair, or it lacks the grant needed.
+    KeysUnavailable,
+    /// The database cannot be reached or failed.
+    Database,
+    /// Something unexpected; the message says what.
+    Internal,
+}
+
+/// A serializable command error: `{ "code": "...", "message": "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
 pub struct CommandError {
-    /// Stable, machine-readable identifier such as `"not_found"`.
-    pub code: String,
-    /// Human-readable explanation, safe to show in the UI.
+    /// Stable, machine-readable kind.
+    pub code: ErrorCode,
+    /// Human-readable explanation, safe to show.
     pub message: String,
 }
 
+/// What every command returns.
+pub type CommandResult<T> = Result<T, CommandError>;
+
 impl CommandError {
-    /// Creates an error with the given `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error of `code` with `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
         }
+    }
+
+    /// Bad input.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+
+    /// Nobody signed in.
+    pub fn not_signed_in() -> Self {
+        Self::new(ErrorCode::NotSignedIn, "sign in to continue")
     }
 }
 
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{:?}: {}", self.code, self.message)
     }
 }
 
 impl std::error::Error for CommandError {}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "database error");
+        Self::new(ErrorCode::Database, e.to_string())
+    }
+}
+
+impl From<vigil::rbac::Forbidden> for CommandError {
+    fn from(e: vigil::rbac::Forbidden) -> Self {
+        Self::new(ErrorCode::Forbidden, e.to_string())
+    }
+}
+
+impl From<KeyError> for CommandError {
+    fn from(e: KeyError) -> Self {
+        use KeyError as K;
+        let code = match &e {
+            K::Forbidden(_) => ErrorCode::Forbidden,
+            K::Store(_) => ErrorCode::Database,
+            K::UnknownOperator(_) => ErrorCode::NotFound,
+            K::RevokeSelf | K::NoKeyPair(_) => ErrorCode::Conflict,
+            K::Field(_) | K::RotationStalled(_) => ErrorCode::Internal,
+            K::Keystore(_)
+            | K::NoKeyPairHere
+            | K::KeyPairRetired
+            | K::Unseal
+            | K::KeyPairMismatch
+            | K::NotGranted(..)
+            | K::Unwrap(..)
+            | K::NotProvisioned(_) => ErrorCode::KeysUnavailable,
+        };
+        let message = match &e {
+            K::NoKeyPairHere | K::KeyPairRetired => {
+                "this machine holds no usable key pair for you: sign out and in again to make \
+                 one, then ask an administrator to grant it the data keys"
+                    .to_owned()
+            }
+            K::NotGranted(purpose, _) => format!(
+                "your key pair has not been granted the {purpose} key yet: ask an administrator \
+                 to grant it (Keys screen)"
+            ),
+            _ => e.to_string(),
+        };
+        Self::new(code, message)
+    }
+}
+
+impl From<MfaError> for CommandError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::Forbidden(f) => f.into(),
+            MfaError::Keys(k) => k.into(),
+            MfaError::Store(s) => s.into(),
+            MfaError::AlreadyEnabled => Self::new(ErrorCode::Conflict, e.to_string()),
+            MfaError::UnknownOperator(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            MfaError::NotEnrolled | MfaError::InvalidCode | MfaError::Replayed => {
+                Self::new(ErrorCode::MfaInvalid, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<LoginError> for CommandError {
+    fn from(e: LoginError) -> Self {
+        let code = match &e {
+            LoginError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            LoginError::Throttled { .. } => ErrorCode::Throttled,
+            LoginError::NotActive(_) => ErrorCode::NotActive,
+            LoginError::ChallengeInvalid => ErrorCode::ChallengeExpired,
+            LoginError::Mfa(_) => ErrorCode::MfaInvalid,
+            LoginError::MfaKeys(_) | LoginError::Keys(_) => ErrorCode::KeysUnavailable,
+            LoginError::Store(_) => ErrorCode::Database,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<AuthError> for CommandError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(s) => s.into(),
+            AuthError::NotActive(_) => Self::new(ErrorCode::SessionEnded, e.to_string()),
+            AuthError::InvalidCredentials | AuthError::MfaRequired => Self::new(
+                ErrorCode::SessionEnded,
+                "your account changed; sign in again",
+            ),
+        }
+    }
+}
+
+impl From<PasswordChangeError> for CommandError {
+    fn from(e: PasswordChangeError) -> Self {
+        use PasswordChangeError as P;
+        match e {
+            P::Forbidden(f) => f.into(),
+            P::Keys(k) => k.into(),
+            P::Store(s) => s.into(),
+            P::WrongPassword => Self::new(ErrorCode::InvalidCredentials, e.to_string()),
+            P::Rejected(_) => Self::new(ErrorCode::PasswordRejected, e.to_string()),
+            P::UnknownOperator(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            P::ResetSelf | P::Exists(_) | P::LastAdmin => {
+                Self::new(ErrorCode::Conflict, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DirectoryError> for CommandError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::Forbidden(f) => f.into(),
+            DirectoryError::Keys(k) => k.into(),
+            DirectoryError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<BootstrapError> for CommandError {
+    fn from(e: BootstrapError) -> Self {
+        match e {
+            BootstrapError::AlreadyInitialised => Self::new(ErrorCode::Conflict, e.to_string()),
+            BootstrapError::Password(_) => Self::new(ErrorCode::PasswordRejected, e.to_string()),
+            BootstrapError::Store(s) => s.into(),
+            BootstrapError::Keys(k) => k.into(),
+        }
+    }
+}
+
+impl From<TokenError> for CommandError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Store(s) => s.into(),
+            TokenError::Keys(k) => k.into(),
+            other => Self::new(ErrorCode::SessionEnded, other.to_string()),
+        }
+    }
+}
+
+impl From<vigil::audit::AuditError> for CommandError {
+    fn from(e: vigil::audit::AuditError) -> Self {
+        match e {
+            vigil::audit::AuditError::Forbidden(f) => f.into(),
+            vigil::audit::AuditError::Store(s) => s.into(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn serializes_as_code_and_message() {
-        let error = CommandError::new("not_found", "no such session");
+    fn serializes_as_snake_case_code_and_message() {
+        let error = CommandError::new(ErrorCode::NotFound, "no such session");
         let json = serde_json::to_value(&error).expect("serializable");
         assert_eq!(
             json,
             serde_json::json!({ "code": "not_found", "message": "no such session" })
         );
-        assert_eq!(error.to_string(), "not_found: no such session");
+    }
+
+    #[test]
+    fn sign_in_failures_keep_their_distinct_codes() {
+        let cases = [
+            (
+                LoginError::InvalidCredentials,
+                ErrorCode::InvalidCredentials,
+            ),
+            (
+                LoginError::Throttled {
+                    retry_after_seconds: 60,
+                },
+                ErrorCode::Throttled,
+            ),
+            (
+                LoginError::NotActive("suspended".into()),
+                ErrorCode::NotActive,
+            ),
+            (LoginError::ChallengeInvalid, ErrorCode::ChallengeExpired),
+            (LoginError::Mfa(MfaError::Replayed), ErrorCode::MfaInvalid),
+        ];
+        for (error, code) in cases {
+            assert_eq!(CommandError::from(error).code, code);
+        }
     }
 }

@@ -1,22 +1,60 @@
 //! Vigil desktop shell: a thin Tauri v2 layer over the `vigil` core crate.
 //!
-//! Commands live in [`commands`] and stay thin: they translate between the
-//! UI's JSON world and the core library, nothing more.
+//! Commands live in [`commands`], one module per domain, and stay thin: they translate
+//! between the UI's JSON world and the core library. [`state::AppState`] holds the open
+//! database and the signed-in operator; secrets never cross to the UI.
 
-mod commands;
+pub mod commands;
 mod error;
+pub mod state;
 
-pub use error::CommandError;
+pub use error::{CommandError, CommandResult, ErrorCode};
 
 /// Builds and runs the desktop application until its last window closes.
 ///
 /// # Panics
 ///
-/// Panics if the Tauri runtime cannot be started (for example when no display
-/// is available); there is nothing useful the shell can do in that case.
+/// Panics if the configuration is invalid or the Tauri runtime cannot be started (for example
+/// when no display is available); there is nothing useful the shell can do in those cases.
 pub fn run() {
+    let config = vigil::config::Config::load().unwrap_or_else(|e| {
+        eprintln!("vigil-desktop: {e}");
+        std::process::exit(2);
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_writer(std::io::stderr)
+        .try_init();
     tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![commands::app::app_version])
+        .manage(state::AppState::new(config))
+        .invoke_handler(tauri::generate_handler![
+            commands::app::app_version,
+            commands::app::app_status,
+            commands::setup::setup_initialise,
+            commands::session::login,
+            commands::session::login_mfa,
+            commands::session::logout,
+            commands::session::me,
+            commands::session::change_password,
+            commands::mfa::mfa_begin,
+            commands::mfa::mfa_confirm,
+            commands::mfa::mfa_save_backup_codes,
+            commands::users::users_list,
+            commands::users::user_detail,
+            commands::users::user_create,
+            commands::users::user_set_roles,
+            commands::users::user_set_suspended,
+            commands::users::user_unlock,
+            commands::users::user_reset_password,
+            commands::users::user_reset_mfa,
+            commands::users::session_revoke,
+            commands::keys::keys_status,
+            commands::keys::keys_grant,
+            commands::keys::keys_rotate,
+            commands::audit::audit_list,
+            commands::audit::audit_verify,
+            commands::settings::settings_show,
+        ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("error while running the Vigil desktop shell");
 }

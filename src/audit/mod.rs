@@ -354,6 +354,23 @@ pub async fn list(
     Ok(repo::list(store, filter).await?)
 }
 
+/// The usernames of the operators named as `user:<id>` in `entries`' actors, keyed by the
+/// stored actor. Needs [`Permission::AuditRead`].
+pub async fn actor_names(
+    store: &Store,
+    actor: &Actor,
+    entries: &[AuditEntry],
+) -> Result<std::collections::HashMap<String, String>, AuditError> {
+    let _permit = rbac::require(actor, Permission::AuditRead)?;
+    let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+    Ok(repo::actor_names(store, &actors).await?)
+}
+
+/// The newest sequence number (0 for an empty chain).
+pub async fn head_seq(store: &Store) -> Result<i64, StoreError> {
+    repo::head_seq(store).await
+}
+
 mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(b))

@@ -17,6 +17,8 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     /// Most entries to return (default 50, at most 10,000).
     pub limit: Option<u32>,
+    /// Only entries before this sequence number (paging back from the newest).
+    pub before_seq: Option<i64>,
 }
 
 pub(super) async fn append(
@@ -254,13 +256,14 @@ pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntr
     let rows = sqlx::query(
         "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log \
          WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
-           AND ($3 IS NULL OR at >= $3) \
+           AND ($3 IS NULL OR at >= $3) AND ($5 IS NULL OR seq < $5) \
          ORDER BY seq DESC LIMIT $4",
     )
     .bind(f.actor.as_deref())
     .bind(f.action.as_deref())
     .bind(f.since.map(Timestamp::micros))
     .bind(limit)
+    .bind(f.before_seq)
     .fetch_all(store.pool())
     .await?;
     rows.iter()
@@ -278,4 +281,38 @@ pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntr
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// The usernames of the `user:<id>` actors among `actors`.
+pub(super) async fn actor_names(
+    store: &Store,
+    actors: &[&str],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    let mut conn = store.pool().acquire().await?;
+    for actor in actors {
+        let Some(id) = actor.strip_prefix("user:") else {
+            continue;
+        };
+        if out.contains_key(*actor) {
+            continue;
+        }
+        let name: Option<String> = sqlx::query("SELECT username FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if let Some(name) = name {
+            out.insert((*actor).to_owned(), name);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn head_seq(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?)
 }

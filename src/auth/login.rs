@@ -22,8 +22,10 @@ pub const MAX_ATTEMPTS: i64 = 5;
 pub const WINDOW_SECONDS: i64 = 300;
 /// Failed passwords in a row before the account locks; each further failure doubles the lock.
 pub const LOCK_AFTER: i64 = 5;
-const FIRST_LOCK_SECONDS: i64 = 60;
-const MAX_LOCK_SECONDS: i64 = 24 * 3600;
+/// The first lockout's length; each further one doubles it.
+pub const FIRST_LOCK_SECONDS: i64 = 60;
+/// The longest lockout.
+pub const MAX_LOCK_SECONDS: i64 = 24 * 3600;
 /// How long an MFA challenge lives.
 pub const CHALLENGE_SECONDS: i64 = 300;
 

@@ -18,9 +18,13 @@ use crate::store::{Store, StoreError, Timestamp};
 
 pub use login::{
     finish_mfa, finish_mfa_at, login, login_at, LoginError, LoginOutcome, LoginSource,
-    MfaChallenge, Session, CHALLENGE_SECONDS, LOCK_AFTER, MAX_ATTEMPTS, WINDOW_SECONDS,
+    MfaChallenge, Session, CHALLENGE_SECONDS, FIRST_LOCK_SECONDS, LOCK_AFTER, MAX_ATTEMPTS,
+    MAX_LOCK_SECONDS, WINDOW_SECONDS,
 };
-pub use password::{hash_password, is_common, verify_password, Password, PasswordRejected};
+pub use password::{
+    hash_password, is_common, verify_password, Password, PasswordRejected,
+    MAX_LENGTH as PASSWORD_MAX_LENGTH, MIN_LENGTH as PASSWORD_MIN_LENGTH,
+};
 pub use types::{InvalidUsername, UserId, Username};
 
 /// An authenticated operator: who is acting, and with which roles.
@@ -101,6 +105,27 @@ pub async fn authenticate(
     }
     if op.mfa_enabled {
         return Err(AuthError::MfaRequired);
+    }
+    Ok(Actor {
+        user_id: op.id,
+        username: op.username,
+        roles: op.roles,
+    })
+}
+
+/// Reads a signed-in operator's account again: the [`Actor`] with its current roles, or why it
+/// may no longer act (suspended or deleted). A long-lived client (the desktop console)
+/// calls this before each operation, so a change an administrator makes elsewhere takes
+/// effect at once.
+pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
+    let op = repo::find_operator(store, actor.username())
+        .await?
+        .filter(|o| o.id == actor.user_id())
+        .ok_or(AuthError::InvalidCredentials)?;
+    // A lockout (someone failing to sign in as this operator) does not end a session that
+    // is already open: that would hand anyone who knows a username a way to cut it off.
+    if op.status != "active" {
+        return Err(AuthError::NotActive(op.status));
     }
     Ok(Actor {
         user_id: op.id,

@@ -18,6 +18,11 @@ fn hasher() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct Password(Zeroizing<String>);
 
+/// Fewest characters in an operator password.
+pub const MIN_LENGTH: usize = 12;
+/// Most characters in an operator password.
+pub const MAX_LENGTH: usize = 256;
+
 /// Why a password was refused. The message never contains the password.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordRejected {
@@ -60,10 +65,10 @@ impl Password {
     /// breached passwords. No composition rules (NIST SP 800-63B §5.1.1).
     pub fn parse_for_operator(secret: &str, username: &Username) -> Result<Self, PasswordRejected> {
         let n = secret.chars().count();
-        if n < 12 {
+        if n < MIN_LENGTH {
             return Err(PasswordRejected::TooShort);
         }
-        if n > 256 {
+        if n > MAX_LENGTH {
             return Err(PasswordRejected::TooLong);
         }
         if secret

@@ -750,3 +750,104 @@ pub(super) async fn session_owner(tx: &mut Tx, id: &str) -> Result<Option<String
         .map(|r| r.try_get(0))
         .transpose()?)
 }
+
+/// Filters of the account directory; `None` means any.
+#[derive(Default)]
+pub(super) struct DirectoryFilter<'a> {
+    pub kind: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub mfa: Option<bool>,
+    /// A LIKE pattern with `\` as the escape character.
+    pub username_like: Option<String>,
+    pub id: Option<String>,
+}
+
+/// One account of any kind.
+pub(super) struct DirectoryRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub kind: String,
+    pub status: String,
+    pub mfa_enabled: bool,
+    pub country: Option<String>,
+    pub must_change_password: bool,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+    pub roles: Vec<String>,
+}
+
+const DIRECTORY_WHERE: &str = "WHERE ($1 IS NULL OR u.kind = $1) \
+     AND ($2 IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $2)) \
+     AND ($3 IS NULL OR u.status = $3) \
+     AND ($4 IS NULL OR u.mfa_enabled = $4) \
+     AND ($5 IS NULL OR u.username LIKE $5 ESCAPE '\\') \
+     AND ($6 IS NULL OR u.id = $6)";
+
+/// One page of accounts by username, and the number matching in all.
+pub(super) async fn directory(
+    store: &Store,
+    f: &DirectoryFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<DirectoryRow>, u64), StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM users u {DIRECTORY_WHERE}"))
+        .bind(f.kind)
+        .bind(f.role)
+        .bind(f.status)
+        .bind(f.mfa)
+        .bind(f.username_like.as_deref())
+        .bind(f.id.as_deref())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let rows = sqlx::query(&format!(
+        "SELECT u.id, u.username, u.display_name, u.kind, u.status, u.mfa_enabled, u.country, \
+         u.must_change_password, u.locked_until, u.created_at, u.last_login_at \
+         FROM users u {DIRECTORY_WHERE} ORDER BY u.username LIMIT $7 OFFSET $8"
+    ))
+    .bind(f.kind)
+    .bind(f.role)
+    .bind(f.status)
+    .bind(f.mfa)
+    .bind(f.username_like.as_deref())
+    .bind(f.id.as_deref())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get(0)?;
+        let kind: String = r.try_get(3)?;
+        let roles = if kind == "platform" {
+            Vec::new()
+        } else {
+            sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+                .bind(&id)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .filter_map(|x| x.try_get::<String, _>(0).ok())
+                .collect()
+        };
+        out.push(DirectoryRow {
+            id,
+            username: r.try_get(1)?,
+            display_name: r.try_get(2)?,
+            kind,
+            status: r.try_get(4)?,
+            mfa_enabled: flag(r, 5)?,
+            country: r.try_get(6)?,
+            must_change_password: flag(r, 7)?,
+            locked_until: r.try_get(8)?,
+            created_at: r.try_get(9)?,
+            last_login_at: r.try_get(10)?,
+            roles,
+        });
+    }
+    Ok((out, u64::try_from(total).unwrap_or(0)))
+}

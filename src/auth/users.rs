@@ -289,3 +289,269 @@ pub async fn revoke_session(
     tx.commit().await?;
     Ok(())
 }
+
+/// What kind of account a row of the `users` table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// Someone using the comment platform.
+    Platform,
+    /// A console operator.
+    Operator,
+    /// A headless worker's account.
+    Service,
+}
+
+impl AccountKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Platform => "platform",
+            AccountKind::Operator => "operator",
+            AccountKind::Service => "service",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AccountKind::Platform,
+            AccountKind::Operator,
+            AccountKind::Service,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// An account status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// May sign in.
+    Active,
+    /// Suspended by an administrator or an automated response.
+    Suspended,
+    /// Locked after failed sign-ins.
+    Locked,
+    /// Erased or closed.
+    Deleted,
+}
+
+impl AccountStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+            AccountStatus::Locked => "locked",
+            AccountStatus::Deleted => "deleted",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AccountStatus::Active,
+            AccountStatus::Suspended,
+            AccountStatus::Locked,
+            AccountStatus::Deleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// How the directory is searched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectorySearch {
+    /// Usernames starting with this text (case-insensitive).
+    UsernamePrefix(String),
+    /// The one account with exactly this email, found through the blind index (the email is
+    /// never compared or stored in plaintext).
+    Email(String),
+}
+
+impl DirectorySearch {
+    /// A search box's text: an exact email when it contains `@`, else a username prefix; `None`
+    /// when blank.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let t = text.trim();
+        if t.is_empty() {
+            None
+        } else if t.contains('@') {
+            Some(DirectorySearch::Email(t.to_owned()))
+        } else {
+            Some(DirectorySearch::UsernamePrefix(t.to_lowercase()))
+        }
+    }
+}
+
+/// Filters and page for [`directory`].
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryQuery {
+    /// Only this kind of account.
+    pub kind: Option<AccountKind>,
+    /// Only accounts holding this role.
+    pub role: Option<Role>,
+    /// Only accounts with this status.
+    pub status: Option<AccountStatus>,
+    /// Only accounts with MFA on (true) or off (false).
+    pub mfa: Option<bool>,
+    /// Username prefix or exact email.
+    pub search: Option<DirectorySearch>,
+    /// Page number, from 0.
+    pub page: u32,
+    /// Rows per page (clamped to 1..=500).
+    pub page_size: u32,
+}
+
+/// One account of any kind, as the directory shows it (no personal data: emails and phones
+/// stay sealed).
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryEntry {
+    /// Account id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Platform user, operator or service account.
+    pub kind: String,
+    /// `active`, `suspended`, `locked` or `deleted`.
+    pub status: String,
+    /// Roles (operators).
+    pub roles: Vec<String>,
+    /// Whether MFA is on.
+    pub mfa_enabled: bool,
+    /// Two-letter country, if known.
+    pub country: Option<String>,
+    /// Whether a reset password must be changed at the next sign-in.
+    pub must_change_password: bool,
+    /// Locked until (RFC 3339), if locked now.
+    pub locked_until: Option<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last sign-in (RFC 3339).
+    pub last_login_at: Option<String>,
+}
+
+impl From<repo::DirectoryRow> for DirectoryEntry {
+    fn from(r: repo::DirectoryRow) -> Self {
+        let t = |m: i64| Timestamp::from_micros(m).to_rfc3339();
+        let now = Timestamp::now().micros();
+        Self {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            kind: r.kind,
+            status: r.status,
+            roles: r.roles,
+            mfa_enabled: r.mfa_enabled,
+            country: r.country,
+            must_change_password: r.must_change_password,
+            locked_until: r.locked_until.filter(|u| *u > now).map(t),
+            created_at: t(r.created_at),
+            last_login_at: r.last_login_at.map(t),
+        }
+    }
+}
+
+/// One page of the directory and how many accounts match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryPage {
+    /// The page's accounts, by username.
+    pub rows: Vec<DirectoryEntry>,
+    /// Accounts matching the filters.
+    pub total: u64,
+}
+
+/// Why the directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The actor may not read accounts.
+    #[error(transparent)]
+    Forbidden(#[from] crate::rbac::Forbidden),
+    /// An email search needs the blind-index key, which this session cannot open.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Every account (platform users, operators, service accounts), filtered, by username, one
+/// page at a time. An email search goes through the blind index, so it needs `ring`. Needs
+/// [`Permission::UsersRead`].
+pub async fn directory(
+    store: &Store,
+    actor: &Actor,
+    ring: Option<&crate::keys::KeyRing>,
+    query: &DirectoryQuery,
+) -> Result<DirectoryPage, DirectoryError> {
+    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let mut filter = repo::DirectoryFilter {
+        kind: query.kind.map(AccountKind::as_str),
+        role: query.role.map(Role::as_str),
+        status: query.status.map(AccountStatus::as_str),
+        mfa: query.mfa,
+        username_like: None,
+        id: None,
+    };
+    match &query.search {
+        None => {}
+        Some(DirectorySearch::UsernamePrefix(p)) => {
+            filter.username_like = Some(format!("{}%", like_escape(p)));
+        }
+        Some(DirectorySearch::Email(email)) => {
+            let ring = ring.ok_or(crate::keys::KeyError::NoKeyPairHere)?;
+            match crate::platform::find_user_by_email(store, ring, email).await? {
+                Some(id) => filter.id = Some(id.to_string()),
+                None => {
+                    return Ok(DirectoryPage {
+                        rows: Vec::new(),
+                        total: 0,
+                    })
+                }
+            }
+        }
+    }
+    let size = query.page_size.clamp(1, 500);
+    let (rows, total) = repo::directory(
+        store,
+        &filter,
+        i64::from(size),
+        i64::from(query.page) * i64::from(size),
+    )
+    .await?;
+    Ok(DirectoryPage {
+        rows: rows.into_iter().map(DirectoryEntry::from).collect(),
+        total,
+    })
+}
+
+/// One account of any kind by id. Needs [`Permission::UsersRead`].
+pub async fn directory_entry(
+    store: &Store,
+    actor: &Actor,
+    id: UserId,
+) -> Result<Option<DirectoryEntry>, DirectoryError> {
+    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let filter = repo::DirectoryFilter {
+        id: Some(id.to_string()),
+        ..repo::DirectoryFilter::default()
+    };
+    let (rows, _) = repo::directory(store, &filter, 1, 0).await?;
+    Ok(rows.into_iter().next().map(DirectoryEntry::from))
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

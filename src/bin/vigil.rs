@@ -495,6 +495,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 action,
                 since,
                 limit: Some(limit),
+                before_seq: None,
             };
             let entries = audit::list(&store, &me, &filter).await?;
             if json {

@@ -196,6 +196,49 @@ impl Config {
     }
 }
 
+/// Records the database URL in the config file at `path`, keeping every other setting in it
+/// (the file is created if missing, written to a temporary file and renamed into place, and
+/// readable by its owner only: a Postgres URL may carry a password). The URL is checked by
+/// loading the result before it replaces the old file.
+pub fn save_database_url(path: &Path, url: &DatabaseUrl) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "database.url".into(),
+        message,
+    };
+    let mut doc: toml::Table = if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?
+    } else {
+        toml::Table::new()
+    };
+    let database = doc
+        .entry("database")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| invalid("[database] in the config file is not a table".into()))?;
+    database.insert("url".into(), toml::Value::String(url.to_config_string()));
+    let text = toml::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
+    let checked: FileConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+    drop(checked);
+    let write = |e: std::io::Error| ConfigError::Read {
+        path: path.to_owned(),
+        source: e,
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(write)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(write)?;
+    tmp.as_file().sync_all().map_err(write)?;
+    tmp.persist(path).map_err(|e| write(e.error))?;
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -232,6 +275,32 @@ mod tests {
         assert_eq!(c.database.url.backend(), Backend::Sqlite);
         assert!(c.database.url.sqlite_path().unwrap().ends_with("vigil.db"));
         assert_eq!(c.keystore, KeystoreChoice::Os);
+    }
+
+    #[test]
+    fn saving_the_database_url_keeps_the_other_settings_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sub").join("config.toml");
+        let url = DatabaseUrl::parse("postgres://v:secret@db:5432/vigil").unwrap();
+        save_database_url(&f, &url).unwrap();
+        let c = load(&[("VIGIL_CONFIG", f.to_str().unwrap())]).unwrap();
+        assert!(c.database.url == url);
+        std::fs::write(&f, "log = \"info\"\n[database]\nmax_connections = 3\n").unwrap();
+        let local = DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap();
+        save_database_url(&f, &local).unwrap();
+        let c = load(&[("VIGIL_CONFIG", f.to_str().unwrap())]).unwrap();
+        assert!(c.database.url == local);
+        assert_eq!((c.log.as_str(), c.database.max_connections), ("info", 3));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "config file readable by others: {mode:o}");
+        }
+        // A file that is not Vigil's TOML is refused and left as it was.
+        std::fs::write(&f, "database = 5\n").unwrap();
+        assert!(save_database_url(&f, &url).is_err());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "database = 5\n");
     }
 
     #[test]

@@ -551,6 +551,38 @@ pub struct RotationStatus {
     pub rows_left: i64,
 }
 
+/// An operator or service account as a holder of keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyHolder {
+    /// Username.
+    pub username: String,
+    /// Account status.
+    pub status: String,
+    /// Live key pairs (one per machine the operator enrolled).
+    pub key_pairs: i64,
+    /// The newest live key pair's public-key fingerprint.
+    pub fingerprint: Option<String>,
+    /// Purposes whose current data key is granted to a live key pair of theirs.
+    pub granted: Vec<Purpose>,
+}
+
+/// Operators and service accounts, their key pairs and the purposes granted to them. Needs
+/// [`Permission::KeysManage`].
+pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, KeyError> {
+    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    Ok(repo::key_holders(store)
+        .await?
+        .into_iter()
+        .map(|h| KeyHolder {
+            username: h.username,
+            status: h.status,
+            key_pairs: h.key_pairs,
+            fingerprint: h.fingerprint,
+            granted: h.granted.iter().filter_map(|p| Purpose::parse(p)).collect(),
+        })
+        .collect())
+}
+
 /// Every purpose's versions, their use and grants, and rotations under way. Needs
 /// [`Permission::KeysManage`].
 pub async fn status(store: &Store, actor: &Actor) -> Result<Vec<PurposeStatus>, KeyError> {

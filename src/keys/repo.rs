@@ -535,3 +535,51 @@ pub(super) async fn rows_not_at(
     .await?
     .try_get(0)?)
 }
+
+/// One operator's live key pairs and the purposes granted to them.
+pub(super) struct HolderRow {
+    pub username: String,
+    pub status: String,
+    pub key_pairs: i64,
+    pub fingerprint: Option<String>,
+    pub granted: Vec<String>,
+}
+
+/// Every operator and service account with their live key pairs and granted purposes.
+pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    let users = sqlx::query(
+        "SELECT u.id, u.username, u.status, \
+         (SELECT COUNT(*) FROM user_keys k WHERE k.user_id = u.id AND k.retired_at IS NULL), \
+         (SELECT k.fingerprint FROM user_keys k WHERE k.user_id = u.id AND k.retired_at IS NULL \
+          ORDER BY k.created_at DESC LIMIT 1) \
+         FROM users u WHERE u.kind IN ('operator', 'service') ORDER BY u.username",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(users.len());
+    for u in &users {
+        let id: String = u.try_get(0)?;
+        let granted = sqlx::query(
+            "SELECT DISTINCT d.purpose FROM key_grants g \
+             JOIN user_keys k ON k.id = g.user_key_id \
+             JOIN data_keys d ON d.id = g.data_key_id \
+             WHERE k.user_id = $1 AND k.retired_at IS NULL AND d.status = 'active' \
+             ORDER BY d.purpose",
+        )
+        .bind(&id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+        out.push(HolderRow {
+            username: u.try_get(1)?,
+            status: u.try_get(2)?,
+            key_pairs: u.try_get(3)?,
+            fingerprint: u.try_get(4)?,
+            granted,
+        });
+    }
+    Ok(out)
+}

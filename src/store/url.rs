@@ -87,6 +87,14 @@ impl DatabaseUrl {
         &self.connect
     }
 
+    /// The URL as written in a config file (with its password, if it has one).
+    pub fn to_config_string(&self) -> String {
+        match &self.path {
+            Some(p) => format!("sqlite://{}", p.display()),
+            None => self.connect.clone(),
+        }
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         match &self.path {

@@ -1,3 +1,17 @@
-//! Tauri commands exposed to the UI. Each one is a thin wrapper over the core.
+//! Tauri commands, one module per domain. Each is a few lines: take the state, parse the
+//! request, call the core, map the error. Request and response types derive `TS`, and their
+//! TypeScript twins are generated into `ui/src/lib/api/bindings/`.
 
 pub mod app;
+pub mod audit;
+pub mod keys;
+pub mod mfa;
+pub mod session;
+pub mod settings;
+pub mod setup;
+pub mod users;
+
+/// A timestamp (RFC 3339) from the core's microseconds.
+pub(crate) fn rfc3339(t: vigil::store::Timestamp) -> String {
+    t.to_rfc3339()
+}

@@ -1,0 +1,220 @@
+//! Sign-in, the MFA step, sign-out, password change and who is signed in.
+
+use serde::{Deserialize, Serialize};
+use tauri::State;
+use ts_rs::TS;
+use vigil::auth::{self, LoginOutcome, LoginSource};
+use vigil::keys::Purpose;
+use vigil::rbac::{self, Permission};
+
+use crate::error::{CommandError, CommandResult};
+use crate::state::{AppState, Db, DesktopSession, CLIENT};
+
+/// Whether this machine can open the operator's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum KeysState {
+    /// The key pair opened and holds the data keys.
+    Unlocked,
+    /// This machine holds no key pair for the operator.
+    NoKeyPair,
+    /// The key pair is here but an administrator has not granted it the data keys yet.
+    NoGrants,
+}
+
+/// The signed-in operator, as the UI needs them.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Me {
+    /// Account id.
+    pub user_id: String,
+    /// Username.
+    pub username: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Everything the roles allow (snake_case permission names).
+    pub permissions: Vec<String>,
+    /// Whether MFA is on for the account.
+    pub mfa_enabled: bool,
+    /// A reset password must be changed before anything else.
+    pub must_change_password: bool,
+    /// Data keys on this machine.
+    pub keys: KeysState,
+}
+
+/// The operator of `session` as the UI sees them.
+pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me> {
+    let actor = session.actor();
+    let permissions = Permission::ALL
+        .into_iter()
+        .filter(|p| rbac::require(&actor, *p).is_ok())
+        .map(|p| {
+            serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    let keys = match &session.ring {
+        None => KeysState::NoKeyPair,
+        Some(ring) => match ring.current(&db.store, Purpose::Pii).await {
+            Ok(_) => KeysState::Unlocked,
+            Err(_) => KeysState::NoGrants,
+        },
+    };
+    Ok(Me {
+        user_id: actor.user_id().to_string(),
+        username: actor.username().to_string(),
+        roles: actor
+            .roles()
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
+        permissions,
+        mfa_enabled: vigil::mfa::is_enabled(&db.store, actor.user_id()).await?,
+        must_change_password: session.must_change_password(),
+        keys,
+    })
+}
+
+/// Username and password.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct LoginRequest {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// What the password step gave.
+#[derive(Debug, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum LoginResult {
+    /// Signed in.
+    SignedIn {
+        /// The operator.
+        me: Me,
+    },
+    /// A TOTP or backup code is owed (the challenge stays in the app, not the UI).
+    MfaRequired {
+        /// When the challenge lapses (RFC 3339).
+        expires_at: String,
+    },
+}
+
+/// The password step of signing in.
+#[tauri::command]
+pub async fn login(state: State<'_, AppState>, req: LoginRequest) -> CommandResult<LoginResult> {
+    let db = state.db().await?;
+    let source = LoginSource {
+        ip: None,
+        user_agent: Some(format!("{CLIENT}/{}", vigil::VERSION)),
+    };
+    state.forget();
+    let outcome = auth::login(
+        &db.store,
+        db.keystore.as_deref(),
+        &req.username,
+        &req.password,
+        &source,
+    )
+    .await?;
+    match outcome {
+        LoginOutcome::SignedIn(session) => {
+            let session = state.sign_in(&db, session).await;
+            Ok(LoginResult::SignedIn {
+                me: me_of(&db, &session).await?,
+            })
+        }
+        LoginOutcome::MfaRequired(challenge) => {
+            let expires_at = super::rfc3339(challenge.expires_at());
+            state.hold_challenge(challenge).await;
+            Ok(LoginResult::MfaRequired { expires_at })
+        }
+    }
+}
+
+/// A TOTP or backup code.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct CodeRequest {
+    /// The code as typed.
+    pub code: String,
+}
+
+/// The MFA step of signing in.
+#[tauri::command]
+pub async fn login_mfa(state: State<'_, AppState>, req: CodeRequest) -> CommandResult<Me> {
+    let db = state.db().await?;
+    let challenge = state.take_challenge().await.ok_or_else(|| {
+        CommandError::new(
+            crate::error::ErrorCode::ChallengeExpired,
+            "the sign-in step has expired; enter your password again",
+        )
+    })?;
+    let token = challenge.token().to_owned();
+    let session = auth::finish_mfa(&db.store, challenge, &token, &req.code).await?;
+    let session = state.sign_in(&db, session).await;
+    me_of(&db, &session).await
+}
+
+/// Signs out: ends the session's tokens and forgets the keys.
+#[tauri::command]
+pub async fn logout(state: State<'_, AppState>) -> CommandResult<()> {
+    state.sign_out().await;
+    Ok(())
+}
+
+/// The signed-in operator, checked against the database, or none.
+#[tauri::command]
+pub async fn me(state: State<'_, AppState>) -> CommandResult<Option<Me>> {
+    if state.current().is_none() {
+        return Ok(None);
+    }
+    match state.authorised_for_password_change().await {
+        Ok((db, session, _)) => Ok(Some(me_of(&db, &session).await?)),
+        Err(e) if e.code == crate::error::ErrorCode::SessionEnded => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The current and the new password.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    pub current: String,
+    /// The new one.
+    pub new_password: String,
+}
+
+/// Changes the signed-in operator's password (and re-seals their key pair on this machine).
+#[tauri::command]
+pub async fn change_password(
+    state: State<'_, AppState>,
+    req: ChangePasswordRequest,
+) -> CommandResult<Me> {
+    let (db, session, actor) = state.authorised_for_password_change().await?;
+    let keystore = db
+        .keystore
+        .as_deref()
+        .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
+    let ring = session
+        .ring
+        .as_ref()
+        .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
+    auth::change_password(
+        &db.store,
+        keystore,
+        &actor,
+        ring,
+        &req.current,
+        &req.new_password,
+    )
+    .await?;
+    session.password_changed();
+    me_of(&db, &session).await
+}

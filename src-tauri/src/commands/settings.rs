@@ -1,0 +1,125 @@
+//! Settings: the effective configuration and the policies in force, read-only.
+
+use serde::Serialize;
+use tauri::State;
+use ts_rs::TS;
+use vigil::auth::{self, tokens};
+use vigil::rbac::{self, Permission};
+
+use crate::error::CommandResult;
+use crate::state::AppState;
+
+/// A policy and its value, for display.
+#[derive(Debug, Serialize, TS)]
+#[ts(export)]
+pub struct PolicyView {
+    /// What it is.
+    pub label: String,
+    /// Its value in words.
+    pub value: String,
+}
+
+/// The settings screen.
+#[derive(Debug, Serialize, TS)]
+#[ts(export)]
+pub struct SettingsView {
+    /// The database, password hidden.
+    pub database: String,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Pooled connections.
+    pub max_connections: u32,
+    /// The config file read, if any.
+    pub config_file: Option<String>,
+    /// Where key pairs are kept.
+    pub keystore: String,
+    /// Size of new RSA key pairs.
+    pub rsa_bits: u32,
+    /// Log filter.
+    pub log: String,
+    /// Security policies in force.
+    pub policies: Vec<PolicyView>,
+}
+
+fn policy(label: &str, value: String) -> PolicyView {
+    PolicyView {
+        label: label.to_owned(),
+        value,
+    }
+}
+
+/// The effective settings. Needs the config-read permission.
+#[tauri::command]
+pub async fn settings_show(state: State<'_, AppState>) -> CommandResult<SettingsView> {
+    let (db, _, actor) = state.authorised().await?;
+    rbac::require(&actor, Permission::ConfigRead)?;
+    let c = state.config();
+    let policies = vec![
+        policy(
+            "Operator passwords",
+            format!(
+                "{} to {} characters, not containing the username, not among 30,000 common \
+                 passwords; argon2id (19 MiB, 2 passes)",
+                auth::PASSWORD_MIN_LENGTH,
+                auth::PASSWORD_MAX_LENGTH
+            ),
+        ),
+        policy(
+            "Sign-in throttling",
+            format!(
+                "{} failed attempts per account or source in {} minutes",
+                auth::MAX_ATTEMPTS,
+                auth::WINDOW_SECONDS / 60
+            ),
+        ),
+        policy(
+            "Account lockout",
+            format!(
+                "after {} failures: {} s, doubling up to {} h",
+                auth::LOCK_AFTER,
+                auth::FIRST_LOCK_SECONDS,
+                auth::MAX_LOCK_SECONDS / 3600
+            ),
+        ),
+        policy(
+            "Second factor",
+            format!(
+                "TOTP ({} digits, {} s, one step of drift, each code once) or one of {} backup codes; {} min to answer",
+                vigil::mfa::DIGITS,
+                vigil::mfa::STEP_SECONDS,
+                vigil::mfa::BACKUP_CODES,
+                auth::CHALLENGE_SECONDS / 60
+            ),
+        ),
+        policy(
+            "Access tokens",
+            format!(
+                "HS256 JWT, {} min, audience {}, checked against revocations on every use",
+                tokens::ACCESS_SECONDS / 60,
+                tokens::AUDIENCE
+            ),
+        ),
+        policy(
+            "Refresh tokens",
+            format!(
+                "{} days, single use; a reused token revokes its whole session",
+                tokens::REFRESH_SECONDS / 86_400
+            ),
+        ),
+        policy(
+            "Encryption at rest",
+            "AES-256-GCM per field, keys wrapped with each operator's RSA-OAEP key pair"
+                .to_owned(),
+        ),
+    ];
+    Ok(SettingsView {
+        database: c.database.url.redacted(),
+        backend: super::app::backend_name(db.store.backend()),
+        max_connections: c.database.max_connections,
+        config_file: c.source_file.map(|p| p.display().to_string()),
+        keystore: super::app::keystore_name(&c.keystore),
+        rsa_bits: u32::from(c.rsa_bits),
+        log: c.log,
+        policies,
+    })
+}

@@ -1,0 +1,267 @@
+//! What the desktop app holds between commands: the configuration, the open database, and the
+//! signed-in operator with their unlocked keys and tokens. Secrets stay here, in Rust: the UI
+//! sees none of the private key, the data keys, the refresh token or the MFA challenge.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use vigil::auth::tokens::{self, TokenError, TokenPair, Verifier};
+use vigil::auth::{self, Actor, MfaChallenge, Session};
+use vigil::config::Config;
+use vigil::keys::keystore::Keystore;
+use vigil::keys::KeyRing;
+use vigil::store::Store;
+
+use crate::error::{CommandError, CommandResult, ErrorCode};
+
+/// The client name recorded on the desktop app's sessions.
+pub const CLIENT: &str = "vigil-desktop";
+
+/// The open database and this machine's keystore.
+pub struct Db {
+    /// The console database.
+    pub store: Store,
+    /// This machine's keystore, if one could be opened (sign-in works without; keys do not).
+    pub keystore: Option<Arc<dyn Keystore>>,
+}
+
+/// A signed-in operator.
+pub struct DesktopSession {
+    actor: Mutex<Actor>,
+    /// Their keys on this machine, if it holds a key pair for them.
+    pub ring: Option<KeyRing>,
+    /// Access and refresh token, when the operator's key pair holds the token key.
+    tokens: tokio::sync::Mutex<Option<TokenPair>>,
+    must_change_password: Mutex<bool>,
+}
+
+impl DesktopSession {
+    /// The operator as last checked.
+    pub fn actor(&self) -> Actor {
+        self.actor.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the password must be changed before anything else.
+    pub fn must_change_password(&self) -> bool {
+        *self
+            .must_change_password
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that the password was changed.
+    pub fn password_changed(&self) {
+        *self
+            .must_change_password
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = false;
+    }
+
+    /// The session id of its tokens, if it has them.
+    pub async fn session_id(&self) -> Option<String> {
+        self.tokens
+            .lock()
+            .await
+            .as_ref()
+            .map(|t| t.session_id.clone())
+    }
+}
+
+/// The app's state, shared by every command.
+pub struct AppState {
+    config: RwLock<Config>,
+    db: tokio::sync::RwLock<Option<Arc<Db>>>,
+    session: Mutex<Option<Arc<DesktopSession>>>,
+    challenge: tokio::sync::Mutex<Option<MfaChallenge>>,
+    verifier: Verifier,
+}
+
+impl AppState {
+    /// State over `config`; the database is opened on first use.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config: RwLock::new(config),
+            db: tokio::sync::RwLock::new(None),
+            session: Mutex::new(None),
+            challenge: tokio::sync::Mutex::new(None),
+            verifier: Verifier::new(),
+        }
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration (after first-run setup saved a new database choice) and
+    /// forgets the open database.
+    pub async fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        *self.db.write().await = None;
+    }
+
+    /// The database, opened now if it is not yet.
+    pub async fn db(&self) -> CommandResult<Arc<Db>> {
+        if let Some(db) = self.db.read().await.as_ref() {
+            return Ok(db.clone());
+        }
+        let mut slot = self.db.write().await;
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let config = self.config();
+        let store = Store::open(&config.database.url, &config.database.store_options()).await?;
+        let keystore = match config.keystore.open() {
+            Ok(k) => Some(Arc::from(k)),
+            Err(e) => {
+                tracing::warn!(error = %e, "keystore unavailable");
+                None
+            }
+        };
+        let db = Arc::new(Db { store, keystore });
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// The database if it is open already (never opens or creates one).
+    pub async fn db_if_open(&self) -> Option<Arc<Db>> {
+        self.db.read().await.clone()
+    }
+
+    /// Installs an open database (first-run setup opened it).
+    pub async fn set_db(&self, db: Arc<Db>) {
+        *self.db.write().await = Some(db);
+    }
+
+    /// Keeps an MFA challenge until the code arrives.
+    pub async fn hold_challenge(&self, challenge: MfaChallenge) {
+        *self.challenge.lock().await = Some(challenge);
+    }
+
+    /// Takes the pending MFA challenge.
+    pub async fn take_challenge(&self) -> Option<MfaChallenge> {
+        self.challenge.lock().await.take()
+    }
+
+    /// Starts a signed-in session: issues tokens when the operator's keys hold the token key.
+    pub async fn sign_in(&self, db: &Db, session: Session) -> Arc<DesktopSession> {
+        let tokens = match &session.keys {
+            Some(ring) => match tokens::issue(&db.store, ring, &session, CLIENT).await {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    tracing::info!(error = %e, "signed in without tokens");
+                    None
+                }
+            },
+            None => None,
+        };
+        let signed_in = Arc::new(DesktopSession {
+            actor: Mutex::new(session.actor),
+            ring: session.keys,
+            tokens: tokio::sync::Mutex::new(tokens),
+            must_change_password: Mutex::new(session.must_change_password),
+        });
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(signed_in.clone());
+        signed_in
+    }
+
+    /// The signed-in session without re-checking it (for `me` and sign-out).
+    pub fn current(&self) -> Option<Arc<DesktopSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the signed-in session.
+    pub fn forget(&self) -> Option<Arc<DesktopSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The database and the signed-in session, checked against the database first: the access
+    /// token (revoked sessions, suspended accounts and changed roles end it), refreshed when it
+    /// expired, and the account's current status and roles. A session that no longer holds is
+    /// forgotten, and the error says why. Refuses everything but a password change while one
+    /// is owed.
+    pub async fn authorised(&self) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
+        let (db, session, actor) = self.authorised_for_password_change().await?;
+        if session.must_change_password() {
+            return Err(CommandError::new(
+                ErrorCode::MustChangePassword,
+                "your password was reset by an administrator: choose a new one first",
+            ));
+        }
+        Ok((db, session, actor))
+    }
+
+    /// [`AppState::authorised`], allowed while a password change is owed.
+    pub async fn authorised_for_password_change(
+        &self,
+    ) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
+        let session = self.current().ok_or_else(CommandError::not_signed_in)?;
+        let db = self.db().await?;
+        if let Err(e) = self.check_tokens(&db, &session).await {
+            self.forget();
+            return Err(e);
+        }
+        match auth::recheck(&db.store, &session.actor()).await {
+            Ok(actor) => {
+                *session.actor.lock().unwrap_or_else(|p| p.into_inner()) = actor.clone();
+                Ok((db, session, actor))
+            }
+            Err(e) => {
+                let e = CommandError::from(e);
+                if e.code == ErrorCode::SessionEnded {
+                    self.forget();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn check_tokens(&self, db: &Db, session: &DesktopSession) -> CommandResult<()> {
+        let Some(ring) = &session.ring else {
+            return Ok(());
+        };
+        let mut slot = session.tokens.lock().await;
+        let Some(pair) = slot.as_ref() else {
+            return Ok(());
+        };
+        match self
+            .verifier
+            .verify(&db.store, ring, &pair.access_token)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(TokenError::Expired) => {
+                let fresh = tokens::refresh(&db.store, ring, &pair.refresh_token).await?;
+                *slot = Some(fresh);
+                Ok(())
+            }
+            Err(TokenError::Store(e)) => Err(e.into()),
+            Err(e) => Err(CommandError::new(
+                ErrorCode::SessionEnded,
+                format!("your session ended: {e}"),
+            )),
+        }
+    }
+
+    /// Signs out: revokes the session's tokens, forgets the keys.
+    pub async fn sign_out(&self) {
+        let Some(session) = self.forget() else {
+            return;
+        };
+        let (Some(db), Some(pair)) = (self.db_if_open().await, session.tokens.lock().await.take())
+        else {
+            return;
+        };
+        if let Err(e) = tokens::logout_refresh(&db.store, &pair.refresh_token).await {
+            tracing::warn!(error = %e, "could not revoke the session's tokens");
+        }
+    }
+}
