@@ -556,6 +556,8 @@ pub struct RotationStatus {
 pub struct KeyHolder {
     /// Username.
     pub username: String,
+    /// Roles.
+    pub roles: Vec<String>,
     /// Account status.
     pub status: String,
     /// Live key pairs (one per machine the operator enrolled).
@@ -575,6 +577,7 @@ pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, Key
         .into_iter()
         .map(|h| KeyHolder {
             username: h.username,
+            roles: h.roles,
             status: h.status,
             key_pairs: h.key_pairs,
             fingerprint: h.fingerprint,

@@ -539,6 +539,7 @@ pub(super) async fn rows_not_at(
 /// One operator's live key pairs and the purposes granted to them.
 pub(super) struct HolderRow {
     pub username: String,
+    pub roles: Vec<String>,
     pub status: String,
     pub key_pairs: i64,
     pub fingerprint: Option<String>,
@@ -573,8 +574,16 @@ pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreEr
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()?;
+        let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+            .bind(&id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
         out.push(HolderRow {
             username: u.try_get(1)?,
+            roles,
             status: u.try_get(2)?,
             key_pairs: u.try_get(3)?,
             fingerprint: u.try_get(4)?,

@@ -25,6 +25,7 @@ pub struct AppStatus {
     /// The database, with any password hidden.
     pub database: String,
     /// `sqlite` or `postgres`; none if it could not be opened.
+    #[ts(type = "'sqlite' | 'postgres' | null")]
     pub backend: Option<String>,
     /// Why the database could not be opened, if so.
     pub database_error: Option<String>,

@@ -15,6 +15,7 @@ pub struct KeyVersionView {
     /// Version number.
     pub version: u32,
     /// `active`, `rotating_out` or `retired`.
+    #[ts(type = "'active' | 'rotating_out' | 'retired'")]
     pub status: String,
     /// Rows written with it.
     #[ts(type = "number")]
@@ -45,6 +46,7 @@ pub struct RotationView {
 #[ts(export)]
 pub struct PurposeView {
     /// `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+    #[ts(type = "'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash'")]
     pub purpose: String,
     /// The version new values are written with.
     pub current: Option<u32>,
@@ -60,6 +62,8 @@ pub struct PurposeView {
 pub struct KeyHolderView {
     /// Username.
     pub username: String,
+    /// Roles.
+    pub roles: Vec<String>,
     /// Account status.
     pub status: String,
     /// Live key pairs.
@@ -111,6 +115,7 @@ async fn view(db: &crate::state::Db, actor: &vigil::auth::Actor) -> CommandResul
         .into_iter()
         .map(|h| KeyHolderView {
             username: h.username,
+            roles: h.roles,
             status: h.status,
             key_pairs: h.key_pairs,
             fingerprint: h.fingerprint,

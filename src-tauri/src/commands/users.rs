@@ -43,8 +43,10 @@ pub struct UserRow {
     /// Display name.
     pub display_name: String,
     /// `operator`, `platform` or `service`.
+    #[ts(type = "'operator' | 'platform' | 'service'")]
     pub kind: String,
     /// Account status.
+    #[ts(type = "'active' | 'suspended' | 'locked' | 'deleted'")]
     pub status: String,
     /// Roles.
     pub roles: Vec<String>,

@@ -8,6 +8,7 @@ const sources = import.meta.glob<string>(['/src/**/*.{ts,svelte}', '!/src/**/*.t
 });
 
 const IPC_IMPORT = /from\s+['"]@tauri-apps\/api\/core['"]|\binvoke\s*[<(]/;
+const EVENT_IMPORT = /from\s+['"]@tauri-apps\/api\/event['"]|\blisten\s*[<(]/;
 
 describe('IPC boundary', () => {
   it('finds the UI sources', () => {
@@ -18,6 +19,14 @@ describe('IPC boundary', () => {
     const offenders = Object.entries(sources)
       .filter(([path]) => !path.startsWith('/src/lib/api/'))
       .filter(([, text]) => IPC_IMPORT.test(text))
+      .map(([path]) => path);
+    expect(offenders).toEqual([]);
+  });
+
+  it('only lets src/lib/api/ subscribe to backend events', () => {
+    const offenders = Object.entries(sources)
+      .filter(([path]) => !path.startsWith('/src/lib/api/'))
+      .filter(([, text]) => EVENT_IMPORT.test(text))
       .map(([path]) => path);
     expect(offenders).toEqual([]);
   });

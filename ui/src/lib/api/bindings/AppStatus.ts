@@ -20,7 +20,7 @@ database: string,
 /**
  * `sqlite` or `postgres`; none if it could not be opened.
  */
-backend: string | null, 
+backend: 'sqlite' | 'postgres' | null, 
 /**
  * Why the database could not be opened, if so.
  */

@@ -9,6 +9,10 @@ export type KeyHolderView = {
  */
 username: string, 
 /**
+ * Roles.
+ */
+roles: Array<string>, 
+/**
  * Account status.
  */
 status: string, 

@@ -11,7 +11,7 @@ version: number,
 /**
  * `active`, `rotating_out` or `retired`.
  */
-status: string, 
+status: 'active' | 'rotating_out' | 'retired', 
 /**
  * Rows written with it.
  */

@@ -9,7 +9,7 @@ export type PurposeView = {
 /**
  * `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
  */
-purpose: string, 
+purpose: 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash', 
 /**
  * The version new values are written with.
  */

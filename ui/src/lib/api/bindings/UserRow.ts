@@ -19,11 +19,11 @@ display_name: string,
 /**
  * `operator`, `platform` or `service`.
  */
-kind: string, 
+kind: 'operator' | 'platform' | 'service', 
 /**
  * Account status.
  */
-status: string, 
+status: 'active' | 'suspended' | 'locked' | 'deleted', 
 /**
  * Roles.
  */

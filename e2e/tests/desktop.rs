@@ -1,0 +1,212 @@
+//! The desktop app end to end, in its real window: first-run setup, MFA enrolment from the
+//! on-screen secret, sign-out, sign-in with password and TOTP, a moderator created and signed
+//! in who sees no admin screens and whose direct calls to admin commands are refused, and the
+//! audit screen showing all of it with a verified chain. Run by scripts/e2e.
+
+use vigil_e2e::{fresh_totp, totp_now, App, Result};
+
+const ADMIN: &str = "root-admin";
+const ADMIN_PASSWORD: &str = "correct horse battery 42";
+const MODERATOR: &str = "mod-morgan";
+const MODERATOR_PASSWORD: &str = "moderation shift 77 nights";
+
+async fn sign_in(app: &App, username: &str, password: &str) -> Result<()> {
+    app.fill("login-username", username).await?;
+    app.fill("login-password", password).await?;
+    app.click("login-submit").await
+}
+
+async fn sign_out(app: &App) -> Result<()> {
+    app.click("sign-out").await?;
+    app.el("login-username").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_mfa_operators_roles_and_audit_in_the_real_window() -> Result<()> {
+    let home = tempfile_dir("vigil-e2e")?;
+    let app = App::launch(&home, 4444).await?;
+    if let Err(e) = flow(&app, &home).await {
+        app.report_failure().await;
+        return Err(e);
+    }
+    app.quit().await
+}
+
+async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
+    let app = app;
+
+    // First-run setup on an empty machine: a local database and the first administrator.
+    app.el("setup-username").await?;
+    app.click("setup-db-sqlite").await?;
+    app.fill("setup-username", ADMIN).await?;
+    app.fill("setup-password", ADMIN_PASSWORD).await?;
+    app.fill("setup-password-confirm", ADMIN_PASSWORD).await?;
+    app.screenshot("setup").await?;
+    app.click("setup-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    assert!(
+        home.join("data/vigil/vigil.db").is_file(),
+        "the database is in the OS data folder"
+    );
+
+    // MFA enrolment: read the secret off the screen, compute the code, confirm.
+    assert!(app.present("mfa-banner").await?);
+    app.click("nav-account").await?;
+    assert!(app.text("mfa-status").await?.contains("Off"));
+    app.click("mfa-start").await?;
+    let qr = app.el("mfa-qr").await?;
+    assert!(
+        qr.html(true).await?.contains("<svg"),
+        "QR code drawn as SVG"
+    );
+    let secret = app.text("mfa-secret").await?;
+    app.screenshot("mfa-enrolment").await?;
+    // A wrong code is refused and MFA stays off.
+    app.fill("mfa-confirm-code", "000000").await?;
+    app.click("mfa-confirm-submit").await?;
+    app.el("mfa-error").await?;
+    let (code, used) = totp_now(&secret)?;
+    let (code, used) = if code == "000000" {
+        fresh_totp(&secret, used).await?
+    } else {
+        (code, used)
+    };
+    app.fill("mfa-confirm-code", &code).await?;
+    app.click("mfa-confirm-submit").await?;
+    app.el("backup-codes").await?;
+    let codes = app
+        .client
+        .find_all(fantoccini::Locator::Css("[data-testid=\"backup-code\"]"))
+        .await?;
+    assert_eq!(codes.len(), 10, "ten backup codes shown once");
+    app.screenshot("backup-codes").await?;
+    app.click("backup-codes-done").await?;
+    app.wait_text("mfa-status", "On").await?;
+
+    // Sign out; signing in again needs the password, then a fresh TOTP code.
+    sign_out(&app).await?;
+    sign_in(&app, ADMIN, "not the password at all").await?;
+    app.el("login-error").await?;
+    sign_in(&app, ADMIN, ADMIN_PASSWORD).await?;
+    app.el("mfa-code").await?;
+    // The code used to enrol is spent: replaying it is refused, and a refused code sends the
+    // operator back to the password (one code attempt per password).
+    app.fill("mfa-code", &code).await?;
+    app.click("mfa-submit").await?;
+    app.el("login-error").await?;
+    app.el("login-password").await?;
+    assert!(!app.present("current-user").await?);
+    sign_in(&app, ADMIN, ADMIN_PASSWORD).await?;
+    app.el("mfa-code").await?;
+    let (code, _) = fresh_totp(&secret, used).await?;
+    app.fill("mfa-code", &code).await?;
+    app.click("mfa-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    assert!(!app.present("mfa-banner").await?);
+
+    // Create a moderator; the temporary password is shown once.
+    app.click("nav-users").await?;
+    app.el("users-table").await?;
+    app.click("users-create").await?;
+    app.fill("create-username", MODERATOR).await?;
+    app.set_checked("create-role-moderator", true).await?;
+    app.set_checked("create-role-admin", false).await?;
+    app.click("create-submit").await?;
+    let temporary = app.text("temporary-password").await?.trim().to_owned();
+    assert!(temporary.len() >= 12, "temporary password shown");
+    app.click("temporary-password-done").await?;
+    app.wait_css(&format!(
+        "[data-testid=\"users-row\"][data-username=\"{MODERATOR}\"]"
+    ))
+    .await?;
+    app.screenshot("users").await?;
+    app.click("nav-keys").await?;
+    app.el("keys-holders").await?;
+    app.el("keys-purpose-pii").await?;
+    app.screenshot("keys").await?;
+
+    // The moderator signs in, must change the temporary password, and sees no admin screens.
+    sign_out(&app).await?;
+    sign_in(&app, MODERATOR, &temporary).await?;
+    app.fill("pw-current", &temporary).await?;
+    app.fill("pw-new", MODERATOR_PASSWORD).await?;
+    app.fill("pw-confirm", MODERATOR_PASSWORD).await?;
+    app.click("pw-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), MODERATOR);
+    app.el("nav-users").await?;
+    app.el("nav-audit").await?;
+    assert!(
+        !app.present("nav-keys").await?,
+        "no keys screen for a moderator"
+    );
+    assert!(
+        !app.present("nav-settings").await?,
+        "no settings for a moderator"
+    );
+    // Calling admin commands directly, past the UI, is refused by the core.
+    for (command, args) in [
+        ("keys_status", serde_json::json!({})),
+        ("settings_show", serde_json::json!({})),
+        (
+            "user_create",
+            serde_json::json!({ "req": { "username": "sneaky-admin", "roles": ["admin"] } }),
+        ),
+        ("audit_verify", serde_json::json!({})),
+    ] {
+        let refused = app
+            .invoke(command, args)
+            .await?
+            .expect_err(&format!("{command} must be refused for a moderator"));
+        assert_eq!(refused["code"], "forbidden", "{command}: {refused}");
+    }
+    let whoami = app.invoke("me", serde_json::json!({})).await?.unwrap();
+    assert_eq!(whoami["username"], MODERATOR);
+    assert!(!whoami["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "users_manage"));
+
+    // Back as the administrator: the audit screen shows what happened and the chain verifies.
+    sign_out(&app).await?;
+    sign_in(&app, ADMIN, ADMIN_PASSWORD).await?;
+    app.el("mfa-code").await?;
+    let (_, now) = totp_now(&secret)?;
+    let (code, _) = fresh_totp(&secret, now.max(used)).await?;
+    app.fill("mfa-code", &code).await?;
+    app.click("mfa-submit").await?;
+    app.click("nav-audit").await?;
+    app.el("audit-table").await?;
+    for action in [
+        "operator.bootstrapped",
+        "mfa.enabled",
+        "operator.created",
+        "operator.password_changed",
+    ] {
+        app.wait_css(&format!(
+            "[data-testid=\"audit-row\"][data-action=\"{action}\"]"
+        ))
+        .await?;
+    }
+    app.click("audit-verify").await?;
+    let verdict = app.el("audit-verify-result").await?;
+    assert_eq!(verdict.attr("data-ok").await?.as_deref(), Some("true"));
+    app.screenshot("audit").await?;
+    app.click("nav-settings").await?;
+    app.el("settings").await?;
+    app.screenshot("settings").await?;
+    Ok(())
+}
+
+fn tempfile_dir(prefix: &str) -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("VIGIL_E2E_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("{prefix}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import type { KeyHolderView, PurposeView } from './api/types';
+import { missingGrants, purposeLabel, purposeRows, rotationStatus } from './keys';
+
+const pii: PurposeView = {
+  purpose: 'pii',
+  current: 2,
+  versions: [
+    { version: 2, status: 'active', rows: 900, grants: 2 },
+    { version: 1, status: 'rotating_out', rows: 100, grants: 2 },
+  ],
+  rotation: null,
+};
+const jwt: PurposeView = { purpose: 'jwt', current: null, versions: [], rotation: null };
+
+const holder = (granted: string[]): KeyHolderView => ({
+  username: 'bob',
+  roles: ['admin'],
+  key_pairs: 1,
+  fingerprint: 'SHA256:abc',
+  granted,
+  status: 'active',
+});
+
+describe('keys helpers', () => {
+  it('lists purposes with a current version the holder lacks', () => {
+    expect(missingGrants(holder([]), [pii, jwt])).toEqual(['pii']);
+    expect(missingGrants(holder(['pii']), [pii, jwt])).toEqual([]);
+  });
+
+  it('sums rows over versions', () => {
+    expect(purposeRows(pii)).toBe(1000);
+  });
+
+  it('prefers live progress, then the stored rotation', () => {
+    expect(rotationStatus(pii, { purpose: 'pii', rows_done: 5, rows_total: 50, finished: false })).toEqual({
+      done: 5,
+      total: 50,
+      finished: false,
+    });
+    const stored = { ...pii, rotation: { from: 1, to: 2, rows_done: 30, rows_left: 70 } };
+    expect(rotationStatus(stored, undefined)).toEqual({ done: 30, total: 100, finished: false });
+    expect(rotationStatus(pii, { purpose: 'pii', rows_done: 50, rows_total: 50, finished: true })).toEqual({
+      done: 50,
+      total: 50,
+      finished: true,
+    });
+    expect(rotationStatus(pii, undefined)).toBeNull();
+  });
+
+  it('labels purposes, falling back to the identifier', () => {
+    expect(purposeLabel('pii')).toBe('Personal data');
+    expect(purposeLabel('other')).toBe('other');
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { can, canOpen, landingSection, NAV_ITEMS, visibleNav } from './nav';
+
+const sections = (permissions: string[]) => visibleNav(permissions).map((item) => item.section);
+
+describe('visibleNav', () => {
+  it('shows only My account without permissions', () => {
+    expect(sections([])).toEqual(['account']);
+  });
+
+  it('maps each permission to its section, in sidebar order', () => {
+    expect(sections(['users_read'])).toEqual(['users', 'account']);
+    expect(sections(['keys_manage'])).toEqual(['keys', 'account']);
+    expect(sections(['audit_read'])).toEqual(['audit', 'account']);
+    expect(sections(['config_read'])).toEqual(['settings', 'account']);
+    expect(sections(['config_read', 'audit_read', 'keys_manage', 'users_read'])).toEqual([
+      'users',
+      'keys',
+      'audit',
+      'settings',
+      'account',
+    ]);
+  });
+
+  it('ignores permissions that have no section', () => {
+    expect(sections(['users_manage', 'roles_assign', 'audit_verify'])).toEqual(['account']);
+  });
+
+  it('covers every section exactly once', () => {
+    expect(new Set(NAV_ITEMS.map((item) => item.section)).size).toBe(NAV_ITEMS.length);
+  });
+});
+
+describe('canOpen / landingSection / can', () => {
+  it('allows a section only with its permission', () => {
+    expect(canOpen('audit', ['audit_read'])).toBe(true);
+    expect(canOpen('audit', ['users_read'])).toBe(false);
+    expect(canOpen('account', [])).toBe(true);
+  });
+
+  it('lands on the first visible section', () => {
+    expect(landingSection(['audit_read', 'users_read'])).toBe('users');
+    expect(landingSection(['audit_read'])).toBe('audit');
+    expect(landingSection([])).toBe('account');
+  });
+
+  it('checks a single permission of the signed-in operator', () => {
+    expect(can({ permissions: ['users_manage'] }, 'users_manage')).toBe(true);
+    expect(can({ permissions: [] }, 'users_manage')).toBe(false);
+    expect(can(null, 'users_manage')).toBe(false);
+  });
+});

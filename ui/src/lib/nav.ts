@@ -1,0 +1,55 @@
+import type { Me } from './api/types';
+
+export type Section = 'users' | 'keys' | 'audit' | 'settings' | 'account';
+
+export interface NavItem {
+  section: Section;
+  label: string;
+  /** Permission that shows the item; `null` = every signed-in operator. */
+  permission: string | null;
+  description: string;
+}
+
+/** Sidebar entries in display order, with the permission each needs (contract "Navigation"). */
+export const NAV_ITEMS: readonly NavItem[] = [
+  {
+    section: 'users',
+    label: 'Users',
+    permission: 'users_read',
+    description: 'Operator and platform accounts',
+  },
+  { section: 'keys', label: 'Keys', permission: 'keys_manage', description: 'Data keys and holders' },
+  { section: 'audit', label: 'Audit', permission: 'audit_read', description: 'Tamper-evident log' },
+  {
+    section: 'settings',
+    label: 'Settings',
+    permission: 'config_read',
+    description: 'Configuration and policies',
+  },
+  {
+    section: 'account',
+    label: 'My account',
+    permission: null,
+    description: 'Password and two-factor authentication',
+  },
+];
+
+/** The entries `permissions` allow, in display order. */
+export function visibleNav(permissions: readonly string[]): NavItem[] {
+  return NAV_ITEMS.filter((item) => item.permission === null || permissions.includes(item.permission));
+}
+
+/** Whether `permissions` allow opening `section`. */
+export function canOpen(section: Section, permissions: readonly string[]): boolean {
+  return visibleNav(permissions).some((item) => item.section === section);
+}
+
+/** The first section to show after sign-in. */
+export function landingSection(permissions: readonly string[]): Section {
+  return visibleNav(permissions)[0]?.section ?? 'account';
+}
+
+/** Whether `me` holds `permission`. */
+export function can(me: Pick<Me, 'permissions'> | null, permission: string): boolean {
+  return me !== null && me.permissions.includes(permission);
+}

@@ -1,0 +1,27 @@
+import type { AppStatus, Me } from './api/types';
+
+export type Phase = 'booting' | 'unavailable' | 'setup' | 'login' | 'change-password' | 'console';
+
+/** Which top-level screen to show for a given state. */
+export function phaseFor(
+  booting: boolean,
+  status: AppStatus | null,
+  me: Me | null,
+): Phase {
+  if (booting) {
+    return 'booting';
+  }
+  if (status === null) {
+    return 'unavailable';
+  }
+  if (!status.initialised) {
+    return 'setup';
+  }
+  if (me === null) {
+    return 'login';
+  }
+  if (me.must_change_password) {
+    return 'change-password';
+  }
+  return 'console';
+}

@@ -1,0 +1,110 @@
+import { appStatus } from './api/app';
+import { setAuthErrorHandler, toCommandError } from './api/errors';
+import { logout, me as fetchMe } from './api/session';
+import type { AppStatus, CommandError, Me } from './api/types';
+import { confirmation } from './confirm.svelte';
+import { errorCopy } from './error-copy';
+import { landingSection } from './nav';
+import { phaseFor } from './phase';
+import { router } from './router.svelte';
+import { toasts } from './toasts.svelte';
+
+class Session {
+  booting = $state(true);
+  status = $state<AppStatus | null>(null);
+  bootError = $state<CommandError | null>(null);
+  me = $state<Me | null>(null);
+  /** Why the operator was sent back to sign-in (shown on the login screen). */
+  notice = $state<string | null>(null);
+  mfaBannerDismissed = $state(false);
+
+  phase = $derived(phaseFor(this.booting, this.status, this.me));
+
+  constructor() {
+    setAuthErrorHandler((error) => this.onAuthError(error));
+  }
+
+  async boot(): Promise<void> {
+    this.booting = true;
+    this.bootError = null;
+    try {
+      const status = await appStatus();
+      this.status = status;
+      if (status.me) {
+        this.signedIn(status.me);
+      } else {
+        this.me = null;
+      }
+    } catch (error) {
+      this.status = null;
+      this.bootError = toCommandError(error);
+    } finally {
+      this.booting = false;
+    }
+  }
+
+  /** After setup, sign-in, MFA step or a password change. */
+  signedIn(me: Me): void {
+    const first = this.me === null || this.me.user_id !== me.user_id;
+    this.me = me;
+    this.notice = null;
+    if (this.status && !this.status.initialised) {
+      this.status = { ...this.status, initialised: true };
+    }
+    if (first) {
+      this.mfaBannerDismissed = false;
+      router.go({ name: landingSection(me.permissions) });
+    }
+  }
+
+  /** Re-reads the signed-in operator (roles, MFA state…) from the core. */
+  async refreshMe(): Promise<void> {
+    try {
+      const me = await fetchMe();
+      if (me === null) {
+        this.toLogin('You were signed out. Sign in again to continue.');
+      } else {
+        this.me = me;
+      }
+    } catch {
+      // auth errors are handled by onAuthError; others leave the current state
+    }
+  }
+
+  async signOut(): Promise<void> {
+    try {
+      await logout();
+    } catch (error) {
+      // The local session is dropped either way; say so if the core complained.
+      const copy = errorCopy(error);
+      if (copy.code !== 'not_signed_in' && copy.code !== 'session_ended') {
+        toasts.error(`Signed out locally; the core reported: ${copy.detail}`);
+      }
+    }
+    this.toLogin(null);
+  }
+
+  private toLogin(notice: string | null): void {
+    confirmation.answer(false);
+    toasts.clear();
+    this.me = null;
+    this.notice = notice;
+    if (this.status) {
+      this.status = { ...this.status, me: null };
+    }
+  }
+
+  private onAuthError(error: CommandError): void {
+    if (this.me === null) {
+      return; // already on a signed-out screen; the form shows the error itself
+    }
+    if (error.code === 'must_change_password') {
+      this.me = { ...this.me, must_change_password: true };
+      return;
+    }
+    const copy = errorCopy(error);
+    this.toLogin(error.code === 'session_ended' ? `${copy.title}. ${copy.detail}` : copy.detail);
+  }
+}
+
+export const session = new Session();
