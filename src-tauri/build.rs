@@ -1,5 +1,35 @@
 use std::path::Path;
 
+/// The commands registered in `src/lib.rs` (keep the two lists together).
+const COMMANDS: &[&str] = &[
+    "app_version",
+    "app_status",
+    "setup_initialise",
+    "login",
+    "login_mfa",
+    "logout",
+    "me",
+    "change_password",
+    "mfa_begin",
+    "mfa_confirm",
+    "mfa_save_backup_codes",
+    "users_list",
+    "user_detail",
+    "user_create",
+    "user_set_roles",
+    "user_set_suspended",
+    "user_unlock",
+    "user_reset_password",
+    "user_reset_mfa",
+    "session_revoke",
+    "keys_status",
+    "keys_grant",
+    "keys_rotate",
+    "audit_list",
+    "audit_verify",
+    "settings_show",
+];
+
 fn main() {
     // `generate_context!` embeds the built UI, so it must exist before the shell compiles.
     let frontend_dist = Path::new("../ui/dist");
@@ -11,7 +41,11 @@ fn main() {
     // Re-embed the UI whenever a new build of it lands.
     println!("cargo:rerun-if-changed=../ui/dist");
 
-    let attributes = tauri_build::Attributes::new().config_path("../tauri.conf.json");
+    // Every app command gets an allow-<name> permission; the window may call only those its
+    // capability lists (capabilities/default.json), and nothing else of Tauri's core but events.
+    let attributes = tauri_build::Attributes::new()
+        .config_path("../tauri.conf.json")
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri build step failed: {error:#}");
     }

@@ -262,7 +262,7 @@ async fn list_filters(db: TestDb) {
     .unwrap();
     assert_eq!(older.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 4]);
     assert_eq!(audit::head_seq(&db.store).await.unwrap(), 7);
-    let names = audit::actor_names(&db.store, &actor, &mine).await.unwrap();
+    let names = audit::usernames(&db.store, &actor, &mine).await.unwrap();
     assert_eq!(
         names
             .get(&format!("user:{}", actor.user_id()))

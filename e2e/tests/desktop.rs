@@ -99,6 +99,7 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     assert!(!app.present("current-user").await?);
     sign_in(&app, ADMIN, ADMIN_PASSWORD).await?;
     app.el("mfa-code").await?;
+    app.screenshot("sign-in-second-factor").await?;
     let (code, _) = fresh_totp(&secret, used).await?;
     app.fill("mfa-code", &code).await?;
     app.click("mfa-submit").await?;

@@ -58,3 +58,37 @@ pub fn run() {
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("error while running the Vigil desktop shell");
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every registered command is allowed by the window's capability and declared to the
+    /// build (which makes its permission), and nothing else is.
+    #[test]
+    fn the_capability_allows_exactly_the_registered_commands() {
+        let lib = include_str!("lib.rs");
+        let registered: std::collections::BTreeSet<String> = lib
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("commands::"))
+            .filter_map(|l| l.trim_end_matches(',').rsplit("::").next())
+            .map(str::to_owned)
+            .collect();
+        assert!(registered.len() > 20);
+        let build = include_str!("../build.rs");
+        let declared: std::collections::BTreeSet<String> = build
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"')?.strip_suffix("\","))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(registered, declared);
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).unwrap();
+        let allowed: std::collections::BTreeSet<String> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert_eq!(registered, allowed);
+    }
+}

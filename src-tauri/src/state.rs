@@ -24,6 +24,14 @@ pub struct Db {
     pub keystore: Option<Arc<dyn Keystore>>,
 }
 
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A signed-in operator.
 pub struct DesktopSession {
     actor: Mutex<Actor>,
@@ -32,6 +40,14 @@ pub struct DesktopSession {
     /// Access and refresh token, when the operator's key pair holds the token key.
     tokens: tokio::sync::Mutex<Option<TokenPair>>,
     must_change_password: Mutex<bool>,
+}
+
+impl std::fmt::Debug for DesktopSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesktopSession")
+            .field("actor", &self.actor().username().as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DesktopSession {

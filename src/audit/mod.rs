@@ -354,16 +354,19 @@ pub async fn list(
     Ok(repo::list(store, filter).await?)
 }
 
-/// The usernames of the operators named as `user:<id>` in `entries`' actors, keyed by the
-/// stored actor. Needs [`Permission::AuditRead`].
-pub async fn actor_names(
+/// The usernames of the accounts named as `user:<id>` among `entries`' actors and targets,
+/// keyed by that reference. Needs [`Permission::AuditRead`].
+pub async fn usernames(
     store: &Store,
     actor: &Actor,
     entries: &[AuditEntry],
 ) -> Result<std::collections::HashMap<String, String>, AuditError> {
     let _permit = rbac::require(actor, Permission::AuditRead)?;
-    let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
-    Ok(repo::actor_names(store, &actors).await?)
+    let refs: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| std::iter::once(e.actor.as_str()).chain(e.target.as_deref()))
+        .collect();
+    Ok(repo::usernames(store, &refs).await?)
 }
 
 /// The newest sequence number (0 for an empty chain).

@@ -283,8 +283,8 @@ pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntr
         .map_err(StoreError::from)
 }
 
-/// The usernames of the `user:<id>` actors among `actors`.
-pub(super) async fn actor_names(
+/// The usernames of the `user:<id>` references among `actors`.
+pub(super) async fn usernames(
     store: &Store,
     actors: &[&str],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {

@@ -41,6 +41,8 @@ pub struct AuditRow {
     pub action: String,
     /// To what.
     pub target: Option<String>,
+    /// The account's username, when the target is one.
+    pub target_name: Option<String>,
     /// Details, JSON text.
     pub details: String,
     /// The entry's chain hash (hex).
@@ -90,7 +92,7 @@ pub async fn audit_list(state: State<'_, AppState>, req: AuditQuery) -> CommandR
         before_seq: req.before_seq,
     };
     let entries = audit::list(&db.store, &actor, &filter).await?;
-    let names = audit::actor_names(&db.store, &actor, &entries).await?;
+    let names = audit::usernames(&db.store, &actor, &entries).await?;
     Ok(AuditPage {
         rows: entries
             .into_iter()
@@ -98,6 +100,7 @@ pub async fn audit_list(state: State<'_, AppState>, req: AuditQuery) -> CommandR
                 seq: e.seq,
                 at: e.at.to_rfc3339(),
                 actor_name: names.get(&e.actor).cloned(),
+                target_name: e.target.as_ref().and_then(|t| names.get(t)).cloned(),
                 actor: e.actor,
                 action: e.action,
                 target: e.target,

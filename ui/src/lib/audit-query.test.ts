@@ -9,6 +9,7 @@ const row = (seq: number): AuditRow => ({
   actor_name: 'alice',
   action: 'user.create',
   target: null,
+  target_name: null,
   details: '{}',
   hash: 'ab',
 });

@@ -29,6 +29,10 @@ action: string,
  */
 target: string | null, 
 /**
+ * The account's username, when the target is one.
+ */
+target_name: string | null, 
+/**
  * Details, JSON text.
  */
 details: string, 

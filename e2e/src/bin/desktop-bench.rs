@@ -1,0 +1,164 @@
+//! Figures of the desktop app, measured in its real window (run by scripts/desktop-bench):
+//! cold start to the first screen, idle memory of the whole app (shell plus WebKit's web and
+//! network processes), and, with 100,000 platform users seeded, the users page's time from a
+//! click (next page, a filter) to its rows rendered, as the page itself records it.
+
+use std::time::{Duration, Instant};
+
+use vigil_e2e::{App, Result};
+
+const ADMIN: &str = "root-admin";
+const PASSWORD: &str = "correct horse battery 42";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Resident memory (KiB) of `pid` and every process below it.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) {
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
+            stack.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    total
+}
+
+fn app_pid() -> Option<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-n", "-f", "vigil-desktop"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+async fn render_ms(app: &App, serial_before: &str) -> Result<f64> {
+    for _ in 0..200 {
+        let table = app.el("users-table").await?;
+        let serial = table.attr("data-render-serial").await?.unwrap_or_default();
+        if serial != serial_before {
+            let ms = table.attr("data-last-render-ms").await?.unwrap_or_default();
+            return Ok(ms.parse()?);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the users table never re-rendered".into())
+}
+
+async fn serial(app: &App) -> Result<String> {
+    Ok(app
+        .el("users-table")
+        .await?
+        .attr("data-render-serial")
+        .await?
+        .unwrap_or_default())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let home = std::env::temp_dir().join(format!("vigil-desktop-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&home)?;
+    let vigil = std::env::var("VIGIL_BENCH_CLI").unwrap_or_else(|_| "target/release/vigil".into());
+
+    // Cold start: from asking for the window to the first screen's form being there.
+    let mut starts = Vec::new();
+    for run in 0..5 {
+        let run_home = home.join(format!("cold-{run}"));
+        let t = Instant::now();
+        let app = App::launch(&run_home, 4444).await?;
+        app.el("setup-username").await?;
+        starts.push(t.elapsed().as_secs_f64() * 1000.0);
+        app.quit().await?;
+    }
+
+    let app = App::launch(&home, 4444).await?;
+    app.el("setup-username").await?;
+    app.fill("setup-username", ADMIN).await?;
+    app.fill("setup-password", PASSWORD).await?;
+    app.fill("setup-password-confirm", PASSWORD).await?;
+    app.click("setup-submit").await?;
+    app.el("current-user").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_kib = app_pid().map(tree_rss_kib).unwrap_or(0);
+
+    eprintln!("seeding 100,000 platform users...");
+    let status = std::process::Command::new(&vigil)
+        .args([
+            "demo",
+            "seed",
+            "--users",
+            "100000",
+            "--comments",
+            "20000",
+            "--days",
+            "30",
+        ])
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("VIGIL_USERNAME", ADMIN)
+        .env("VIGIL_PASSWORD", PASSWORD)
+        .status()?;
+    if !status.success() {
+        return Err("demo seed failed".into());
+    }
+
+    app.click("nav-users").await?;
+    app.wait_text("users-total", "100,").await?;
+    let mut pages = Vec::new();
+    for _ in 0..15 {
+        let before = serial(&app).await?;
+        app.click("users-next").await?;
+        pages.push(render_ms(&app, &before).await?);
+    }
+    let mut filters = Vec::new();
+    for status in ["suspended", "active", "", "suspended", "active", ""] {
+        let before = serial(&app).await?;
+        let select = app.el("users-filter-status").await?;
+        select
+            .select_by(fantoccini::Locator::Css(&format!(
+                "option[value=\"{status}\"]"
+            )))
+            .await?;
+        filters.push(render_ms(&app, &before).await?);
+    }
+    let busy_kib = app_pid().map(tree_rss_kib).unwrap_or(0);
+    app.quit().await?;
+    let _ = std::fs::remove_dir_all(&home);
+
+    println!(
+        "cold start to first screen (median of 5): {:.0} ms",
+        median(starts.clone())
+    );
+    println!("  runs: {starts:.0?}");
+    println!(
+        "idle memory, whole app after sign-in: {} MiB RSS",
+        idle_kib / 1024
+    );
+    println!(
+        "memory after browsing 100k users: {} MiB RSS",
+        busy_kib / 1024
+    );
+    println!(
+        "users page, next page on 100k users (median of 15): {:.1} ms",
+        median(pages.clone())
+    );
+    println!(
+        "users page, status filter on 100k users (median of 6): {:.1} ms",
+        median(filters.clone())
+    );
+    Ok(())
+}

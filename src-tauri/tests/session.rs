@@ -1,0 +1,163 @@
+//! The desktop session against the database, on SQLite and Postgres: changes made elsewhere
+//! (a session revoked, an operator suspended, roles changed, a reset password) take effect on
+//! the open desktop session at its next command.
+
+use std::collections::HashMap;
+
+use vigil::auth::{self, users, LoginOutcome, LoginSource, Password, Username};
+use vigil::config::Config;
+use vigil::rbac::Role;
+use vigil_desktop::state::AppState;
+use vigil_desktop::ErrorCode;
+
+const ADMIN_PW: &str = "correct horse battery 42";
+const TEMP: &str = "temporary passphrase 7";
+
+struct Fixture {
+    state: AppState,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn fixture(url: String) -> Fixture {
+    let keys = tempfile::tempdir().unwrap();
+    let mut vars = HashMap::new();
+    vars.insert("VIGIL_DATABASE_URL".to_owned(), url);
+    vars.insert(
+        "VIGIL_KEYSTORE".to_owned(),
+        format!("file:{}", keys.path().join("keys").display()),
+    );
+    let none = tempfile::tempdir().unwrap();
+    vars.insert(
+        "VIGIL_CONFIG".to_owned(),
+        none.path().join("config.toml").display().to_string(),
+    );
+    std::fs::write(none.path().join("config.toml"), "").unwrap();
+    let config = Config::load_with(|k| vars.get(k).cloned()).unwrap();
+    Fixture {
+        state: AppState::new(config),
+        _dirs: vec![keys, none],
+    }
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+    let mut f = fixture(url).await;
+    f._dirs.push(dir);
+    f
+}
+
+async fn postgres() -> Fixture {
+    let server = std::env::var("VIGIL_TEST_POSTGRES_URL").expect(
+        "VIGIL_TEST_POSTGRES_URL is not set: run scripts/test, which starts a throwaway Postgres",
+    );
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&server).await.unwrap();
+    let name = format!("vigil_desktop_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = server.split('?').next().unwrap();
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    fixture(format!("{base}/{name}")).await
+}
+
+async fn sign_in(state: &AppState, username: &str, password: &str) {
+    let db = state.db().await.unwrap();
+    let outcome = auth::login(
+        &db.store,
+        db.keystore.as_deref(),
+        username,
+        password,
+        &LoginSource::default(),
+    )
+    .await
+    .unwrap();
+    let LoginOutcome::SignedIn(session) = outcome else {
+        panic!("no MFA in this test");
+    };
+    state.sign_in(&db, session).await;
+}
+
+async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
+    let state = &f.state;
+    assert_eq!(
+        state.authorised().await.err().map(|e| e.code),
+        Some(ErrorCode::NotSignedIn)
+    );
+    let db = state.db().await.unwrap();
+    let name = Username::parse("root-admin").unwrap();
+    auth::bootstrap_admin(
+        &db.store,
+        db.keystore.as_deref().unwrap(),
+        &name,
+        &Password::parse_for_operator(ADMIN_PW, &name).unwrap(),
+        vigil::crypto::KeyBits::try_from(2048).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // The administrator's desktop session has tokens; revoking its session elsewhere ends it.
+    sign_in(state, "root-admin", ADMIN_PW).await;
+    let (_, session, admin) = state.authorised().await.unwrap();
+    let sid = session.session_id().await.expect("tokens issued");
+    users::revoke_session(&db.store, &admin, &sid)
+        .await
+        .unwrap();
+    let ended = state.authorised().await.unwrap_err();
+    assert_eq!(ended.code, ErrorCode::SessionEnded, "{ended}");
+    assert!(state.current().is_none(), "the ended session is forgotten");
+
+    // A new operator must change the temporary password before anything else.
+    sign_in(state, "root-admin", ADMIN_PW).await;
+    let (_, _, admin) = state.authorised().await.unwrap();
+    users::create(&db.store, &admin, "mod-desk", TEMP, &[Role::Moderator])
+        .await
+        .unwrap();
+    sign_in(state, "mod-desk", TEMP).await;
+    assert_eq!(
+        state.authorised().await.err().map(|e| e.code),
+        Some(ErrorCode::MustChangePassword)
+    );
+    let (_, session, moderator) = state.authorised_for_password_change().await.unwrap();
+    assert_eq!(moderator.roles(), [Role::Moderator]);
+    assert!(
+        session.session_id().await.is_none(),
+        "no grants yet, so no tokens"
+    );
+    session.password_changed();
+
+    // Roles changed elsewhere apply at the next command; a suspension ends the session.
+    users::set_roles(&db.store, &admin, "mod-desk", &[Role::ComplianceOfficer])
+        .await
+        .unwrap();
+    let (_, _, now) = state.authorised().await.unwrap();
+    assert_eq!(now.roles(), [Role::ComplianceOfficer]);
+    users::set_suspended(&db.store, &admin, "mod-desk", true)
+        .await
+        .unwrap();
+    let ended = state.authorised().await.unwrap_err();
+    assert_eq!(ended.code, ErrorCode::SessionEnded, "{ended}");
+    assert!(ended.message.contains("suspended"), "{ended}");
+    assert!(state.current().is_none());
+
+    // Signing out revokes the tokens: the session id is gone from the live sessions.
+    sign_in(state, "root-admin", ADMIN_PW).await;
+    let (_, session, admin) = state.authorised().await.unwrap();
+    let sid = session.session_id().await.unwrap();
+    state.sign_out().await;
+    let live = users::sessions(&db.store, &admin, true).await.unwrap();
+    assert!(live.iter().any(|s| s.id == sid && s.revoked_at.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_elsewhere_sqlite() {
+    changes_made_elsewhere_end_or_update_the_desktop_session(sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_elsewhere_postgres() {
+    changes_made_elsewhere_end_or_update_the_desktop_session(postgres().await).await;
+}
