@@ -84,16 +84,9 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let mut app = Self {
-            client: ClientBuilder::native()
-                .connect("http://127.0.0.1:1")
-                .await?,
-            driver,
-            home: home.to_owned(),
-            shots: None,
-        };
-        app.stop_driver();
-        Err(format!("no WebDriver session: {last:?}").into())
+        let mut driver = driver;
+        stop(&mut driver);
+        Err(format!("no WebDriver session from tauri-driver on port {port}: {last:?}").into())
     }
 
     /// The element with this `data-testid`, waiting up to 20 s for it to appear.
@@ -218,10 +211,7 @@ impl App {
     }
 
     fn stop_driver(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.driver.id().to_string()])
-            .status();
-        let _ = self.driver.wait();
+        stop(&mut self.driver);
     }
 }
 
@@ -260,4 +250,13 @@ pub async fn fresh_totp(secret_on_screen: &str, used: u64) -> Result<(String, u6
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Stops tauri-driver with SIGTERM (it then ends WebKitWebDriver; a SIGKILL would orphan it)
+/// and waits for it.
+fn stop(driver: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &driver.id().to_string()])
+        .status();
+    let _ = driver.wait();
 }

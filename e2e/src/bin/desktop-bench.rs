@@ -15,18 +15,34 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Resident memory (KiB) of `pid` and every process below it.
-fn tree_rss_kib(pid: u32) -> u64 {
-    let mut total = 0;
+/// Memory (KiB) of `pid` and every process below it: (RSS, PSS), with each process's name and
+/// PSS. PSS charges shared pages (the WebKit and GTK libraries every process maps) to each
+/// process in proportion, so summing it over processes does not count them twice.
+fn tree_memory_kib(pid: u32) -> (u64, u64, Vec<(String, u64)>) {
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (mut rss, mut pss, mut each) = (0, 0, Vec::new());
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) {
-            total += status
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let rollup = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).unwrap_or_default();
+        rss += field(&status, "VmRSS:");
+        let own = field(&rollup, "Pss:");
+        pss += own;
+        each.push((
+            status
                 .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("Name:")
+                .trim()
+                .to_owned(),
+            own / 1024,
+        ));
         if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
             stack.extend(
                 children
@@ -35,7 +51,7 @@ fn tree_rss_kib(pid: u32) -> u64 {
             );
         }
     }
-    total
+    (rss, pss, each)
 }
 
 fn app_pid() -> Option<u32> {
@@ -76,16 +92,16 @@ async fn main() -> Result<()> {
 
     // Cold start: from asking for the window to the first screen's form being there.
     let mut starts = Vec::new();
-    for run in 0..5 {
+    for run in 0..5u16 {
         let run_home = home.join(format!("cold-{run}"));
         let t = Instant::now();
-        let app = App::launch(&run_home, 4444).await?;
+        let app = App::launch(&run_home, 4450 + 2 * run).await?;
         app.el("setup-username").await?;
         starts.push(t.elapsed().as_secs_f64() * 1000.0);
         app.quit().await?;
     }
 
-    let app = App::launch(&home, 4444).await?;
+    let app = App::launch(&home, 4470).await?;
     app.el("setup-username").await?;
     app.fill("setup-username", ADMIN).await?;
     app.fill("setup-password", PASSWORD).await?;
@@ -93,7 +109,7 @@ async fn main() -> Result<()> {
     app.click("setup-submit").await?;
     app.el("current-user").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle_kib = app_pid().map(tree_rss_kib).unwrap_or(0);
+    let idle = app_pid().map(tree_memory_kib).unwrap_or_default();
 
     eprintln!("seeding 100,000 platform users...");
     let status = std::process::Command::new(&vigil)
@@ -135,7 +151,8 @@ async fn main() -> Result<()> {
             .await?;
         filters.push(render_ms(&app, &before).await?);
     }
-    let busy_kib = app_pid().map(tree_rss_kib).unwrap_or(0);
+    let busy = app_pid().map(tree_memory_kib).unwrap_or_default();
+    app.screenshot("users-100k").await?;
     app.quit().await?;
     let _ = std::fs::remove_dir_all(&home);
 
@@ -145,12 +162,15 @@ async fn main() -> Result<()> {
     );
     println!("  runs: {starts:.0?}");
     println!(
-        "idle memory, whole app after sign-in: {} MiB RSS",
-        idle_kib / 1024
+        "idle memory, whole app after sign-in: {} MiB PSS ({} MiB RSS summed); per process, MiB PSS: {:?}",
+        idle.1 / 1024,
+        idle.0 / 1024,
+        idle.2
     );
     println!(
-        "memory after browsing 100k users: {} MiB RSS",
-        busy_kib / 1024
+        "memory after browsing 100k users: {} MiB PSS ({} MiB RSS summed)",
+        busy.1 / 1024,
+        busy.0 / 1024
     );
     println!(
         "users page, next page on 100k users (median of 15): {:.1} ms",

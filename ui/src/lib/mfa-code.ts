@@ -1,23 +1,23 @@
-const TOTP = /^\d{6,8}$/;
-const BACKUP = /^[a-z0-9]{4}-[a-z0-9]{4}$/;
+const TOTP = /^\d{6}$/;
+const BACKUP = /^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}$/;
 
 /**
- * Tidies what the operator typed as a second factor: TOTP codes lose spaces and
- * dashes (`"123 456"` → `"123456"`); backup codes are lower-cased and keep their
- * dash (`" ABCD-EFGH "` → `"abcd-efgh"`); an 8-character code typed without its
- * dash gets it back.
+ * Tidies what the operator typed as a second factor. A TOTP code loses spaces and
+ * dashes (`"123 456"` → `"123456"`). A backup code (16 letters and digits, shown as
+ * `XXXX-XXXX-XXXX-XXXX`) is upper-cased and regrouped however it was typed
+ * (`"q3wq mr93w5vb-cagh"` → `"Q3WQ-MR93-W5VB-CAGH"`). Anything else is returned
+ * compacted, for the plausibility check to refuse.
  */
 export function normaliseMfaCode(raw: string): string {
-  const compact = raw.replace(/\s+/g, '');
-  const digitsOnly = compact.replace(/-/g, '');
-  if (/^\d+$/.test(digitsOnly) && digitsOnly.length <= 8 && !BACKUP.test(compact.toLowerCase())) {
-    return digitsOnly;
+  const compact = raw.replace(/[\s-]+/g, '');
+  if (/^\d{6}$/.test(compact)) {
+    return compact;
   }
-  const lower = compact.toLowerCase();
-  if (/^[a-z0-9]{8}$/.test(lower)) {
-    return `${lower.slice(0, 4)}-${lower.slice(4)}`;
+  const upper = compact.toUpperCase();
+  if (/^[A-Z0-9]{16}$/.test(upper)) {
+    return upper.match(/.{4}/g)!.join('-');
   }
-  return lower;
+  return upper;
 }
 
 /** Whether `code` (normalised) has the shape of a TOTP code or a backup code. */

@@ -5,7 +5,7 @@ export function login(req: LoginRequest): Promise<LoginResult> {
   return call<LoginResult>('login', { req });
 }
 
-/** Second step of sign-in: a 6-digit TOTP code or a backup code such as `abcd-efgh`. */
+/** Second step of sign-in: a 6-digit TOTP code or a backup code such as `Q3WQ-MR93-W5VB-CAGH`. */
 export function loginMfa(req: { code: string }): Promise<Me> {
   return call<Me>('login_mfa', { req });
 }
