@@ -113,7 +113,8 @@ pub async fn login(state: State<'_, AppState>, req: LoginRequest) -> CommandResu
         ip: None,
         user_agent: Some(format!("{CLIENT}/{}", vigil::VERSION)),
     };
-    state.forget();
+    // A new sign-in replaces any session still open here, whose tokens are revoked first.
+    state.sign_out().await;
     let outcome = auth::login(
         &db.store,
         db.keystore.as_deref(),
