@@ -125,6 +125,20 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.el("keys-holders").await?;
     app.el("keys-purpose-pii").await?;
     app.screenshot("keys").await?;
+    // The theme toggle switches the theme (the choice shows on the toggle and is kept).
+    let before = app
+        .el("theme-toggle")
+        .await?
+        .attr("data-theme-current")
+        .await?;
+    app.click("theme-toggle").await?;
+    let after = app
+        .el("theme-toggle")
+        .await?
+        .attr("data-theme-current")
+        .await?;
+    assert_ne!(before, after, "the theme toggle changes the theme");
+    app.screenshot("keys-other-theme").await?;
 
     // The moderator signs in, must change the temporary password, and sees no admin screens.
     sign_out(app).await?;
