@@ -150,6 +150,22 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
     state.sign_out().await;
     let live = users::sessions(&db.store, &admin, true).await.unwrap();
     assert!(live.iter().any(|s| s.id == sid && s.revoked_at.is_some()));
+    // One account's sessions are that account's alone, and only administrators see them.
+    let own = users::sessions_of(&db.store, &admin, admin.user_id())
+        .await
+        .unwrap();
+    assert!(own.iter().any(|s| s.id == sid));
+    assert!(own.iter().all(|s| s.username == "root-admin"));
+    let theirs = users::sessions_of(&db.store, &admin, moderator.user_id())
+        .await
+        .unwrap();
+    assert!(theirs
+        .iter()
+        .all(|s| s.username == "mod-desk" && s.id != sid));
+    assert!(matches!(
+        users::sessions_of(&db.store, &moderator, admin.user_id()).await,
+        Err(vigil::auth::PasswordChangeError::Forbidden(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

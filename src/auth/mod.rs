@@ -6,6 +6,8 @@
 mod login;
 mod password;
 mod repo;
+
+pub(crate) use repo::roles_of;
 pub mod tokens;
 mod types;
 pub mod users;

@@ -629,16 +629,19 @@ pub(super) async fn list_accounts(
     .bind(offset)
     .fetch_all(store.pool())
     .await?;
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut conn = store.pool().acquire().await?;
+    let mut roles = roles_of(
+        &mut conn,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: String = r.try_get(0)?;
-        let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-            .bind(&id)
-            .fetch_all(store.pool())
-            .await?
-            .iter()
-            .filter_map(|x| x.try_get::<String, _>(0).ok())
-            .collect();
+    for (r, id) in rows.iter().zip(ids) {
+        let roles = roles.remove(&id).unwrap_or_default();
         out.push(AccountRow {
             id,
             username: r.try_get(1)?,
@@ -819,21 +822,19 @@ pub(super) async fn directory(
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut roles = roles_of(
+        &mut conn,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: String = r.try_get(0)?;
+    for (r, id) in rows.iter().zip(ids) {
         let kind: String = r.try_get(3)?;
-        let roles = if kind == "platform" {
-            Vec::new()
-        } else {
-            sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-                .bind(&id)
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .filter_map(|x| x.try_get::<String, _>(0).ok())
-                .collect()
-        };
+        let roles = roles.remove(&id).unwrap_or_default();
         out.push(DirectoryRow {
             id,
             username: r.try_get(1)?,
@@ -850,4 +851,28 @@ pub(super) async fn directory(
         });
     }
     Ok((out, u64::try_from(total).unwrap_or(0)))
+}
+
+/// The roles of each of `ids` (accounts without roles are absent), in one query.
+pub(crate) async fn roles_of(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT user_id, role FROM user_roles WHERE user_id IN ({}) ORDER BY user_id, role",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    for r in q.fetch_all(conn).await? {
+        out.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+    }
+    Ok(out)
 }

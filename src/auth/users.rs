@@ -251,10 +251,26 @@ pub async fn sessions(
         rbac::require(actor, Permission::UsersManage)?;
     }
     let user = (!everyone).then(|| actor.user_id());
+    Ok(session_infos(
+        repo::list_sessions(store, user, Timestamp::now()).await?,
+    ))
+}
+
+/// One account's unexpired sessions. Needs [`Permission::UsersManage`].
+pub async fn sessions_of(
+    store: &Store,
+    actor: &Actor,
+    user: UserId,
+) -> Result<Vec<SessionInfo>, PasswordChangeError> {
+    rbac::require(actor, Permission::UsersManage)?;
+    Ok(session_infos(
+        repo::list_sessions(store, Some(user), Timestamp::now()).await?,
+    ))
+}
+
+fn session_infos(rows: Vec<repo::SessionRow>) -> Vec<SessionInfo> {
     let t = |m: i64| Timestamp::from_micros(m).to_rfc3339();
-    Ok(repo::list_sessions(store, user, Timestamp::now())
-        .await?
-        .into_iter()
+    rows.into_iter()
         .map(|s| SessionInfo {
             id: s.id,
             username: s.username,
@@ -263,7 +279,7 @@ pub async fn sessions(
             expires_at: t(s.expires_at),
             revoked_at: s.revoked_at.map(t),
         })
-        .collect())
+        .collect()
 }
 
 /// Revokes a session: one's own, or anyone's with [`Permission::UsersManage`].

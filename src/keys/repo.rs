@@ -558,9 +558,17 @@ pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreEr
     )
     .fetch_all(&mut *conn)
     .await?;
+    let ids: Vec<String> = users
+        .iter()
+        .map(|u| u.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut roles = crate::auth::roles_of(
+        &mut conn,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
     let mut out = Vec::with_capacity(users.len());
-    for u in &users {
-        let id: String = u.try_get(0)?;
+    for (u, id) in users.iter().zip(ids) {
         let granted = sqlx::query(
             "SELECT DISTINCT d.purpose FROM key_grants g \
              JOIN user_keys k ON k.id = g.user_key_id \
@@ -574,13 +582,7 @@ pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreEr
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()?;
-        let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-            .bind(&id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let roles = roles.remove(&id).unwrap_or_default();
         out.push(HolderRow {
             username: u.try_get(1)?,
             roles,

@@ -220,17 +220,15 @@ async fn detail_of(
     let mut sessions = Vec::new();
     if operator && rbac::require(actor, Permission::UsersManage).is_ok() {
         let own = session.session_id().await;
-        for s in users::sessions(&db.store, actor, true).await? {
-            if s.username == entry.username {
-                sessions.push(SessionView {
-                    current: own.as_deref() == Some(s.id.as_str()),
-                    id: s.id,
-                    client: s.client,
-                    created_at: s.created_at,
-                    expires_at: s.expires_at,
-                    revoked_at: s.revoked_at,
-                });
-            }
+        for s in users::sessions_of(&db.store, actor, id).await? {
+            sessions.push(SessionView {
+                current: own.as_deref() == Some(s.id.as_str()),
+                id: s.id,
+                client: s.client,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                revoked_at: s.revoked_at,
+            });
         }
     }
     let backup_codes_left = if operator && entry.mfa_enabled {
