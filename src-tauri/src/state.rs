@@ -16,6 +16,14 @@ use crate::error::{CommandError, CommandResult, ErrorCode};
 /// The client name recorded on the desktop app's sessions.
 pub const CLIENT: &str = "vigil-desktop";
 
+/// Where the app's sign-ins come from, for the activity log and throttling.
+pub fn login_source() -> vigil::auth::LoginSource {
+    vigil::auth::LoginSource {
+        ip: None,
+        user_agent: Some(format!("{CLIENT}/{}", vigil::VERSION)),
+    }
+}
+
 /// The open database and this machine's keystore.
 pub struct Db {
     /// The console database.

@@ -3,12 +3,12 @@
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use ts_rs::TS;
-use vigil::auth::{self, LoginOutcome, LoginSource};
+use vigil::auth::{self, LoginOutcome};
 use vigil::keys::Purpose;
 use vigil::rbac::{self, Permission};
 
 use crate::error::{CommandError, CommandResult};
-use crate::state::{AppState, Db, DesktopSession, CLIENT};
+use crate::state::{AppState, Db, DesktopSession};
 
 /// Whether this machine can open the operator's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -109,10 +109,7 @@ pub enum LoginResult {
 #[tauri::command]
 pub async fn login(state: State<'_, AppState>, req: LoginRequest) -> CommandResult<LoginResult> {
     let db = state.db().await?;
-    let source = LoginSource {
-        ip: None,
-        user_agent: Some(format!("{CLIENT}/{}", vigil::VERSION)),
-    };
+    let source = crate::state::login_source();
     // A new sign-in replaces any session still open here, whose tokens are revoked first.
     state.sign_out().await;
     let outcome = auth::login(

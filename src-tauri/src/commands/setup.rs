@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tauri::State;
 use ts_rs::TS;
-use vigil::auth::{self, LoginOutcome, LoginSource, Password, Username};
+use vigil::auth::{self, LoginOutcome, Password, Username};
 use vigil::store::{Backend, DatabaseUrl, Store};
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
-use crate::state::{AppState, Db, CLIENT};
+use crate::state::{AppState, Db};
 
 /// Where the console's data lives.
 #[derive(Deserialize, TS)]
@@ -115,10 +115,7 @@ pub async fn setup_initialise(
     };
     let keystore = db.keystore.as_deref().expect("opened above");
     auth::bootstrap_admin(&db.store, keystore, &username, &password, config.rsa_bits).await?;
-    let source = LoginSource {
-        ip: None,
-        user_agent: Some(format!("{CLIENT}/{}", vigil::VERSION)),
-    };
+    let source = crate::state::login_source();
     let outcome = auth::login(
         &db.store,
         Some(keystore),
