@@ -15,6 +15,7 @@ pub mod demo;
 pub mod keys;
 pub mod mfa;
 pub mod platform;
+pub mod privacy;
 pub mod rbac;
 pub mod store;
 

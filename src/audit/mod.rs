@@ -98,6 +98,38 @@ pub enum AuditAction {
     OperatorReinstated,
     /// A session was revoked.
     SessionRevoked,
+    /// A data-subject request was recorded and its verification code issued.
+    DsrReceived,
+    /// A new verification code was issued for a request.
+    DsrCodeIssued,
+    /// A wrong verification code or someone else's token was presented.
+    DsrVerificationFailed,
+    /// Too many wrong codes: the request's verification locked.
+    DsrVerificationLocked,
+    /// The subject's identity was verified.
+    DsrVerified,
+    /// A request's deadline was extended; details hold the new deadline.
+    DsrExtended,
+    /// A request was rejected.
+    DsrRejected,
+    /// A request was withdrawn by its subject.
+    DsrWithdrawn,
+    /// An export was written; details hold its digests, never its content.
+    DsrExported,
+    /// Personal data was corrected; details name the fields.
+    DsrRectified,
+    /// An erasure began (its plan was recorded).
+    DsrErasureStarted,
+    /// Holds or open incidents blocked an erasure.
+    DsrErasureBlocked,
+    /// The residual scan after an erasure still found the subject.
+    DsrResidualFound,
+    /// An erasure completed; details hold the receipt (steps, counts, scan result).
+    DsrErasureReceipt,
+    /// A legal hold was placed.
+    LegalHoldPlaced,
+    /// A legal hold was released.
+    LegalHoldReleased,
 }
 
 impl AuditAction {
@@ -128,6 +160,22 @@ impl AuditAction {
             AuditAction::OperatorSuspended => "operator.suspended",
             AuditAction::OperatorReinstated => "operator.reinstated",
             AuditAction::SessionRevoked => "session.revoked",
+            AuditAction::DsrReceived => "dsr.received",
+            AuditAction::DsrCodeIssued => "dsr.code_issued",
+            AuditAction::DsrVerificationFailed => "dsr.verification_failed",
+            AuditAction::DsrVerificationLocked => "dsr.verification_locked",
+            AuditAction::DsrVerified => "dsr.verified",
+            AuditAction::DsrExtended => "dsr.extended",
+            AuditAction::DsrRejected => "dsr.rejected",
+            AuditAction::DsrWithdrawn => "dsr.withdrawn",
+            AuditAction::DsrExported => "dsr.exported",
+            AuditAction::DsrRectified => "dsr.rectified",
+            AuditAction::DsrErasureStarted => "dsr.erasure_started",
+            AuditAction::DsrErasureBlocked => "dsr.erasure_blocked",
+            AuditAction::DsrResidualFound => "dsr.residual_found",
+            AuditAction::DsrErasureReceipt => "dsr.erasure_receipt",
+            AuditAction::LegalHoldPlaced => "hold.placed",
+            AuditAction::LegalHoldReleased => "hold.released",
         }
     }
 }

@@ -173,6 +173,11 @@ impl Store {
     /// On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so two writers queue on
     /// the busy timeout instead of one failing when it upgrades a read to a write.
     ///
+    /// The URL this store was opened with.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
     /// A transaction dropped unfinished (its task cancelled mid-statement) is rolled back by the
     /// SQLite driver's worker shortly after; until then its connection still counts as inside
     /// a transaction and refuses `BEGIN IMMEDIATE` with `InvalidSavePointStatement`. That
