@@ -626,3 +626,76 @@ fn operator_accounts_through_the_command_line() {
         .unwrap()
         .is_array());
 }
+
+#[tokio::test]
+async fn an_erasure_killed_mid_run_resumes_and_completes() {
+    use std::io::BufRead;
+    let cli = Cli::sqlite();
+    seed_small(&cli);
+    cli.ok(
+        &[
+            "user",
+            "set-role",
+            "root-admin",
+            "--role",
+            "admin",
+            "--role",
+            "compliance_officer",
+        ],
+        &[],
+    );
+    let subject = some_username(&cli.url).await;
+    let created: serde_json::Value = serde_json::from_str(&cli.ok(
+        &[
+            "dsr", "new", "--type", "erasure", "--user", &subject, "--json",
+        ],
+        &[],
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let code = created["verification_code"].as_str().unwrap().to_owned();
+    // Unverified: refused, exit 1.
+    let out = cli.run(&["dsr", "run", &id], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not verified"),
+        "{}",
+        text(&out.stderr)
+    );
+    cli.ok(&["dsr", "verify", &id, "--code", &code], &[]);
+
+    // Kill -9 as soon as the first step reports.
+    let mut cmd = cli.command(&["dsr", "run", &id, "--json"]);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"revoke_sessions\""), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["dsr", "show", &id, "--json"], &[])).unwrap();
+    assert_eq!(shown["request"]["status"], "in_progress");
+
+    let out = cli.ok(&["dsr", "run", &id, "--json"], &[]);
+    let outcome: serde_json::Value =
+        serde_json::from_str(&out[out.find("{\n").expect("the outcome as JSON")..]).unwrap();
+    assert_eq!(outcome["kind"], "erased", "{out}");
+    assert_eq!(outcome["receipt"]["scan"]["hits"], serde_json::json!([]));
+    assert_eq!(
+        cli.ok(&["dsr", "list", "--status", "completed", "--json"], &[])
+            .matches(&id)
+            .count(),
+        1
+    );
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cli.url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = $1")
+        .bind(&subject)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(left, 0);
+    assert!(cli.ok(&["audit", "verify"], &[]).starts_with("ok:"));
+}

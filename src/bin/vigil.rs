@@ -514,6 +514,13 @@ struct BenchArgs {
     /// Skip timing a rotation of the `pii` key over the seeded rows.
     #[arg(long)]
     no_rotate: bool,
+    /// Measure data-subject requests instead: a subject with --subject-comments comments among
+    /// the seeded platform (access and portability exports, whole-database scan, erasure).
+    #[arg(long)]
+    dsr: bool,
+    /// The subject's comments for --dsr.
+    #[arg(long, default_value_t = 100_000)]
+    subject_comments: u32,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -1351,6 +1358,46 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
     // The scratch administrator's key pair goes into a scratch file keystore, not the keychain.
     let keystore = FileKeystore::open(&scratch.path().join("keys"))?;
     let bar = progress_bar(a.json);
+    if a.dsr {
+        let report = bench::dsr(
+            &store,
+            &keystore,
+            bench::DsrBenchOptions {
+                seed: opts.seed,
+                subject_comments: a.subject_comments,
+            },
+            &mut |p| show(&bar, p),
+        )
+        .await;
+        bar.finish_and_clear();
+        let r = report.context("benchmark failed")?;
+        if a.json {
+            print_json(&r)?;
+        } else {
+            println!("backend:            {}", r.backend);
+            println!(
+                "platform rows:      {} (subject: {} comments)",
+                r.platform_rows, r.subject_comments
+            );
+            println!(
+                "access export:      {:.2} s ({} bytes of JSON, plus HTML)",
+                r.access_export_seconds, r.access_json_bytes
+            );
+            println!(
+                "portability export: {:.2} s (zip)",
+                r.portability_export_seconds
+            );
+            println!(
+                "residual scan:      {:.2} s over the whole database ({} sealed values opened)",
+                r.scan_seconds, r.scan_values_opened
+            );
+            println!(
+                "erasure:            {:.2} s with its scan ({} rows changed)",
+                r.erasure_seconds, r.erasure_rows
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = bench::run(&store, &keystore, opts, &mut |p| show(&bar, p)).await;
     bar.finish_and_clear();
     let report = report.context("benchmark failed")?;

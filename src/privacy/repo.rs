@@ -1197,10 +1197,17 @@ pub(super) async fn scan_table(
             .collect::<Vec<_>>()
             .join(" OR ")
     };
+    // One lower-cased concatenation of the row's text columns per pattern: a cheap pre-filter
+    // (the caller confirms each column on its own).
     let mut conds = Vec::new();
-    for c in text_cols {
+    if !text_cols.is_empty() {
+        let joined = text_cols
+            .iter()
+            .map(|c| format!("COALESCE({}, '')", q(c)))
+            .collect::<Vec<_>>()
+            .join(" || ' ' || ");
         for p in &pattern_params {
-            conds.push(format!("lower({}) LIKE {p} ESCAPE '\\'", q(c)));
+            conds.push(format!("lower({joined}) LIKE {p} ESCAPE '\\'"));
         }
     }
     let mut flags = Vec::new();

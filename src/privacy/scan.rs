@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -218,11 +220,24 @@ pub(super) async fn scan(
             byte_needles.push(b);
         }
     }
-    for (table, (text_cols, byte_cols)) in &by_table {
+    // The tables are scanned a few at a time, on their own connections, while the sealed
+    // columns are opened.
+    let tables = futures_util::stream::iter(by_table.iter())
+        .map(|(table, (text_cols, byte_cols))| {
+            let (patterns, byte_needles) = (&patterns, &byte_needles);
+            async move {
+                let rows =
+                    repo::scan_table(store, table, text_cols, byte_cols, patterns, byte_needles)
+                        .await?;
+                Ok::<_, PrivacyError>((table, text_cols, byte_cols, rows))
+            }
+        })
+        .buffer_unordered(3)
+        .try_collect::<Vec<_>>();
+    let (tables, sealed) = tokio::join!(tables, open_sealed(store, ring, &needles, subject));
+    for (table, text_cols, byte_cols, rows) in tables? {
         report.tables += 1;
         report.columns += (text_cols.len() + byte_cols.len()) as u64;
-        let rows =
-            repo::scan_table(store, table, text_cols, byte_cols, &patterns, &byte_needles).await?;
         for (texts, byte_flags) in rows {
             for (col, value) in text_cols.iter().zip(&texts) {
                 let Some(v) = value else { continue };
@@ -251,61 +266,14 @@ pub(super) async fn scan(
             }
         }
     }
-
-    // 2. Sealed columns, opened with every live version of the `pii` key.
-    let mut keys: HashMap<u32, Arc<SymmetricKey>> = HashMap::new();
-    for v in crate::keys::live_versions(store, Purpose::Pii).await? {
-        keys.insert(v.0, ring.key(store, Purpose::Pii, v).await?);
+    let sealed = sealed?;
+    report.columns += sealed.columns;
+    report.values_opened += sealed.opened;
+    for (key, c) in sealed.hits {
+        *hits.entry(key).or_default() += c;
     }
-    let own = subject.map(|s| s.to_string());
-    for spec in sealed_specs {
-        let SpecKind::Sealed(cols) = &spec.kind else {
-            continue;
-        };
-        for col in *cols {
-            report.columns += 1;
-            let mut local: BTreeMap<(String, Kind, bool), u64> = BTreeMap::new();
-            let mut unreadable = 0u64;
-            let n = repo::for_each_sealed(store, spec.table, spec.id_col, col, |row, sealed| {
-                let Ok(version) = field::key_version(&sealed) else {
-                    unreadable += 1;
-                    return;
-                };
-                let Some(key) = keys.get(&version.0) else {
-                    unreadable += 1;
-                    return;
-                };
-                let Ok(plain) = field::open(key, &Place::new(spec.table, col, &row), &sealed)
-                else {
-                    unreadable += 1;
-                    return;
-                };
-                let lower = String::from_utf8_lossy(&plain).to_lowercase();
-                for (kind, needle) in &needles {
-                    if contains(&lower, needle, kind.whole_word()) {
-                        let is_shared = spec.table == "users"
-                            && *kind == Kind::Phone
-                            && own.as_deref() != Some(row.as_str());
-                        local
-                            .entry((format!("{}.{col}", spec.table), *kind, is_shared))
-                            .and_modify(|c| *c += 1)
-                            .or_insert(1);
-                    }
-                }
-            })
-            .await?;
-            report.values_opened += n - unreadable;
-            if unreadable > 0 {
-                // A value that cannot be opened cannot be shown clean.
-                *hits
-                    .entry((format!("{}.{col} (unreadable)", spec.table), Kind::Email))
-                    .or_default() += unreadable;
-            }
-            for ((place, kind, is_shared), c) in local {
-                let bucket = if is_shared { &mut shared } else { &mut hits };
-                *bucket.entry((place, kind)).or_default() += c;
-            }
-        }
+    for (key, c) in sealed.shared {
+        *shared.entry(key).or_default() += c;
     }
 
     // 3. Blind indexes of the email, under every live version of the key.
@@ -380,6 +348,85 @@ pub(super) async fn scan(
     report.hits = list(hits);
     report.shared = list(shared);
     Ok(report)
+}
+
+/// What opening the sealed columns found.
+#[derive(Default)]
+struct Sealed {
+    columns: u64,
+    opened: u64,
+    hits: BTreeMap<(String, Kind), u64>,
+    shared: BTreeMap<(String, Kind), u64>,
+}
+
+/// Opens every sealed `pii` column with every live version of the key and compares.
+async fn open_sealed(
+    store: &Store,
+    ring: &KeyRing,
+    needles: &[(Kind, String)],
+    subject: Option<uuid::Uuid>,
+) -> Result<Sealed, PrivacyError> {
+    let mut out = Sealed::default();
+    let mut keys: HashMap<u32, Arc<SymmetricKey>> = HashMap::new();
+    for v in crate::keys::live_versions(store, Purpose::Pii).await? {
+        keys.insert(v.0, ring.key(store, Purpose::Pii, v).await?);
+    }
+    let own = subject.map(|s| s.to_string());
+    for spec in specs(Purpose::Pii) {
+        let SpecKind::Sealed(cols) = &spec.kind else {
+            continue;
+        };
+        for col in *cols {
+            out.columns += 1;
+            let mut local: BTreeMap<(String, Kind, bool), u64> = BTreeMap::new();
+            let mut unreadable = 0u64;
+            let n = repo::for_each_sealed(store, spec.table, spec.id_col, col, |row, sealed| {
+                let Ok(version) = field::key_version(&sealed) else {
+                    unreadable += 1;
+                    return;
+                };
+                let Some(key) = keys.get(&version.0) else {
+                    unreadable += 1;
+                    return;
+                };
+                let Ok(plain) = field::open(key, &Place::new(spec.table, col, &row), &sealed)
+                else {
+                    unreadable += 1;
+                    return;
+                };
+                let lower = String::from_utf8_lossy(&plain).to_lowercase();
+                for (kind, needle) in needles {
+                    if contains(&lower, needle, kind.whole_word()) {
+                        let is_shared = spec.table == "users"
+                            && *kind == Kind::Phone
+                            && own.as_deref() != Some(row.as_str());
+                        local
+                            .entry((format!("{}.{col}", spec.table), *kind, is_shared))
+                            .and_modify(|c| *c += 1)
+                            .or_insert(1);
+                    }
+                }
+            })
+            .await?;
+            out.opened += n - unreadable;
+            if unreadable > 0 {
+                // A value that cannot be opened cannot be shown clean.
+                *out.hits
+                    .entry((format!("{}.{col} (unreadable)", spec.table), Kind::Email))
+                    .or_default() += unreadable;
+            }
+            for ((place, kind, is_shared), c) in local {
+                let bucket = if is_shared {
+                    &mut out.shared
+                } else {
+                    &mut out.hits
+                };
+                *bucket.entry((place, kind)).or_default() += c;
+            }
+        }
+    }
+
+    Ok(out)
 }
 
 fn like_escape(s: &str) -> String {
