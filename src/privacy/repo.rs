@@ -470,7 +470,7 @@ pub(super) async fn artifacts_of(store: &Store, id: &str) -> Result<Vec<Artifact
 pub(super) async fn timeline_of(store: &Store, id: &str) -> Result<Vec<TimelineEntry>> {
     let rows = sqlx::query(
         "SELECT a.seq, a.at, COALESCE(u.username, a.actor), a.action, a.details \
-         FROM audit_log a LEFT JOIN users u ON 'user:' || u.id = a.actor \
+         FROM audit_log a LEFT JOIN users u ON u.id = substr(a.actor, 6) AND a.actor LIKE 'user:%' \
          WHERE a.target = $1 ORDER BY a.seq",
     )
     .bind(id)
