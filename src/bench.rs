@@ -116,18 +116,7 @@ pub async fn run(
         return Err(BenchError::NotScratch);
     }
     let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
-    let name = Username::parse("bench-admin").map_err(|e| step(&e))?;
-    let secret = auth::random_password(24);
-    let password = Password::parse_for_operator(&secret, &name).map_err(|e| step(&e))?;
-    auth::bootstrap_admin(store, keystore, &name, &password, KeyBits::B2048)
-        .await
-        .map_err(|e| step(&e))?;
-    let actor = auth::authenticate(store, name.as_str(), &secret)
-        .await
-        .map_err(|e| step(&e))?;
-    let ring = keys::unlock(store, keystore, &actor, &secret)
-        .await
-        .map_err(|e| step(&e))?;
+    let (actor, ring, secret) = scratch_admin(store, keystore, &[]).await?;
 
     let t = Instant::now();
     let seeded = demo::seed(store, &actor, &ring, opts.seed, progress)
@@ -200,7 +189,7 @@ pub async fn run(
         let outcome = auth::login(
             store,
             Some(keystore),
-            name.as_str(),
+            actor.username().as_str(),
             &secret,
             &auth::LoginSource::default(),
         )
@@ -369,6 +358,39 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
+/// Creates the scratch database's administrator (with `extra` roles too), signs in and
+/// unlocks their keys. Returns the actor, their key ring and their random password.
+async fn scratch_admin(
+    store: &Store,
+    keystore: &dyn Keystore,
+    extra: &[crate::rbac::Role],
+) -> Result<(auth::Actor, keys::KeyRing, zeroize::Zeroizing<String>), BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let name = Username::parse("bench-admin").map_err(|e| step(&e))?;
+    let secret = zeroize::Zeroizing::new(auth::random_password(24));
+    let password = Password::parse_for_operator(&secret, &name).map_err(|e| step(&e))?;
+    auth::bootstrap_admin(store, keystore, &name, &password, KeyBits::B2048)
+        .await
+        .map_err(|e| step(&e))?;
+    if !extra.is_empty() {
+        let admin = auth::authenticate(store, name.as_str(), &secret)
+            .await
+            .map_err(|e| step(&e))?;
+        let mut roles = vec![crate::rbac::Role::Admin];
+        roles.extend_from_slice(extra);
+        auth::users::set_roles(store, &admin, name.as_str(), &roles)
+            .await
+            .map_err(|e| step(&e))?;
+    }
+    let actor = auth::authenticate(store, name.as_str(), &secret)
+        .await
+        .map_err(|e| step(&e))?;
+    let ring = keys::unlock(store, keystore, &actor, &secret)
+        .await
+        .map_err(|e| step(&e))?;
+    Ok((actor, ring, secret))
+}
+
 /// What the data-subject request benchmark measures on.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct DsrBenchOptions {
@@ -416,33 +438,9 @@ pub async fn dsr(
         return Err(BenchError::NotScratch);
     }
     let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
-    let name = Username::parse("bench-admin").map_err(|e| step(&e))?;
-    let secret = auth::random_password(24);
-    let password = Password::parse_for_operator(&secret, &name).map_err(|e| step(&e))?;
-    auth::bootstrap_admin(store, keystore, &name, &password, KeyBits::B2048)
-        .await
-        .map_err(|e| step(&e))?;
-    let admin = auth::authenticate(store, name.as_str(), &secret)
-        .await
-        .map_err(|e| step(&e))?;
     // The scratch administrator also takes the compliance officer's role for the requests.
-    auth::users::set_roles(
-        store,
-        &admin,
-        name.as_str(),
-        &[
-            crate::rbac::Role::Admin,
-            crate::rbac::Role::ComplianceOfficer,
-        ],
-    )
-    .await
-    .map_err(|e| step(&e))?;
-    let actor = auth::authenticate(store, name.as_str(), &secret)
-        .await
-        .map_err(|e| step(&e))?;
-    let ring = keys::unlock(store, keystore, &actor, &secret)
-        .await
-        .map_err(|e| step(&e))?;
+    let (actor, ring, _) =
+        scratch_admin(store, keystore, &[crate::rbac::Role::ComplianceOfficer]).await?;
     demo::seed(store, &actor, &ring, opts.seed, progress)
         .await
         .map_err(|e| step(&e))?;

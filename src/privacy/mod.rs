@@ -545,10 +545,7 @@ pub async fn reissue_code(
     rbac::require(actor, Permission::DsrManage)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
-    let row = repo::request_for_update(&mut tx, &id.to_string())
-        .await?
-        .ok_or(PrivacyError::NotFound)?;
-    let status = row.status()?;
+    let (_, status) = locked(&mut tx, id).await?;
     if !matches!(status, RequestStatus::Received | RequestStatus::Verifying) {
         return Err(PrivacyError::WrongState {
             status: status.as_str(),
@@ -594,10 +591,7 @@ pub async fn verify_code_at(
 ) -> Result<Request, PrivacyError> {
     rbac::require(actor, Permission::DsrManage)?;
     let mut tx = store.begin().await?;
-    let row = repo::request_for_update(&mut tx, &id.to_string())
-        .await?
-        .ok_or(PrivacyError::NotFound)?;
-    let status = row.status()?;
+    let (row, status) = locked(&mut tx, id).await?;
     if status != RequestStatus::Verifying {
         return Err(PrivacyError::WrongState {
             status: status.as_str(),
@@ -663,10 +657,7 @@ pub async fn verify_token(
             other => PrivacyError::TokenRefused(other.to_string()),
         })?;
     let mut tx = store.begin().await?;
-    let row = repo::request_for_update(&mut tx, &id.to_string())
-        .await?
-        .ok_or(PrivacyError::NotFound)?;
-    let status = row.status()?;
+    let (row, status) = locked(&mut tx, id).await?;
     if !matches!(status, RequestStatus::Received | RequestStatus::Verifying) {
         return Err(PrivacyError::WrongState {
             status: status.as_str(),
@@ -788,10 +779,7 @@ pub async fn extend(
     let reason = clean_reason(reason)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
-    let row = repo::request_for_update(&mut tx, &id.to_string())
-        .await?
-        .ok_or(PrivacyError::NotFound)?;
-    let status = row.status()?;
+    let (row, status) = locked(&mut tx, id).await?;
     if status.is_closed() {
         return Err(PrivacyError::WrongState {
             status: status.as_str(),
@@ -854,10 +842,7 @@ async fn close(
     let reason = clean_reason(reason)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
-    let row = repo::request_for_update(&mut tx, &id.to_string())
-        .await?
-        .ok_or(PrivacyError::NotFound)?;
-    let status = row.status()?;
+    let (_, status) = locked(&mut tx, id).await?;
     // A request whose erasure has begun cannot be abandoned half-way: it must be resumed.
     if status.is_closed() || status == RequestStatus::InProgress {
         return Err(PrivacyError::WrongState {
@@ -960,6 +945,18 @@ pub async fn identifiers_of(
     scan::identifiers(store, ring, id)
         .await?
         .ok_or(PrivacyError::SubjectNotFound)
+}
+
+/// The request, locked for the rest of the transaction, and its status.
+async fn locked(
+    tx: &mut crate::store::Tx,
+    id: RequestId,
+) -> Result<(repo::RequestRow, RequestStatus), PrivacyError> {
+    let row = repo::request_for_update(tx, &id.to_string())
+        .await?
+        .ok_or(PrivacyError::NotFound)?;
+    let status = row.status()?;
+    Ok((row, status))
 }
 
 async fn get(store: &Store, id: RequestId, now: Timestamp) -> Result<Request, PrivacyError> {
