@@ -28,6 +28,20 @@ const COMMANDS: &[&str] = &[
     "audit_list",
     "audit_verify",
     "settings_show",
+    "dsr_list",
+    "dsr_create",
+    "dsr_show",
+    "dsr_verify_code",
+    "dsr_reissue_code",
+    "dsr_extend",
+    "dsr_reject",
+    "dsr_withdraw",
+    "dsr_run",
+    "dsr_default_export_dir",
+    "holds_list",
+    "hold_place",
+    "hold_release",
+    "demo_seed",
 ];
 
 fn main() {

@@ -110,7 +110,7 @@ pub async fn run(
     store: &Store,
     keystore: &dyn Keystore,
     opts: BenchOptions,
-    progress: &mut dyn FnMut(SeedProgress),
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<BenchReport, BenchError> {
     if auth::is_initialised(store).await? {
         return Err(BenchError::NotScratch);
@@ -431,7 +431,7 @@ pub async fn dsr(
     store: &Store,
     keystore: &dyn Keystore,
     opts: DsrBenchOptions,
-    progress: &mut dyn FnMut(SeedProgress),
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<DsrBenchReport, BenchError> {
     use crate::privacy::{self, Flow, RequestKind, RunOptions, RunOutcome, SubjectRef};
     if auth::is_initialised(store).await? {

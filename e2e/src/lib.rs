@@ -96,13 +96,63 @@ impl App {
 
     /// The first element matching `css`, waiting up to 20 s.
     pub async fn wait_css(&self, css: &str) -> Result<Element> {
+        self.wait_css_for(css, Duration::from_secs(20)).await
+    }
+
+    /// The first element matching `css`, waiting up to `limit` (for slow work such as seeding).
+    pub async fn wait_css_for(&self, css: &str, limit: Duration) -> Result<Element> {
         Ok(self
             .client
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(limit)
             .for_element(Locator::Css(css))
             .await
             .map_err(|e| format!("{css}: {e}"))?)
+    }
+
+    /// Waits (up to 20 s) until no element matches `css`.
+    pub async fn wait_gone(&self, css: &str) -> Result<()> {
+        for _ in 0..100 {
+            if self.client.find_all(Locator::Css(css)).await?.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!("{css} is still on the page").into())
+    }
+
+    /// Chooses the option with `value` in the `<select>` with this `data-testid`, as a person
+    /// picking it would (the value changes, then a `change` event).
+    pub async fn select(&self, testid: &str, value: &str) -> Result<()> {
+        let css = format!("[data-testid=\"{testid}\"]");
+        self.wait_css(&css).await?;
+        let found = self
+            .client
+            .execute(
+                "const [css, value] = arguments;
+                 const el = document.querySelector(css);
+                 if (![...el.options].some((o) => o.value === value)) return false;
+                 el.value = value;
+                 el.dispatchEvent(new Event('change', { bubbles: true }));
+                 return true;",
+                vec![css.clone().into(), value.into()],
+            )
+            .await?;
+        if found != serde_json::Value::Bool(true) {
+            return Err(format!("{css} has no option {value:?}").into());
+        }
+        Ok(())
+    }
+
+    /// The value of attribute `name` of every element matching `css`, in page order.
+    pub async fn attrs(&self, css: &str, name: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in self.client.find_all(Locator::Css(css)).await? {
+            if let Some(v) = e.attr(name).await? {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether an element with this `data-testid` is on the page now.

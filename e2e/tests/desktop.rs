@@ -1,7 +1,11 @@
 //! The desktop app end to end, in its real window: first-run setup, MFA enrolment from the
 //! on-screen secret, sign-out, sign-in with password and TOTP, a moderator created and signed
 //! in who sees no admin screens and whose direct calls to admin commands are refused, and the
-//! audit screen showing all of it with a verified chain. Run by scripts/e2e.
+//! audit screen showing all of it with a verified chain; then demo data loaded from Settings, a
+//! compliance officer created, given their data keys, and working data-subject requests: an
+//! overdue one received by post, and an erasure verified with the subject's code (a wrong code
+//! refused first), run with live step progress, and its receipt showing a clean residual scan.
+//! Run by scripts/e2e.
 
 use vigil_e2e::{fresh_totp, totp_now, App, Result};
 
@@ -9,6 +13,8 @@ const ADMIN: &str = "root-admin";
 const ADMIN_PASSWORD: &str = "correct horse battery 42";
 const MODERATOR: &str = "mod-morgan";
 const MODERATOR_PASSWORD: &str = "moderation shift 77 nights";
+const OFFICER: &str = "dpo-dana";
+const OFFICER_PASSWORD: &str = "subject rights within one month";
 
 async fn sign_in(app: &App, username: &str, password: &str) -> Result<()> {
     app.fill("login-username", username).await?;
@@ -78,7 +84,11 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
         .find_all(fantoccini::Locator::Css("[data-testid=\"backup-code\"]"))
         .await?;
     assert_eq!(codes.len(), 10, "ten backup codes shown once");
-    let backup_code = codes[3].text().await?.trim().to_owned();
+    let mut backup_codes = Vec::new();
+    for c in &codes {
+        backup_codes.push(c.text().await?.trim().to_owned());
+    }
+    let backup_code = backup_codes[3].clone();
     app.screenshot("backup-codes").await?;
     app.click("backup-codes-done").await?;
     app.wait_text("mfa-status", "On").await?;
@@ -167,6 +177,18 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
             serde_json::json!({ "req": { "username": "sneaky-admin", "roles": ["admin"] } }),
         ),
         ("audit_verify", serde_json::json!({})),
+        (
+            "dsr_list",
+            serde_json::json!({ "req": { "status": null, "kind": null, "overdue": false, "due_soon": false } }),
+        ),
+        (
+            "holds_list",
+            serde_json::json!({ "req": { "include_released": false } }),
+        ),
+        (
+            "demo_seed",
+            serde_json::json!({ "req": { "users": 10, "comments": 0, "days": 1 } }),
+        ),
     ] {
         let refused = app
             .invoke(command, args)
@@ -215,6 +237,165 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.click("nav-settings").await?;
     app.el("settings").await?;
     app.screenshot("settings").await?;
+
+    data_subject_requests(app, &backup_codes[4]).await
+}
+
+/// Demo data, a compliance officer with data keys, and the officer's requests.
+async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()> {
+    // The administrator loads demo data from Settings (a small platform).
+    app.click("demo-load").await?;
+    app.click("confirm-ok").await?;
+    let loaded = app
+        .wait_css_for(
+            "[data-testid=\"demo-result\"]",
+            std::time::Duration::from_secs(180),
+        )
+        .await?;
+    assert_eq!(loaded.attr("data-users").await?.as_deref(), Some("200"));
+
+    // A compliance officer: created with a temporary password, signs in (which makes their key
+    // pair on this machine) and chooses their own password.
+    app.click("nav-users").await?;
+    app.click("users-create").await?;
+    app.fill("create-username", OFFICER).await?;
+    app.set_checked("create-role-compliance_officer", true)
+        .await?;
+    app.set_checked("create-role-moderator", false).await?;
+    app.set_checked("create-role-admin", false).await?;
+    app.click("create-submit").await?;
+    let temporary = app.text("temporary-password").await?.trim().to_owned();
+    app.click("temporary-password-done").await?;
+    sign_out(app).await?;
+    sign_in(app, OFFICER, &temporary).await?;
+    app.fill("pw-current", &temporary).await?;
+    app.fill("pw-new", OFFICER_PASSWORD).await?;
+    app.fill("pw-confirm", OFFICER_PASSWORD).await?;
+    app.click("pw-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), OFFICER);
+    app.el("nav-requests").await?;
+    app.el("nav-holds").await?;
+    assert!(
+        !app.present("nav-keys").await?,
+        "no keys screen for an officer"
+    );
+
+    // The administrator grants the officer's new key pair the data keys (emails and phone
+    // numbers are sealed; an erasure opens them to prove they are gone).
+    sign_out(app).await?;
+    sign_in(app, ADMIN, ADMIN_PASSWORD).await?;
+    app.fill("mfa-code", admin_backup_code).await?;
+    app.click("mfa-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    app.click("nav-keys").await?;
+    app.click(&format!("keys-grant-{OFFICER}")).await?;
+    app.wait_gone(&format!("[data-testid=\"keys-grant-{OFFICER}\"]"))
+        .await?;
+
+    // The officer picks two platform users off the Users screen.
+    sign_out(app).await?;
+    sign_in(app, OFFICER, OFFICER_PASSWORD).await?;
+    assert_eq!(app.text("current-user").await?.trim(), OFFICER);
+    app.click("nav-users").await?;
+    app.el("users-table").await?;
+    app.select("users-filter-kind", "platform").await?;
+    app.wait_css("[data-testid=\"users-total\"][data-total=\"200\"]")
+        .await?;
+    let platform_users = app
+        .attrs("[data-testid=\"users-row\"]", "data-username")
+        .await?;
+    assert!(platform_users.len() >= 2, "demo users listed");
+    let (by_post, to_erase) = (platform_users[0].clone(), platform_users[1].clone());
+
+    // A request that came by post 40 days ago: past its one-month deadline, so overdue.
+    app.click("nav-requests").await?;
+    app.el("dsr-table").await?;
+    app.click("dsr-new").await?;
+    app.select("dsr-new-kind", "access").await?;
+    app.fill("dsr-new-subject", &by_post).await?;
+    let forty_days_ago = vigil::store::Timestamp::from_micros(
+        vigil::store::Timestamp::now().micros() - 40 * 86_400 * 1_000_000,
+    )
+    .to_rfc3339()[..10]
+        .to_owned();
+    app.fill("dsr-new-received", &forty_days_ago).await?;
+    app.click("dsr-new-submit").await?;
+    app.el("dsr-code").await?;
+    app.click("dsr-code-close").await?;
+    let overdue = app
+        .wait_css("[data-testid=\"dsr-row\"][data-kind=\"access\"][data-due=\"overdue\"]")
+        .await?;
+    assert!(overdue.text().await?.contains("Overdue"));
+
+    // An erasure request for the second user; the code is shown once.
+    app.click("dsr-new").await?;
+    app.select("dsr-new-kind", "erasure").await?;
+    app.fill("dsr-new-subject", &to_erase).await?;
+    app.click("dsr-new-submit").await?;
+    let code = app.text("dsr-code").await?.trim().to_owned();
+    assert_eq!(code.len(), 11, "a code like K7QX2-MPA9D: {code:?}");
+    app.click("dsr-code-close").await?;
+    let erasure_row = "[data-testid=\"dsr-row\"][data-kind=\"erasure\"][data-status=\"verifying\"]";
+    app.wait_css(erasure_row).await?;
+    app.wait_gone("[data-testid=\"dsr-code-dialog\"][open]")
+        .await?;
+    app.screenshot("dsr-inbox").await?;
+
+    // Verification: a wrong code is refused and uses an attempt; the right one verifies.
+    app.wait_css(&format!("{erasure_row} .row-link"))
+        .await?
+        .click()
+        .await?;
+    app.el("dsr-verification").await?;
+    let wrong = if code == "AAAAA-AAAAA" {
+        "BBBBB-BBBBB"
+    } else {
+        "AAAAA-AAAAA"
+    };
+    app.fill("dsr-verify-code", wrong).await?;
+    app.click("dsr-verify-submit").await?;
+    let refused = app.text("dsr-verify-error").await?;
+    assert!(refused.contains("4 attempts left"), "{refused}");
+    app.wait_css("[data-testid=\"dsr-attempts-left\"][data-attempts-left=\"4\"]")
+        .await?;
+    app.fill("dsr-verify-code", &code).await?;
+    app.click("dsr-verify-submit").await?;
+    app.wait_css("[data-testid=\"dsr-status\"][data-status=\"verified\"]")
+        .await?;
+
+    // The erasure runs step by step; the steps show as they go.
+    app.click("dsr-run").await?;
+    app.click("confirm-ok").await?;
+    app.wait_css("[data-testid=\"dsr-step\"]").await?;
+    app.wait_css_for(
+        "[data-testid=\"dsr-status\"][data-status=\"completed\"]",
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
+    app.wait_css("[data-testid=\"dsr-steps\"][data-running=\"false\"]")
+        .await?;
+    let states = app
+        .attrs("[data-testid=\"dsr-step\"]", "data-state")
+        .await?;
+    assert_eq!(states.len(), 9, "the erasure plan's steps: {states:?}");
+    assert!(states.iter().all(|s| s == "done"), "{states:?}");
+    let names = app.attrs("[data-testid=\"dsr-step\"]", "data-name").await?;
+    assert_eq!(names.last().map(String::as_str), Some("residual_scan"));
+    // (Once the notifications have faded, so they cover nothing.)
+    app.wait_gone(".toast").await?;
+    app.screenshot("dsr-run").await?;
+
+    // The receipt: every step with its rows, and the residual scan found nothing.
+    app.click("dsr-receipt-open").await?;
+    app.el("dsr-receipt").await?;
+    let hits = app.el("dsr-receipt-hits").await?;
+    assert_eq!(hits.attr("data-hits").await?.as_deref(), Some("0"));
+    let seq = app.text("dsr-receipt-seq").await?;
+    assert!(seq.starts_with('#'), "the receipt's audit entry: {seq}");
+    app.screenshot("dsr-receipt").await?;
+    app.click("dsr-receipt-close").await?;
+    app.wait_css("[data-testid=\"dsr-timeline-entry\"][data-action=\"dsr.erasure_receipt\"]")
+        .await?;
     Ok(())
 }
 

@@ -9,8 +9,10 @@ use ts_rs::TS;
 use vigil::auth::tokens::TokenError;
 use vigil::auth::users::DirectoryError;
 use vigil::auth::{AuthError, BootstrapError, LoginError, PasswordChangeError};
+use vigil::demo::DemoError;
 use vigil::keys::KeyError;
 use vigil::mfa::MfaError;
+use vigil::privacy::PrivacyError;
 use vigil::store::StoreError;
 
 /// What kind of failure, for the UI to branch on.
@@ -46,6 +48,18 @@ pub enum ErrorCode {
     Conflict,
     /// This machine holds no usable key pair, or it lacks the grant needed.
     KeysUnavailable,
+    /// A legal hold or an open incident blocks the erasure; the message lists them.
+    Held,
+    /// The data subject's identity is not verified yet: the request cannot run.
+    NotVerified,
+    /// The verification code (or token) was wrong; the message says how many tries are left.
+    CodeInvalid,
+    /// Too many wrong codes: a new code must be issued.
+    VerificationLocked,
+    /// The verification code expired: a new code must be issued.
+    CodeExpired,
+    /// A file could not be written.
+    Io,
     /// The database cannot be reached or failed.
     Database,
     /// Something unexpected; the message says what.
@@ -240,6 +254,44 @@ impl From<vigil::audit::AuditError> for CommandError {
     }
 }
 
+impl From<PrivacyError> for CommandError {
+    fn from(e: PrivacyError) -> Self {
+        use PrivacyError as P;
+        let code = match &e {
+            P::Keys(_) | P::Store(_) => {
+                return match e {
+                    P::Keys(k) => k.into(),
+                    P::Store(s) => s.into(),
+                    _ => Self::new(ErrorCode::Internal, e.to_string()),
+                };
+            }
+            P::Forbidden(_) => ErrorCode::Forbidden,
+            P::NotFound | P::SubjectNotFound => ErrorCode::NotFound,
+            P::WrongState { .. } | P::Stopped { .. } => ErrorCode::Conflict,
+            P::NotVerified => ErrorCode::NotVerified,
+            P::WrongCode { .. } | P::TokenRefused(_) => ErrorCode::CodeInvalid,
+            P::CodeExpired => ErrorCode::CodeExpired,
+            P::VerificationLocked => ErrorCode::VerificationLocked,
+            P::Invalid(_) => ErrorCode::InvalidInput,
+            P::Held { .. } => ErrorCode::Held,
+            P::Io(_) => ErrorCode::Io,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<DemoError> for CommandError {
+    fn from(e: DemoError) -> Self {
+        match e {
+            DemoError::Forbidden(f) => f.into(),
+            DemoError::Keys(k) => k.into(),
+            DemoError::Store(s) => s.into(),
+            DemoError::Invalid(_) => Self::invalid(e.to_string()),
+            DemoError::NotEmpty(_) => Self::new(ErrorCode::Conflict, e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +329,49 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(CommandError::from(error).code, code);
         }
+    }
+
+    #[test]
+    fn privacy_refusals_keep_their_distinct_codes() {
+        let cases = [
+            (PrivacyError::NotVerified, ErrorCode::NotVerified),
+            (
+                PrivacyError::WrongCode { attempts_left: 3 },
+                ErrorCode::CodeInvalid,
+            ),
+            (PrivacyError::CodeExpired, ErrorCode::CodeExpired),
+            (
+                PrivacyError::VerificationLocked,
+                ErrorCode::VerificationLocked,
+            ),
+            (
+                PrivacyError::Held {
+                    reasons: vec!["legal hold h1: litigation".into()],
+                },
+                ErrorCode::Held,
+            ),
+            (PrivacyError::Io("disk full".into()), ErrorCode::Io),
+            (PrivacyError::SubjectNotFound, ErrorCode::NotFound),
+            (
+                PrivacyError::WrongState {
+                    status: "completed",
+                    action: "running",
+                },
+                ErrorCode::Conflict,
+            ),
+            (
+                PrivacyError::Keys(KeyError::NoKeyPairHere),
+                ErrorCode::KeysUnavailable,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(CommandError::from(error).code, code);
+        }
+        let wrong = CommandError::from(PrivacyError::WrongCode { attempts_left: 3 });
+        assert!(
+            wrong.message.contains("3 attempts left"),
+            "{}",
+            wrong.message
+        );
     }
 }

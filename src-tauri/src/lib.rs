@@ -54,6 +54,20 @@ pub fn run() {
             commands::audit::audit_list,
             commands::audit::audit_verify,
             commands::settings::settings_show,
+            commands::privacy::dsr_list,
+            commands::privacy::dsr_create,
+            commands::privacy::dsr_show,
+            commands::privacy::dsr_verify_code,
+            commands::privacy::dsr_reissue_code,
+            commands::privacy::dsr_extend,
+            commands::privacy::dsr_reject,
+            commands::privacy::dsr_withdraw,
+            commands::privacy::dsr_run,
+            commands::privacy::dsr_default_export_dir,
+            commands::privacy::holds_list,
+            commands::privacy::hold_place,
+            commands::privacy::hold_release,
+            commands::demo::demo_seed,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("error while running the Vigil desktop shell");

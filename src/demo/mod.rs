@@ -115,7 +115,7 @@ pub async fn seed(
     actor: &Actor,
     ring: &KeyRing,
     opts: SeedOptions,
-    progress: &mut dyn FnMut(SeedProgress),
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<SeedReport, DemoError> {
     let _permit = rbac::require(actor, Permission::DemoSeed)?;
     if opts.users == 0 || opts.users > 10_000_000 {
@@ -167,7 +167,7 @@ async fn load(
     keys: &WriteKeys,
     opts: SeedOptions,
     report: &mut SeedReport,
-    progress: &mut dyn FnMut(SeedProgress),
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<(), DemoError> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     // Anchor the history to the current hour so reruns with the same seed match.
@@ -465,4 +465,17 @@ fn ordered_id(rng: &mut ChaCha8Rng, at_micros: i64) -> uuid::Uuid {
     rng.fill(&mut bytes);
     let millis = u64::try_from(at_micros / 1_000).unwrap_or(0);
     uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+}
+
+/// The desktop shell awaits the seed inside a command, whose future must be `Send`.
+#[allow(dead_code)]
+fn seed_is_send(
+    store: &Store,
+    actor: &Actor,
+    ring: &KeyRing,
+    options: SeedOptions,
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
+) {
+    fn send<T: Send>(_: T) {}
+    send(seed(store, actor, ring, options, progress));
 }

@@ -16,6 +16,7 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::scan::open_user_field;
 use super::{repo, Correction, Flow, PrivacyError, RequestId, RequestKind, RunProgress};
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::auth::Actor;
@@ -191,27 +192,14 @@ async fn collect(
     let p = repo::profile(store, &id)
         .await?
         .ok_or(PrivacyError::SubjectNotFound)?;
-    let open = |col: &'static str, sealed: &Option<Vec<u8>>| {
-        let id = id.clone();
-        let sealed = sealed.clone();
-        async move {
-            match sealed {
-                None => Ok::<_, PrivacyError>(None),
-                Some(s) => Ok(Some(
-                    String::from_utf8_lossy(
-                        &ring
-                            .open_field(store, Purpose::Pii, &Place::new("users", col, &id), &s)
-                            .await?,
-                    )
-                    .into_owned(),
-                )),
-            }
-        }
-    };
     let profile = Profile {
         id: id.clone(),
-        email: open("email_enc", &p.email_enc).await?,
-        phone: open("phone_enc", &p.phone_enc).await?,
+        email: open_user_field(store, ring, &id, "email_enc", p.email_enc.as_deref())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        phone: open_user_field(store, ring, &id, "phone_enc", p.phone_enc.as_deref())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
         username: p.username,
         display_name: p.display_name,
         country: p.country,
@@ -743,22 +731,12 @@ pub(super) async fn rectify(
     let keys = WriteKeys::current(store, ring).await?;
     let now = Timestamp::now().micros();
     // Re-read both sealed fields so they are written back under one `pii` version.
-    let open = |col: &'static str, sealed: &Option<Vec<u8>>| {
-        let uid = uid.clone();
-        let sealed = sealed.clone();
-        async move {
-            match sealed {
-                None => Ok::<_, PrivacyError>(None),
-                Some(s) => Ok(Some(
-                    ring.open_field(store, Purpose::Pii, &Place::new("users", col, &uid), &s)
-                        .await?
-                        .to_vec(),
-                )),
-            }
-        }
-    };
-    let mut email = open("email_enc", &p.email_enc).await?;
-    let mut phone = open("phone_enc", &p.phone_enc).await?;
+    let mut email = open_user_field(store, ring, &uid, "email_enc", p.email_enc.as_deref())
+        .await?
+        .map(|b| b.to_vec());
+    let mut phone = open_user_field(store, ring, &uid, "phone_enc", p.phone_enc.as_deref())
+        .await?
+        .map(|b| b.to_vec());
     let mut display = None;
     let mut fields = Vec::new();
     for c in corrections {

@@ -1088,3 +1088,17 @@ mod tests {
         );
     }
 }
+
+/// The desktop shell awaits these inside its commands, whose futures must be `Send`.
+#[allow(dead_code)]
+fn futures_are_send(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    id: RequestId,
+    options: &RunOptions,
+    progress: &mut (dyn FnMut(&RunProgress) -> Flow + Send),
+) {
+    fn send<T: Send>(_: T) {}
+    send(run(store, ring, actor, id, options, progress));
+}

@@ -118,26 +118,33 @@ pub(super) async fn identifiers(
     let Some(p) = repo::profile(store, &id).await? else {
         return Ok(None);
     };
-    let open = |col: &'static str, sealed: Option<Vec<u8>>| {
-        let id = id.clone();
-        async move {
-            match sealed {
-                None => Ok::<_, PrivacyError>(None),
-                Some(s) => {
-                    let plain = ring
-                        .open_field(store, Purpose::Pii, &Place::new("users", col, &id), &s)
-                        .await?;
-                    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
-                }
-            }
-        }
-    };
     Ok(Some(Identifiers {
-        email: open("email_enc", p.email_enc.clone()).await?,
-        phone: open("phone_enc", p.phone_enc.clone()).await?,
+        email: open_user_field(store, ring, &id, "email_enc", p.email_enc.as_deref())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        phone: open_user_field(store, ring, &id, "phone_enc", p.phone_enc.as_deref())
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
         username: p.username.clone(),
         display_name: p.display_name.clone(),
     }))
+}
+
+/// Opens a sealed personal field of account `user`, if it is set.
+pub(super) async fn open_user_field(
+    store: &Store,
+    ring: &KeyRing,
+    user: &str,
+    col: &str,
+    sealed: Option<&[u8]>,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, PrivacyError> {
+    match sealed {
+        None => Ok(None),
+        Some(s) => Ok(Some(
+            ring.open_field(store, Purpose::Pii, &Place::new("users", col, user), s)
+                .await?,
+        )),
+    }
 }
 
 /// Columns never scanned as such: ids (UUIDs the core writes), and the request's own sealed
@@ -222,16 +229,14 @@ pub(super) async fn scan(
     }
     // The tables are scanned a few at a time, on their own connections, while the sealed
     // columns are opened.
-    let tables = futures_util::stream::iter(by_table.iter())
+    // (The futures are made first, so the stream holds concrete ones and stays `Send`.)
+    let scans: Vec<_> = by_table
+        .iter()
         .map(|(table, (text_cols, byte_cols))| {
-            let (patterns, byte_needles) = (&patterns, &byte_needles);
-            async move {
-                let rows =
-                    repo::scan_table(store, table, text_cols, byte_cols, patterns, byte_needles)
-                        .await?;
-                Ok::<_, PrivacyError>((table, text_cols, byte_cols, rows))
-            }
+            scan_one(store, table, text_cols, byte_cols, &patterns, &byte_needles)
         })
+        .collect();
+    let tables = futures_util::stream::iter(scans)
         .buffer_unordered(3)
         .try_collect::<Vec<_>>();
     let (tables, sealed) = tokio::join!(tables, open_sealed(store, ring, &needles, subject));
@@ -348,6 +353,31 @@ pub(super) async fn scan(
     report.hits = list(hits);
     report.shared = list(shared);
     Ok(report)
+}
+
+/// A table's name, its text and byte columns, and its candidate rows.
+type TableRows = (
+    String,
+    Vec<String>,
+    Vec<String>,
+    Vec<(Vec<Option<String>>, Vec<bool>)>,
+);
+
+async fn scan_one(
+    store: &Store,
+    table: &str,
+    text_cols: &[String],
+    byte_cols: &[String],
+    patterns: &[String],
+    needles: &[Vec<u8>],
+) -> Result<TableRows, PrivacyError> {
+    let rows = repo::scan_table(store, table, text_cols, byte_cols, patterns, needles).await?;
+    Ok((
+        table.to_owned(),
+        text_cols.to_vec(),
+        byte_cols.to_vec(),
+        rows,
+    ))
 }
 
 /// What opening the sealed columns found.

@@ -4,8 +4,10 @@
 
 pub mod app;
 pub mod audit;
+pub mod demo;
 pub mod keys;
 pub mod mfa;
+pub mod privacy;
 pub mod session;
 pub mod settings;
 pub mod setup;

@@ -22,6 +22,21 @@ describe('visibleNav', () => {
     ]);
   });
 
+  it('shows requests and legal holds to those who handle them', () => {
+    // A compliance officer.
+    expect(
+      sections(['audit_read', 'audit_verify', 'users_read', 'dsr_read', 'dsr_manage', 'legal_hold_manage']),
+    ).toEqual(['users', 'requests', 'holds', 'audit', 'account']);
+    // A moderator has neither.
+    expect(sections(['audit_read', 'users_read', 'incidents_read', 'incidents_act'])).toEqual([
+      'users',
+      'audit',
+      'account',
+    ]);
+    expect(canOpen('requests', ['dsr_read'])).toBe(true);
+    expect(canOpen('holds', ['dsr_read'])).toBe(false);
+  });
+
   it('ignores permissions that have no section', () => {
     expect(sections(['users_manage', 'roles_assign', 'audit_verify'])).toEqual(['account']);
   });

@@ -1,6 +1,6 @@
 import type { Me } from './api/types';
 
-export type Section = 'users' | 'keys' | 'audit' | 'settings' | 'account';
+export type Section = 'users' | 'requests' | 'holds' | 'keys' | 'audit' | 'settings' | 'account';
 
 export interface NavItem {
   section: Section;
@@ -17,6 +17,18 @@ export const NAV_ITEMS: readonly NavItem[] = [
     label: 'Users',
     permission: 'users_read',
     description: 'Operator and platform accounts',
+  },
+  {
+    section: 'requests',
+    label: 'Requests',
+    permission: 'dsr_read',
+    description: 'Data-subject requests (GDPR) and their deadlines',
+  },
+  {
+    section: 'holds',
+    label: 'Legal holds',
+    permission: 'legal_hold_manage',
+    description: 'Accounts that must not be erased',
   },
   { section: 'keys', label: 'Keys', permission: 'keys_manage', description: 'Data keys and holders' },
   { section: 'audit', label: 'Audit', permission: 'audit_read', description: 'Tamper-evident log' },

@@ -4,7 +4,7 @@ export type AssignableRole = (typeof ASSIGNABLE_ROLES)[number];
 
 export const ROLE_HINTS: Record<AssignableRole, string> = {
   moderator: 'Reviews and acts on platform accounts and content.',
-  compliance_officer: 'Reads the audit log and verifies its integrity.',
+  compliance_officer: 'Handles data-subject requests and legal holds; reads and verifies the audit log.',
   admin: 'Manages operators, roles, data keys and configuration.',
 };
 

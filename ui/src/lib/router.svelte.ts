@@ -4,6 +4,9 @@ import type { Section } from './nav';
 export type Route =
   | { name: 'users' }
   | { name: 'user'; id: string; username: string }
+  | { name: 'requests' }
+  | { name: 'request'; id: string }
+  | { name: 'holds' }
   | { name: 'keys' }
   | { name: 'audit' }
   | { name: 'settings' }
@@ -15,6 +18,8 @@ export function sectionOf(route: Route): Section {
   switch (route.name) {
     case 'user':
       return 'users';
+    case 'request':
+      return 'requests';
     case 'change-password':
       return 'account';
     default:

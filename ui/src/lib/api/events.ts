@@ -1,10 +1,15 @@
 // Backend events. Only modules under `src/lib/api/` may subscribe to them.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { RotationProgress } from './types';
+import type { DsrProgressEvent, RotationProgress } from './types';
 
 export type { UnlistenFn };
 
 /** Calls `handler` for every `rotation-progress` event until the returned function is called. */
 export function onRotationProgress(handler: (progress: RotationProgress) => void): Promise<UnlistenFn> {
   return listen<RotationProgress>('rotation-progress', (event) => handler(event.payload));
+}
+
+/** Calls `handler` for every `dsr-progress` event (a request's run step starting or ending). */
+export function onDsrProgress(handler: (progress: DsrProgressEvent) => void): Promise<UnlistenFn> {
+  return listen<DsrProgressEvent>('dsr-progress', (event) => handler(event.payload));
 }

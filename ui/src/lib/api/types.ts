@@ -38,10 +38,39 @@ export type { AuditPage } from './bindings/AuditPage';
 export type { ChainReport } from './bindings/ChainReport';
 export type { PolicyView } from './bindings/PolicyView';
 export type { SettingsView } from './bindings/SettingsView';
+export type { DsrListQuery } from './bindings/DsrListQuery';
+export type { DsrView } from './bindings/DsrView';
+export type { DsrCreateRequest } from './bindings/DsrCreateRequest';
+export type { DsrCreated } from './bindings/DsrCreated';
+export type { DsrCode } from './bindings/DsrCode';
+export type { DsrRef } from './bindings/DsrRef';
+export type { DsrVerifyCode } from './bindings/DsrVerifyCode';
+export type { DsrExtend } from './bindings/DsrExtend';
+export type { DsrClose } from './bindings/DsrClose';
+export type { DsrStepView } from './bindings/DsrStepView';
+export type { DsrArtifactView } from './bindings/DsrArtifactView';
+export type { DsrTimelineEntry } from './bindings/DsrTimelineEntry';
+export type { DsrDetailView } from './bindings/DsrDetailView';
+export type { ScanHitView } from './bindings/ScanHitView';
+export type { ScanReportView } from './bindings/ScanReportView';
+export type { ReceiptStepView } from './bindings/ReceiptStepView';
+export type { ErasureReceiptView } from './bindings/ErasureReceiptView';
+export type { CorrectionInput } from './bindings/CorrectionInput';
+export type { DsrRunRequest } from './bindings/DsrRunRequest';
+export type { DsrRunResult } from './bindings/DsrRunResult';
+export type { DsrProgressEvent } from './bindings/DsrProgressEvent';
+export type { ExportedFileView } from './bindings/ExportedFileView';
+export type { HoldView } from './bindings/HoldView';
+export type { HoldsQuery } from './bindings/HoldsQuery';
+export type { HoldPlace } from './bindings/HoldPlace';
+export type { HoldRef } from './bindings/HoldRef';
+export type { DemoSeedRequest } from './bindings/DemoSeedRequest';
+export type { DemoSeedReport } from './bindings/DemoSeedReport';
 import type { KeysState } from './bindings/KeysState';
 import type { PurposeView } from './bindings/PurposeView';
 import type { RotationProgressEvent } from './bindings/RotationProgressEvent';
 import type { UserRow } from './bindings/UserRow';
+import type { DsrView } from './bindings/DsrView';
 
 /** Payload of the `rotation-progress` event. */
 export type RotationProgress = RotationProgressEvent;
@@ -52,6 +81,8 @@ export type UserKind = UserRow['kind'];
 export type UserStatus = UserRow['status'];
 export type KeyPurpose = PurposeView['purpose'];
 export type KeyStatus = KeysState;
+export type DsrKind = DsrView['kind'];
+export type DsrStatus = DsrView['status'];
 
 /** The values `UserDetail.actions` may hold. */
 export type UserAction =
