@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod demo;
 pub mod keys;
 pub mod mfa;
+pub mod monitor;
 pub mod platform;
 pub mod privacy;
 pub mod rbac;

@@ -699,3 +699,67 @@ async fn an_erasure_killed_mid_run_resumes_and_completes() {
     assert_eq!(left, 0);
     assert!(cli.ok(&["audit", "verify"], &[]).starts_with("ok:"));
 }
+
+#[test]
+fn monitor_screen_prints_one_json_line_per_comment() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = dir.path().join("blocklist.txt");
+    std::fs::write(&blocklist, "# known bad\nevil.example\n").unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[monitor]\n[monitor.rules]\ncrypto_scam = \"double your (btc|bitcoin)\"\n",
+    )
+    .unwrap();
+    let input = dir.path().join("comments.txt");
+    std::fs::write(
+        &input,
+        b"what a goal\nCLICK HERE: https://login.evil.example/x\nDouble your BTC \xff now\n",
+    )
+    .unwrap();
+    // No database or sign-in is needed: screening reads text only.
+    let out = cli.ok(
+        &[
+            "monitor",
+            "screen",
+            input.to_str().unwrap(),
+            "--blocklist",
+            blocklist.to_str().unwrap(),
+            "--json",
+        ],
+        &[("VIGIL_CONFIG", config.to_str().unwrap())],
+    );
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0],
+        serde_json::json!({"line": 1, "categories": [], "urls": []})
+    );
+    assert_eq!(
+        rows[1]["categories"],
+        serde_json::json!(["phishing_attempt"])
+    );
+    assert_eq!(rows[1]["urls"][0]["verdict"], "malicious");
+    assert_eq!(
+        rows[1]["urls"][0]["reasons"],
+        serde_json::json!(["blocklisted"])
+    );
+    assert_eq!(rows[2]["categories"], serde_json::json!(["crypto_scam"]));
+
+    // A rule that reuses a built-in name, or does not compile, is refused with its name.
+    std::fs::write(&config, "[monitor.rules]\nspam_content = \"x\"\n").unwrap();
+    let bad = cli.run(
+        &["monitor", "screen", input.to_str().unwrap()],
+        &[("VIGIL_CONFIG", config.to_str().unwrap())],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("spam_content"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -20,8 +20,22 @@ pub struct Config {
     pub log: String,
     /// Size of new operator RSA key pairs.
     pub rsa_bits: KeyBits,
+    /// Content and URL screening: extra rules and blocklist files.
+    pub monitor: MonitorConfig,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
+}
+
+/// Monitoring settings (`[monitor]` in the file).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Files of blocklisted hosts and URLs, one per line (`#` starts a comment).
+    #[serde(default)]
+    pub blocklist: Vec<PathBuf>,
+    /// Screening rules beyond the four built-in ones: name = case-insensitive regex.
+    #[serde(default)]
+    pub rules: std::collections::BTreeMap<String, String>,
 }
 
 /// Database settings.
@@ -56,6 +70,7 @@ struct FileConfig {
     keystore: Option<String>,
     log: Option<String>,
     rsa_bits: Option<u32>,
+    monitor: Option<MonitorConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +206,7 @@ impl Config {
             keystore,
             log,
             rsa_bits,
+            monitor: file.monitor.unwrap_or_default(),
             source_file,
         })
     }

@@ -479,3 +479,10 @@ fn seed_is_send(
     fn send<T: Send>(_: T) {}
     send(seed(store, actor, ring, options, progress));
 }
+
+/// `n` comment texts as the demo platform writes them (about one in fifty suspicious), for
+/// screening benchmarks. The same seed gives the same texts.
+pub fn comment_texts(n: usize, seed: u64) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| names::comment_body(&mut rng)).collect()
+}

@@ -1057,6 +1057,20 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The desktop shell awaits these inside its commands, whose futures must be `Send`.
+#[allow(dead_code)]
+fn futures_are_send(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    id: RequestId,
+    options: &RunOptions,
+    progress: &mut (dyn FnMut(&RunProgress) -> Flow + Send),
+) {
+    fn send<T: Send>(_: T) {}
+    send(run(store, ring, actor, id, options, progress));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1087,18 +1101,4 @@ mod tests {
             "2026-04-30T10:00:00.000000Z"
         );
     }
-}
-
-/// The desktop shell awaits these inside its commands, whose futures must be `Send`.
-#[allow(dead_code)]
-fn futures_are_send(
-    store: &Store,
-    ring: &KeyRing,
-    actor: &Actor,
-    id: RequestId,
-    options: &RunOptions,
-    progress: &mut (dyn FnMut(&RunProgress) -> Flow + Send),
-) {
-    fn send<T: Send>(_: T) {}
-    send(run(store, ring, actor, id, options, progress));
 }
