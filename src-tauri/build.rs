@@ -32,6 +32,7 @@ const COMMANDS: &[&str] = &[
     "dsr_create",
     "dsr_show",
     "dsr_verify_code",
+    "dsr_verify_token",
     "dsr_reissue_code",
     "dsr_extend",
     "dsr_reject",

@@ -58,6 +58,7 @@ pub fn run() {
             commands::privacy::dsr_create,
             commands::privacy::dsr_show,
             commands::privacy::dsr_verify_code,
+            commands::privacy::dsr_verify_token,
             commands::privacy::dsr_reissue_code,
             commands::privacy::dsr_extend,
             commands::privacy::dsr_reject,

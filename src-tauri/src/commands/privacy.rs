@@ -555,6 +555,35 @@ pub async fn dsr_verify_code(
     Ok(request.into())
 }
 
+/// The subject's own access token, as they handed it over.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct DsrVerifyToken {
+    /// Request id.
+    pub id: String,
+    /// The token (a JWT); it must verify completely and belong to the subject.
+    pub token: String,
+}
+
+/// Verifies the subject's identity with their own valid access token instead of a code.
+#[tauri::command]
+pub async fn dsr_verify_token(
+    state: State<'_, AppState>,
+    req: DsrVerifyToken,
+) -> CommandResult<DsrView> {
+    let (db, session, actor) = state.authorised().await?;
+    let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
+    let request = privacy::verify_token(
+        &db.store,
+        ring,
+        &actor,
+        request_id(&req.id)?,
+        req.token.trim(),
+    )
+    .await?;
+    Ok(request.into())
+}
+
 /// Issues a new verification code (the old one stops working; attempts start again).
 #[tauri::command]
 pub async fn dsr_reissue_code(state: State<'_, AppState>, req: DsrRef) -> CommandResult<DsrCode> {

@@ -30,6 +30,11 @@ export function dsrVerifyCode(req: { id: string; code: string }): Promise<DsrVie
   return call<DsrView>('dsr_verify_code', { req });
 }
 
+/** Verifies the subject with their own access token (it must belong to the subject). */
+export function dsrVerifyToken(req: { id: string; token: string }): Promise<DsrView> {
+  return call<DsrView>('dsr_verify_token', { req });
+}
+
 /** Issues a new code (the old one stops working); shown once. */
 export function dsrReissueCode(req: { id: string }): Promise<DsrCode> {
   return call<DsrCode>('dsr_reissue_code', { req });
