@@ -378,22 +378,19 @@ pub(super) async fn steps_of(store: &Store, id: &str) -> Result<Vec<Step>> {
     .bind(id)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let details: Option<String> = r.try_get(7)?;
-            Ok(Step {
-                no: r.try_get(0)?,
-                name: r.try_get(1)?,
-                status: r.try_get(2)?,
-                rows_affected: r.try_get(3)?,
-                started_at: r.try_get::<Option<i64>, _>(4)?.map(Timestamp::from_micros),
-                finished_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp::from_micros),
-                error: r.try_get(6)?,
-                details: details.and_then(|d| serde_json::from_str(&d).ok()),
-            })
+    map_rows(&rows, |r| {
+        let details: Option<String> = r.try_get(7)?;
+        Ok(Step {
+            no: r.try_get(0)?,
+            name: r.try_get(1)?,
+            status: r.try_get(2)?,
+            rows_affected: r.try_get(3)?,
+            started_at: r.try_get::<Option<i64>, _>(4)?.map(Timestamp::from_micros),
+            finished_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp::from_micros),
+            error: r.try_get(6)?,
+            details: details.and_then(|d| serde_json::from_str(&d).ok()),
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 pub(super) struct StepUpdate<'a> {
@@ -454,17 +451,14 @@ pub(super) async fn artifacts_of(store: &Store, id: &str) -> Result<Vec<Artifact
     .bind(id)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Artifact {
-                kind: r.try_get(0)?,
-                sha256: r.try_get(1)?,
-                size_bytes: r.try_get(2)?,
-                created_at: Timestamp::from_micros(r.try_get(3)?),
-            })
+    map_rows(&rows, |r| {
+        Ok(Artifact {
+            kind: r.try_get(0)?,
+            sha256: r.try_get(1)?,
+            size_bytes: r.try_get(2)?,
+            created_at: Timestamp::from_micros(r.try_get(3)?),
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 pub(super) async fn timeline_of(store: &Store, id: &str) -> Result<Vec<TimelineEntry>> {
@@ -476,19 +470,16 @@ pub(super) async fn timeline_of(store: &Store, id: &str) -> Result<Vec<TimelineE
     .bind(id)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let details: String = r.try_get(4)?;
-            Ok(TimelineEntry {
-                seq: r.try_get(0)?,
-                at: Timestamp::from_micros(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                action: r.try_get(3)?,
-                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-            })
+    map_rows(&rows, |r| {
+        let details: String = r.try_get(4)?;
+        Ok(TimelineEntry {
+            seq: r.try_get(0)?,
+            at: Timestamp::from_micros(r.try_get(1)?),
+            actor: r.try_get(2)?,
+            action: r.try_get(3)?,
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -611,18 +602,15 @@ pub(super) async fn private_received(store: &Store, user: &str) -> Result<Vec<Re
     .bind(user)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ReceivedRow {
-                comment_id: r.try_get(0)?,
-                event_id: r.try_get(1)?,
-                created_at: r.try_get(2)?,
-                envelope: r.try_get(3)?,
-                key_fingerprint: r.try_get(4)?,
-            })
+    map_rows(&rows, |r| {
+        Ok(ReceivedRow {
+            comment_id: r.try_get(0)?,
+            event_id: r.try_get(1)?,
+            created_at: r.try_get(2)?,
+            envelope: r.try_get(3)?,
+            key_fingerprint: r.try_get(4)?,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 pub(super) struct ReactionRow {
@@ -704,21 +692,18 @@ pub(super) async fn sessions_of(store: &Store, user: &str) -> Result<Vec<Session
     .bind(user)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SessionRow {
-                id: r.try_get(0)?,
-                client: r.try_get(1)?,
-                user_agent: r.try_get(2)?,
-                created_at: r.try_get(3)?,
-                last_seen_at: r.try_get(4)?,
-                expires_at: r.try_get(5)?,
-                revoked_at: r.try_get(6)?,
-                revoked_reason: r.try_get(7)?,
-            })
+    map_rows(&rows, |r| {
+        Ok(SessionRow {
+            id: r.try_get(0)?,
+            client: r.try_get(1)?,
+            user_agent: r.try_get(2)?,
+            created_at: r.try_get(3)?,
+            last_seen_at: r.try_get(4)?,
+            expires_at: r.try_get(5)?,
+            revoked_at: r.try_get(6)?,
+            revoked_reason: r.try_get(7)?,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 pub(super) struct AboutRow {
@@ -731,19 +716,16 @@ pub(super) struct AboutRow {
 }
 
 fn about_rows(rows: &[AnyRow]) -> Result<Vec<AboutRow>> {
-    rows.iter()
-        .map(|r| {
-            Ok(AboutRow {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                status: r.try_get(2)?,
-                extra: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                closed_at: r.try_get(5)?,
-            })
+    map_rows(rows, |r| {
+        Ok(AboutRow {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            status: r.try_get(2)?,
+            extra: r.try_get(3)?,
+            created_at: r.try_get(4)?,
+            closed_at: r.try_get(5)?,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 /// Data-subject requests about `user` (kind, status, deadline).
@@ -1035,10 +1017,7 @@ pub(super) async fn holds_on_user(
     .bind(user)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
 }
 
 pub(super) struct HoldRow {
@@ -1112,22 +1091,19 @@ pub(super) async fn list_holds(store: &Store, include_released: bool) -> Result<
     .bind(include_released)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(HoldRow {
-                id: r.try_get(0)?,
-                target_kind: r.try_get(1)?,
-                target_id: r.try_get(2)?,
-                target_name: r.try_get(3)?,
-                reason: r.try_get(4)?,
-                created_by: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-                released_at: r.try_get(7)?,
-                released_by: r.try_get(8)?,
-            })
+    map_rows(&rows, |r| {
+        Ok(HoldRow {
+            id: r.try_get(0)?,
+            target_kind: r.try_get(1)?,
+            target_id: r.try_get(2)?,
+            target_name: r.try_get(3)?,
+            reason: r.try_get(4)?,
+            created_by: r.try_get(5)?,
+            created_at: r.try_get(6)?,
+            released_at: r.try_get(7)?,
+            released_by: r.try_get(8)?,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1302,10 +1278,18 @@ pub(super) async fn count_equal(
     Ok(total)
 }
 
-async fn strings(store: &Store, sql: &str, arg: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query(sql).bind(arg).fetch_all(store.pool()).await?;
+/// Maps every row with `f`.
+fn map_rows<T>(
+    rows: &[AnyRow],
+    f: impl Fn(&AnyRow) -> std::result::Result<T, sqlx::Error>,
+) -> Result<Vec<T>> {
     rows.iter()
-        .map(|r| r.try_get(0))
+        .map(f)
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+async fn strings(store: &Store, sql: &str, arg: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(sql).bind(arg).fetch_all(store.pool()).await?;
+    map_rows(&rows, |r| r.try_get(0))
 }
