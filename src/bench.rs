@@ -508,6 +508,7 @@ pub async fn dsr(
                 country: "NL".into(),
                 ip: Some("10.20.30.40".into()),
                 ref_id: Some(c.id),
+                target: None,
             })
             .collect();
         let mut tx = store.begin().await?;
@@ -677,5 +678,195 @@ pub fn screening(lines: usize) -> Result<ScreeningReport, BenchError> {
         screen_lines_per_sec: screen,
         bare_regexset_per_sec: bare,
         ratio: screen / bare,
+    })
+}
+
+/// Chart figures: one chart read and drawn, for each chart, over 90 days.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartsReport {
+    /// The backend measured.
+    pub backend: String,
+    /// Activity events in the 90 days charted.
+    pub activity_events: u64,
+    /// Timed rounds per chart (after one untimed warm-up round).
+    pub rounds: u32,
+    /// One entry per chart, in dashboard order.
+    pub charts: Vec<ChartTiming>,
+}
+
+/// The median of one chart's rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartTiming {
+    /// The chart.
+    pub kind: crate::analytics::ChartKind,
+    /// Milliseconds to read the figures and draw the SVG (800×450).
+    pub median_ms: f64,
+    /// Of which reading the figures ([`crate::analytics::chart_data`]).
+    pub data_median_ms: f64,
+    /// Of which drawing the SVG ([`crate::analytics::render_svg`]).
+    pub svg_median_ms: f64,
+}
+
+/// Times [`crate::analytics::chart_data`] and [`crate::analytics::render_svg`] (800×450) for
+/// every chart over the 90 days ending at `now`, `rounds` times each after a warm-up round, on
+/// the database as it is (read only). `actor` needs the incident and data-subject request read
+/// permissions.
+pub async fn charts(
+    store: &Store,
+    actor: &auth::Actor,
+    now: crate::store::Timestamp,
+    rounds: u32,
+) -> Result<ChartsReport, BenchError> {
+    use crate::analytics::{self, ChartKind, ChartSeries, Period};
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let rounds = rounds.max(1);
+    let mut charts = Vec::with_capacity(ChartKind::ALL.len());
+    let mut activity_events = 0;
+    for kind in ChartKind::ALL {
+        let (mut data_runs, mut svg_runs, mut total_runs) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..=rounds {
+            let t = Instant::now();
+            let data = analytics::chart_data(store, actor, kind, Period::Days90, now)
+                .await
+                .map_err(|e| step(&e))?;
+            let read = t.elapsed();
+            let svg = analytics::render_svg(&data, 800, 450).map_err(|e| step(&e))?;
+            let total = t.elapsed();
+            std::hint::black_box(svg);
+            if let ChartSeries::ActivityVolume { days } = &data.series {
+                activity_events = days.iter().map(|d| d.events).sum();
+            }
+            if round > 0 {
+                data_runs.push(read);
+                svg_runs.push(total - read);
+                total_runs.push(total);
+            }
+        }
+        charts.push(ChartTiming {
+            kind,
+            median_ms: median(total_runs),
+            data_median_ms: median(data_runs),
+            svg_median_ms: median(svg_runs),
+        });
+    }
+    Ok(ChartsReport {
+        backend: store.backend().to_string(),
+        activity_events,
+        rounds,
+        charts,
+    })
+}
+
+/// What the monitoring benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorBenchReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Activity lines ingested (JSON lines, parsed, resolved, sealed and written).
+    pub events: u64,
+    /// Seconds to ingest them.
+    pub ingest_seconds: f64,
+    /// Records judged by the detector run (the ingested lines and the seeded history).
+    pub judged: u64,
+    /// Seconds for the detector run (content screening included).
+    pub detect_seconds: f64,
+    /// Ingested lines per second.
+    pub ingest_per_sec: f64,
+    /// Judged records per second.
+    pub detect_per_sec: f64,
+    /// Ingested lines per second of ingestion plus detection.
+    pub combined_per_sec: f64,
+    /// Incidents the run opened.
+    pub incidents: u64,
+}
+
+/// Seeds `users` accounts, then times ingesting `events` lines of activity (sign-ins, comment
+/// submissions with their text, profile changes over the last day) and one detector run over
+/// all of it.
+pub async fn monitoring(
+    store: &Store,
+    keystore: &dyn Keystore,
+    users: u32,
+    events: u64,
+) -> Result<MonitorBenchReport, BenchError> {
+    use rand::{Rng, SeedableRng};
+    if auth::is_initialised(store).await? {
+        return Err(BenchError::NotScratch);
+    }
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let (actor, ring, _) = scratch_admin(store, keystore, &[crate::rbac::Role::Moderator]).await?;
+    let opts = SeedOptions {
+        users,
+        comments: 0,
+        days: 30,
+        seed: 11,
+        scenarios: false,
+    };
+    demo::seed(store, &actor, &ring, opts, &mut |_| {})
+        .await
+        .map_err(|e| step(&e))?;
+    let names = platform::first_usernames(store, users).await?;
+    let texts = demo::comment_texts(4_096, 3);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let now = crate::store::Timestamp::now().micros();
+    let start = now - 86_400_000_000;
+    let step_us = (86_400_000_000 / events.max(1)) as i64;
+    let mut file = Vec::with_capacity(events as usize * 200);
+    for i in 0..events {
+        use std::io::Write as _;
+        let who = &names[rng.gen_range(0..names.len())];
+        let at = crate::store::Timestamp::from_micros(start + i as i64 * step_us).to_rfc3339();
+        let ip = format!(
+            "10.{}.{}.{}",
+            rng.gen::<u8>(),
+            rng.gen::<u8>(),
+            rng.gen_range(1..255u8)
+        );
+        let r: f64 = rng.gen();
+        if r < 0.6 {
+            let text = texts[rng.gen_range(0..texts.len())].replace('"', "'");
+            writeln!(file, r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","content":"{text}"}}"#)
+        } else if r < 0.9 {
+            let outcome = if rng.gen_bool(0.03) { "failure" } else { "success" };
+            writeln!(file, r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","outcome":"{outcome}"}}"#)
+        } else {
+            writeln!(file, r#"{{"type":"profile_change","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","field":"display_name"}}"#)
+        }
+        .map_err(|e| step(&e))?;
+    }
+    let t = Instant::now();
+    let ingested = crate::monitor::ingest_reader(store, &ring, &actor, file.as_slice())
+        .await
+        .map_err(|e| step(&e))?;
+    let ingest_seconds = t.elapsed().as_secs_f64();
+    if ingested.rejected_total > 0 {
+        return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
+    }
+    let screener = crate::monitor::screen::Screener::new(&[], &[]).map_err(|e| step(&e))?;
+    let t = Instant::now();
+    let run = crate::monitor::run(
+        store,
+        &ring,
+        &actor,
+        &crate::monitor::policy::Policy::default(),
+        &screener,
+    )
+    .await
+    .map_err(|e| step(&e))?;
+    let detect_seconds = t.elapsed().as_secs_f64();
+    Ok(MonitorBenchReport {
+        backend: store.backend().to_string(),
+        events: ingested.ingested,
+        ingest_seconds,
+        judged: run.new_events,
+        detect_seconds,
+        ingest_per_sec: ingested.ingested as f64 / ingest_seconds,
+        detect_per_sec: run.new_events as f64 / detect_seconds,
+        combined_per_sec: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
+        incidents: run.opened,
     })
 }

@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod incidents;
 pub mod keys;
 pub mod mfa;
 pub mod monitor;

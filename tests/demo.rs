@@ -14,6 +14,7 @@ fn opts(seed: u64) -> SeedOptions {
         comments: 500,
         days: 14,
         seed,
+        scenarios: false,
     }
 }
 

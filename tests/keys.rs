@@ -223,6 +223,7 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
         comments: 300,
         days: 7,
         seed: 3,
+        scenarios: false,
     };
     demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
         .await

@@ -120,6 +120,7 @@ async fn add_people(
                 country: "DE".into(),
                 ip: Some(format!("10.9.{pi}.{}", i % 250 + 1)),
                 ref_id: Some(id),
+                target: None,
             });
         }
     }

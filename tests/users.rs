@@ -210,6 +210,7 @@ async fn the_directory_pages_filters_and_finds_by_exact_email(db: TestDb) {
         comments: 50,
         days: 3,
         seed: 11,
+        scenarios: false,
     };
     vigil::demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
         .await

@@ -130,6 +130,22 @@ pub enum AuditAction {
     LegalHoldPlaced,
     /// A legal hold was released.
     LegalHoldReleased,
+    /// Platform activity was ingested; details hold the counts.
+    ActivityIngested,
+    /// The detectors ran over new activity; details hold the counts.
+    MonitorRan,
+    /// An incident was opened; details hold its kind, severity and evidence count.
+    IncidentOpened,
+    /// Vigil acted on its own on an incident (suspend, revoke, block, restrict, ...).
+    IncidentResponse,
+    /// A moderator acted on an incident; details name the action.
+    IncidentAction,
+    /// A timed suspension ended.
+    SuspensionExpired,
+    /// An address was blocked by hand.
+    IpBlocked,
+    /// An address block was lifted.
+    IpUnblocked,
 }
 
 impl AuditAction {
@@ -176,6 +192,14 @@ impl AuditAction {
             AuditAction::DsrErasureReceipt => "dsr.erasure_receipt",
             AuditAction::LegalHoldPlaced => "hold.placed",
             AuditAction::LegalHoldReleased => "hold.released",
+            AuditAction::ActivityIngested => "activity.ingested",
+            AuditAction::MonitorRan => "monitor.ran",
+            AuditAction::IncidentOpened => "incident.opened",
+            AuditAction::IncidentResponse => "incident.response",
+            AuditAction::IncidentAction => "incident.action",
+            AuditAction::SuspensionExpired => "incident.suspension_expired",
+            AuditAction::IpBlocked => "ip.blocked",
+            AuditAction::IpUnblocked => "ip.unblocked",
         }
     }
 }

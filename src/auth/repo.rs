@@ -507,6 +507,8 @@ pub(super) struct TokenFacts {
     pub session_expires_at: Option<i64>,
     /// The authorisation epoch these facts were read at.
     pub epoch: i64,
+    /// A step-up requirement in force placed after the session began.
+    pub step_up_required: bool,
 }
 
 pub(super) async fn token_facts(
@@ -533,7 +535,11 @@ pub(super) async fn token_facts(
               AND revoked_at IS NULL AND expires_at > $4), \
            (SELECT COUNT(*) FROM user_roles WHERE user_id = $1), {held}, \
            (SELECT expires_at FROM sessions WHERE id = $3 AND user_id = $1 AND revoked_at IS NULL), \
-           (SELECT epoch FROM auth_epoch WHERE id = 1)"
+           (SELECT epoch FROM auth_epoch WHERE id = 1), \
+           (SELECT COUNT(*) FROM user_restrictions r WHERE r.user_id = $1 \
+              AND r.kind = 'step_up' AND r.lifted_at IS NULL \
+              AND (r.expires_at IS NULL OR r.expires_at > $4) \
+              AND r.created_at >= (SELECT created_at FROM sessions WHERE id = $3))"
     );
     let mut q = sqlx::query(&sql)
         .bind(user)
@@ -553,6 +559,7 @@ pub(super) async fn token_facts(
         roles_match: all == claimed.len() as i64 && held == all,
         session_expires_at: row.try_get(5)?,
         epoch: row.try_get(6)?,
+        step_up_required: row.try_get::<i64, _>(7)? > 0,
     })
 }
 

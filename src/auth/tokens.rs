@@ -104,6 +104,10 @@ pub enum TokenError {
     /// The account is gone, not active, or its roles changed since the token was issued.
     #[error("the account is no longer active with these roles")]
     AccountChanged,
+    /// A security incident requires the account to sign in again (with MFA if enrolled):
+    /// sessions begun before the requirement no longer verify.
+    #[error("this account must sign in again to continue")]
+    StepUpRequired,
     /// A refresh token that was already used: its family and session are now revoked.
     #[error("refresh token reuse detected; the session was revoked")]
     Reused,
@@ -326,6 +330,9 @@ async fn check_account(
     }
     if facts.status.as_deref() != Some("active") || !facts.roles_match {
         return Err(TokenError::AccountChanged);
+    }
+    if facts.step_up_required {
+        return Err(TokenError::StepUpRequired);
     }
     Ok((facts.epoch, facts.session_expires_at.unwrap_or(0)))
 }

@@ -18,6 +18,7 @@ use vigil::demo::{self, SeedOptions, SeedProgress};
 use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::mfa;
+use vigil::monitor;
 use vigil::privacy;
 use vigil::rbac::Role;
 
@@ -96,9 +97,18 @@ enum Command {
     /// Legal holds on users and incidents (they block erasure and retention).
     #[command(subcommand)]
     Hold(HoldCommand),
-    /// Security monitoring.
+    /// Platform activity: take it in for the detectors.
+    #[command(subcommand)]
+    Activity(ActivityCommand),
+    /// Security monitoring: the detectors, content and URL screening.
     #[command(subcommand)]
     Monitor(MonitorCommand),
+    /// The moderators' incident queue.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
+    /// IP address blocks.
+    #[command(subcommand)]
+    Blocks(BlocksCommand),
     /// Measure demo-seed throughput and audit-chain speed on a scratch database.
     Bench(BenchArgs),
 }
@@ -442,7 +452,98 @@ enum DsrCommand {
 }
 
 #[derive(Subcommand)]
+enum ActivityCommand {
+    /// Ingest activity, one JSON object per line (FILE or stdin): {"type": "login_attempt" |
+    /// "comment_submission" | "reaction" | "profile_change", "user", "at" (RFC 3339), "ip",
+    /// "user_agent", "country", "outcome": "success" | "failure", "reason", "content",
+    /// "event", "comment", "id"}. Bad lines are reported with their numbers and skipped.
+    Ingest {
+        /// The file; stdin if absent or `-`.
+        file: Option<std::path::PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCommand {
+    /// The review queue: most severe first, then oldest.
+    List {
+        /// open, investigating, resolved or dismissed (default: open and investigating).
+        #[arg(long)]
+        status: Option<String>,
+        /// critical, high, medium or low.
+        #[arg(long)]
+        severity: Option<String>,
+        /// credential_stuffing, rate_limit_exceeded, suspicious_activity, malicious_content,
+        /// suspicious_content.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only incidents assigned to me.
+        #[arg(long)]
+        mine: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident: evidence, activity around it, timeline, blocks and restrictions.
+    Show {
+        /// Incident id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act on an incident: assign, confirm, dismiss, lift-suspension, extend-suspension:HOURS,
+    /// lift-block, extend-block:HOURS, lift-restrictions, remove-comment:ID, warn, note.
+    Act {
+        /// Incident id.
+        id: String,
+        /// The action.
+        action: String,
+        /// Why (needed for note and remove-comment).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Rules dismissed as false positives, with how often.
+    Feedback(JsonFlag),
+}
+
+#[derive(Subcommand)]
+enum BlocksCommand {
+    /// Blocks in force.
+    List {
+        /// Expired and lifted ones too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Block an address.
+    Add {
+        /// The IP address.
+        ip: String,
+        /// For this many hours (until lifted if absent).
+        #[arg(long)]
+        hours: Option<u32>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a block, by its id or by address.
+    Remove {
+        /// Block id or IP address.
+        which: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum MonitorCommand {
+    /// Run the detectors and content screening over activity ingested since the last run;
+    /// record incidents and the automated responses.
+    Run(JsonFlag),
     /// Screen comments, one per line (FILE or stdin), for the threat patterns and URLs.
     Screen {
         /// The file; stdin if absent or `-`.
@@ -510,6 +611,10 @@ struct SeedArgs {
     /// Random seed: the same seed gives the same data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Add the labelled attack scenarios (credential stuffing, a burst poster, an account
+    /// used from many addresses, an unusual country and hour, a phishing spammer).
+    #[arg(long)]
+    scenarios: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -542,6 +647,10 @@ struct BenchArgs {
     /// Measure content screening instead, over this many demo comments (no database).
     #[arg(long, value_name = "LINES")]
     screen: Option<usize>,
+    /// Measure activity ingestion plus a detector run instead: this many events from --users
+    /// accounts (on a scratch SQLite file unless --database names an empty database).
+    #[arg(long, value_name = "EVENTS")]
+    monitor: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -718,6 +827,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 comments: a.comments,
                 days: a.days,
                 seed: a.seed,
+                scenarios: a.scenarios,
             };
             let bar = progress_bar(a.json);
             let report = demo::seed(&store, &actor, &ring, opts, &mut |p| show(&bar, p)).await;
@@ -730,12 +840,31 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                     "seeded: {} users, {} events, {} comments, {} reactions, {} activity records",
                     report.users, report.events, report.comments, report.reactions, report.activity
                 );
+                if opts.scenarios {
+                    println!(
+                        "scenarios ({} activity records; `vigil monitor run` turns them into incidents):",
+                        report.scenario_activity
+                    );
+                    for s in demo::SCENARIOS {
+                        println!(
+                            "  {:<16} {} -> {} ({})",
+                            s.username,
+                            s.label,
+                            s.kind.as_str(),
+                            s.severity.as_str()
+                        );
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
         Command::Dsr(c) => dsr_cmd(&config, c).await,
         Command::Hold(c) => hold_cmd(&config, c).await,
+        Command::Activity(c) => activity_cmd(&config, c).await,
+        Command::Monitor(MonitorCommand::Run(j)) => monitor_run(&config, j.json).await,
+        Command::Incidents(c) => incidents_cmd(&config, c).await,
+        Command::Blocks(c) => blocks_cmd(&config, c).await,
         Command::Monitor(MonitorCommand::Screen {
             file,
             blocklist,
@@ -1392,6 +1521,7 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
             comments: a.comments,
             days: 30,
             seed: 7,
+            scenarios: false,
         },
         audit_entries: a.audit_entries,
         verify_runs: a.verify_runs,
@@ -1399,6 +1529,29 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
     };
     // The scratch administrator's key pair goes into a scratch file keystore, not the keychain.
     let keystore = FileKeystore::open(&scratch.path().join("keys"))?;
+    if let Some(events) = a.monitor {
+        let r = bench::monitoring(&store, &keystore, a.users, events)
+            .await
+            .context("benchmark failed")?;
+        if a.json {
+            print_json(&r)?;
+        } else {
+            println!("backend:   {}", r.backend);
+            println!(
+                "ingest:    {} events in {:.2} s = {:.0} events/s (JSON lines parsed, addresses sealed)",
+                r.events, r.ingest_seconds, r.ingest_per_sec
+            );
+            println!(
+                "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened)",
+                r.judged, r.detect_seconds, r.detect_per_sec, r.incidents
+            );
+            println!(
+                "combined:  {:.0} events/s ingested and judged",
+                r.combined_per_sec
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let bar = progress_bar(a.json);
     if a.dsr {
         let report = bench::dsr(
@@ -1837,19 +1990,7 @@ fn monitor_screen(
 ) -> Result<ExitCode> {
     use std::io::{BufRead, Write};
     use vigil::monitor::screen::Screener;
-    let mut entries = Vec::new();
-    for path in config.monitor.blocklist.iter().chain(blocklist) {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the blocklist {}", path.display()))?;
-        entries.extend(text.lines().map(str::to_owned));
-    }
-    let rules: Vec<(String, String)> = config
-        .monitor
-        .rules
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let screener = Screener::new(&rules, &entries)?;
+    let screener = Screener::from_config(&config.monitor, blocklist)?;
     let mut input: Box<dyn BufRead> = match file.as_deref() {
         None => Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
         Some(p) if p.as_os_str() == "-" => {
@@ -1891,6 +2032,259 @@ fn monitor_screen(
     }
     writeln!(out, "{n} lines screened, {flagged} flagged")?;
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file, or stdin for none or `-`.
+fn input(file: Option<&std::path::Path>) -> Result<Box<dyn std::io::BufRead>> {
+    Ok(match file {
+        None => Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
+        Some(p) if p.as_os_str() == "-" => {
+            Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+        }
+        Some(p) => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+    })
+}
+
+async fn activity_cmd(config: &Config, command: ActivityCommand) -> Result<ExitCode> {
+    let ActivityCommand::Ingest { file, json } = command;
+    let store = open(config).await?;
+    let (actor, ring) = unlock(config, &store).await?;
+    let report = monitor::ingest_reader(&store, &ring, &actor, input(file.as_deref())?).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        for b in &report.rejected {
+            eprintln!("line {}: {}", b.line, b.error);
+        }
+        if report.rejected_total > report.rejected.len() as u64 {
+            eprintln!(
+                "... and {} more bad lines",
+                report.rejected_total - report.rejected.len() as u64
+            );
+        }
+        println!(
+            "ingested {} records ({} comments), {} already present, {} bad lines skipped",
+            report.ingested, report.comments, report.duplicates, report.rejected_total
+        );
+    }
+    Ok(if report.rejected_total > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn monitor_run(config: &Config, json: bool) -> Result<ExitCode> {
+    let screener = monitor::screen::Screener::from_config(&config.monitor, &[])?;
+    let store = open(config).await?;
+    let (actor, ring) = unlock(config, &store).await?;
+    let report = monitor::run(&store, &ring, &actor, &config.monitor.policy, &screener).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "{} new records judged ({} read, {} comments screened): {} detections, {} incidents \
+             opened, {} folded into open ones, {} automated actions, {} suspensions ended",
+            report.new_events,
+            report.scanned,
+            report.comments_screened,
+            report.detections,
+            report.opened,
+            report.folded,
+            report.actions,
+            report.suspensions_expired
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_opt<T>(
+    v: Option<&str>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    v.map(|s| parse(s).ok_or_else(|| anyhow!("unknown {what} {s:?}")))
+        .transpose()
+}
+
+async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<ExitCode> {
+    use vigil::incidents::{self, Action, IncidentKind, IncidentStatus, QueueFilter, Severity};
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    match command {
+        IncidentsCommand::List {
+            status,
+            severity,
+            kind,
+            mine,
+            json,
+        } => {
+            let filter = QueueFilter {
+                status: parse_opt(status.as_deref(), "status", IncidentStatus::parse)?,
+                severity: parse_opt(severity.as_deref(), "severity", Severity::parse)?,
+                kind: parse_opt(kind.as_deref(), "kind", IncidentKind::parse)?,
+                mine,
+                limit: None,
+            };
+            let rows = incidents::list(&store, &actor, &filter).await?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                for i in &rows {
+                    println!(
+                        "{}  {:<8}  {:<13}  {:<20}  {:<16}  {}  {}",
+                        i.id,
+                        i.severity.as_str(),
+                        i.status.as_str(),
+                        i.kind.as_str(),
+                        i.username.as_deref().unwrap_or("-"),
+                        i.created_at,
+                        i.summary
+                    );
+                }
+                println!("{} incidents", rows.len());
+            }
+        }
+        IncidentsCommand::Show { id, json } => {
+            let d = incidents::show(&store, &actor, &id).await?;
+            if json {
+                print_json(&d)?;
+            } else {
+                let i = &d.incident;
+                println!("incident {}", i.id);
+                println!("  kind      {}", i.kind.as_str());
+                println!("  severity  {}", i.severity.as_str());
+                println!("  status    {}", i.status.as_str());
+                println!(
+                    "  account   {} ({})",
+                    i.username.as_deref().unwrap_or("-"),
+                    d.account_status.as_deref().unwrap_or("-")
+                );
+                println!("  assignee  {}", i.assignee.as_deref().unwrap_or("-"));
+                println!("  summary   {}", i.summary);
+                println!("rules:");
+                for (rule, n) in &d.rules {
+                    println!("  {rule} x{n}");
+                }
+                println!("activity ({}):", d.activity.len());
+                for a in &d.activity {
+                    println!(
+                        "  {} {} {:<8} {:<7} {:<3} {}",
+                        if a.evidence { "*" } else { " " },
+                        a.at,
+                        a.kind,
+                        a.outcome,
+                        a.country.as_deref().unwrap_or("-"),
+                        a.username.as_deref().unwrap_or("(unknown account)")
+                    );
+                }
+                for c in &d.comments {
+                    println!(
+                        "comment {}: {}",
+                        c.id,
+                        c.text.as_deref().unwrap_or(if c.private {
+                            "(end-to-end encrypted)"
+                        } else {
+                            "(removed)"
+                        })
+                    );
+                }
+                for b in &d.blocks {
+                    println!(
+                        "block {}  {}  {}  until {}",
+                        b.id,
+                        b.ip,
+                        b.state,
+                        b.expires_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or("lifted by hand".into())
+                    );
+                }
+                for r in &d.restrictions {
+                    println!(
+                        "restriction {}  {}  {}  until {}",
+                        r.id,
+                        r.kind,
+                        r.state,
+                        r.expires_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or("lifted by hand".into())
+                    );
+                }
+                println!("timeline:");
+                for t in &d.timeline {
+                    println!(
+                        "  {}  {:<18} {}{}",
+                        t.at,
+                        t.action,
+                        if t.automated {
+                            "automatic".to_owned()
+                        } else {
+                            t.actor.clone().unwrap_or_default()
+                        },
+                        t.reversed_at
+                            .map(|r| format!("  (reversed {r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        IncidentsCommand::Act { id, action, reason } => {
+            let action = Action::parse(&action)?;
+            incidents::act(&store, &actor, &id, &action, reason.as_deref()).await?;
+            println!("{}: {}", id.trim(), action.name());
+        }
+        IncidentsCommand::Feedback(j) => {
+            let rows = incidents::rule_feedback(&store, &actor).await?;
+            if j.json {
+                print_json(&rows)?;
+            } else {
+                for (rule, n) in &rows {
+                    println!("{n:>6}  {rule}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn blocks_cmd(config: &Config, command: BlocksCommand) -> Result<ExitCode> {
+    use vigil::incidents;
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    match command {
+        BlocksCommand::List { all, json } => {
+            let rows = incidents::blocks(&store, &actor, all).await?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                for b in &rows {
+                    println!(
+                        "{}  {:<39}  {:<7}  until {:<27}  {}",
+                        b.id,
+                        b.ip,
+                        b.state,
+                        b.expires_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "lifted by hand".into()),
+                        b.reason
+                    );
+                }
+            }
+        }
+        BlocksCommand::Add { ip, hours, reason } => {
+            let id = incidents::block(&store, &actor, &ip, hours, &reason).await?;
+            println!("blocked: {id}");
+        }
+        BlocksCommand::Remove { which } => {
+            let n = incidents::unblock(&store, &actor, &which).await?;
+            println!("lifted {n} block(s)");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,6 +36,9 @@ pub struct MonitorConfig {
     /// Screening rules beyond the four built-in ones: name = case-insensitive regex.
     #[serde(default)]
     pub rules: std::collections::BTreeMap<String, String>,
+    /// Detector thresholds and automated responses (`[monitor.policy]`).
+    #[serde(default)]
+    pub policy: crate::monitor::policy::Policy,
 }
 
 /// Database settings.
@@ -206,7 +209,16 @@ impl Config {
             keystore,
             log,
             rsa_bits,
-            monitor: file.monitor.unwrap_or_default(),
+            monitor: {
+                let m = file.monitor.unwrap_or_default();
+                m.policy
+                    .validate()
+                    .map_err(|message| ConfigError::Invalid {
+                        key: "monitor.policy".into(),
+                        message,
+                    })?;
+                m
+            },
             source_file,
         })
     }

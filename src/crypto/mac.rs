@@ -17,6 +17,8 @@ pub enum BlindKind {
     Email,
     /// An IP address (in its canonical text form).
     Ip,
+    /// An account name a sign-in tried (trimmed, lower-cased), known or not.
+    Account,
 }
 
 impl BlindKind {
@@ -24,6 +26,7 @@ impl BlindKind {
         match self {
             BlindKind::Email => b"vigil-bidx-email-v1",
             BlindKind::Ip => b"vigil-bidx-ip-v1",
+            BlindKind::Account => b"vigil-bidx-account-v1",
         }
     }
 }
@@ -47,6 +50,7 @@ pub fn blind_index(key: &SymmetricKey, kind: BlindKind, value: &str) -> [u8; 32]
     let norm = match kind {
         BlindKind::Email => normalise_email(value),
         BlindKind::Ip => normalise_ip(value),
+        BlindKind::Account => value.trim().to_lowercase(),
     };
     tag(key, kind.domain(), norm.as_bytes())
 }

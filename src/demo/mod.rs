@@ -5,6 +5,9 @@
 //! sign in on the platform, not in Vigil, so they get no password hash here.
 
 mod names;
+mod scenarios;
+
+pub use scenarios::{Scenario, SCENARIOS, STUFFING_IP};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -32,6 +35,8 @@ pub struct SeedOptions {
     pub days: u32,
     /// Random seed; the same seed gives the same data.
     pub seed: u64,
+    /// Add the labelled attack scenarios ([`SCENARIOS`]) to the history.
+    pub scenarios: bool,
 }
 
 /// What a seed run wrote.
@@ -47,6 +52,8 @@ pub struct SeedReport {
     pub reactions: u64,
     /// Activity records (sign-ins and comment submissions).
     pub activity: u64,
+    /// Activity records of the attack scenarios (their accounts' history included).
+    pub scenario_activity: u64,
 }
 
 impl SeedReport {
@@ -56,11 +63,17 @@ impl SeedReport {
         self.comments += other.comments;
         self.reactions += other.reactions;
         self.activity += other.activity;
+        self.scenario_activity += other.scenario_activity;
     }
 
     /// All rows written.
     pub fn total_rows(&self) -> u64 {
-        self.users + self.events + self.comments + self.reactions + self.activity
+        self.users
+            + self.events
+            + self.comments
+            + self.reactions
+            + self.activity
+            + self.scenario_activity
     }
 }
 
@@ -149,6 +162,14 @@ pub async fn seed(
     // Rebuilt on failure too; had the process died, the next open would rebuild them.
     store.rebuild_deferred_indexes().await?;
     loaded?;
+    if opts.scenarios {
+        let others = platform::first_usernames(store, 25).await?;
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5ce7_a110);
+        let now = Timestamp::now().micros();
+        let added = scenarios::add(store, &keys, &mut rng, &others, now).await?;
+        report.users += scenarios::SCENARIOS.len() as u64;
+        report.scenario_activity = added.ingested;
+    }
 
     let mut tx = store.begin().await?;
     audit::append(
@@ -325,7 +346,7 @@ async fn load(
         } else {
             let pick = rng.gen_range(0..total_weight);
             let author = &people[cumulative.partition_point(|c| *c <= pick)];
-            (author, CommentBody::Public(names::comment_body(&mut rng)))
+            (author, CommentBody::Public(names::chatter(&mut rng)))
         };
         comments.push(NewComment {
             id,
@@ -455,6 +476,7 @@ impl Habits {
                 names::ip(rng)
             }),
             ref_id,
+            target: None,
         }
     }
 }

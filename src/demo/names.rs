@@ -154,7 +154,12 @@ pub(super) fn event_title(rng: &mut ChaCha8Rng, i: usize) -> String {
     format!("{kind} #{}", i + 1)
 }
 
-/// A comment: ordinary chatter, and about one in fifty suspicious.
+/// An everyday comment, as a scenario-free history holds.
+pub(super) fn chatter(rng: &mut ChaCha8Rng) -> String {
+    CHATTER.choose(rng).copied().unwrap_or_default().to_owned()
+}
+
+/// A comment: ordinary chatter, and about one in fifty suspicious (screening benchmarks).
 pub(super) fn comment_body(rng: &mut ChaCha8Rng) -> String {
     if rng.gen_bool(0.02) {
         SUSPICIOUS

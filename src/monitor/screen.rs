@@ -103,6 +103,14 @@ pub enum ScreenError {
         /// The regex compiler's message.
         message: String,
     },
+    /// A blocklist file could not be read.
+    #[error("cannot read the blocklist {path}: {source}")]
+    Blocklist {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -118,6 +126,27 @@ pub struct Screener {
 }
 
 impl Screener {
+    /// A screener with the configured rules and blocklist files, plus `more_blocklists`.
+    pub fn from_config(
+        config: &crate::config::MonitorConfig,
+        more_blocklists: &[std::path::PathBuf],
+    ) -> Result<Self, ScreenError> {
+        let mut entries = Vec::new();
+        for path in config.blocklist.iter().chain(more_blocklists) {
+            let text = std::fs::read_to_string(path).map_err(|source| ScreenError::Blocklist {
+                path: path.display().to_string(),
+                source,
+            })?;
+            entries.extend(text.lines().map(str::to_owned));
+        }
+        let rules: Vec<(String, String)> = config
+            .rules
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Self::new(&rules, &entries)
+    }
+
     /// The built-in rules plus `extra` (name, pattern), all matched case-insensitively, and a
     /// blocklist of hosts (a host blocks its subdomains too) and full URLs.
     pub fn new(extra: &[(String, String)], blocklist: &[String]) -> Result<Self, ScreenError> {

@@ -129,6 +129,9 @@ pub struct NewActivity {
     pub ip: Option<String>,
     /// The record it concerns (a comment id, ...).
     pub ref_id: Option<uuid::Uuid>,
+    /// Keyed hash of the account name a sign-in tried (known or not): lets the detectors
+    /// count distinct targets without storing what was typed.
+    pub target: Option<[u8; 32]>,
 }
 
 /// Inserts platform accounts (kind `platform`, status `active`), sealing their personal data.
@@ -278,7 +281,8 @@ pub async fn insert_reactions(tx: &mut Tx, reactions: &[NewReaction]) -> Result<
     repo::insert_reactions(tx, reactions).await
 }
 
-/// Inserts activity records, stamped as ingested now, sealing source IPs.
+/// Inserts activity records, stamped as ingested now, sealing source IPs. A record whose id
+/// is already stored is skipped: returns the rows written.
 pub async fn insert_activity(
     tx: &mut Tx,
     keys: &WriteKeys,
@@ -348,6 +352,12 @@ pub async fn user_email(
 }
 
 /// Up to `n` platform account ids, spread over the table (for sampling in benchmarks).
+/// The usernames of the `n` oldest platform accounts.
+pub async fn first_usernames(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {
+    repo::first_usernames(store, n).await
+}
+
+/// Ids of up to `n` platform accounts spread over the table.
 pub async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<uuid::Uuid>, StoreError> {
     Ok(repo::sample_user_ids(store, n)
         .await?

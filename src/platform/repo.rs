@@ -55,6 +55,7 @@ type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 async fn insert_many<T>(
     tx: &mut Tx,
     head: &str,
+    tail: &str,
     cols: usize,
     rows: &[T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
@@ -67,12 +68,15 @@ async fn insert_many<T>(
         let sql = if chunk.len() == per {
             full_sql
                 .get_or_insert_with(|| {
-                    format!("{head} VALUES {}", values_placeholders(backend, per, cols))
+                    format!(
+                        "{head} VALUES {}{tail}",
+                        values_placeholders(backend, per, cols)
+                    )
                 })
                 .clone()
         } else {
             format!(
-                "{head} VALUES {}",
+                "{head} VALUES {}{tail}",
                 values_placeholders(backend, chunk.len(), cols)
             )
         };
@@ -91,6 +95,7 @@ pub(super) async fn insert_users(tx: &mut Tx, users: &[SealedUser<'_>]) -> Resul
         "INSERT INTO users (id, username, display_name, kind, status, country, created_at, \
          updated_at, last_login_at, email_enc, email_bidx, phone_enc, pii_key_version, \
          bidx_key_version)",
+        "",
         14,
         users,
         |q, s| {
@@ -118,6 +123,7 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<u6
     insert_many(
         tx,
         "INSERT INTO events (id, title, starts_at, ends_at, created_at)",
+        " ON CONFLICT (id) DO NOTHING",
         5,
         events,
         |q, e| {
@@ -139,6 +145,7 @@ pub(super) async fn insert_comments(
         tx,
         "INSERT INTO comments (id, event_id, author_id, is_private, body, body_envelope, \
          content_hash, hash_key_version, created_at)",
+        " ON CONFLICT (id) DO NOTHING",
         9,
         comments,
         |q, h| {
@@ -161,6 +168,7 @@ pub(super) async fn insert_recipients(tx: &mut Tx, rows: &[Recipient]) -> Result
     insert_many(
         tx,
         "INSERT INTO comment_recipients (comment_id, recipient_id, key_fingerprint, wrapped_key)",
+        "",
         4,
         rows,
         |q, r| {
@@ -220,6 +228,7 @@ pub(super) async fn insert_reactions(
     insert_many(
         tx,
         "INSERT INTO reactions (id, comment_id, user_id, kind, created_at)",
+        " ON CONFLICT DO NOTHING",
         5,
         reactions,
         |q, r| {
@@ -242,8 +251,9 @@ pub(super) async fn insert_activity(
         tx,
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, \
          ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, pii_key_version, \
-         bidx_key_version)",
-        14,
+         bidx_key_version, details)",
+        " ON CONFLICT (id) DO NOTHING",
+        15,
         activity,
         |q, s| {
             let a = s.activity;
@@ -261,6 +271,10 @@ pub(super) async fn insert_activity(
                 .bind(s.ip_bidx.as_deref())
                 .bind(s.pii_version)
                 .bind(s.bidx_version)
+                .bind(match a.target {
+                    Some(t) => format!("{{\"target\":\"{}\"}}", hex::encode(t)),
+                    None => "{}".to_owned(),
+                })
         },
     )
     .await
@@ -291,6 +305,19 @@ pub(super) async fn user_email_enc(store: &Store, id: &str) -> Result<Option<Vec
         .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
         .transpose()?
         .flatten())
+}
+
+pub(super) async fn first_usernames(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT username FROM users WHERE kind = 'platform' ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(i64::from(n))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 pub(super) async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {

@@ -1,0 +1,252 @@
+//! SQL of the monitoring module: resolving ingested names, the run's checkpoint, the activity
+//! stream the detectors read, the accounts' learned habits and the comments to screen.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+
+use super::detect::{Event, Kind, Profile};
+use crate::store::{Store, StoreError, Timestamp, Tx};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Ids of the platform accounts among `names`.
+pub(super) async fn resolve_users(
+    store: &Store,
+    names: &[&str],
+) -> Result<HashMap<String, uuid::Uuid>> {
+    let mut out = HashMap::new();
+    for chunk in names.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT username, id FROM users WHERE kind = 'platform' AND username IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for n in chunk {
+            q = q.bind(*n);
+        }
+        for r in q.fetch_all(store.pool()).await? {
+            let id: String = r.try_get(1)?;
+            if let Ok(id) = uuid::Uuid::parse_str(&id) {
+                out.insert(r.try_get(0)?, id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` are live events.
+pub(super) async fn existing_events(
+    store: &Store,
+    ids: &[uuid::Uuid],
+) -> Result<HashSet<uuid::Uuid>> {
+    existing(store, "events", ids).await
+}
+
+/// Which of `ids` are comments.
+pub(super) async fn existing_comments(
+    store: &Store,
+    ids: &[uuid::Uuid],
+) -> Result<HashSet<uuid::Uuid>> {
+    existing(store, "comments", ids).await
+}
+
+async fn existing(store: &Store, table: &str, ids: &[uuid::Uuid]) -> Result<HashSet<uuid::Uuid>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT id FROM {table} WHERE id IN ({})", marks.join(", "));
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(store.pool()).await? {
+            let id: String = r.try_get(0)?;
+            if let Ok(id) = uuid::Uuid::parse_str(&id) {
+                out.insert(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The checkpoint: the ingestion time up to which activity has been judged.
+pub(super) async fn checkpoint(store: &Store, name: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT position FROM monitor_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => r
+            .try_get::<String, _>(0)?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("monitor_checkpoints.position"))?,
+        None => i64::MIN,
+    })
+}
+
+pub(super) async fn set_checkpoint(
+    tx: &mut Tx,
+    name: &str,
+    position: i64,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO monitor_checkpoints (name, position, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(position.to_string())
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The newest ingestion time, and the span of occurrence times of activity ingested after
+/// `after` up to it: `(snapshot, first, last, count)`.
+pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i64, i64, i64)>> {
+    let snap: Option<i64> = sqlx::query("SELECT MAX(ingested_at) FROM activity_log")
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?;
+    let Some(snap) = snap.filter(|s| *s > after) else {
+        return Ok(None);
+    };
+    let r = sqlx::query(
+        "SELECT MIN(occurred_at), MAX(occurred_at), COUNT(*) FROM activity_log \
+         WHERE ingested_at > $1 AND ingested_at <= $2",
+    )
+    .bind(after)
+    .bind(snap)
+    .fetch_one(store.pool())
+    .await?;
+    let (lo, hi): (Option<i64>, Option<i64>) = (r.try_get(0)?, r.try_get(1)?);
+    Ok(match (lo, hi) {
+        (Some(lo), Some(hi)) => Some((snap, lo, hi, r.try_get(2)?)),
+        _ => None,
+    })
+}
+
+/// Each account's habits from its successful activity before `before`.
+pub(super) async fn profiles(store: &Store, before: i64) -> Result<HashMap<uuid::Uuid, Profile>> {
+    let rows = sqlx::query(
+        "SELECT user_id, (occurred_at / 3600000000) % 24, country, COUNT(*) FROM activity_log \
+         WHERE occurred_at < $1 AND user_id IS NOT NULL AND outcome = 'success' \
+         GROUP BY user_id, (occurred_at / 3600000000) % 24, country",
+    )
+    .bind(before)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out: HashMap<uuid::Uuid, Profile> = HashMap::new();
+    for r in rows {
+        let user: String = r.try_get(0)?;
+        let Ok(user) = uuid::Uuid::parse_str(&user) else {
+            continue;
+        };
+        let hour: i64 = r.try_get(1)?;
+        let country: Option<String> = r.try_get(2)?;
+        let n = u32::try_from(r.try_get::<i64, _>(3)?).unwrap_or(u32::MAX);
+        let p = out.entry(user).or_default();
+        p.hours[hour.rem_euclid(24) as usize] += n;
+        p.total += n;
+        if let Some(c) = country.filter(|c| !c.is_empty()) {
+            *p.countries.entry(c).or_default() += n;
+        }
+    }
+    Ok(out)
+}
+
+/// A page of the activity stream in time order after `(at, id)`, up to `hi`; each event is
+/// fresh if ingested in `(after, snap]`. A comment submission comes with its comment's id and
+/// public text (none if private or removed).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn stream_page(
+    store: &Store,
+    from: (i64, &str),
+    hi: i64,
+    after: i64,
+    snap: i64,
+    limit: i64,
+) -> Result<Vec<(Event, Option<(String, String)>)>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.user_id, a.kind, a.outcome, a.occurred_at, a.ingested_at, a.ip_bidx, \
+                a.details, a.country, a.ref_id, c.body \
+         FROM activity_log a LEFT JOIN comments c ON a.kind = 'comment' AND c.id = a.ref_id \
+              AND c.deleted_at IS NULL \
+         WHERE (a.occurred_at > $1 OR (a.occurred_at = $1 AND a.id > $2)) \
+           AND a.occurred_at <= $3 AND a.ingested_at <= $4 \
+         ORDER BY a.occurred_at, a.id LIMIT $5",
+    )
+    .bind(from.0)
+    .bind(from.1)
+    .bind(hi)
+    .bind(snap)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let user: Option<String> = r.try_get(1)?;
+        let kind: String = r.try_get(2)?;
+        let outcome: String = r.try_get(3)?;
+        let ingested: i64 = r.try_get(5)?;
+        let ip: Option<Vec<u8>> = r.try_get(6)?;
+        let details: String = r.try_get(7)?;
+        let country: Option<String> = r.try_get(8)?;
+        let kind = Kind::from_stored(&kind);
+        let ref_id: Option<String> = r.try_get(9)?;
+        let body: Option<String> = r.try_get(10)?;
+        out.push((
+            Event {
+                id: r.try_get(0)?,
+                user: user.and_then(|u| uuid::Uuid::parse_str(&u).ok()),
+                kind,
+                ok: outcome == "success",
+                at: r.try_get(4)?,
+                ip: ip.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+                target: target_of(&details),
+                country: country.filter(|c| !c.is_empty()),
+                fresh: ingested > after,
+            },
+            ref_id.zip(body).filter(|_| kind == Kind::Comment),
+        ));
+    }
+    Ok(out)
+}
+
+/// The `target` hash of an activity's details, if any.
+fn target_of(details: &str) -> Option<[u8; 32]> {
+    let at = details.find("\"target\":\"")? + 10;
+    let hex_str = details.get(at..at + 64)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_str, &mut out).ok()?;
+    Some(out)
+}
+
+/// The sealed source address of an activity record.
+pub(super) async fn sealed_ip(store: &Store, activity: &str) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query("SELECT ip_enc FROM activity_log WHERE id = $1")
+        .bind(activity)
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// The catch-all live event for ingested comments that name none, created once.
+pub(super) async fn ingest_event(tx: &mut Tx, now: Timestamp) -> Result<uuid::Uuid> {
+    let id = uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001);
+    sqlx::query(
+        "INSERT INTO events (id, title, starts_at, ends_at, created_at) \
+         VALUES ($1, 'Ingested comments', $2, NULL, $2) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}

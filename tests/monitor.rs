@@ -1,0 +1,592 @@
+//! Monitoring and incidents on both databases: the demo's attack scenarios each open the
+//! incident they should and nobody else is flagged; the automated responses (suspension,
+//! revoked tokens, IP block, restrictions, step-up) and their expiry; moderators reversing
+//! them with both sides audited; re-runs that add nothing; ingestion that keeps good lines.
+
+mod common;
+
+use common::{count, exec, TestDb, PASSWORD};
+use vigil::auth::{self, tokens, Actor};
+use vigil::demo::{self, SeedOptions, SCENARIOS, STUFFING_IP};
+use vigil::incidents::{
+    self, Action, IncidentError, IncidentKind, IncidentStatus, QueueFilter, Severity,
+};
+use vigil::keys::KeyRing;
+use vigil::monitor::{self, policy::Policy, screen::Screener};
+use vigil::store::Timestamp;
+
+const HOUR: i64 = 3_600_000_000;
+
+async fn run(db: &TestDb, actor: &Actor, ring: &KeyRing) -> monitor::RunReport {
+    let screener = Screener::new(&[], &[]).unwrap();
+    monitor::run(&db.store, ring, actor, &Policy::default(), &screener)
+        .await
+        .unwrap()
+}
+
+fn all() -> QueueFilter {
+    QueueFilter {
+        limit: Some(10_000),
+        ..QueueFilter::default()
+    }
+}
+
+/// A token for a platform account, as the platform's own sign-in would issue it: the account
+/// is briefly given a password so it can authenticate, then made a platform account again.
+async fn platform_token(db: &TestDb, ring: &KeyRing, username: &str) -> String {
+    let raw = db.raw().await;
+    let hash = auth::hash_password(
+        &auth::Password::parse_for_operator(PASSWORD, &auth::Username::parse(username).unwrap())
+            .unwrap(),
+    );
+    exec(
+        &raw,
+        &format!("UPDATE users SET kind = 'operator' WHERE username = '{username}'"),
+    )
+    .await;
+    exec(
+        &raw,
+        &format!(
+            "INSERT INTO credentials (user_id, password_hash, changed_at) \
+             SELECT id, '{hash}', 0 FROM users WHERE username = '{username}' \
+             AND id NOT IN (SELECT user_id FROM credentials)"
+        ),
+    )
+    .await;
+    exec(
+        &raw,
+        &format!(
+            "INSERT INTO user_roles (user_id, role, granted_at) \
+             SELECT id, 'user', 0 FROM users WHERE username = '{username}' \
+             AND id NOT IN (SELECT user_id FROM user_roles)"
+        ),
+    )
+    .await;
+    let actor = auth::authenticate(&db.store, username, PASSWORD)
+        .await
+        .unwrap();
+    exec(
+        &raw,
+        &format!("UPDATE users SET kind = 'platform' WHERE username = '{username}'"),
+    )
+    .await;
+    raw.close().await;
+    tokens::issue_at(&db.store, ring, &actor, "platform", Timestamp::now())
+        .await
+        .unwrap()
+        .access_token
+}
+
+async fn user_id(db: &TestDb, username: &str) -> uuid::Uuid {
+    use sqlx::Row;
+    let raw = db.raw().await;
+    let id: String = sqlx::query("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    raw.close().await;
+    uuid::Uuid::parse_str(&id).unwrap()
+}
+
+async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let moderator = common::operator_with_role(&db, "mo-moderator", "moderator").await;
+    let officer = common::operator_with_role(&db, "cy-officer", "compliance_officer").await;
+    let opts = SeedOptions {
+        users: 1_000,
+        comments: 10_000,
+        days: 30,
+        seed: 5,
+        scenarios: true,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    // Sessions opened before the detectors run.
+    let victim_token = platform_token(&db, &ring, "stuffed.victim").await;
+    let poster_token = platform_token(&db, &ring, "burst.poster").await;
+    tokens::verify_access_token(&db.store, &ring, &victim_token)
+        .await
+        .unwrap();
+
+    // Moderators may run the detectors; compliance officers may not.
+    assert!(matches!(
+        monitor::run(
+            &db.store,
+            &ring,
+            &officer,
+            &Policy::default(),
+            &Screener::new(&[], &[]).unwrap()
+        )
+        .await,
+        Err(monitor::MonitorError::Forbidden(_))
+    ));
+    let first = run(&db, &admin, &ring).await;
+    assert!(first.new_events > 10_000, "{first:?}");
+
+    // Each scenario opened its incident, and nobody else was flagged.
+    let queue = incidents::list(&db.store, &moderator, &all())
+        .await
+        .unwrap();
+    for s in SCENARIOS {
+        assert!(
+            queue
+                .iter()
+                .any(|i| i.username.as_deref() == Some(s.username)
+                    && i.kind == s.kind
+                    && i.severity == s.severity),
+            "{} should open {:?}/{:?}: {queue:#?}",
+            s.label,
+            s.kind,
+            s.severity
+        );
+    }
+    for i in &queue {
+        let name = i.username.as_deref().unwrap_or("-");
+        assert!(
+            SCENARIOS.iter().any(|s| s.username == name),
+            "scenario-free account {name} flagged: {i:?}"
+        );
+    }
+    assert_eq!(queue.len(), SCENARIOS.len(), "{queue:#?}");
+    // Most severe first.
+    assert_eq!(queue[0].kind, IncidentKind::CredentialStuffing);
+    assert_eq!(first.critical, vec![queue[0].id.clone()]);
+
+    // Running again judges nothing new and opens nothing; forgetting the checkpoint (a run
+    // stopped before it could save it) folds every detection into the same incidents.
+    let again = run(&db, &admin, &ring).await;
+    assert_eq!((again.new_events, again.opened), (0, 0));
+    let raw = db.raw().await;
+    let evidence_before = count(&raw, "SELECT COUNT(*) FROM incident_evidence").await;
+    exec(&raw, "DELETE FROM monitor_checkpoints").await;
+    let replay = run(&db, &admin, &ring).await;
+    assert_eq!(replay.opened, 0, "{replay:?}");
+    assert!(replay.folded >= SCENARIOS.len() as u64);
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM incidents").await,
+        SCENARIOS.len() as i64
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM incident_evidence").await,
+        evidence_before,
+        "evidence is added once"
+    );
+
+    // Critical: suspended, tokens dead, address blocked for 24 h, holder notified.
+    let stuffing = &queue[0];
+    let victim = user_id(&db, "stuffed.victim").await;
+    let detail = incidents::show(&db.store, &moderator, &stuffing.id)
+        .await
+        .unwrap();
+    assert_eq!(detail.account_status.as_deref(), Some("suspended"));
+    assert!(matches!(
+        tokens::verify_access_token(&db.store, &ring, &victim_token).await,
+        Err(tokens::TokenError::Revoked | tokens::TokenError::AccountChanged)
+    ));
+    let now = Timestamp::now();
+    assert!(incidents::is_blocked(&db.store, STUFFING_IP, now)
+        .await
+        .unwrap());
+    let after_a_day = Timestamp::from_micros(now.micros() + 25 * HOUR);
+    assert!(
+        !incidents::is_blocked(&db.store, STUFFING_IP, after_a_day)
+            .await
+            .unwrap(),
+        "the block ends on its own after 24 h"
+    );
+    assert_eq!(
+        count(
+            &raw,
+            &format!(
+                "SELECT COUNT(*) FROM notifications WHERE recipient_id = '{victim}' \
+                 AND kind = 'security_notice'"
+            )
+        )
+        .await,
+        1
+    );
+    let automated: Vec<&str> = detail
+        .timeline
+        .iter()
+        .filter(|t| t.automated)
+        .map(|t| t.action.as_str())
+        .collect();
+    for a in [
+        "suspend_account",
+        "revoke_sessions",
+        "block_ip",
+        "notify_user",
+    ] {
+        assert!(automated.contains(&a), "{a} in {automated:?}");
+    }
+    assert!(detail.activity.iter().filter(|a| a.evidence).count() >= 10);
+    // The moderator sees no email or phone anywhere in the incident.
+    let shown = serde_json::to_string(&detail).unwrap();
+    assert!(
+        !shown.contains("@example") && !shown.contains("+1-555"),
+        "{shown}"
+    );
+
+    // High: step-up at next use, commenting and uploads restricted for an hour.
+    let poster = user_id(&db, "burst.poster").await;
+    let kinds = |rs: Vec<incidents::RestrictionInfo>| {
+        let mut k: Vec<String> = rs.into_iter().map(|r| r.kind).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        kinds(
+            incidents::restrictions_in_force(&db.store, poster, now)
+                .await
+                .unwrap()
+        ),
+        ["comment", "step_up", "upload"]
+    );
+    let later = Timestamp::from_micros(now.micros() + 2 * HOUR);
+    assert_eq!(
+        kinds(
+            incidents::restrictions_in_force(&db.store, poster, later)
+                .await
+                .unwrap()
+        ),
+        ["step_up"],
+        "the comment and upload restrictions end on their own after an hour"
+    );
+    assert!(matches!(
+        tokens::verify_access_token(&db.store, &ring, &poster_token).await,
+        Err(tokens::TokenError::StepUpRequired)
+    ));
+    let fresh = platform_token(&db, &ring, "burst.poster").await;
+    tokens::verify_access_token(&db.store, &ring, &fresh)
+        .await
+        .expect("signing in again satisfies the step-up");
+
+    // A moderator reverses the automated actions; the audit log shows both sides.
+    assert!(matches!(
+        incidents::act(&db.store, &officer, &stuffing.id, &Action::LiftBlock, None).await,
+        Err(IncidentError::Forbidden(_))
+    ));
+    assert!(matches!(
+        incidents::act(&db.store, &moderator, &stuffing.id, &Action::Note, None).await,
+        Err(IncidentError::Invalid(_))
+    ));
+    incidents::act(
+        &db.store,
+        &moderator,
+        &stuffing.id,
+        &Action::AssignToMe,
+        None,
+    )
+    .await
+    .unwrap();
+    incidents::act(
+        &db.store,
+        &moderator,
+        &stuffing.id,
+        &Action::LiftBlock,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !incidents::is_blocked(&db.store, STUFFING_IP, Timestamp::now())
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        incidents::act(
+            &db.store,
+            &moderator,
+            &stuffing.id,
+            &Action::LiftBlock,
+            None
+        )
+        .await,
+        Err(IncidentError::NotApplicable(_))
+    ));
+    incidents::act(
+        &db.store,
+        &moderator,
+        &stuffing.id,
+        &Action::LiftSuspension,
+        None,
+    )
+    .await
+    .unwrap();
+    let detail = incidents::show(&db.store, &moderator, &stuffing.id)
+        .await
+        .unwrap();
+    assert_eq!(detail.account_status.as_deref(), Some("active"));
+    assert_eq!(detail.incident.status, IncidentStatus::Investigating);
+    assert!(detail.incident.assigned_to_me);
+    assert!(detail.blocks.iter().all(|b| b.state == "lifted"));
+    let block_ip = detail
+        .timeline
+        .iter()
+        .find(|t| t.action == "block_ip")
+        .unwrap();
+    assert_eq!(block_ip.reversed_by.as_deref(), Some("mo-moderator"));
+    let audit_of = |action: &'static str, needle: &'static str| {
+        let raw = raw.clone();
+        let id = stuffing.id.clone();
+        async move {
+            count(
+                &raw,
+                &format!(
+                    "SELECT COUNT(*) FROM audit_log WHERE target = 'incident:{id}' \
+                     AND action = '{action}' AND details LIKE '%{needle}%'"
+                ),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        audit_of("incident.response", "block_ip").await,
+        1,
+        "the automated block"
+    );
+    assert_eq!(
+        audit_of("incident.action", "lift_block").await,
+        1,
+        "the moderator's lift"
+    );
+
+    // Dismissing a false positive lifts what is left and keeps the rules as feedback.
+    let roaming = queue
+        .iter()
+        .find(|i| i.username.as_deref() == Some("roaming.account"))
+        .unwrap();
+    incidents::act(
+        &db.store,
+        &moderator,
+        &roaming.id,
+        &Action::Dismiss,
+        Some("travelling"),
+    )
+    .await
+    .unwrap();
+    let roamer = user_id(&db, "roaming.account").await;
+    assert!(
+        incidents::restrictions_in_force(&db.store, roamer, Timestamp::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let feedback = incidents::rule_feedback(&db.store, &moderator)
+        .await
+        .unwrap();
+    assert!(
+        feedback.iter().any(|(r, n)| r == "multiple_ips" && *n == 1),
+        "{feedback:?}"
+    );
+    assert!(matches!(
+        incidents::act(&db.store, &moderator, &roaming.id, &Action::Confirm, None).await,
+        Err(IncidentError::NotApplicable(_))
+    ));
+
+    // Removing the spammer's comment: soft delete with the reason; its text is no longer shown.
+    let phish = queue
+        .iter()
+        .find(|i| i.kind == IncidentKind::MaliciousContent)
+        .unwrap();
+    let d = incidents::show(&db.store, &moderator, &phish.id)
+        .await
+        .unwrap();
+    let comment = d
+        .comments
+        .iter()
+        .find(|c| {
+            c.text
+                .as_deref()
+                .is_some_and(|t| t.contains("verify account"))
+        })
+        .expect("the moderator reads the comment text");
+    let cid = uuid::Uuid::parse_str(&comment.id).unwrap();
+    incidents::act(
+        &db.store,
+        &moderator,
+        &phish.id,
+        &Action::RemoveComment(cid),
+        Some("phishing"),
+    )
+    .await
+    .unwrap();
+    let d = incidents::show(&db.store, &moderator, &phish.id)
+        .await
+        .unwrap();
+    let removed = d.comments.iter().find(|c| c.id == comment.id).unwrap();
+    assert!(removed.text.is_none() && removed.removed_at.is_some());
+    assert_eq!(removed.removal_reason.as_deref(), Some("phishing"));
+
+    // Severity filter and the officer's read-only view.
+    let critical = incidents::list(
+        &db.store,
+        &officer,
+        &QueueFilter {
+            severity: Some(Severity::Critical),
+            ..all()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(critical.len(), 1);
+    raw.close().await;
+    assert!(matches!(
+        vigil::audit::verify_chain(&db.store).await.unwrap(),
+        vigil::audit::Verification::Ok { .. }
+    ));
+}
+on_both!(scenarios_open_their_incidents_and_responses_hold);
+
+async fn ingestion_keeps_good_lines_and_reports_bad_ones(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 20,
+        comments: 50,
+        days: 3,
+        seed: 2,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let name: String = {
+        use sqlx::Row;
+        sqlx::query("SELECT username FROM users WHERE kind = 'platform' ORDER BY username LIMIT 1")
+            .fetch_one(&raw)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    };
+    let before = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
+    let file = format!(
+        "{{\"type\":\"login_attempt\",\"user\":\"{name}\",\"at\":\"2026-11-20T10:00:00Z\",\"ip\":\"192.0.2.1\",\"country\":\"GB\"}}\n\
+         this is not json\n\
+         {{\"type\":\"comment_submission\",\"user\":\"{name}\",\"at\":\"2026-11-20T10:01:00Z\",\"ip\":\"192.0.2.1\",\"content\":\"hello there\"}}\n\
+         \n\
+         {{\"type\":\"comment_submission\",\"user\":\"nobody-here\",\"at\":\"2026-11-20T10:02:00Z\",\"content\":\"hi\"}}\n\
+         {{\"type\":\"login_attempt\",\"user\":\"nobody-here\",\"at\":\"2026-11-20T10:03:00Z\",\"ip\":\"192.0.2.9\",\"outcome\":\"failure\",\"reason\":\"unknown_user\"}}\n\
+         {{\"type\":\"reaction\",\"user\":\"{name}\",\"at\":\"2026-11-20T10:04:00Z\",\"comment\":\"00000000-0000-7000-8000-00000000beef\"}}\n"
+    );
+    let report = monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(report.ingested, 3, "{report:?}");
+    assert_eq!(report.comments, 1);
+    let bad: Vec<(u64, &str)> = report
+        .rejected
+        .iter()
+        .map(|b| (b.line, b.error.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad[0].0, 2);
+    assert_eq!((bad[1].0, bad[1].1), (5, "unknown user"));
+    assert_eq!((bad[2].0, bad[2].1), (7, "unknown comment"));
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await,
+        before + 3
+    );
+    // The source address is sealed; the tried name of an unknown account is only a keyed hash.
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE ip_enc IS NULL AND ip_bidx IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE details LIKE '%nobody%'"
+        )
+        .await,
+        0
+    );
+    // The same file again adds nothing.
+    let again = monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((again.ingested, again.duplicates), (0, 3));
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await,
+        before + 3
+    );
+    // Ingestion needs its permission.
+    let officer = common::operator_with_role(&db, "cy-officer", "compliance_officer").await;
+    assert!(matches!(
+        monitor::ingest_reader(&db.store, &ring, &officer, file.as_bytes()).await,
+        Err(monitor::MonitorError::Forbidden(_))
+    ));
+    raw.close().await;
+}
+on_both!(ingestion_keeps_good_lines_and_reports_bad_ones);
+
+async fn manual_blocks_expire_and_lift(db: TestDb) {
+    let _ = common::admin(&db).await;
+    let moderator = common::operator_with_role(&db, "mo-moderator", "moderator").await;
+    let officer = common::operator_with_role(&db, "cy-officer", "compliance_officer").await;
+    assert!(matches!(
+        incidents::block(&db.store, &officer, "192.0.2.50", Some(1), "abuse").await,
+        Err(IncidentError::Forbidden(_))
+    ));
+    for (ip, hours, reason) in [
+        ("not-an-ip", Some(1), "abuse"),
+        ("192.0.2.50", Some(0), "abuse"),
+        ("192.0.2.50", Some(1), "  "),
+    ] {
+        assert!(matches!(
+            incidents::block(&db.store, &moderator, ip, hours, reason).await,
+            Err(IncidentError::Invalid(_))
+        ));
+    }
+    incidents::block(&db.store, &moderator, "192.0.2.50", Some(1), "abuse")
+        .await
+        .unwrap();
+    incidents::block(&db.store, &moderator, "2001:DB8::7", None, "abuse")
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let later = Timestamp::from_micros(now.micros() + 2 * HOUR);
+    assert!(incidents::is_blocked(&db.store, "192.0.2.50", now)
+        .await
+        .unwrap());
+    assert!(!incidents::is_blocked(&db.store, "192.0.2.50", later)
+        .await
+        .unwrap());
+    assert!(incidents::is_blocked(&db.store, "2001:db8::7", later)
+        .await
+        .unwrap());
+    assert_eq!(
+        incidents::blocks(&db.store, &officer, false)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        incidents::unblock(&db.store, &moderator, "2001:db8::7")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!incidents::is_blocked(&db.store, "2001:db8::7", now)
+        .await
+        .unwrap());
+    assert!(matches!(
+        incidents::unblock(&db.store, &moderator, "2001:db8::7").await,
+        Err(IncidentError::BlockNotFound(_))
+    ));
+    let every = incidents::blocks(&db.store, &moderator, true)
+        .await
+        .unwrap();
+    assert_eq!(every.len(), 2);
+    assert!(every.iter().any(|b| b.state == "lifted"));
+}
+on_both!(manual_blocks_expire_and_lift);
