@@ -870,3 +870,39 @@ pub async fn monitoring(
         incidents: run.opened,
     })
 }
+
+/// Seeds a scratch database (`opts`, over 90 days) and times the dashboard charts on it.
+pub async fn charts_on_scratch(
+    store: &Store,
+    keystore: &dyn Keystore,
+    users: u32,
+    comments: u32,
+    rounds: u32,
+) -> Result<ChartsReport, BenchError> {
+    if auth::is_initialised(store).await? {
+        return Err(BenchError::NotScratch);
+    }
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let (actor, ring, _) = scratch_admin(store, keystore, &[crate::rbac::Role::Moderator]).await?;
+    let opts = SeedOptions {
+        users,
+        comments,
+        days: 90,
+        seed: 13,
+        scenarios: true,
+    };
+    demo::seed(store, &actor, &ring, opts, &mut |_| {})
+        .await
+        .map_err(|e| step(&e))?;
+    let screener = crate::monitor::screen::Screener::new(&[], &[]).map_err(|e| step(&e))?;
+    crate::monitor::run(
+        store,
+        &ring,
+        &actor,
+        &crate::monitor::policy::Policy::default(),
+        &screener,
+    )
+    .await
+    .map_err(|e| step(&e))?;
+    charts(store, &actor, crate::store::Timestamp::now(), rounds).await
+}

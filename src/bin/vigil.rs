@@ -106,6 +106,18 @@ enum Command {
     /// The moderators' incident queue.
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// Draw the dashboard charts to files (SVG, or PNG with --png).
+    Charts {
+        /// The folder to write them to.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Days: 7, 30 or 90.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// PNG instead of SVG.
+        #[arg(long)]
+        png: bool,
+    },
     /// IP address blocks.
     #[command(subcommand)]
     Blocks(BlocksCommand),
@@ -651,6 +663,10 @@ struct BenchArgs {
     /// accounts (on a scratch SQLite file unless --database names an empty database).
     #[arg(long, value_name = "EVENTS")]
     monitor: Option<u64>,
+    /// Measure the dashboard charts instead: seed --users and --comments over 90 days (with
+    /// the attack scenarios, and a detector run), then time each chart (median of 5).
+    #[arg(long)]
+    charts: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -865,6 +881,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Monitor(MonitorCommand::Run(j)) => monitor_run(&config, j.json).await,
         Command::Incidents(c) => incidents_cmd(&config, c).await,
         Command::Blocks(c) => blocks_cmd(&config, c).await,
+        Command::Charts { out, days, png } => charts_cmd(&config, &out, days, png).await,
         Command::Monitor(MonitorCommand::Screen {
             file,
             blocklist,
@@ -1529,6 +1546,29 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
     };
     // The scratch administrator's key pair goes into a scratch file keystore, not the keychain.
     let keystore = FileKeystore::open(&scratch.path().join("keys"))?;
+    if a.charts {
+        let r = bench::charts_on_scratch(&store, &keystore, a.users, a.comments, 5)
+            .await
+            .context("benchmark failed")?;
+        if a.json {
+            print_json(&r)?;
+        } else {
+            println!(
+                "backend: {}, {} activity events over 90 days",
+                r.backend, r.activity_events
+            );
+            for c in &r.charts {
+                println!(
+                    "{:<22} {:>7.2} ms median (query {:.2} ms, SVG {:.2} ms)",
+                    c.kind.as_str(),
+                    c.median_ms,
+                    c.data_median_ms,
+                    c.svg_median_ms
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(events) = a.monitor {
         let r = bench::monitoring(&store, &keystore, a.users, events)
             .await
@@ -2248,6 +2288,39 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
                 }
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn charts_cmd(
+    config: &Config,
+    out: &std::path::Path,
+    days: u32,
+    png: bool,
+) -> Result<ExitCode> {
+    use vigil::analytics::{self, ChartKind, Period};
+    let period = Period::from_days(days).ok_or_else(|| anyhow!("--days must be 7, 30 or 90"))?;
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for kind in ChartKind::ALL {
+        let data = match analytics::chart_data(&store, &actor, kind, period, Timestamp::now()).await
+        {
+            Ok(d) => d,
+            Err(analytics::AnalyticsError::Forbidden(e)) => {
+                eprintln!("{}: skipped ({e})", kind.as_str());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (bytes, ext) = if png {
+            (analytics::render_png(&data, 1200, 600)?, "png")
+        } else {
+            (analytics::render_svg(&data, 1200, 600)?.into_bytes(), "svg")
+        };
+        let path = out.join(format!("{}-{days}d.{ext}", kind.as_str()));
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
