@@ -763,3 +763,84 @@ fn monitor_screen_prints_one_json_line_per_comment() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn activity_ingest_then_monitor_run_and_the_moderators_queue() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &[
+            "demo",
+            "seed",
+            "--users",
+            "300",
+            "--comments",
+            "2000",
+            "--days",
+            "14",
+            "--scenarios",
+        ],
+        &[],
+    );
+    // A file with a bad line: the good ones go in, the bad one is named, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("activity.jsonl");
+    std::fs::write(
+        &file,
+        "{\"type\":\"login_attempt\",\"user\":\"night.owl\",\"at\":\"2026-11-01T10:00:00Z\",\"ip\":\"192.0.2.13\",\"country\":\"GB\"}\n\
+         {\"type\":\"login_attempt\",\"user\":\"night.owl\",\"at\":\"last tuesday\"}\n",
+    )
+    .unwrap();
+    let out = cli.run(&["activity", "ingest", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("line 2: at must be an RFC 3339 time"));
+    assert!(text(&out.stdout).contains("ingested 1 records"));
+
+    let run: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["monitor", "run", "--json"], &[])).unwrap();
+    assert_eq!(run["opened"], 5, "{run}");
+    let again: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["monitor", "run", "--json"], &[])).unwrap();
+    // The second run sees only this command's own sign-in; it opens and folds nothing.
+    assert_eq!(
+        (again["opened"].as_u64(), again["folded"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    let queue: Vec<serde_json::Value> = serde_json::from_str(&cli.ok(
+        &["incidents", "list", "--severity", "critical", "--json"],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0]["kind"], "credential_stuffing");
+    let id = queue[0]["id"].as_str().unwrap();
+    let blocks = cli.ok(&["blocks", "list"], &[]);
+    assert!(blocks.contains("198.51.100.23"), "{blocks}");
+    // Administrators read incidents but do not act on them.
+    let denied = cli.run(&["incidents", "act", id, "lift-block"], &[]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("permission"),
+        "{}",
+        text(&denied.stderr)
+    );
+    let bad = cli.run(&["incidents", "list", "--severity", "urgent"], &[]);
+    assert_ne!(bad.status.code(), Some(0));
+    let shown = cli.ok(&["incidents", "show", id], &[]);
+    assert!(
+        shown.contains("block_ip") && shown.contains("suspend_account"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("@example"),
+        "no email in an incident: {shown}"
+    );
+    let charts = dir.path().join("charts");
+    let written = cli.ok(
+        &["charts", "--out", charts.to_str().unwrap(), "--days", "30"],
+        &[],
+    );
+    assert_eq!(written.lines().count(), 4, "{written}");
+}
