@@ -43,6 +43,15 @@ const COMMANDS: &[&str] = &[
     "hold_place",
     "hold_release",
     "demo_seed",
+    "incidents_list",
+    "incident_show",
+    "incident_act",
+    "blocks_list",
+    "block_add",
+    "block_remove",
+    "monitor_run",
+    "dashboard_chart",
+    "dashboard_chart_export",
 ];
 
 fn main() {

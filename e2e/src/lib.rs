@@ -146,13 +146,27 @@ impl App {
 
     /// The value of attribute `name` of every element matching `css`, in page order.
     pub async fn attrs(&self, css: &str, name: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for e in self.client.find_all(Locator::Css(css)).await? {
-            if let Some(v) = e.attr(name).await? {
-                out.push(v);
+        // A list the page re-renders between finding and reading is read again.
+        let mut tries = 0;
+        'again: loop {
+            tries += 1;
+            let mut out = Vec::new();
+            for e in self.client.find_all(Locator::Css(css)).await? {
+                match e.attr(name).await {
+                    Ok(Some(v)) => out.push(v),
+                    Ok(None) => {}
+                    Err(fantoccini::error::CmdError::Standard(w))
+                        if tries < 5
+                            && w.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue 'again;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
+            return Ok(out);
         }
-        Ok(out)
     }
 
     /// Whether an element with this `data-testid` is on the page now.

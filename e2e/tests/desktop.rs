@@ -4,7 +4,11 @@
 //! audit screen showing all of it with a verified chain; then demo data loaded from Settings, a
 //! compliance officer created, given their data keys, and working data-subject requests: an
 //! overdue one received by post, and an erasure verified with the subject's code (a wrong code
-//! refused first), run with live step progress, and its receipt showing a clean residual scan.
+//! refused first), run with live step progress, and its receipt showing a clean residual scan;
+//! and moderation: the demo's attack scenarios turned into incidents by the detectors, the
+//! moderator opening the critical credential-stuffing incident from the queue, checking its
+//! evidence and the source address's block, lifting the block and seeing the lift on the
+//! incident's timeline; and the dashboard's charts.
 //! Run by scripts/e2e.
 
 use vigil_e2e::{fresh_totp, totp_now, App, Result};
@@ -187,7 +191,7 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
         ),
         (
             "demo_seed",
-            serde_json::json!({ "req": { "users": 10, "comments": 0, "days": 1 } }),
+            serde_json::json!({ "req": { "users": 10, "comments": 0, "days": 1, "scenarios": false } }),
         ),
     ] {
         let refused = app
@@ -238,12 +242,20 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.el("settings").await?;
     app.screenshot("settings").await?;
 
-    data_subject_requests(app, &backup_codes[4]).await
+    data_subject_requests(app, &backup_codes[4]).await?;
+    moderation(app, &backup_codes[5]).await
 }
 
 /// Demo data, a compliance officer with data keys, and the officer's requests.
 async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()> {
-    // The administrator loads demo data from Settings (a small platform).
+    // The administrator loads demo data from Settings (a small platform), with the attack
+    // scenarios (their five accounts come on top of the 200).
+    let platform = (200 + vigil::demo::SCENARIOS.len()).to_string();
+    let scenarios = app.el("demo-scenarios").await?;
+    assert!(
+        scenarios.is_selected().await?,
+        "attack scenarios are on by default"
+    );
     app.click("demo-load").await?;
     app.click("confirm-ok").await?;
     let loaded = app
@@ -252,7 +264,28 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
             std::time::Duration::from_secs(180),
         )
         .await?;
-    assert_eq!(loaded.attr("data-users").await?.as_deref(), Some("200"));
+    assert_eq!(loaded.attr("data-users").await?, Some(platform.clone()));
+
+    // The administrator runs the detectors now from the incident queue (the background monitor
+    // would within a minute): the scenarios become incidents, the credential stuffing critical.
+    app.click("nav-incidents").await?;
+    app.el("incident-table").await?;
+    app.click("monitor-run").await?;
+    app.wait_css_for(
+        "[data-testid=\"monitor-run-result\"]",
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    app.wait_css(CRITICAL_STUFFING).await?;
+    // Accounts with an open incident cannot be erased: the officer's requests below are about
+    // others.
+    let flagged = app
+        .attrs("[data-testid=\"incident-row\"]", "data-username")
+        .await?;
+    assert!(
+        flagged.iter().any(|u| u == STUFFED),
+        "the stuffed account's incident is queued: {flagged:?}"
+    );
 
     // A compliance officer: created with a temporary password, signs in (which makes their key
     // pair on this machine) and chooses their own password.
@@ -288,9 +321,12 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.click("mfa-submit").await?;
     assert_eq!(app.text("current-user").await?.trim(), ADMIN);
     app.click("nav-keys").await?;
-    app.click(&format!("keys-grant-{OFFICER}")).await?;
-    app.wait_gone(&format!("[data-testid=\"keys-grant-{OFFICER}\"]"))
-        .await?;
+    // The moderator too, so their console runs the detectors in the background.
+    for holder in [OFFICER, MODERATOR] {
+        app.click(&format!("keys-grant-{holder}")).await?;
+        app.wait_gone(&format!("[data-testid=\"keys-grant-{holder}\"]"))
+            .await?;
+    }
 
     // The officer picks two platform users off the Users screen.
     sign_out(app).await?;
@@ -299,11 +335,16 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.click("nav-users").await?;
     app.el("users-table").await?;
     app.select("users-filter-kind", "platform").await?;
-    app.wait_css("[data-testid=\"users-total\"][data-total=\"200\"]")
-        .await?;
-    let platform_users = app
+    app.wait_css(&format!(
+        "[data-testid=\"users-total\"][data-total=\"{platform}\"]"
+    ))
+    .await?;
+    let platform_users: Vec<String> = app
         .attrs("[data-testid=\"users-row\"]", "data-username")
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|u| !flagged.contains(u))
+        .collect();
     assert!(platform_users.len() >= 2, "demo users listed");
     let (by_post, to_erase) = (platform_users[0].clone(), platform_users[1].clone());
 
@@ -396,6 +437,160 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.click("dsr-receipt-close").await?;
     app.wait_css("[data-testid=\"dsr-timeline-entry\"][data-action=\"dsr.erasure_receipt\"]")
         .await?;
+    Ok(())
+}
+
+/// The account the credential-stuffing scenario gets into.
+const STUFFED: &str = "stuffed.victim";
+
+/// The queue's row of the critical credential-stuffing incident.
+const CRITICAL_STUFFING: &str = "[data-testid=\"incident-row\"][data-kind=\"credential_stuffing\"]\
+                                 [data-severity=\"critical\"]";
+
+/// The moderator reviews the critical credential-stuffing incident and lifts its IP block; the
+/// administrator then looks at the dashboard.
+async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
+    sign_out(app).await?;
+    sign_in(app, MODERATOR, MODERATOR_PASSWORD).await?;
+    assert_eq!(app.text("current-user").await?.trim(), MODERATOR);
+    app.el("nav-dashboard").await?;
+    app.el("nav-blocks").await?;
+    // The data-subject request chart is not theirs, even asked for directly.
+    let refused = app
+        .invoke(
+            "dashboard_chart",
+            serde_json::json!({ "req": { "kind": "dsr_status", "days": 30 } }),
+        )
+        .await?
+        .expect_err("the request chart must be refused for a moderator");
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+
+    // The queue: most severe first, so the critical incident leads.
+    app.click("nav-incidents").await?;
+    app.el("incident-table").await?;
+    let row = app.wait_css(CRITICAL_STUFFING).await?;
+    assert_eq!(row.attr("data-username").await?.as_deref(), Some(STUFFED));
+    let severities = app
+        .attrs("[data-testid=\"incident-row\"]", "data-severity")
+        .await?;
+    assert_eq!(severities.first().map(String::as_str), Some("critical"));
+    assert!(
+        severities.len() >= vigil::demo::SCENARIOS.len(),
+        "every scenario is queued: {severities:?}"
+    );
+    app.wait_gone(".toast").await?;
+    app.screenshot("incident-queue").await?;
+
+    // The incident: the suspended account, the evidence among the activity around it, the
+    // rules that fired, and the automated responses with the source address blocked.
+    app.wait_css(&format!("{CRITICAL_STUFFING} .row-link"))
+        .await?
+        .click()
+        .await?;
+    app.wait_css("[data-testid=\"incident-status\"][data-status=\"open\"]")
+        .await?;
+    assert_eq!(app.text("incident-username").await?.trim(), STUFFED);
+    app.wait_css("[data-testid=\"incident-account-status\"][data-status=\"suspended\"]")
+        .await?;
+    app.el("incident-rule").await?;
+    let evidence = app
+        .attrs("[data-testid=\"incident-evidence-row\"]", "data-evidence")
+        .await?;
+    assert!(
+        evidence.iter().filter(|e| *e == "true").count() >= 5,
+        "the stuffing attempts are evidence: {evidence:?}"
+    );
+    let block = format!(
+        "[data-testid=\"incident-block\"][data-ip=\"{}\"]",
+        vigil::demo::STUFFING_IP
+    );
+    app.wait_css(&format!("{block}[data-state=\"active\"]"))
+        .await?;
+    app.wait_css(
+        "[data-testid=\"incident-timeline-entry\"][data-action=\"block_ip\"]\
+         [data-automated=\"true\"][data-reversed=\"false\"]",
+    )
+    .await?;
+    app.wait_css(
+        "[data-testid=\"incident-timeline-entry\"][data-action=\"suspend_account\"]\
+         [data-automated=\"true\"]",
+    )
+    .await?;
+    for action in [
+        "assign",
+        "confirm",
+        "dismiss",
+        "lift-suspension",
+        "extend-block",
+        "note",
+    ] {
+        app.el(&format!("incident-action-{action}")).await?;
+    }
+    app.screenshot("incident-detail").await?;
+
+    // Lifting the IP block asks first, then shows the block lifted and the moderator's action
+    // on the timeline, the automated block marked reversed.
+    app.click("incident-action-lift-block").await?;
+    app.el("confirm-dialog").await?;
+    app.click("confirm-ok").await?;
+    app.wait_css(&format!("{block}[data-state=\"lifted\"]"))
+        .await?;
+    app.wait_css(&format!(
+        "[data-testid=\"incident-timeline-entry\"][data-action=\"lift_block\"]\
+         [data-automated=\"false\"][data-actor=\"{MODERATOR}\"]"
+    ))
+    .await?;
+    app.wait_css(
+        "[data-testid=\"incident-timeline-entry\"][data-action=\"block_ip\"]\
+         [data-reversed=\"true\"]",
+    )
+    .await?;
+    assert!(
+        !app.present("incident-action-lift-block").await?,
+        "no block left to lift"
+    );
+
+    // The IP blocks screen agrees: not in force, and lifted among all blocks.
+    app.click("nav-blocks").await?;
+    app.el("block-table").await?;
+    let lifted = format!(
+        "[data-testid=\"block-row\"][data-ip=\"{}\"]",
+        vigil::demo::STUFFING_IP
+    );
+    app.wait_gone(&format!("{lifted}[data-state=\"active\"]"))
+        .await?;
+    app.click("block-show-all").await?;
+    app.wait_css(&format!("{lifted}[data-state=\"lifted\"]"))
+        .await?;
+
+    // The administrator's dashboard: all four charts, the request chart included.
+    sign_out(app).await?;
+    sign_in(app, ADMIN, ADMIN_PASSWORD).await?;
+    app.fill("mfa-code", admin_backup_code).await?;
+    app.click("mfa-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    app.click("nav-dashboard").await?;
+    for kind in [
+        "incidents_by_severity",
+        "activity_volume",
+        "top_rules",
+        "dsr_status",
+    ] {
+        let chart = app
+            .wait_css(&format!(
+                "[data-testid=\"chart-svg\"][data-kind=\"{kind}\"]"
+            ))
+            .await?;
+        assert!(chart.html(true).await?.contains("<svg"), "{kind} drawn");
+    }
+    app.click("dashboard-period-90").await?;
+    app.wait_css("[data-testid=\"chart-svg\"][data-days=\"90\"]")
+        .await?;
+    app.click("dashboard-period-30").await?;
+    app.wait_css("[data-testid=\"chart-svg\"][data-kind=\"dsr_status\"][data-days=\"30\"]")
+        .await?;
+    app.wait_gone(".toast").await?;
+    app.screenshot("dashboard").await?;
     Ok(())
 }
 

@@ -6,12 +6,16 @@ use std::fmt;
 
 use serde::Serialize;
 use ts_rs::TS;
+use vigil::analytics::AnalyticsError;
 use vigil::auth::tokens::TokenError;
 use vigil::auth::users::DirectoryError;
 use vigil::auth::{AuthError, BootstrapError, LoginError, PasswordChangeError};
 use vigil::demo::DemoError;
+use vigil::incidents::IncidentError;
 use vigil::keys::KeyError;
 use vigil::mfa::MfaError;
+use vigil::monitor::screen::ScreenError;
+use vigil::monitor::MonitorError;
 use vigil::privacy::PrivacyError;
 use vigil::store::StoreError;
 
@@ -58,7 +62,13 @@ pub enum ErrorCode {
     VerificationLocked,
     /// The verification code expired: a new code must be issued.
     CodeExpired,
-    /// A file could not be written.
+    /// The incident action does not apply to the incident as it is now (it is closed, or
+    /// has no account suspended, no block or restriction in force); the message says why.
+    NotApplicable,
+    /// The configuration cannot be used (a screening rule or blocklist); the message says
+    /// which setting.
+    ConfigInvalid,
+    /// A file could not be read or written.
     Io,
     /// The database cannot be reached or failed.
     Database,
@@ -292,6 +302,54 @@ impl From<DemoError> for CommandError {
     }
 }
 
+impl From<IncidentError> for CommandError {
+    fn from(e: IncidentError) -> Self {
+        use IncidentError as I;
+        match e {
+            I::Forbidden(f) => f.into(),
+            I::Store(s) => s.into(),
+            I::NotFound(_) | I::BlockNotFound(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            I::NotApplicable(_) => Self::new(ErrorCode::NotApplicable, e.to_string()),
+            I::Invalid(_) => Self::invalid(e.to_string()),
+        }
+    }
+}
+
+impl From<MonitorError> for CommandError {
+    fn from(e: MonitorError) -> Self {
+        match e {
+            MonitorError::Forbidden(f) => f.into(),
+            MonitorError::Store(s) => s.into(),
+            MonitorError::Keys(k) => k.into(),
+            MonitorError::Io(_) => Self::new(ErrorCode::Io, e.to_string()),
+        }
+    }
+}
+
+impl From<ScreenError> for CommandError {
+    fn from(e: ScreenError) -> Self {
+        match e {
+            ScreenError::Blocklist { .. } | ScreenError::Io(_) => {
+                Self::new(ErrorCode::Io, e.to_string())
+            }
+            ScreenError::RuleName(_) | ScreenError::Pattern { .. } => Self::new(
+                ErrorCode::ConfigInvalid,
+                format!("the screening rules in the configuration ([monitor.rules]): {e}"),
+            ),
+        }
+    }
+}
+
+impl From<AnalyticsError> for CommandError {
+    fn from(e: AnalyticsError) -> Self {
+        match e {
+            AnalyticsError::Forbidden(f) => f.into(),
+            AnalyticsError::Store(s) => s.into(),
+            AnalyticsError::Render(_) => Self::new(ErrorCode::Internal, e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +430,44 @@ mod tests {
             wrong.message.contains("3 attempts left"),
             "{}",
             wrong.message
+        );
+    }
+
+    #[test]
+    fn incident_refusals_keep_their_distinct_codes() {
+        let cases = [
+            (
+                IncidentError::NotApplicable("the incident is closed".into()),
+                ErrorCode::NotApplicable,
+            ),
+            (IncidentError::NotFound("x".into()), ErrorCode::NotFound),
+            (
+                IncidentError::BlockNotFound("198.51.100.7".into()),
+                ErrorCode::NotFound,
+            ),
+            (
+                IncidentError::Invalid("not an IP address".into()),
+                ErrorCode::InvalidInput,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(CommandError::from(error).code, code);
+        }
+        let closed = CommandError::from(IncidentError::NotApplicable(
+            "the incident is closed".into(),
+        ));
+        assert_eq!(closed.message, "the incident is closed");
+        assert_eq!(
+            CommandError::from(MonitorError::Keys(KeyError::NoKeyPairHere)).code,
+            ErrorCode::KeysUnavailable
+        );
+        assert_eq!(
+            CommandError::from(ScreenError::RuleName("url".into())).code,
+            ErrorCode::ConfigInvalid
+        );
+        assert_eq!(
+            CommandError::from(AnalyticsError::Render("too small".into())).code,
+            ErrorCode::Internal
         );
     }
 }

@@ -7,6 +7,7 @@
 pub mod commands;
 mod error;
 pub mod state;
+mod watch;
 
 pub use error::{CommandError, CommandResult, ErrorCode};
 
@@ -26,7 +27,12 @@ pub fn run() {
         .with_writer(std::io::stderr)
         .try_init();
     tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
         .manage(state::AppState::new(config))
+        .setup(|app| {
+            watch::start(app.handle().clone());
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app::app_version,
             commands::app::app_status,
@@ -69,6 +75,15 @@ pub fn run() {
             commands::privacy::hold_place,
             commands::privacy::hold_release,
             commands::demo::demo_seed,
+            commands::incidents::incidents_list,
+            commands::incidents::incident_show,
+            commands::incidents::incident_act,
+            commands::incidents::blocks_list,
+            commands::incidents::block_add,
+            commands::incidents::block_remove,
+            commands::incidents::monitor_run,
+            commands::incidents::dashboard_chart,
+            commands::incidents::dashboard_chart_export,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("error while running the Vigil desktop shell");

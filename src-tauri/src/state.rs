@@ -12,6 +12,7 @@ use vigil::keys::KeyRing;
 use vigil::store::Store;
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
+use crate::watch::Watch;
 
 /// The client name recorded on the desktop app's sessions.
 pub const CLIENT: &str = "vigil-desktop";
@@ -40,8 +41,12 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Serial numbers of sign-ins, so the background monitor can tell one session from the next.
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// A signed-in operator.
 pub struct DesktopSession {
+    serial: u64,
     actor: Mutex<Actor>,
     /// Their keys on this machine, if it holds a key pair for them.
     pub ring: Option<KeyRing>,
@@ -59,6 +64,11 @@ impl std::fmt::Debug for DesktopSession {
 }
 
 impl DesktopSession {
+    /// This sign-in's number, unique while the app runs (from 1).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// The operator as last checked.
     pub fn actor(&self) -> Actor {
         self.actor.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -97,6 +107,8 @@ pub struct AppState {
     session: Mutex<Option<Arc<DesktopSession>>>,
     challenge: tokio::sync::Mutex<Option<MfaChallenge>>,
     verifier: Verifier,
+    /// The background monitor's state.
+    pub(crate) watch: Watch,
 }
 
 impl AppState {
@@ -108,6 +120,7 @@ impl AppState {
             session: Mutex::new(None),
             challenge: tokio::sync::Mutex::new(None),
             verifier: Verifier::new(),
+            watch: Watch::default(),
         }
     }
 
@@ -182,12 +195,15 @@ impl AppState {
             None => None,
         };
         let signed_in = Arc::new(DesktopSession {
+            serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             actor: Mutex::new(session.actor),
             ring: session.keys,
             tokens: tokio::sync::Mutex::new(tokens),
             must_change_password: Mutex::new(session.must_change_password),
         });
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(signed_in.clone());
+        // The background monitor runs right after sign-in, not at its next minute.
+        self.watch.wake();
         signed_in
     }
 

@@ -20,6 +20,9 @@ pub struct DemoSeedRequest {
     pub comments: u32,
     /// Days of history, ending now (1 to 365).
     pub days: u32,
+    /// Add the labelled attack scenarios (credential stuffing, a burst poster, a roaming
+    /// account, a night owl, a phishing spammer) for the detectors to find.
+    pub scenarios: bool,
 }
 
 /// What the demo seed wrote.
@@ -41,6 +44,9 @@ pub struct DemoSeedReport {
     /// Activity records.
     #[ts(type = "number")]
     pub activity: u64,
+    /// Activity records of the attack scenarios.
+    #[ts(type = "number")]
+    pub scenario_activity: u64,
 }
 
 /// The seed the desktop uses, so every "Load demo data" gives the same platform.
@@ -65,6 +71,7 @@ fn options(req: &DemoSeedRequest) -> CommandResult<SeedOptions> {
         comments: req.comments,
         days: req.days,
         seed: DEMO_SEED,
+        scenarios: req.scenarios,
     })
 }
 
@@ -84,5 +91,6 @@ pub async fn demo_seed(
         comments: report.comments,
         reactions: report.reactions,
         activity: report.activity,
+        scenario_activity: report.scenario_activity,
     })
 }

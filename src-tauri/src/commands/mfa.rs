@@ -89,77 +89,20 @@ pub async fn mfa_save_backup_codes(
             "expected the backup codes just shown",
         ));
     }
-    let dirs = directories::UserDirs::new()
-        .ok_or_else(|| CommandError::invalid("this machine has no home folder"))?;
-    let dir = dirs
-        .download_dir()
-        .filter(|d| d.is_dir())
-        .unwrap_or(dirs.home_dir())
-        .to_owned();
+    let dir = super::default_export_dir()?;
     let text = format!(
         "Vigil backup codes for {}\nEach code works once. Keep this file somewhere safe.\n\n{}\n",
         actor.username(),
         req.codes.join("\n")
     );
-    let path = write_private_file(
+    let path = super::write_new_file(
         &dir,
         &format!("vigil-backup-codes-{}", actor.username()),
-        &text,
+        "txt",
+        text.as_bytes(),
     )
     .map_err(|e| CommandError::new(ErrorCode::Internal, format!("cannot save the file: {e}")))?;
     Ok(SavedFile {
         path: path.display().to_string(),
     })
-}
-
-/// Creates `<dir>/<stem>.txt` (or `<stem>-2.txt`, ...) with owner-only permissions.
-fn write_private_file(
-    dir: &std::path::Path,
-    stem: &str,
-    text: &str,
-) -> std::io::Result<std::path::PathBuf> {
-    use std::io::Write;
-    for n in 1..1000 {
-        let name = if n == 1 {
-            format!("{stem}.txt")
-        } else {
-            format!("{stem}-{n}.txt")
-        };
-        let path = dir.join(name);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut f) => {
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("too many files with this name"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_codes_are_private_and_never_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = write_private_file(dir.path(), "codes", "one").unwrap();
-        let b = write_private_file(dir.path(), "codes", "two").unwrap();
-        assert_ne!(a, b);
-        assert_eq!(std::fs::read_to_string(&a).unwrap(), "one");
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "two");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&a).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
 }

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod audit;
 pub mod demo;
+pub mod incidents;
 pub mod keys;
 pub mod mfa;
 pub mod privacy;
@@ -16,4 +17,71 @@ pub mod users;
 /// A timestamp (RFC 3339) from the core's microseconds.
 pub(crate) fn rfc3339(t: vigil::store::Timestamp) -> String {
     t.to_rfc3339()
+}
+
+/// The folder files are saved in unless the operator picks another: Downloads, else the home
+/// folder.
+pub(crate) fn default_export_dir() -> crate::CommandResult<std::path::PathBuf> {
+    let dirs = directories::UserDirs::new()
+        .ok_or_else(|| crate::CommandError::invalid("this account has no home folder"))?;
+    Ok(dirs
+        .download_dir()
+        .filter(|d| d.is_dir())
+        .unwrap_or(dirs.home_dir())
+        .to_owned())
+}
+
+/// Creates `<dir>/<stem>.<ext>` (or `<stem>-2.<ext>`, ...) with owner-only permissions and
+/// writes `bytes` to it: never over an existing file.
+pub(crate) fn write_new_file(
+    dir: &std::path::Path,
+    stem: &str,
+    ext: &str,
+    bytes: &[u8],
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("{stem}.{ext}")
+        } else {
+            format!("{stem}-{n}.{ext}")
+        };
+        let path = dir.join(name);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut f) => {
+                f.write_all(bytes)?;
+                f.sync_all()?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("too many files with this name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_files_are_private_and_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_new_file(dir.path(), "codes", "txt", b"one").unwrap();
+        let b = write_new_file(dir.path(), "codes", "txt", b"two").unwrap();
+        assert_ne!(a, b);
+        assert!(b.ends_with("codes-2.txt"), "{}", b.display());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 }

@@ -839,13 +839,7 @@ pub async fn dsr_run(
 #[tauri::command]
 pub async fn dsr_default_export_dir(state: State<'_, AppState>) -> CommandResult<String> {
     state.authorised().await?;
-    let dirs = directories::UserDirs::new()
-        .ok_or_else(|| CommandError::invalid("this account has no home folder"))?;
-    let dir = dirs
-        .download_dir()
-        .filter(|d| d.is_dir())
-        .unwrap_or(dirs.home_dir());
-    Ok(dir.display().to_string())
+    Ok(super::default_export_dir()?.display().to_string())
 }
 
 /// A legal hold.

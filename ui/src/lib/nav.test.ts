@@ -27,14 +27,24 @@ describe('visibleNav', () => {
     expect(
       sections(['audit_read', 'audit_verify', 'users_read', 'dsr_read', 'dsr_manage', 'legal_hold_manage']),
     ).toEqual(['users', 'requests', 'holds', 'audit', 'account']);
-    // A moderator has neither.
+    // A moderator has neither, but has the incident screens.
     expect(sections(['audit_read', 'users_read', 'incidents_read', 'incidents_act'])).toEqual([
+      'dashboard',
+      'incidents',
+      'blocks',
       'users',
       'audit',
       'account',
     ]);
     expect(canOpen('requests', ['dsr_read'])).toBe(true);
     expect(canOpen('holds', ['dsr_read'])).toBe(false);
+  });
+
+  it('shows the dashboard, the incident queue and IP blocks to those who read incidents', () => {
+    expect(sections(['incidents_read'])).toEqual(['dashboard', 'incidents', 'blocks', 'account']);
+    expect(canOpen('incidents', ['incidents_read'])).toBe(true);
+    expect(canOpen('blocks', ['dsr_read'])).toBe(false);
+    expect(landingSection(['incidents_read', 'users_read'])).toBe('dashboard');
   });
 
   it('ignores permissions that have no section', () => {

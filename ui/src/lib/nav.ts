@@ -1,6 +1,16 @@
 import type { Me } from './api/types';
 
-export type Section = 'users' | 'requests' | 'holds' | 'keys' | 'audit' | 'settings' | 'account';
+export type Section =
+  | 'dashboard'
+  | 'incidents'
+  | 'blocks'
+  | 'users'
+  | 'requests'
+  | 'holds'
+  | 'keys'
+  | 'audit'
+  | 'settings'
+  | 'account';
 
 export interface NavItem {
   section: Section;
@@ -12,6 +22,24 @@ export interface NavItem {
 
 /** Sidebar entries in display order, with the permission each needs (contract "Navigation"). */
 export const NAV_ITEMS: readonly NavItem[] = [
+  {
+    section: 'dashboard',
+    label: 'Dashboard',
+    permission: 'incidents_read',
+    description: 'Incidents, activity and requests over time',
+  },
+  {
+    section: 'incidents',
+    label: 'Incidents',
+    permission: 'incidents_read',
+    description: 'Security incidents to review, most severe first',
+  },
+  {
+    section: 'blocks',
+    label: 'IP blocks',
+    permission: 'incidents_read',
+    description: 'Addresses blocked from the platform',
+  },
   {
     section: 'users',
     label: 'Users',

@@ -2,6 +2,10 @@ import type { Section } from './nav';
 
 /** Every screen of the signed-in console. */
 export type Route =
+  | { name: 'dashboard' }
+  | { name: 'incidents' }
+  | { name: 'incident'; id: string }
+  | { name: 'blocks' }
   | { name: 'users' }
   | { name: 'user'; id: string; username: string }
   | { name: 'requests' }
@@ -20,6 +24,8 @@ export function sectionOf(route: Route): Section {
       return 'users';
     case 'request':
       return 'requests';
+    case 'incident':
+      return 'incidents';
     case 'change-password':
       return 'account';
     default:

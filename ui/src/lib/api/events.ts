@@ -1,6 +1,6 @@
 // Backend events. Only modules under `src/lib/api/` may subscribe to them.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { DsrProgressEvent, RotationProgress } from './types';
+import type { DsrProgressEvent, IncidentsChangedEvent, RotationProgress } from './types';
 
 export type { UnlistenFn };
 
@@ -12,4 +12,9 @@ export function onRotationProgress(handler: (progress: RotationProgress) => void
 /** Calls `handler` for every `dsr-progress` event (a request's run step starting or ending). */
 export function onDsrProgress(handler: (progress: DsrProgressEvent) => void): Promise<UnlistenFn> {
   return listen<DsrProgressEvent>('dsr-progress', (event) => handler(event.payload));
+}
+
+/** Calls `handler` whenever a run of the detectors opened or changed incidents (`incidents-changed`). */
+export function onIncidentsChanged(handler: (event: IncidentsChangedEvent) => void): Promise<UnlistenFn> {
+  return listen<IncidentsChangedEvent>('incidents-changed', (event) => handler(event.payload));
 }

@@ -66,11 +66,33 @@ export type { HoldPlace } from './bindings/HoldPlace';
 export type { HoldRef } from './bindings/HoldRef';
 export type { DemoSeedRequest } from './bindings/DemoSeedRequest';
 export type { DemoSeedReport } from './bindings/DemoSeedReport';
+export type { IncidentView } from './bindings/IncidentView';
+export type { IncidentListQuery } from './bindings/IncidentListQuery';
+export type { IncidentRef } from './bindings/IncidentRef';
+export type { IncidentAct } from './bindings/IncidentAct';
+export type { IncidentDetailView } from './bindings/IncidentDetailView';
+export type { IncidentTimelineView } from './bindings/IncidentTimelineView';
+export type { RuleCountView } from './bindings/RuleCountView';
+export type { EvidenceView } from './bindings/EvidenceView';
+export type { ActivityView } from './bindings/ActivityView';
+export type { CommentView } from './bindings/CommentView';
+export type { BlockView } from './bindings/BlockView';
+export type { RestrictionView } from './bindings/RestrictionView';
+export type { BlocksQuery } from './bindings/BlocksQuery';
+export type { BlockAdd } from './bindings/BlockAdd';
+export type { BlockRemove } from './bindings/BlockRemove';
+export type { MonitorRunView } from './bindings/MonitorRunView';
+export type { IncidentsChangedEvent } from './bindings/IncidentsChangedEvent';
+export type { ChartRequest } from './bindings/ChartRequest';
+export type { ChartView } from './bindings/ChartView';
+export type { ChartExport } from './bindings/ChartExport';
 import type { KeysState } from './bindings/KeysState';
 import type { PurposeView } from './bindings/PurposeView';
 import type { RotationProgressEvent } from './bindings/RotationProgressEvent';
 import type { UserRow } from './bindings/UserRow';
 import type { DsrView } from './bindings/DsrView';
+import type { IncidentView } from './bindings/IncidentView';
+import type { ChartView } from './bindings/ChartView';
 
 /** Payload of the `rotation-progress` event. */
 export type RotationProgress = RotationProgressEvent;
@@ -83,6 +105,10 @@ export type KeyPurpose = PurposeView['purpose'];
 export type KeyStatus = KeysState;
 export type DsrKind = DsrView['kind'];
 export type DsrStatus = DsrView['status'];
+export type IncidentKind = IncidentView['kind'];
+export type Severity = IncidentView['severity'];
+export type IncidentStatus = IncidentView['status'];
+export type ChartKind = ChartView['kind'];
 
 /** The values `UserDetail.actions` may hold. */
 export type UserAction =

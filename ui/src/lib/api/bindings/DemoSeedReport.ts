@@ -23,4 +23,8 @@ reactions: number,
 /**
  * Activity records.
  */
-activity: number, };
+activity: number, 
+/**
+ * Activity records of the attack scenarios.
+ */
+scenario_activity: number, };

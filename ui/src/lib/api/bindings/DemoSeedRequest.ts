@@ -15,4 +15,9 @@ comments: number,
 /**
  * Days of history, ending now (1 to 365).
  */
-days: number, };
+days: number, 
+/**
+ * Add the labelled attack scenarios (credential stuffing, a burst poster, a roaming
+ * account, a night owl, a phishing spammer) for the detectors to find.
+ */
+scenarios: boolean, };

@@ -1,0 +1,364 @@
+//! The background monitor: while an operator is signed in, every minute (and once right after
+//! sign-in) it runs the detectors if the operator may ([`Permission::MonitorRun`]) and this
+//! machine holds their data keys, then looks for critical incidents opened since the last look
+//! (by this app, another console or a headless `vigil monitor run`), so moderators who do not
+//! run the detectors are told too. New incidents reach the UI as the `incidents-changed` event;
+//! a critical one also as a desktop notification, whose text names the kind of incident and
+//! never a person. A desktop without a notification service (a CI display) only loses the
+//! notification.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_notification::NotificationExt;
+use vigil::auth::Actor;
+use vigil::config::Config;
+use vigil::incidents::{self, IncidentSummary};
+use vigil::keys::KeyError;
+use vigil::monitor::{self, screen::Screener, RunReport};
+use vigil::rbac::{self, Permission};
+use vigil::store::Timestamp;
+
+use crate::commands::incidents::{IncidentsChangedEvent, INCIDENTS_CHANGED};
+use crate::error::{CommandResult, ErrorCode};
+use crate::state::{AppState, Db, DesktopSession};
+
+/// How often the detectors run while someone is signed in.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+/// How far back each look for critical incidents reaches before the previous look: an incident
+/// is stamped when its transaction starts, so one committed just after a look can carry a time
+/// before it. Incidents already told of are not told again.
+const OVERLAP_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// Most critical incidents told of one by one in a look; the rest in one notification.
+const MAX_NOTIFICATIONS: usize = 3;
+
+/// The background monitor's state, kept in [`AppState`].
+#[derive(Default)]
+pub struct Watch {
+    /// One run of the detectors at a time from this app (the timer and the button).
+    running: tokio::sync::Mutex<()>,
+    /// Wakes the loop early: after a sign-in.
+    wake: tokio::sync::Notify,
+    told: Mutex<Told>,
+}
+
+/// What the signed-in operator has been told of.
+#[derive(Default)]
+struct Told {
+    /// The session's serial number ([`crate::state::DesktopSession::serial`]); 0 before any.
+    session: u64,
+    last_look: Option<Timestamp>,
+    ids: HashSet<String>,
+}
+
+/// Who started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The timer.
+    Background,
+    /// An operator's button.
+    Manual,
+}
+
+impl Watch {
+    /// Runs the loop now rather than at its next minute (a sign-in just happened).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the detectors as `actor` with their keys on this machine.
+    pub async fn run(
+        &self,
+        config: &Config,
+        db: &Db,
+        session: &DesktopSession,
+        actor: &Actor,
+    ) -> CommandResult<RunReport> {
+        rbac::require(actor, Permission::MonitorRun)?;
+        let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
+        let screener = Screener::from_config(&config.monitor, &[])?;
+        let _one = self.running.lock().await;
+        Ok(monitor::run(&db.store, ring, actor, &config.monitor.policy, &screener).await?)
+    }
+
+    /// Starts over when the signed-in session is not the one last seen; returns when to look
+    /// back to for critical incidents.
+    fn follow(&self, session: u64) -> Timestamp {
+        let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+        if told.session != session {
+            *told = Told {
+                session,
+                last_look: None,
+                ids: HashSet::new(),
+            };
+        }
+        let last = *told.last_look.get_or_insert_with(Timestamp::now);
+        Timestamp::from_micros(last.micros() - OVERLAP_MICROS)
+    }
+
+    /// The incidents of `found` not told of yet, now remembered as told; the look ended at `at`.
+    fn untold(&self, found: Vec<IncidentSummary>, at: Timestamp) -> Vec<IncidentSummary> {
+        let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+        told.last_look = Some(at);
+        found
+            .into_iter()
+            .filter(|i| told.ids.insert(i.id.clone()))
+            .collect()
+    }
+}
+
+/// Starts the background monitor on the async runtime; it runs until the app quits.
+pub fn start(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let state = app.state::<AppState>();
+            tick(&app, &state).await;
+            tokio::select! {
+                () = tokio::time::sleep(INTERVAL) => {}
+                () = state.watch.wake.notified() => {}
+            }
+        }
+    });
+}
+
+/// One round: run the detectors if the operator may, then tell of new critical incidents.
+async fn tick(app: &AppHandle, state: &AppState) {
+    let Some(current) = state.current() else {
+        return;
+    };
+    if current.must_change_password() {
+        return;
+    }
+    state.watch.follow(current.serial());
+    let (db, session, actor) = match state.authorised().await {
+        Ok(signed_in) => signed_in,
+        Err(e) => {
+            tracing::debug!(code = ?e.code, "background monitor: not signed in");
+            return;
+        }
+    };
+    if rbac::require(&actor, Permission::MonitorRun).is_ok() && session.ring.is_some() {
+        match state
+            .watch
+            .run(&state.config(), &db, &session, &actor)
+            .await
+        {
+            Ok(report) => {
+                tracing::info!(
+                    new_events = report.new_events,
+                    opened = report.opened,
+                    folded = report.folded,
+                    critical = report.critical.len(),
+                    "background monitor ran the detectors"
+                );
+                announce(app, state, &db, &actor, &report, Source::Background).await;
+                return;
+            }
+            // Keys not granted to this machine yet: the next round tries again.
+            Err(e) if e.code == ErrorCode::KeysUnavailable => {
+                tracing::debug!("background monitor: no data keys here, detectors not run");
+            }
+            Err(e) => {
+                tracing::warn!(code = ?e.code, error = %e.message, "background monitor failed")
+            }
+        }
+    }
+    let told = tell_critical(app, state, &db, &actor, &[]).await;
+    if !told.is_empty() {
+        emit(
+            app,
+            IncidentsChangedEvent {
+                opened: 0,
+                folded: 0,
+                critical: told,
+                automatic: true,
+            },
+        );
+    }
+}
+
+/// After a run: tells the UI what it opened, and the desktop of critical incidents (the run's
+/// and any others opened since the last look).
+pub async fn announce(
+    app: &AppHandle,
+    state: &AppState,
+    db: &Db,
+    actor: &Actor,
+    report: &RunReport,
+    source: Source,
+) {
+    let told = tell_critical(app, state, db, actor, &report.critical).await;
+    let changed = report.opened > 0 || report.folded > 0 || report.suspensions_expired > 0;
+    if changed || !told.is_empty() || source == Source::Manual {
+        emit(
+            app,
+            IncidentsChangedEvent {
+                opened: report.opened,
+                folded: report.folded,
+                critical: report.critical.clone(),
+                automatic: source == Source::Background,
+            },
+        );
+    }
+}
+
+fn emit(app: &AppHandle, event: IncidentsChangedEvent) {
+    if let Err(e) = app.emit(INCIDENTS_CHANGED, event) {
+        tracing::debug!(error = %e, "incidents-changed event not sent");
+    }
+}
+
+/// Shows a desktop notification for each critical incident opened since the last look (and
+/// each of `opened`, the ids a run just reported) not told of before; returns their ids.
+async fn tell_critical(
+    app: &AppHandle,
+    state: &AppState,
+    db: &Db,
+    actor: &Actor,
+    opened: &[String],
+) -> Vec<String> {
+    if rbac::require(actor, Permission::IncidentsRead).is_err() {
+        return Vec::new();
+    }
+    let Some(session) = state.current() else {
+        return Vec::new();
+    };
+    let since = state.watch.follow(session.serial());
+    let at = Timestamp::now();
+    let mut found = match incidents::critical_since(&db.store, actor, since).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::debug!(error = %e, "background monitor: critical incidents not read");
+            Vec::new()
+        }
+    };
+    for id in opened {
+        if found.iter().any(|i| &i.id == id) {
+            continue;
+        }
+        if let Ok(detail) = incidents::show(&db.store, actor, id).await {
+            found.push(detail.incident);
+        }
+    }
+    let fresh = state.watch.untold(found, at);
+    if !fresh.is_empty() {
+        tracing::info!(
+            incidents = fresh.len(),
+            "telling the desktop of critical incidents"
+        );
+    }
+    for (title, body) in notifications(&fresh) {
+        notify(app, &title, &body);
+    }
+    fresh.into_iter().map(|i| i.id).collect()
+}
+
+/// The notifications for newly opened critical incidents: one each for the first few, then
+/// one for the rest. The text names the kind and the core's summary (counts and windows, no
+/// personal data), never the account.
+fn notifications(fresh: &[IncidentSummary]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = fresh
+        .iter()
+        .take(MAX_NOTIFICATIONS)
+        .map(|i| {
+            (
+                format!("Critical incident: {}", kind_words(i.kind.as_str())),
+                format!(
+                    "{}. Open Vigil to review it.",
+                    i.summary.trim_end_matches('.')
+                ),
+            )
+        })
+        .collect();
+    if fresh.len() > MAX_NOTIFICATIONS {
+        let more = fresh.len() - MAX_NOTIFICATIONS;
+        out.push((
+            format!(
+                "{more} more critical incident{}",
+                if more == 1 { "" } else { "s" }
+            ),
+            "Open Vigil's incident queue to review them.".to_owned(),
+        ));
+    }
+    out
+}
+
+/// `credential_stuffing` → "credential stuffing".
+fn kind_words(kind: &str) -> String {
+    kind.replace('_', " ")
+}
+
+/// Shows a desktop notification; without a notification service it is only logged.
+fn notify(app: &AppHandle, title: &str, body: &str) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::debug!(error = %e, "desktop notification not shown");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil::incidents::{IncidentKind, IncidentStatus, Severity};
+
+    fn critical(id: &str) -> IncidentSummary {
+        IncidentSummary {
+            id: id.into(),
+            kind: IncidentKind::CredentialStuffing,
+            severity: Severity::Critical,
+            status: IncidentStatus::Open,
+            username: Some("stuffed.victim".into()),
+            user_id: None,
+            assignee: None,
+            assigned_to_me: false,
+            summary: "40 sign-in attempts on 12 accounts from one address in 10 min, 38 failed"
+                .into(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+            evidence_count: 40,
+        }
+    }
+
+    #[test]
+    fn notifications_name_the_kind_and_never_the_account() {
+        let shown = notifications(&[critical("a")]);
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[0].0, "Critical incident: credential stuffing");
+        assert!(
+            shown[0].1.starts_with("40 sign-in attempts"),
+            "{}",
+            shown[0].1
+        );
+        assert!(!shown[0].0.contains("stuffed") && !shown[0].1.contains("stuffed"));
+        let many: Vec<_> = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .map(critical)
+            .collect();
+        let shown = notifications(&many);
+        assert_eq!(shown.len(), 4);
+        assert_eq!(shown[3].0, "2 more critical incidents");
+    }
+
+    #[test]
+    fn each_incident_is_told_once_per_session() {
+        let watch = Watch::default();
+        let since = watch.follow(1);
+        assert!(since.micros() < Timestamp::now().micros() - OVERLAP_MICROS + 1_000_000);
+        let at = Timestamp::now();
+        assert_eq!(
+            watch.untold(vec![critical("a"), critical("b")], at).len(),
+            2
+        );
+        assert_eq!(
+            watch.untold(vec![critical("b"), critical("c")], at).len(),
+            1
+        );
+        assert_eq!(watch.follow(1).micros(), at.micros() - OVERLAP_MICROS);
+        // A new sign-in starts over.
+        watch.follow(2);
+        assert_eq!(watch.untold(vec![critical("a")], at).len(), 1);
+    }
+}
