@@ -4,11 +4,10 @@
 //! division of non-negative BIGINTs truncates alike on SQLite and Postgres, so both give the
 //! same day index from 0 to `days - 1`.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{DeadlineBuckets, Window, MICROS_PER_DAY};
-use crate::store::{Store, StoreError};
+use crate::store::{map_rows, Store, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -165,15 +164,4 @@ pub(super) async fn open_requests_by_deadline(
         due_soon: get(1)?,
         due_later: get(2)?,
     })
-}
-
-/// Maps every row with `f`.
-fn map_rows<T>(
-    rows: &[AnyRow],
-    f: impl Fn(&AnyRow) -> std::result::Result<T, sqlx::Error>,
-) -> Result<Vec<T>> {
-    rows.iter()
-        .map(f)
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
 }

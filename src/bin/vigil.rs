@@ -2031,16 +2031,7 @@ fn monitor_screen(
     use std::io::{BufRead, Write};
     use vigil::monitor::screen::Screener;
     let screener = Screener::from_config(&config.monitor, blocklist)?;
-    let mut input: Box<dyn BufRead> = match file.as_deref() {
-        None => Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
-        Some(p) if p.as_os_str() == "-" => {
-            Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
-        }
-        Some(p) => Box::new(std::io::BufReader::with_capacity(
-            1 << 20,
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-        )),
-    };
+    let mut input = input(file.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if json {

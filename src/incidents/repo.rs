@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Detection, Evidence, IncidentKind, IncidentStatus, QueueFilter, Severity};
-use crate::store::{flag, Store, StoreError, Timestamp, Tx};
+use crate::store::{flag, map_rows, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -452,16 +452,6 @@ fn summary_row(r: &AnyRow, me: uuid::Uuid) -> std::result::Result<IncidentSummar
     })
 }
 
-fn map_rows<T>(
-    rows: &[AnyRow],
-    f: impl Fn(&AnyRow) -> std::result::Result<T, sqlx::Error>,
-) -> Result<Vec<T>> {
-    rows.iter()
-        .map(f)
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
-}
-
 pub(super) async fn list(
     store: &Store,
     f: &QueueFilter,
@@ -895,18 +885,24 @@ pub(super) async fn expire_suspensions(
     .await?;
     let ended: Vec<(String, String)> = map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))?;
     for (_, user) in &ended {
-        sqlx::query(
-            "UPDATE users SET status = 'active', updated_at = $1 WHERE id = $2 \
-             AND status = 'suspended' AND NOT EXISTS (SELECT 1 FROM user_restrictions \
-               WHERE user_id = $2 AND kind = 'suspension' AND lifted_at IS NULL \
-               AND (expires_at IS NULL OR expires_at > $1))",
-        )
-        .bind(now.micros())
-        .bind(user.as_str())
-        .execute(&mut **tx)
-        .await?;
+        reinstate_if_free(tx, user, now).await?;
     }
     Ok(ended)
+}
+
+/// Makes a suspended account active again unless another suspension still holds it.
+async fn reinstate_if_free(tx: &mut Tx, user: &str, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET status = 'active', updated_at = $1 WHERE id = $2 \
+         AND status = 'suspended' AND NOT EXISTS (SELECT 1 FROM user_restrictions \
+           WHERE user_id = $2 AND kind = 'suspension' AND lifted_at IS NULL \
+           AND (expires_at IS NULL OR expires_at > $1))",
+    )
+    .bind(now.micros())
+    .bind(user)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Marks the incident's automated `actions` still standing as reversed.
@@ -1012,16 +1008,7 @@ pub(super) async fn lift_everything(
     })?;
     for (user, kind) in &lifted {
         if kind == "suspension" {
-            sqlx::query(
-                "UPDATE users SET status = 'active', updated_at = $1 WHERE id = $2 \
-                 AND status = 'suspended' AND NOT EXISTS (SELECT 1 FROM user_restrictions \
-                   WHERE user_id = $2 AND kind = 'suspension' AND lifted_at IS NULL \
-                   AND (expires_at IS NULL OR expires_at > $1))",
-            )
-            .bind(now.micros())
-            .bind(user.as_str())
-            .execute(&mut **tx)
-            .await?;
+            reinstate_if_free(tx, user, now).await?;
         }
     }
     sqlx::query(

@@ -9,7 +9,7 @@ use super::{
     Artifact, PrivacyError, Request, RequestId, RequestKind, RequestStatus, Step, TimelineEntry,
     VerificationMethod, DUE_SOON_DAYS, MAX_CODE_ATTEMPTS,
 };
-use crate::store::{backend_of, flag, Backend, Store, StoreError, Timestamp, Tx};
+use crate::store::{backend_of, flag, map_rows, Backend, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -1276,17 +1276,6 @@ pub(super) async fn count_equal(
         total += n;
     }
     Ok(total)
-}
-
-/// Maps every row with `f`.
-fn map_rows<T>(
-    rows: &[AnyRow],
-    f: impl Fn(&AnyRow) -> std::result::Result<T, sqlx::Error>,
-) -> Result<Vec<T>> {
-    rows.iter()
-        .map(f)
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
 }
 
 async fn strings(store: &Store, sql: &str, arg: &str) -> Result<Vec<String>> {

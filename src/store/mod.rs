@@ -314,6 +314,17 @@ pub(crate) fn flag(row: &sqlx::any::AnyRow, index: usize) -> Result<bool, sqlx::
     }
 }
 
+/// Maps every row with `f`: the one place a query's rows become values.
+pub(crate) fn map_rows<T>(
+    rows: &[sqlx::any::AnyRow],
+    f: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(f)
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
 /// The backend a transaction runs on.
 pub(crate) fn backend_of(tx: &mut Tx) -> Backend {
     use sqlx::AnyConnection;
