@@ -20,7 +20,9 @@ pub mod monitor;
 pub mod platform;
 pub mod privacy;
 pub mod rbac;
+pub mod retention;
 pub mod store;
+pub mod worker;
 
 /// The version of the Vigil core, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

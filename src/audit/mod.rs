@@ -5,6 +5,7 @@
 //! `audit_head` row, so concurrent writers — two consoles and a worker on one Postgres — queue
 //! rather than fork the chain. `details` carries ids and counts, never personal data.
 
+pub mod archive;
 mod repo;
 
 use serde::Serialize;
@@ -146,6 +147,12 @@ pub enum AuditAction {
     IpBlocked,
     /// An address block was lifted.
     IpUnblocked,
+    /// A retention policy was changed.
+    RetentionPolicyChanged,
+    /// A retention run finished (or stopped on an error); details hold its counts.
+    RetentionRan,
+    /// A headless worker started or stopped.
+    WorkerStarted,
 }
 
 impl AuditAction {
@@ -200,6 +207,9 @@ impl AuditAction {
             AuditAction::SuspensionExpired => "incident.suspension_expired",
             AuditAction::IpBlocked => "ip.blocked",
             AuditAction::IpUnblocked => "ip.unblocked",
+            AuditAction::RetentionPolicyChanged => "retention.policy_changed",
+            AuditAction::RetentionRan => "retention.ran",
+            AuditAction::WorkerStarted => "worker.started",
         }
     }
 }

@@ -66,27 +66,27 @@ pub(super) async fn append(
 }
 
 /// Walks entries in order, checking each link and hash.
-struct ChainWalker {
-    expected: i64,
-    running: Vec<u8>,
-    checked: u64,
+pub(super) struct ChainWalker {
+    pub(super) expected: i64,
+    pub(super) running: Vec<u8>,
+    pub(super) checked: u64,
 }
 
 /// One stored entry, as read for verification.
-struct StoredEntry<'a>(
-    i64,
-    i64,
-    std::borrow::Cow<'a, str>,
-    std::borrow::Cow<'a, str>,
-    Option<std::borrow::Cow<'a, str>>,
-    std::borrow::Cow<'a, str>,
-    Vec<u8>,
-    Vec<u8>,
+pub(super) struct StoredEntry<'a>(
+    pub(super) i64,
+    pub(super) i64,
+    pub(super) std::borrow::Cow<'a, str>,
+    pub(super) std::borrow::Cow<'a, str>,
+    pub(super) Option<std::borrow::Cow<'a, str>>,
+    pub(super) std::borrow::Cow<'a, str>,
+    pub(super) Vec<u8>,
+    pub(super) Vec<u8>,
 );
 
 impl ChainWalker {
     /// Checks the next entry; on a fault, returns the seq it names and why.
-    fn check(&mut self, e: &StoredEntry<'_>) -> Option<(i64, ChainFault)> {
+    pub(super) fn check(&mut self, e: &StoredEntry<'_>) -> Option<(i64, ChainFault)> {
         let seq = e.0;
         if seq != self.expected {
             return Some((self.expected, ChainFault::Missing { found: Some(seq) }));
@@ -105,7 +105,7 @@ impl ChainWalker {
     }
 
     /// The verdict once every entry was read (or the first fault was found).
-    fn finish(
+    pub(super) fn finish(
         self,
         fault: Option<(i64, ChainFault)>,
         head_seq: i64,
@@ -315,4 +315,86 @@ pub(super) async fn head_seq(store: &Store) -> Result<i64, StoreError> {
         .fetch_one(store.pool())
         .await?
         .try_get(0)?)
+}
+
+/// Where the live chain starts: the last archived entry's sequence number and hash.
+pub(super) async fn checkpoint(store: &Store) -> Result<(i64, Vec<u8>), StoreError> {
+    let r = sqlx::query("SELECT archived_through_seq, archived_hash FROM audit_head WHERE id = 1")
+        .fetch_one(store.pool())
+        .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// Up to `limit` live entries after `after`, in order, written before `before`.
+pub(super) async fn entries_before(
+    store: &Store,
+    after: i64,
+    before: Timestamp,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log \
+         WHERE seq > $1 AND at < $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(after)
+    .bind(before.micros())
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                seq: r.try_get(0)?,
+                at: Timestamp::from_micros(r.try_get(1)?),
+                actor: r.try_get(2)?,
+                action: r.try_get(3)?,
+                target: r.try_get(4)?,
+                details: r.try_get(5)?,
+                prev_hash: r.try_get(6)?,
+                hash: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Live entries written before `before`: how many, and the oldest time.
+pub(super) async fn count_before(
+    store: &Store,
+    before: Timestamp,
+) -> Result<(i64, Option<i64>), StoreError> {
+    let r = sqlx::query("SELECT COUNT(*), MIN(at) FROM audit_log WHERE at < $1")
+        .bind(before.micros())
+        .fetch_one(store.pool())
+        .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// Removes entries `first..=last` from the live table and moves the checkpoint past them, if
+/// the checkpoint is still just before `first` (another archiver did not get there first).
+pub(super) async fn retire(
+    tx: &mut Tx,
+    first: i64,
+    last: i64,
+    last_hash: &[u8],
+) -> Result<bool, StoreError> {
+    let moved = sqlx::query(
+        "UPDATE audit_head SET archived_through_seq = $1, archived_hash = $2 \
+         WHERE id = 1 AND archived_through_seq = $3",
+    )
+    .bind(last)
+    .bind(last_hash.to_vec())
+    .bind(first - 1)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM audit_log WHERE seq >= $1 AND seq <= $2")
+        .bind(first)
+        .bind(last)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }

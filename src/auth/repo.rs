@@ -92,13 +92,20 @@ pub(super) async fn insert_operator(
     roles: &[Role],
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    // An account whose only role is `service` is a headless worker's, and is filed as one.
+    let kind = if roles == [Role::Service] {
+        "service"
+    } else {
+        "operator"
+    };
     sqlx::query(
         "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at) \
-         VALUES ($1, $2, $2, 'operator', 'active', $3, $3)",
+         VALUES ($1, $2, $2, $4, 'active', $3, $3)",
     )
     .bind(id.to_string())
     .bind(username.as_str())
     .bind(now.micros())
+    .bind(kind)
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, $3)")

@@ -2,6 +2,9 @@
 //!
 //! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
 
+#[path = "vigil/jobs.rs"]
+mod jobs;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -121,6 +124,25 @@ enum Command {
     /// IP address blocks.
     #[command(subcommand)]
     Blocks(BlocksCommand),
+    /// Retention policies: view and change them, the dry run, runs and their history.
+    #[command(subcommand)]
+    Retention(jobs::RetentionCommand),
+    /// Run the scheduled jobs (retention daily, the detectors every minute) as a service
+    /// account, until stopped. Several workers may share one Postgres database.
+    Worker {
+        /// Run the due jobs once and exit (for a systemd timer or cron).
+        #[arg(long)]
+        once: bool,
+        /// Only this job (repeat for several): retention, monitor.
+        #[arg(long = "job", value_name = "JOB")]
+        jobs: Vec<String>,
+        /// One JSON line per job per round.
+        #[arg(long)]
+        json: bool,
+        /// Crash tests: abort inside this retention chunk's transaction.
+        #[arg(long, hide = true)]
+        abort_in_chunk: Option<u64>,
+    },
     /// Measure demo-seed throughput and audit-chain speed on a scratch database.
     Bench(BenchArgs),
 }
@@ -147,7 +169,15 @@ enum KeystoreCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain; exit 0 and "ok: N entries", or exit 1 naming the first bad seq.
-    Verify(JsonFlag),
+    Verify {
+        /// Also verify the archived entries in this folder, from the first entry to the live
+        /// chain's checkpoint.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<std::path::PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List entries, newest first.
     List {
         /// Operator username, or a stored actor (user:<uuid>, system:<name>).
@@ -764,26 +794,44 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
-        Command::Audit(AuditCommand::Verify(f)) => {
+        Command::Audit(AuditCommand::Verify { archive, json }) => {
             let store = open(&config).await?;
             let (actor, _) = sign_in(&config, &store).await?;
+            if let Some(dir) = archive {
+                let result = audit::archive::verify_with_archive(&store, &actor, &dir).await?;
+                if json {
+                    print_json(&result)?;
+                } else {
+                    match &result.archive {
+                        audit::archive::ArchiveResult::Ok {
+                            segments, entries, ..
+                        } => println!("archive ok: {entries} entries in {segments} segments"),
+                        audit::archive::ArchiveResult::Broken {
+                            file, seq, fault, ..
+                        } => println!(
+                            "archive broken: {}{}: {}",
+                            file.as_deref().unwrap_or("archive"),
+                            seq.map(|s| format!(" seq {s}")).unwrap_or_default(),
+                            serde_json::to_string(fault)?
+                        ),
+                    }
+                    print_live(&result.live);
+                }
+                return Ok(if result.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let result = audit::verify(&store, &actor).await?;
-            if f.json {
+            if json {
                 print_json(&result)?;
+            } else {
+                print_live(&result);
             }
             Ok(match result {
-                Verification::Ok { entries, .. } => {
-                    if !f.json {
-                        println!("ok: {entries} entries");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Verification::Broken { seq, fault, .. } => {
-                    if !f.json {
-                        println!("broken: seq {seq}: {fault}");
-                    }
-                    ExitCode::from(1)
-                }
+                Verification::Ok { .. } => ExitCode::SUCCESS,
+                Verification::Broken { .. } => ExitCode::from(1),
             })
         }
         Command::Audit(AuditCommand::List {
@@ -877,6 +925,13 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
         Command::Dsr(c) => dsr_cmd(&config, c).await,
         Command::Hold(c) => hold_cmd(&config, c).await,
+        Command::Retention(c) => jobs::retention_cmd(&config, c).await,
+        Command::Worker {
+            once,
+            jobs: names,
+            json,
+            abort_in_chunk,
+        } => jobs::worker_cmd(&config, once, &names, json, abort_in_chunk).await,
         Command::Activity(c) => activity_cmd(&config, c).await,
         Command::Monitor(MonitorCommand::Run(j)) => monitor_run(&config, j.json).await,
         Command::Incidents(c) => incidents_cmd(&config, c).await,
@@ -2442,6 +2497,13 @@ fn parse_since(s: &str) -> Result<Timestamp> {
         _ => bail!("--since: expected RFC 3339, YYYY-MM-DD, or an age like 24h or 7d"),
     };
     Ok(Timestamp::from_micros(Timestamp::now().micros() - micros))
+}
+
+fn print_live(v: &Verification) {
+    match v {
+        Verification::Ok { entries, .. } => println!("ok: {entries} entries"),
+        Verification::Broken { seq, fault, .. } => println!("broken: seq {seq}: {fault}"),
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

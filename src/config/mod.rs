@@ -22,6 +22,10 @@ pub struct Config {
     pub rsa_bits: KeyBits,
     /// Content and URL screening: extra rules and blocklist files.
     pub monitor: MonitorConfig,
+    /// Retention runs and the audit archive (`[retention]`).
+    pub retention: RetentionConfig,
+    /// Scheduled jobs (`[worker]`).
+    pub worker: WorkerConfig,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -39,6 +43,70 @@ pub struct MonitorConfig {
     /// Detector thresholds and automated responses (`[monitor.policy]`).
     #[serde(default)]
     pub policy: crate::monitor::policy::Policy,
+}
+
+/// Retention settings (`[retention]` in the file). The policies themselves live in the database,
+/// so every console and worker sharing it applies the same ones.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Where archived audit segments go (`VIGIL_ARCHIVE_DIR`). Workers sharing one Postgres
+    /// database should share this folder. Default: `audit-archive` in the OS data folder.
+    pub archive_dir: Option<PathBuf>,
+    /// Records per chunk (one transaction each), 1 to 50,000.
+    #[serde(default = "default_chunk")]
+    pub chunk: u32,
+}
+
+fn default_chunk() -> u32 {
+    5_000
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            archive_dir: None,
+            chunk: default_chunk(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The archive folder: the configured one, or `audit-archive` in the OS data folder.
+    pub fn archive_dir(&self) -> Option<PathBuf> {
+        self.archive_dir
+            .clone()
+            .or_else(|| project_dirs().map(|d| d.data_dir().join("audit-archive")))
+    }
+}
+
+/// Scheduled-job settings (`[worker]` in the file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Seconds between runs of the detectors, 5 to 86,400.
+    #[serde(default = "default_monitor_interval")]
+    pub monitor_interval_secs: u64,
+    /// Hours between retention runs, 1 to 720.
+    #[serde(default = "default_retention_interval")]
+    pub retention_interval_hours: u64,
+}
+
+fn default_monitor_interval() -> u64 {
+    60
+}
+
+fn default_retention_interval() -> u64 {
+    24
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            monitor_interval_secs: default_monitor_interval(),
+            retention_interval_hours: default_retention_interval(),
+        }
+    }
 }
 
 /// Database settings.
@@ -74,6 +142,8 @@ struct FileConfig {
     log: Option<String>,
     rsa_bits: Option<u32>,
     monitor: Option<MonitorConfig>,
+    retention: Option<RetentionConfig>,
+    worker: Option<WorkerConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +288,35 @@ impl Config {
                         message,
                     })?;
                 m
+            },
+            retention: {
+                let mut r = file.retention.unwrap_or_default();
+                if let Some(dir) = env("VIGIL_ARCHIVE_DIR") {
+                    r.archive_dir = Some(PathBuf::from(dir));
+                }
+                if !(1..=50_000).contains(&r.chunk) {
+                    return Err(ConfigError::Invalid {
+                        key: "retention.chunk".into(),
+                        message: "expected a number from 1 to 50,000".into(),
+                    });
+                }
+                r
+            },
+            worker: {
+                let w = file.worker.unwrap_or_default();
+                if !(5..=86_400).contains(&w.monitor_interval_secs) {
+                    return Err(ConfigError::Invalid {
+                        key: "worker.monitor_interval_secs".into(),
+                        message: "expected a number of seconds from 5 to 86,400".into(),
+                    });
+                }
+                if !(1..=720).contains(&w.retention_interval_hours) {
+                    return Err(ConfigError::Invalid {
+                        key: "worker.retention_interval_hours".into(),
+                        message: "expected a number of hours from 1 to 720".into(),
+                    });
+                }
+                w
             },
             source_file,
         })

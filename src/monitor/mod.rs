@@ -43,6 +43,9 @@ pub enum MonitorError {
     /// Reading the input failed.
     #[error("cannot read the activity: {0}")]
     Io(#[from] std::io::Error),
+    /// Another console or worker is running the detectors now.
+    #[error("the detectors are running on another console or worker; try again when they finish")]
+    Busy,
 }
 
 impl From<sqlx::Error> for MonitorError {
@@ -251,8 +254,9 @@ const PAGE: i64 = 20_000;
 /// Runs the detectors and the content screening over the activity ingested since the last
 /// run, records what they find as incidents (with the automated responses), and moves the
 /// checkpoint. Resumable and idempotent: stopped midway, the next run judges the same activity
-/// again and its detections fold into the incidents already opened. Needs
-/// [`Permission::MonitorRun`], and key grants to seal and open source addresses.
+/// again and its detections fold into the incidents already opened. Holds the `monitor` job
+/// lock, so one run at a time across consoles and workers ([`MonitorError::Busy`] otherwise).
+/// Needs [`Permission::MonitorRun`], and key grants to seal and open source addresses.
 pub async fn run(
     store: &Store,
     ring: &KeyRing,
@@ -261,6 +265,22 @@ pub async fn run(
     screener: &Screener,
 ) -> Result<RunReport, MonitorError> {
     rbac::require(actor, Permission::MonitorRun)?;
+    let lock = store.try_job_lock(JOB).await?.ok_or(MonitorError::Busy)?;
+    let result = run_locked(store, ring, actor, policy, screener).await;
+    lock.release().await;
+    result
+}
+
+/// The job lock a run of the detectors holds, so one runs at a time on a shared database.
+pub const JOB: &str = "monitor";
+
+async fn run_locked(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    policy: &Policy,
+    screener: &Screener,
+) -> Result<RunReport, MonitorError> {
     let keys = WriteKeys::current(store, ring).await?;
     let who = AuditActor::from(actor);
     let mut report = RunReport::default();

@@ -6,6 +6,7 @@
 //! times as UTC microseconds ([`Timestamp`]).
 
 mod bulk;
+mod lock;
 mod url;
 
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
+pub use self::lock::JobLock;
 pub use self::url::{Backend, DatabaseUrl, InvalidDatabaseUrl};
 
 /// A transaction on either backend. Commit it or it rolls back on drop.
@@ -49,6 +51,14 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// A job's lock file next to the SQLite database could not be opened or locked.
+    #[error("cannot use the job lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A bookkeeping record in `app_meta` could not be read.
     #[error("the database's `{0}` record is unreadable")]
     Corrupt(&'static str),

@@ -1,0 +1,322 @@
+//! `vigil retention …` and `vigil worker`: the retention policies, their dry run and runs, and
+//! the headless worker that runs the scheduled jobs.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
+use vigil::config::Config;
+use vigil::monitor;
+use vigil::retention::{self, Category, PolicyAction, PolicyChange, RunOptions, RunStatus};
+use vigil::worker::{Job, Worker};
+
+use super::{open, print_json, progress_bar, session, sign_in};
+
+#[derive(Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// The policies: category, period, action, enabled.
+    Policies {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a policy (refused, changing nothing, if a value is out of range).
+    Set {
+        /// activity, comments, sessions, deleted_users or audit.
+        category: String,
+        /// Keep records this many days.
+        #[arg(long)]
+        days: Option<u32>,
+        /// delete, anonymize or archive (each category allows some).
+        #[arg(long)]
+        action: Option<String>,
+        /// Apply it in runs.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Skip it in runs.
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Dry run: per policy, what is due, the oldest, and what holds keep back. Changes nothing.
+    Plan {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the policies in chunks (one transaction each). An interrupted run resumes first.
+    Run {
+        /// Only this policy.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Records per chunk (default from [retention] chunk).
+        #[arg(long)]
+        chunk: Option<u32>,
+        /// Progress and the result as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Crash tests: abort the process inside this chunk's transaction.
+        #[arg(long, hide = true)]
+        abort_in_chunk: Option<u64>,
+    },
+    /// Past runs, newest first.
+    Runs {
+        /// Most runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn category(s: &str) -> Result<Category> {
+    Category::parse(s).ok_or_else(|| {
+        anyhow!("unknown category {s:?}: activity, comments, sessions, deleted_users or audit")
+    })
+}
+
+fn when(t: Option<vigil::store::Timestamp>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| t.to_datetime().format("%Y-%m-%d").to_string(),
+    )
+}
+
+pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) -> Result<ExitCode> {
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    match command {
+        RetentionCommand::Policies { json } => {
+            let list = retention::policies(&store, &actor).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<14} {:>7}  {:<10} ENABLED",
+                    "POLICY", "DAYS", "ACTION"
+                );
+                for p in list {
+                    println!(
+                        "{:<14} {:>7}  {:<10} {}",
+                        p.category.as_str(),
+                        p.period_days,
+                        p.action.as_str(),
+                        if p.enabled { "yes" } else { "no" }
+                    );
+                }
+            }
+        }
+        RetentionCommand::Set {
+            category: c,
+            days,
+            action,
+            enable,
+            disable,
+        } => {
+            let c = category(&c)?;
+            let action = action
+                .map(|a| {
+                    PolicyAction::parse(&a).ok_or_else(|| {
+                        anyhow!("unknown action {a:?}: delete, anonymize or archive")
+                    })
+                })
+                .transpose()?;
+            let enabled = match (enable, disable) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            if days.is_none() && action.is_none() && enabled.is_none() {
+                bail!("nothing to change: give --days, --action, --enable or --disable");
+            }
+            let change = PolicyChange {
+                period_days: days,
+                action,
+                enabled,
+            };
+            let p = retention::set_policy(&store, &actor, c, &change).await?;
+            println!(
+                "{}: keep {} days, then {}{}",
+                p.category,
+                p.period_days,
+                p.action.as_str(),
+                if p.enabled { "" } else { " (disabled)" }
+            );
+        }
+        RetentionCommand::Plan { json } => {
+            let plan = retention::plan(&store, &actor, None).await?;
+            if json {
+                print_json(&plan)?;
+            } else {
+                println!(
+                    "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  HELD BY (hold/incident/request)",
+                    "POLICY", "ACTION", "DAYS", "DUE", "OLDEST", "HELD"
+                );
+                for p in plan {
+                    println!(
+                        "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  {}/{}/{}{}",
+                        p.category.as_str(),
+                        p.action.as_str(),
+                        p.period_days,
+                        p.due,
+                        when(p.oldest),
+                        p.held.total(),
+                        p.held.legal_hold,
+                        p.held.open_incident,
+                        p.held.open_request,
+                        if p.enabled { "" } else { "  (disabled)" }
+                    );
+                }
+            }
+        }
+        RetentionCommand::Run {
+            policy,
+            chunk,
+            json,
+            quiet,
+            abort_in_chunk,
+        } => {
+            let options = RunOptions {
+                policy: policy.as_deref().map(category).transpose()?,
+                chunk: chunk.unwrap_or(config.retention.chunk),
+                as_of: None,
+                archive_dir: config.retention.archive_dir(),
+                abort_in_chunk,
+            };
+            let bar = progress_bar(quiet || json);
+            let mut progress = |p: retention::Progress| {
+                if json {
+                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+                        println!("{line}");
+                    }
+                } else {
+                    bar.set_message(p.policy.as_str());
+                    bar.set_length(p.due);
+                    bar.set_position(p.done);
+                }
+            };
+            let rec = retention::run(&store, &actor, &options, &mut progress).await?;
+            bar.finish_and_clear();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "run": rec }))?
+                );
+            } else {
+                if rec.resumed {
+                    println!("resumed the interrupted run {}", rec.id);
+                }
+                for c in Category::ALL {
+                    let Some(n) = rec.counts.get(&c) else {
+                        continue;
+                    };
+                    if n.skipped {
+                        println!("{:<14} skipped (disabled)", c.as_str());
+                    } else {
+                        println!(
+                            "{:<14} {:>9} done {:>7} held  {:>5} chunks  {:.2} s",
+                            c.as_str(),
+                            n.done,
+                            n.held,
+                            n.chunks,
+                            n.seconds
+                        );
+                    }
+                }
+                for e in &rec.errors {
+                    eprintln!("{}: failed: {}", e.policy, e.message);
+                }
+                println!("run {} {:?}", rec.id, rec.status);
+            }
+            if rec.status != RunStatus::Completed {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        RetentionCommand::Runs { limit, json } => {
+            let runs = retention::runs(&store, &actor, limit).await?;
+            if json {
+                print_json(&runs)?;
+            } else {
+                for r in runs {
+                    let done: u64 = r.counts.values().map(|c| c.done).sum();
+                    let held: u64 = r.counts.values().map(|c| c.held).sum();
+                    println!(
+                        "{}  {}  {:<9} {:<14} by {:<16} {done} done, {held} held{}",
+                        r.id,
+                        r.started_at,
+                        format!("{:?}", r.status).to_lowercase(),
+                        r.policy.map_or("all", Category::as_str),
+                        r.started_by.as_deref().unwrap_or("-"),
+                        if r.errors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} failed", r.errors.len())
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil worker`.
+pub(crate) async fn worker_cmd(
+    config: &Config,
+    once: bool,
+    jobs: &[String],
+    json: bool,
+    abort_in_chunk: Option<u64>,
+) -> Result<ExitCode> {
+    let jobs: Vec<Job> = if jobs.is_empty() {
+        Job::ALL.to_vec()
+    } else {
+        jobs.iter()
+            .map(|j| {
+                Job::parse(j).ok_or_else(|| anyhow!("unknown job {j:?}: retention or monitor"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let screener = monitor::screen::Screener::from_config(&config.monitor, &[])?;
+    let store = open(config).await?;
+    let (s, _password) = session(config, &store).await?;
+    let mut worker = Worker::start(store, s.actor, s.keys, config.clone(), screener, jobs).await?;
+    worker.abort_in_chunk = abort_in_chunk;
+    let interactive = std::io::stderr().is_terminal();
+    loop {
+        let outcomes = worker.round().await?;
+        let mut failed = false;
+        for o in &outcomes {
+            failed |= o.outcome == "failed";
+            if json {
+                println!("{}", serde_json::to_string(o)?);
+            } else if o.outcome != "not_due" || interactive {
+                println!(
+                    "{} {:<9} {}{}",
+                    o.at,
+                    o.job.as_str(),
+                    o.outcome,
+                    o.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        if once {
+            return Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(worker.next_wake()) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}

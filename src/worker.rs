@@ -1,0 +1,209 @@
+//! The headless worker: the scheduled jobs, for a server or a systemd timer.
+//!
+//! A worker signs in as a service account (its own account, the `service` role, its key pair
+//! in this machine's keystore, granted the data keys like any operator), so each thing it does
+//! is attributed to it in the audit log. Each round it reads its account again (a suspended
+//! worker stops) and runs the jobs that are due: retention once per interval
+//! (`[worker] retention_interval_hours`, judged from the runs recorded in the database, so a
+//! fleet of workers runs it once), the detectors every `monitor_interval_secs`. Every job
+//! holds its job lock while it runs ([`crate::store::JobLock`]): on a shared Postgres database
+//! one worker runs a job at a time, and if that worker dies its lock goes with its connection
+//! and another takes the job over (an interrupted retention run resumes where it stopped).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::audit::{self, AuditAction, NewAuditEntry};
+use crate::auth::{self, Actor, AuthError};
+use crate::config::Config;
+use crate::keys::KeyRing;
+use crate::monitor::{self, screen::Screener, MonitorError};
+use crate::retention::{self, RetentionError, RunOptions};
+use crate::store::{Store, StoreError, Timestamp};
+
+/// A scheduled job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// Apply the retention policies.
+    Retention,
+    /// Run the detectors over new activity.
+    Monitor,
+}
+
+impl Job {
+    /// Every job.
+    pub const ALL: [Job; 2] = [Job::Retention, Job::Monitor];
+
+    /// The job's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Retention => "retention",
+            Job::Monitor => "monitor",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Job> {
+        Job::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+}
+
+/// What happened to a job in a round.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobOutcome {
+    /// The job.
+    pub job: Job,
+    /// When the round looked at it.
+    pub at: Timestamp,
+    /// `ran`, `not_due`, `busy` (another worker holds it) or `failed`.
+    pub outcome: &'static str,
+    /// What a run did (the retention run record, or the detectors' report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<serde_json::Value>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A signed-in worker.
+pub struct Worker {
+    store: Store,
+    actor: Actor,
+    ring: Option<KeyRing>,
+    config: Config,
+    screener: Screener,
+    jobs: Vec<Job>,
+    last_monitor: Option<Instant>,
+    /// Fault injection for crash tests (see [`RunOptions::abort_in_chunk`]).
+    pub abort_in_chunk: Option<u64>,
+}
+
+impl Worker {
+    /// A worker for `actor` (signed in, with its keys if this machine holds them) that runs
+    /// `jobs`; records `worker.started` in the audit log.
+    pub async fn start(
+        store: Store,
+        actor: Actor,
+        ring: Option<KeyRing>,
+        config: Config,
+        screener: Screener,
+        jobs: Vec<Job>,
+    ) -> Result<Self, StoreError> {
+        let mut tx = store.begin().await?;
+        audit::append(
+            &mut tx,
+            &NewAuditEntry::new(&actor, AuditAction::WorkerStarted).details(serde_json::json!({
+                "jobs": jobs.iter().map(|j| j.as_str()).collect::<Vec<_>>(),
+                "version": crate::VERSION,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Self {
+            store,
+            actor,
+            ring,
+            config,
+            screener,
+            jobs,
+            last_monitor: None,
+            abort_in_chunk: None,
+        })
+    }
+
+    /// How long until the next job may be due.
+    pub fn next_wake(&self) -> Duration {
+        let monitor = Duration::from_secs(self.config.worker.monitor_interval_secs);
+        let until_monitor = match self.last_monitor {
+            Some(t) if self.jobs.contains(&Job::Monitor) => monitor.saturating_sub(t.elapsed()),
+            _ => monitor,
+        };
+        // Retention is judged from the database; look at least every minute.
+        until_monitor
+            .min(Duration::from_secs(60))
+            .max(Duration::from_secs(1))
+    }
+
+    /// One round: reads the account again (an error ends the worker), then runs each due job.
+    pub async fn round(&mut self) -> Result<Vec<JobOutcome>, AuthError> {
+        self.actor = auth::recheck(&self.store, &self.actor).await?;
+        let mut out = Vec::new();
+        for job in self.jobs.clone() {
+            let at = Timestamp::now();
+            let (outcome, report, error) = match job {
+                Job::Retention => self.retention().await,
+                Job::Monitor => self.monitor().await,
+            };
+            if let Some(e) = &error {
+                tracing::warn!(job = job.as_str(), error = %e, "job failed");
+            }
+            out.push(JobOutcome {
+                job,
+                at,
+                outcome,
+                report,
+                error,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn retention(&mut self) -> (&'static str, Option<serde_json::Value>, Option<String>) {
+        let options = RunOptions {
+            policy: None,
+            chunk: self.config.retention.chunk,
+            as_of: None,
+            archive_dir: self.config.retention.archive_dir(),
+            abort_in_chunk: self.abort_in_chunk,
+        };
+        let interval = Duration::from_secs(self.config.worker.retention_interval_hours * 3_600);
+        match retention::run_scheduled(&self.store, &self.actor, &options, interval, &mut |_| {})
+            .await
+        {
+            Ok(Some(rec)) => ("ran", serde_json::to_value(&rec).ok(), None),
+            Ok(None) => ("not_due", None, None),
+            Err(RetentionError::Busy) => ("busy", None, None),
+            Err(e) => ("failed", None, Some(e.to_string())),
+        }
+    }
+
+    async fn monitor(&mut self) -> (&'static str, Option<serde_json::Value>, Option<String>) {
+        let every = Duration::from_secs(self.config.worker.monitor_interval_secs);
+        if self.last_monitor.is_some_and(|t| t.elapsed() < every) {
+            return ("not_due", None, None);
+        }
+        let Some(ring) = &self.ring else {
+            self.last_monitor = Some(Instant::now());
+            return (
+                "failed",
+                None,
+                Some(
+                    "this worker has no key pair on this machine: sign in once with `vigil login`, \
+                     then an administrator runs `vigil keys grant` for it"
+                        .into(),
+                ),
+            );
+        };
+        let result = monitor::run(
+            &self.store,
+            ring,
+            &self.actor,
+            &self.config.monitor.policy,
+            &self.screener,
+        )
+        .await;
+        match result {
+            Ok(report) => {
+                self.last_monitor = Some(Instant::now());
+                ("ran", serde_json::to_value(&report).ok(), None)
+            }
+            Err(MonitorError::Busy) => ("busy", None, None),
+            Err(e) => {
+                self.last_monitor = Some(Instant::now());
+                ("failed", None, Some(e.to_string()))
+            }
+        }
+    }
+}
