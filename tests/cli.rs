@@ -844,3 +844,224 @@ fn activity_ingest_then_monitor_run_and_the_moderators_queue() {
     );
     assert_eq!(written.lines().count(), 4, "{written}");
 }
+
+/// Counts that describe the platform data after retention (the command line's own sign-ins
+/// are left out: each call adds one).
+const RETENTION_STATE: &str =
+    "SELECT (SELECT COUNT(*) FROM activity_log WHERE kind <> 'vigil_login') \
+     || '/' || (SELECT COUNT(*) FROM comments WHERE author_id IS NOT NULL) \
+     || '/' || (SELECT COUNT(*) FROM comments) || '/' || (SELECT COUNT(*) FROM users)";
+
+async fn state(url: &str, sql: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let s: String = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    s
+}
+
+fn seed_history(cli: &Cli) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &[
+            "demo",
+            "seed",
+            "--users",
+            "300",
+            "--comments",
+            "6000",
+            "--days",
+            "2000",
+        ],
+        &[],
+    );
+}
+
+async fn killed_retention_run_resumes(cli: Cli, reference: Cli) {
+    seed_history(&cli);
+    seed_history(&reference);
+    let straight: serde_json::Value = serde_json::from_str(
+        reference
+            .ok(&["retention", "run", "--json"], &[])
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(straight["run"]["status"], "completed");
+
+    // Abort the process inside the fourth chunk's transaction.
+    let out = cli.run(
+        &[
+            "retention",
+            "run",
+            "--chunk",
+            "500",
+            "--json",
+            "--abort-in-chunk",
+            "4",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let progress = text(&out.stdout).lines().count();
+    assert_eq!(progress, 3, "three chunks committed: {}", text(&out.stdout));
+    let runs: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "runs", "--json"], &[])).unwrap();
+    assert_eq!(runs[0]["status"], "running");
+    assert_eq!(runs[0]["counts"]["activity"]["chunks"], 3, "{runs}");
+
+    // The next run resumes it and ends where the uninterrupted run did.
+    let resumed: serde_json::Value = serde_json::from_str(
+        cli.ok(&["retention", "run", "--json"], &[])
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(resumed["run"]["resumed"], true);
+    assert_eq!(resumed["run"]["status"], "completed");
+    assert_eq!(resumed["run"]["id"], runs[0]["id"]);
+    for c in ["activity", "comments", "sessions", "deleted_users", "audit"] {
+        assert_eq!(
+            resumed["run"]["counts"][c]["done"], straight["run"]["counts"][c]["done"],
+            "{c}"
+        );
+    }
+    assert_eq!(
+        state(&cli.url, RETENTION_STATE).await,
+        state(&reference.url, RETENTION_STATE).await
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "plan", "--json"], &[])).unwrap();
+    assert!(
+        plan.as_array().unwrap().iter().all(|p| p["due"] == 0),
+        "{plan}"
+    );
+    cli.ok(&["audit", "verify"], &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_run_killed_mid_chunk_resumes_to_the_same_end_state_on_sqlite() {
+    killed_retention_run_resumes(Cli::sqlite(), Cli::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_run_killed_mid_chunk_resumes_to_the_same_end_state_on_postgres() {
+    killed_retention_run_resumes(Cli::postgres().await, Cli::postgres().await).await;
+}
+
+/// Two worker processes on one Postgres database: while one holds the retention lock the
+/// other does not run; when the one running dies mid-chunk, the other takes the job over and
+/// finishes the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_one_postgres_never_run_retention_at_once_and_take_over_from_a_dead_one() {
+    use std::io::BufRead;
+    let cli = Cli::postgres().await;
+    seed_history(&cli);
+    let worker_pw = "worker one's long passphrase";
+    cli.ok(
+        &["user", "create", "worker-1", "--role", "service"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    let worker_keys = tempfile::tempdir().unwrap();
+    let config = worker_keys.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[retention]\nchunk = 20\n\n[worker]\nmonitor_interval_secs = 5\n",
+    )
+    .unwrap();
+    let ks = format!("file:{}", worker_keys.path().join("ks").display());
+    let cfg = config.display().to_string();
+    let as_worker = [
+        ("VIGIL_USERNAME", "worker-1"),
+        ("VIGIL_PASSWORD", worker_pw),
+        ("VIGIL_KEYSTORE", ks.as_str()),
+        ("VIGIL_CONFIG", cfg.as_str()),
+    ];
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "worker-1"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_KEYSTORE", ks.as_str()),
+            ("VIGIL_NEW_PASSWORD", worker_pw),
+        ],
+    );
+
+    // Another worker holds the lock (this test process, on its own connection).
+    let store = vigil::store::Store::open(
+        &vigil::store::DatabaseUrl::parse(&cli.url).unwrap(),
+        &vigil::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let held = store.try_job_lock("retention").await.unwrap().unwrap();
+    let out = cli.ok(
+        &["worker", "--once", "--job", "retention", "--json"],
+        &as_worker,
+    );
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["outcome"], "busy", "{out}");
+    let runs: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "runs", "--json"], &[])).unwrap();
+    assert_eq!(
+        runs,
+        serde_json::json!([]),
+        "nothing ran while the lock was held"
+    );
+    held.release().await;
+
+    // A worker that dies in the middle of a chunk...
+    let dead = cli.run(
+        &[
+            "worker",
+            "--once",
+            "--job",
+            "retention",
+            "--abort-in-chunk",
+            "30",
+        ],
+        &as_worker,
+    );
+    assert!(!dead.status.success());
+    let runs: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "runs", "--json"], &[])).unwrap();
+    assert_eq!(runs[0]["status"], "running");
+    assert_eq!(runs[0]["started_by"], "worker-1");
+
+    // ...and a long-running worker that takes the job over.
+    let mut cmd = cli.command(&["worker", "--job", "retention", "--json"]);
+    for (k, v) in as_worker {
+        cmd.env(k, v);
+    }
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(first["outcome"], "ran", "{first}");
+    assert_eq!(first["report"]["resumed"], true);
+    assert_eq!(first["report"]["status"], "completed");
+    assert_eq!(first["report"]["id"], runs[0]["id"]);
+    let runs: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "runs", "--json"], &[])).unwrap();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "one run, finished by the second worker"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["retention", "plan", "--json"], &[])).unwrap();
+    assert!(
+        plan.as_array().unwrap().iter().all(|p| p["due"] == 0),
+        "{plan}"
+    );
+
+    // The service account may run the jobs and nothing else.
+    let denied = cli.run(&["user", "list"], &as_worker);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(text(&denied.stderr).contains("permission denied"));
+    store.close().await;
+}
