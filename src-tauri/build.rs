@@ -52,6 +52,11 @@ const COMMANDS: &[&str] = &[
     "monitor_run",
     "dashboard_chart",
     "dashboard_chart_export",
+    "retention_policies",
+    "retention_set_policy",
+    "retention_plan",
+    "retention_run",
+    "retention_runs",
 ];
 
 fn main() {

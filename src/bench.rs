@@ -871,6 +871,137 @@ pub async fn monitoring(
     })
 }
 
+/// Retention figures: rows per second for each policy's action, and archive throughput.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionBenchReport {
+    /// The backend measured.
+    pub backend: String,
+    /// Seconds of the dry run over every policy.
+    pub plan_seconds: f64,
+    /// Activity records deleted.
+    pub activity_deleted: u64,
+    /// Seconds.
+    pub activity_seconds: f64,
+    /// Activity records deleted per second.
+    pub activity_per_sec: f64,
+    /// Comments anonymised.
+    pub comments_anonymised: u64,
+    /// Seconds.
+    pub comments_seconds: f64,
+    /// Comments anonymised per second.
+    pub comments_per_sec: f64,
+    /// Audit entries archived.
+    pub audit_archived: u64,
+    /// Seconds.
+    pub audit_seconds: f64,
+    /// Audit entries archived per second (written, synced, removed from the live table).
+    pub audit_per_sec: f64,
+    /// Records per chunk.
+    pub chunk: u32,
+}
+
+/// Seeds a scratch database with `users` and `comments` over 2,000 days and `audit_entries`
+/// audit entries, then times one retention run per policy: activity past 90 days deleted,
+/// comments past 30 days anonymised (the period shortened so most are due), and the audit log
+/// archived as it would be eight years on.
+pub async fn retention(
+    store: &Store,
+    keystore: &dyn Keystore,
+    users: u32,
+    comments: u32,
+    audit_entries: u32,
+    chunk: u32,
+) -> Result<RetentionBenchReport, BenchError> {
+    use crate::retention::{self, Category, PolicyChange, RunOptions};
+    if auth::is_initialised(store).await? {
+        return Err(BenchError::NotScratch);
+    }
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let (actor, ring, _) = scratch_admin(store, keystore, &[]).await?;
+    let opts = SeedOptions {
+        users,
+        comments,
+        days: 2_000,
+        seed: 13,
+        scenarios: false,
+    };
+    demo::seed(store, &actor, &ring, opts, &mut |_| {})
+        .await
+        .map_err(|e| step(&e))?;
+    let mut appended = 0u64;
+    while appended < u64::from(audit_entries) {
+        let n = (u64::from(audit_entries) - appended).min(1_000);
+        let mut tx = store.begin().await?;
+        for i in 0..n {
+            let entry =
+                NewAuditEntry::new(AuditActor::System("bench"), AuditAction::BenchmarkEntry)
+                    .target(format!("item:{}", appended + i))
+                    .details(serde_json::json!({ "n": appended + i }));
+            audit::append(&mut tx, &entry).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        appended += n;
+    }
+    let shorter = PolicyChange {
+        period_days: Some(30),
+        ..PolicyChange::default()
+    };
+    retention::set_policy(store, &actor, Category::Comments, &shorter)
+        .await
+        .map_err(|e| step(&e))?;
+    let t = Instant::now();
+    retention::plan(store, &actor, None)
+        .await
+        .map_err(|e| step(&e))?;
+    let plan_seconds = t.elapsed().as_secs_f64();
+    let archive =
+        std::env::temp_dir().join(format!("vigil-bench-archive-{}", uuid::Uuid::new_v4()));
+    let timed = |policy: Category, as_of: Option<crate::store::Timestamp>| {
+        let options = RunOptions {
+            policy: Some(policy),
+            chunk,
+            as_of,
+            archive_dir: Some(archive.clone()),
+            abort_in_chunk: None,
+        };
+        let actor = &actor;
+        async move {
+            let t = Instant::now();
+            let rec = retention::run(store, actor, &options, &mut |_| {})
+                .await
+                .map_err(|e| BenchError::Step(e.to_string()))?;
+            let seconds = t.elapsed().as_secs_f64();
+            if let Some(e) = rec.errors.first() {
+                return Err(BenchError::Step(e.message.clone()));
+            }
+            let done = rec.counts.get(&policy).map_or(0, |c| c.done);
+            Ok::<_, BenchError>((done, seconds))
+        }
+    };
+    let (activity_deleted, activity_seconds) = timed(Category::Activity, None).await?;
+    let (comments_anonymised, comments_seconds) = timed(Category::Comments, None).await?;
+    let later = crate::store::Timestamp::from_micros(
+        crate::store::Timestamp::now().micros() + 8 * 366 * 86_400_000_000,
+    );
+    let (audit_archived, audit_seconds) = timed(Category::Audit, Some(later)).await?;
+    let _ = std::fs::remove_dir_all(&archive);
+    let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    Ok(RetentionBenchReport {
+        backend: store.backend().to_string(),
+        plan_seconds,
+        activity_deleted,
+        activity_seconds,
+        activity_per_sec: rate(activity_deleted, activity_seconds),
+        comments_anonymised,
+        comments_seconds,
+        comments_per_sec: rate(comments_anonymised, comments_seconds),
+        audit_archived,
+        audit_seconds,
+        audit_per_sec: rate(audit_archived, audit_seconds),
+        chunk,
+    })
+}
+
 /// Seeds a scratch database (`opts`, over 90 days) and times the dashboard charts on it.
 pub async fn charts_on_scratch(
     store: &Store,

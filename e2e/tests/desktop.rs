@@ -8,7 +8,10 @@
 //! and moderation: the demo's attack scenarios turned into incidents by the detectors, the
 //! moderator opening the critical credential-stuffing incident from the queue, checking its
 //! evidence and the source address's block, lifting the block and seeing the lift on the
-//! incident's timeline; and the dashboard's charts.
+//! incident's timeline; and the dashboard's charts. Finally retention: the administrator's
+//! invalid policy changes refused with the core's reason (in the screen, and when the command is
+//! called directly), a valid one saved, the dry run showing what is due and what incidents and
+//! requests hold back, and a run now that lands in the history as completed.
 //! Run by scripts/e2e.
 
 use vigil_e2e::{fresh_totp, totp_now, App, Result};
@@ -243,7 +246,8 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.screenshot("settings").await?;
 
     data_subject_requests(app, &backup_codes[4]).await?;
-    moderation(app, &backup_codes[5]).await
+    moderation(app, &backup_codes[5]).await?;
+    retention(app).await
 }
 
 /// Demo data, a compliance officer with data keys, and the officer's requests.
@@ -308,6 +312,7 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     assert_eq!(app.text("current-user").await?.trim(), OFFICER);
     app.el("nav-requests").await?;
     app.el("nav-holds").await?;
+    app.el("nav-retention").await?;
     assert!(
         !app.present("nav-keys").await?,
         "no keys screen for an officer"
@@ -464,6 +469,16 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
         .await?
         .expect_err("the request chart must be refused for a moderator");
     assert_eq!(refused["code"], "forbidden", "{refused}");
+    // Nor is retention: no screen, and the run refused if called directly.
+    assert!(!app.present("nav-retention").await?);
+    let refused = app
+        .invoke(
+            "retention_run",
+            serde_json::json!({ "req": { "policy": null } }),
+        )
+        .await?
+        .expect_err("a retention run must be refused for a moderator");
+    assert_eq!(refused["code"], "forbidden", "{refused}");
 
     // The queue: most severe first, so the critical incident leads.
     app.click("nav-incidents").await?;
@@ -591,6 +606,169 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
         .await?;
     app.wait_gone(".toast").await?;
     app.screenshot("dashboard").await?;
+    Ok(())
+}
+
+/// The Retention screen's row of `category` in the table `row` names, with `extra` attributes.
+fn retention_row(row: &str, category: &str, extra: &str) -> String {
+    format!("[data-testid=\"{row}\"][data-category=\"{category}\"]{extra}")
+}
+
+/// The administrator's retention: invalid changes refused with the core's reason, a valid one
+/// saved, the dry run over the demo platform, and a run now recorded in the history.
+async fn retention(app: &App) -> Result<()> {
+    app.click("nav-retention").await?;
+    app.el("retention-policy-table").await?;
+    app.el("retention-plan-table").await?;
+    app.el("retention-runs-table").await?;
+    let policy =
+        |category: &str, extra: &str| retention_row("retention-policy-row", category, extra);
+
+    // Out-of-range periods are refused next to their row with the core's reason (the screen
+    // checks first, then asks the core, whose word is final), and nothing is saved.
+    app.fill("retention-period-activity", "0").await?;
+    app.click("retention-save-activity").await?;
+    app.wait_text(
+        "retention-error-activity",
+        "The activity period must be from 1 to 36500 days, not 0.",
+    )
+    .await?;
+    app.fill("retention-period-audit", "10").await?;
+    app.click("retention-save-audit").await?;
+    app.wait_text(
+        "retention-error-audit",
+        "The audit period must be from 365 to 36500 days, not 10.",
+    )
+    .await?;
+    // Called directly, bypassing the screen, the command refuses them with the same reasons,
+    // an action the category does not allow too.
+    for (change, reason) in [
+        (
+            serde_json::json!({ "category": "audit", "period_days": 10, "action": null, "enabled": null }),
+            "the audit period must be from 365 to 36500 days, not 10",
+        ),
+        (
+            serde_json::json!({ "category": "audit", "period_days": null, "action": "delete", "enabled": null }),
+            "audit records cannot be given the delete action; allowed: archive",
+        ),
+        (
+            serde_json::json!({ "category": "activity", "period_days": 0, "action": null, "enabled": null }),
+            "the activity period must be from 1 to 36500 days, not 0",
+        ),
+    ] {
+        let refused = app
+            .invoke("retention_set_policy", serde_json::json!({ "req": change }))
+            .await?
+            .expect_err("an invalid retention policy must be refused");
+        assert_eq!(refused["code"], "invalid_input", "{refused}");
+        assert_eq!(refused["message"], reason, "{refused}");
+    }
+    app.wait_css(&policy(
+        "audit",
+        "[data-period=\"2555\"][data-action=\"archive\"]",
+    ))
+    .await?;
+    app.wait_css(&policy("activity", "[data-period=\"90\"]"))
+        .await?;
+
+    // A valid change is saved: activity is kept a week (the demo's history is a month), and the
+    // audit field is put back.
+    app.fill("retention-period-audit", "2555").await?;
+    app.fill("retention-period-activity", "7").await?;
+    app.wait_gone("[data-testid=\"retention-error-activity\"]")
+        .await?;
+    app.click("retention-save-activity").await?;
+    app.wait_css(&policy(
+        "activity",
+        "[data-period=\"7\"][data-enabled=\"true\"]",
+    ))
+    .await?;
+    assert!(!app.present("retention-error-activity").await?);
+
+    // The dry run: activity older than a week is due; the scenario accounts' activity is held
+    // by their open incidents.
+    let activity_plan = retention_row("retention-plan-row", "activity", "");
+    let due_row = app
+        .wait_css_for(
+            &format!("{activity_plan}:not([data-due=\"0\"])"),
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+    let due: u64 = due_row
+        .attr("data-due")
+        .await?
+        .unwrap_or_default()
+        .parse()?;
+    let held: u64 = due_row
+        .attr("data-held")
+        .await?
+        .unwrap_or_default()
+        .parse()?;
+    assert!(due > 0 && held > 0, "due {due}, held {held}");
+    let reasons = due_row.text().await?;
+    assert!(reasons.contains("open incident"), "{reasons}");
+    app.el("retention-holds-link").await?;
+    app.wait_gone(".toast").await?;
+    // The preview scrolled to the top of the screen's own scrolling area; the document itself
+    // stays put, so the console's frame does too.
+    app.client
+        .execute(
+            "document.querySelector('[data-testid=\"retention-plan\"]').scrollIntoView({ block: 'start' });
+             document.scrollingElement.scrollTop = 0;",
+            vec![],
+        )
+        .await?;
+    app.screenshot("retention-plan").await?;
+
+    // Run now, confirmed: the new run heads the history, completed, having deleted what was
+    // due; the dry run then finds less due and the held records still held.
+    let before: usize = app
+        .el("retention-runs-table")
+        .await?
+        .attr("data-count")
+        .await?
+        .unwrap_or_default()
+        .parse()?;
+    app.click("retention-run").await?;
+    app.el("confirm-dialog").await?;
+    app.click("confirm-ok").await?;
+    app.wait_css_for(
+        &format!(
+            "[data-testid=\"retention-runs-table\"][data-count=\"{}\"]",
+            before + 1
+        ),
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    let newest = app.wait_css("[data-testid=\"retention-run-row\"]").await?;
+    assert_eq!(
+        newest.attr("data-status").await?.as_deref(),
+        Some("completed")
+    );
+    let done: u64 = newest
+        .attr("data-done")
+        .await?
+        .unwrap_or_default()
+        .parse()?;
+    assert!(done > 0, "the run acted on what was due");
+    assert!(newest.text().await?.contains(ADMIN));
+    // The dry run is worked out again: what was due is gone, the held records are still held.
+    let mut after = None;
+    for _ in 0..100 {
+        let row = app.wait_css(&activity_plan).await?;
+        let left: u64 = row.attr("data-due").await?.unwrap_or_default().parse()?;
+        let still: u64 = row.attr("data-held").await?.unwrap_or_default().parse()?;
+        if left < due {
+            after = Some((left, still));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (left, still) = after.ok_or("the dry run still shows the activity that was due")?;
+    assert!(
+        left < due && still > 0,
+        "due {left}, held {still} after the run"
+    );
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use vigil::mfa::MfaError;
 use vigil::monitor::screen::ScreenError;
 use vigil::monitor::MonitorError;
 use vigil::privacy::PrivacyError;
+use vigil::retention::RetentionError;
 use vigil::store::StoreError;
 
 /// What kind of failure, for the UI to branch on.
@@ -65,8 +66,11 @@ pub enum ErrorCode {
     /// The incident action does not apply to the incident as it is now (it is closed, or
     /// has no account suspended, no block or restriction in force); the message says why.
     NotApplicable,
-    /// The configuration cannot be used (a screening rule or blocklist); the message says
-    /// which setting.
+    /// Another console or worker is running this job now (a retention run, the detectors);
+    /// try again when it ends.
+    Busy,
+    /// The configuration cannot be used (a screening rule or blocklist, the archive folder);
+    /// the message says which setting.
     ConfigInvalid,
     /// A file could not be read or written.
     Io,
@@ -322,6 +326,20 @@ impl From<MonitorError> for CommandError {
             MonitorError::Store(s) => s.into(),
             MonitorError::Keys(k) => k.into(),
             MonitorError::Io(_) => Self::new(ErrorCode::Io, e.to_string()),
+            MonitorError::Busy => Self::new(ErrorCode::Busy, e.to_string()),
+        }
+    }
+}
+
+impl From<RetentionError> for CommandError {
+    fn from(e: RetentionError) -> Self {
+        use RetentionError as R;
+        match e {
+            R::Forbidden(f) => f.into(),
+            R::Store(s) => s.into(),
+            R::Invalid(_) => Self::invalid(e.to_string()),
+            R::Busy => Self::new(ErrorCode::Busy, e.to_string()),
+            R::NoArchiveDir => Self::new(ErrorCode::ConfigInvalid, e.to_string()),
         }
     }
 }
@@ -469,5 +487,25 @@ mod tests {
             CommandError::from(AnalyticsError::Render("too small".into())).code,
             ErrorCode::Internal
         );
+    }
+
+    #[test]
+    fn retention_refusals_keep_the_core_reason() {
+        let invalid = CommandError::from(RetentionError::Invalid(
+            "the audit period must be from 365 to 36500 days, not 10".into(),
+        ));
+        assert_eq!(invalid.code, ErrorCode::InvalidInput);
+        assert_eq!(
+            invalid.message,
+            "the audit period must be from 365 to 36500 days, not 10"
+        );
+        let busy = CommandError::from(RetentionError::Busy);
+        assert_eq!(busy.code, ErrorCode::Busy);
+        assert!(busy.message.contains("another console"), "{}", busy.message);
+        assert_eq!(
+            CommandError::from(RetentionError::NoArchiveDir).code,
+            ErrorCode::ConfigInvalid
+        );
+        assert_eq!(CommandError::from(MonitorError::Busy).code, ErrorCode::Busy);
     }
 }

@@ -84,6 +84,11 @@ pub fn run() {
             commands::incidents::monitor_run,
             commands::incidents::dashboard_chart,
             commands::incidents::dashboard_chart_export,
+            commands::retention::retention_policies,
+            commands::retention::retention_set_policy,
+            commands::retention::retention_plan,
+            commands::retention::retention_run,
+            commands::retention::retention_runs,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("error while running the Vigil desktop shell");

@@ -6,9 +6,16 @@
 //! a critical one also as a desktop notification, whose text names the kind of incident and
 //! never a person. A desktop without a notification service (a CI display) only loses the
 //! notification.
+//!
+//! The same loop applies the retention policies when a run is due (none started within
+//! `[worker] retention_interval_hours`, or one was interrupted) and the operator may
+//! ([`Permission::RetentionManage`]), as a headless `vigil worker` does: the desktop is then
+//! one more worker of the shared database. The run goes on its own task, so the detectors do
+//! not wait for it; if another console or worker holds the retention job lock, this round
+//! leaves the run to it.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tauri::{AppHandle, Emitter, Manager};
@@ -19,9 +26,11 @@ use vigil::incidents::{self, IncidentSummary};
 use vigil::keys::KeyError;
 use vigil::monitor::{self, screen::Screener, RunReport};
 use vigil::rbac::{self, Permission};
+use vigil::retention::{self, RetentionError};
 use vigil::store::Timestamp;
 
 use crate::commands::incidents::{IncidentsChangedEvent, INCIDENTS_CHANGED};
+use crate::commands::retention::{run_options, RetentionRunView, RETENTION_RAN};
 use crate::error::{CommandResult, ErrorCode};
 use crate::state::{AppState, Db, DesktopSession};
 
@@ -43,6 +52,8 @@ pub struct Watch {
     running: tokio::sync::Mutex<()>,
     /// Wakes the loop early: after a sign-in.
     wake: tokio::sync::Notify,
+    /// Held while a background retention run of this app is under way.
+    retention: Arc<tokio::sync::Mutex<()>>,
     told: Mutex<Told>,
 }
 
@@ -65,6 +76,11 @@ pub enum Source {
 }
 
 impl Watch {
+    /// Whether this app's background retention run is under way.
+    pub fn retention_running(&self) -> bool {
+        self.retention.try_lock().is_err()
+    }
+
     /// Runs the loop now rather than at its next minute (a sign-in just happened).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -141,6 +157,7 @@ async fn tick(app: &AppHandle, state: &AppState) {
             return;
         }
     };
+    retention_if_due(app, state, &db, &actor).await;
     if rbac::require(&actor, Permission::MonitorRun).is_ok() && session.ring.is_some() {
         match state
             .watch
@@ -162,6 +179,10 @@ async fn tick(app: &AppHandle, state: &AppState) {
             Err(e) if e.code == ErrorCode::KeysUnavailable => {
                 tracing::debug!("background monitor: no data keys here, detectors not run");
             }
+            // Another console or worker is running them; it records what it finds.
+            Err(e) if e.code == ErrorCode::Busy => {
+                tracing::debug!("background monitor: the detectors are running elsewhere");
+            }
             Err(e) => {
                 tracing::warn!(code = ?e.code, error = %e.message, "background monitor failed")
             }
@@ -179,6 +200,55 @@ async fn tick(app: &AppHandle, state: &AppState) {
             },
         );
     }
+}
+
+/// Starts a retention run on its own task when the operator may run one and one is due. The
+/// check is repeated under the job lock ([`retention::run_scheduled`]), so two consoles or
+/// workers never both start the same day's run; one that finds the lock taken (busy) skips.
+/// An open Retention screen hears of a finished run through the `retention-ran` event. A run
+/// once started goes on to its end (each chunk committed), even if the operator signs out.
+async fn retention_if_due(app: &AppHandle, state: &AppState, db: &Arc<Db>, actor: &Actor) {
+    if rbac::require(actor, Permission::RetentionManage).is_err() {
+        return;
+    }
+    // This app's previous background run is still going.
+    let Ok(one) = state.watch.retention.clone().try_lock_owned() else {
+        return;
+    };
+    let config = state.config();
+    let interval = Duration::from_secs(config.worker.retention_interval_hours * 3_600);
+    match retention::schedule_due(&db.store, interval).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "background retention: schedule not read");
+            return;
+        }
+    }
+    let (app, db, actor) = (app.clone(), db.clone(), actor.clone());
+    tauri::async_runtime::spawn(async move {
+        let _one = one;
+        let options = run_options(&config, None);
+        match retention::run_scheduled(&db.store, &actor, &options, interval, &mut |_| {}).await {
+            Ok(Some(record)) => {
+                tracing::info!(
+                    run = %record.id,
+                    status = ?record.status,
+                    resumed = record.resumed,
+                    "background retention run finished"
+                );
+                if let Err(e) = app.emit(RETENTION_RAN, RetentionRunView::from(record)) {
+                    tracing::debug!(error = %e, "retention-ran event not sent");
+                }
+            }
+            // Another round (here or elsewhere) ran it meanwhile.
+            Ok(None) => {}
+            Err(RetentionError::Busy) => {
+                tracing::debug!("background retention: running on another console or worker");
+            }
+            Err(e) => tracing::warn!(error = %e, "background retention run failed"),
+        }
+    });
 }
 
 /// After a run: tells the UI what it opened, and the desktop of critical incidents (the run's

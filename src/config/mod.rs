@@ -53,13 +53,13 @@ pub struct RetentionConfig {
     /// Where archived audit segments go (`VIGIL_ARCHIVE_DIR`). Workers sharing one Postgres
     /// database should share this folder. Default: `audit-archive` in the OS data folder.
     pub archive_dir: Option<PathBuf>,
-    /// Records per chunk (one transaction each), 1 to 50,000.
+    /// Records per chunk (one transaction each), 1 to 200,000.
     #[serde(default = "default_chunk")]
     pub chunk: u32,
 }
 
 fn default_chunk() -> u32 {
-    5_000
+    crate::retention::DEFAULT_CHUNK
 }
 
 impl Default for RetentionConfig {
@@ -294,10 +294,10 @@ impl Config {
                 if let Some(dir) = env("VIGIL_ARCHIVE_DIR") {
                     r.archive_dir = Some(PathBuf::from(dir));
                 }
-                if !(1..=50_000).contains(&r.chunk) {
+                if !(1..=crate::retention::MAX_CHUNK).contains(&r.chunk) {
                     return Err(ConfigError::Invalid {
                         key: "retention.chunk".into(),
-                        message: "expected a number from 1 to 50,000".into(),
+                        message: "expected a number from 1 to 200,000".into(),
                     });
                 }
                 r

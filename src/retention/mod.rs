@@ -33,6 +33,15 @@ use crate::store::{Store, StoreError, Timestamp};
 /// The job lock a run holds.
 pub const JOB: &str = "retention";
 
+/// Most records in one chunk (one transaction).
+pub const MAX_CHUNK: u32 = 200_000;
+
+/// Records per chunk unless configured. Each chunk of a table with several indexes in random
+/// order (activity by account and by address) rewrites most of their pages, so on SQLite a
+/// chunk costs a near-fixed amount of page writing on top of its rows: 50,000 rows (about half
+/// a second of write lock) deletes about four times faster than 5,000.
+pub const DEFAULT_CHUNK: u32 = 50_000;
+
 /// Microseconds in a day.
 const DAY: i64 = 86_400 * 1_000_000;
 
@@ -421,7 +430,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             policy: None,
-            chunk: 5_000,
+            chunk: DEFAULT_CHUNK,
             as_of: None,
             archive_dir: None,
             abort_in_chunk: None,
@@ -576,9 +585,9 @@ pub async fn run(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<RunRecord, RetentionError> {
     rbac::require(actor, Permission::RetentionManage)?;
-    if !(1..=50_000).contains(&options.chunk) {
+    if !(1..=MAX_CHUNK).contains(&options.chunk) {
         return Err(RetentionError::Invalid(
-            "the chunk size must be from 1 to 50,000 records".into(),
+            "the chunk size must be from 1 to 200,000 records".into(),
         ));
     }
     let lock = store.try_job_lock(JOB).await?.ok_or(RetentionError::Busy)?;

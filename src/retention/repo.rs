@@ -106,7 +106,8 @@ const OPEN_INCIDENT: &str = "('open', 'investigating')";
 
 impl Target {
     /// Why a row is held: 0 not held, 1 a legal hold, 2 an open incident, 3 an open data-subject
-    /// request (the first that applies).
+    /// request (the first that applies). Each test is an uncorrelated `IN (subquery)`, which
+    /// both databases evaluate once per statement into a small hashed set and probe per row.
     fn held(&self) -> String {
         let key = format!("{}.{}", self.table, self.key);
         let mut legal = Vec::new();
@@ -114,37 +115,37 @@ impl Target {
         let mut request = Vec::new();
         if let Some(u) = self.user {
             legal.push(format!(
-                "EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL \
-                 AND h.target_kind = 'user' AND h.target_id = {u})"
-            ));
-            legal.push(format!(
-                "EXISTS (SELECT 1 FROM legal_holds h JOIN incidents i ON i.id = h.target_id \
-                 WHERE h.released_at IS NULL AND h.target_kind = 'incident' AND i.user_id = {u})"
+                "{u} IN (SELECT h.target_id FROM legal_holds h WHERE h.released_at IS NULL \
+                 AND h.target_kind = 'user' \
+                 UNION SELECT i.user_id FROM legal_holds h JOIN incidents i ON i.id = h.target_id \
+                 WHERE h.released_at IS NULL AND h.target_kind = 'incident' \
+                 AND i.user_id IS NOT NULL)"
             ));
             incident.push(format!(
-                "EXISTS (SELECT 1 FROM incidents i WHERE i.user_id = {u} \
-                 AND i.status IN {OPEN_INCIDENT})"
+                "{u} IN (SELECT i.user_id FROM incidents i WHERE i.status IN {OPEN_INCIDENT} \
+                 AND i.user_id IS NOT NULL)"
             ));
             request.push(format!(
-                "EXISTS (SELECT 1 FROM dsr_requests d WHERE d.subject_id = {u} \
-                 AND d.status IN {OPEN_REQUEST})"
+                "{u} IN (SELECT d.subject_id FROM dsr_requests d WHERE d.status IN {OPEN_REQUEST} \
+                 AND d.subject_id IS NOT NULL)"
             ));
         }
         if self.evidence {
             legal.push(format!(
-                "EXISTS (SELECT 1 FROM legal_holds h JOIN incident_evidence e \
+                "{key} IN (SELECT e.ref_id FROM legal_holds h JOIN incident_evidence e \
                  ON e.incident_id = h.target_id WHERE h.released_at IS NULL \
-                 AND h.target_kind = 'incident' AND e.ref_id = {key})"
+                 AND h.target_kind = 'incident' AND e.ref_id IS NOT NULL)"
             ));
             incident.push(format!(
-                "EXISTS (SELECT 1 FROM incident_evidence e JOIN incidents i \
-                 ON i.id = e.incident_id WHERE e.ref_id = {key} AND i.status IN {OPEN_INCIDENT})"
+                "{key} IN (SELECT e.ref_id FROM incident_evidence e JOIN incidents i \
+                 ON i.id = e.incident_id WHERE i.status IN {OPEN_INCIDENT} \
+                 AND e.ref_id IS NOT NULL)"
             ));
         }
         let mut out = String::from("CASE");
         for (n, tests) in [(1, legal), (2, incident), (3, request)] {
-            for t in tests {
-                out.push_str(&format!(" WHEN {t} THEN {n}"));
+            if !tests.is_empty() {
+                out.push_str(&format!(" WHEN {} THEN {n}", tests.join(" OR ")));
             }
         }
         if out == "CASE" {

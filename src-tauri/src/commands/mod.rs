@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod keys;
 pub mod mfa;
 pub mod privacy;
+pub mod retention;
 pub mod session;
 pub mod settings;
 pub mod setup;

@@ -95,10 +95,7 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
             if json {
                 print_json(&list)?;
             } else {
-                println!(
-                    "{:<14} {:>7}  {:<10} ENABLED",
-                    "POLICY", "DAYS", "ACTION"
-                );
+                println!("{:<14} {:>7}  {:<10} ENABLED", "POLICY", "DAYS", "ACTION");
                 for p in list {
                     println!(
                         "{:<14} {:>7}  {:<10} {}",

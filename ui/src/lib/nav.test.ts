@@ -47,6 +47,24 @@ describe('visibleNav', () => {
     expect(landingSection(['incidents_read', 'users_read'])).toBe('dashboard');
   });
 
+  it('shows retention to compliance officers and administrators, who read it', () => {
+    // A compliance officer.
+    expect(
+      sections([
+        'audit_read',
+        'users_read',
+        'dsr_read',
+        'incidents_read',
+        'retention_read',
+        'retention_manage',
+        'legal_hold_manage',
+      ]),
+    ).toEqual(['dashboard', 'incidents', 'blocks', 'users', 'requests', 'holds', 'retention', 'audit', 'account']);
+    expect(canOpen('retention', ['retention_read'])).toBe(true);
+    // A moderator does not.
+    expect(canOpen('retention', ['audit_read', 'users_read', 'incidents_read', 'incidents_act'])).toBe(false);
+  });
+
   it('ignores permissions that have no section', () => {
     expect(sections(['users_manage', 'roles_assign', 'audit_verify'])).toEqual(['account']);
   });

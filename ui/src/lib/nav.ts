@@ -7,6 +7,7 @@ export type Section =
   | 'users'
   | 'requests'
   | 'holds'
+  | 'retention'
   | 'keys'
   | 'audit'
   | 'settings'
@@ -57,6 +58,12 @@ export const NAV_ITEMS: readonly NavItem[] = [
     label: 'Legal holds',
     permission: 'legal_hold_manage',
     description: 'Accounts that must not be erased',
+  },
+  {
+    section: 'retention',
+    label: 'Retention',
+    permission: 'retention_read',
+    description: 'How long data is kept, what a cleanup would do, and past runs',
   },
   { section: 'keys', label: 'Keys', permission: 'keys_manage', description: 'Data keys and holders' },
   { section: 'audit', label: 'Audit', permission: 'audit_read', description: 'Tamper-evident log' },

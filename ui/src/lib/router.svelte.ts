@@ -11,6 +11,7 @@ export type Route =
   | { name: 'requests' }
   | { name: 'request'; id: string }
   | { name: 'holds' }
+  | { name: 'retention' }
   | { name: 'keys' }
   | { name: 'audit' }
   | { name: 'settings' }

@@ -1,6 +1,12 @@
 // Backend events. Only modules under `src/lib/api/` may subscribe to them.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import type { DsrProgressEvent, IncidentsChangedEvent, RotationProgress } from './types';
+import type {
+  DsrProgressEvent,
+  IncidentsChangedEvent,
+  RetentionProgressEvent,
+  RetentionRunView,
+  RotationProgress,
+} from './types';
 
 export type { UnlistenFn };
 
@@ -17,4 +23,14 @@ export function onDsrProgress(handler: (progress: DsrProgressEvent) => void): Pr
 /** Calls `handler` whenever a run of the detectors opened or changed incidents (`incidents-changed`). */
 export function onIncidentsChanged(handler: (event: IncidentsChangedEvent) => void): Promise<UnlistenFn> {
   return listen<IncidentsChangedEvent>('incidents-changed', (event) => handler(event.payload));
+}
+
+/** Calls `handler` after each chunk of a retention run started from this console (`retention-progress`). */
+export function onRetentionProgress(handler: (progress: RetentionProgressEvent) => void): Promise<UnlistenFn> {
+  return listen<RetentionProgressEvent>('retention-progress', (event) => handler(event.payload));
+}
+
+/** Calls `handler` when the background loop finished a scheduled retention run (`retention-ran`). */
+export function onRetentionRan(handler: (run: RetentionRunView) => void): Promise<UnlistenFn> {
+  return listen<RetentionRunView>('retention-ran', (event) => handler(event.payload));
 }

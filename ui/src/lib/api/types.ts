@@ -86,6 +86,16 @@ export type { IncidentsChangedEvent } from './bindings/IncidentsChangedEvent';
 export type { ChartRequest } from './bindings/ChartRequest';
 export type { ChartView } from './bindings/ChartView';
 export type { ChartExport } from './bindings/ChartExport';
+export type { RetentionPolicyView } from './bindings/RetentionPolicyView';
+export type { RetentionPolicyChange } from './bindings/RetentionPolicyChange';
+export type { RetentionHeldView } from './bindings/RetentionHeldView';
+export type { RetentionPlanItemView } from './bindings/RetentionPlanItemView';
+export type { RetentionCountView } from './bindings/RetentionCountView';
+export type { RetentionFaultView } from './bindings/RetentionFaultView';
+export type { RetentionRunView } from './bindings/RetentionRunView';
+export type { RetentionRunRequest } from './bindings/RetentionRunRequest';
+export type { RetentionRunsQuery } from './bindings/RetentionRunsQuery';
+export type { RetentionProgressEvent } from './bindings/RetentionProgressEvent';
 import type { KeysState } from './bindings/KeysState';
 import type { PurposeView } from './bindings/PurposeView';
 import type { RotationProgressEvent } from './bindings/RotationProgressEvent';
@@ -93,6 +103,8 @@ import type { UserRow } from './bindings/UserRow';
 import type { DsrView } from './bindings/DsrView';
 import type { IncidentView } from './bindings/IncidentView';
 import type { ChartView } from './bindings/ChartView';
+import type { RetentionPolicyView } from './bindings/RetentionPolicyView';
+import type { RetentionRunView } from './bindings/RetentionRunView';
 
 /** Payload of the `rotation-progress` event. */
 export type RotationProgress = RotationProgressEvent;
@@ -109,6 +121,9 @@ export type IncidentKind = IncidentView['kind'];
 export type Severity = IncidentView['severity'];
 export type IncidentStatus = IncidentView['status'];
 export type ChartKind = ChartView['kind'];
+export type RetentionCategory = RetentionPolicyView['category'];
+export type RetentionAction = RetentionPolicyView['action'];
+export type RetentionRunStatus = RetentionRunView['status'];
 
 /** The values `UserDetail.actions` may hold. */
 export type UserAction =
