@@ -33,7 +33,7 @@ pub(super) async fn incidents_per_day(
 /// Activity events per day, one entry for every day of the window.
 ///
 /// A GROUP BY over a million rows makes SQLite sort them all in a temporary B-tree (about
-/// 300 ms); instead each day is counted by its own range of `activity_log_time_idx`, which only
+/// 300 ms); instead each day is counted by its own range of `activity_log_time_id_idx`, which only
 /// steps through the index. The days are split into consecutive runs counted on separate
 /// connections at once, one per core (SQLite runs each connection on its own thread).
 pub(super) async fn activity_per_day(store: &Store, w: &Window) -> Result<Vec<u64>> {
