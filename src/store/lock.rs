@@ -124,14 +124,32 @@ impl JobLock {
 
 impl Drop for JobLock {
     fn drop(&mut self) {
-        if let Held::Process = self.held {
-            let mut set = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = set.as_mut() {
-                s.remove(&self.job);
+        match &mut self.held {
+            Held::Process => {
+                let mut set = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = set.as_mut() {
+                    s.remove(&self.job);
+                }
             }
+            // Dropped without `release` (an error path, a cancelled task): unlock and close on
+            // the runtime if there is one; otherwise the connection closes as it drops and the
+            // server frees the lock once it sees the socket gone.
+            Held::Postgres { conn, key } => {
+                if let (Some(mut c), Ok(rt)) = (conn.take(), tokio::runtime::Handle::try_current())
+                {
+                    let key = *key;
+                    rt.spawn(async move {
+                        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                            .bind(key)
+                            .execute(&mut c)
+                            .await;
+                        let _ = c.close().await;
+                    });
+                }
+            }
+            // The file closes as it drops, and its lock goes with it.
+            Held::File(_) => {}
         }
-        // A Postgres connection still here closes as it drops, which frees the advisory lock;
-        // a file closes and its lock goes with it.
     }
 }
 
