@@ -125,20 +125,7 @@ pub async fn run(
     let seed_time = t.elapsed();
 
     let t = Instant::now();
-    let mut appended = 0u64;
-    while appended < u64::from(opts.audit_entries) {
-        let n = (u64::from(opts.audit_entries) - appended).min(1_000);
-        let mut tx = store.begin().await?;
-        for i in 0..n {
-            let entry =
-                NewAuditEntry::new(AuditActor::System("bench"), AuditAction::BenchmarkEntry)
-                    .target(format!("item:{}", appended + i))
-                    .details(serde_json::json!({ "n": appended + i }));
-            audit::append(&mut tx, &entry).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        appended += n;
-    }
+    let appended = append_bench_entries(store, opts.audit_entries).await?;
     let append_time = t.elapsed();
 
     let mut runs = Vec::new();
@@ -389,6 +376,25 @@ async fn scratch_admin(
         .await
         .map_err(|e| step(&e))?;
     Ok((actor, ring, secret))
+}
+
+/// Appends `count` benchmark entries to the audit chain, 1,000 per transaction.
+async fn append_bench_entries(store: &Store, count: u32) -> Result<u64, BenchError> {
+    let mut appended = 0u64;
+    while appended < u64::from(count) {
+        let n = (u64::from(count) - appended).min(1_000);
+        let mut tx = store.begin().await?;
+        for i in 0..n {
+            let entry =
+                NewAuditEntry::new(AuditActor::System("bench"), AuditAction::BenchmarkEntry)
+                    .target(format!("item:{}", appended + i))
+                    .details(serde_json::json!({ "n": appended + i }));
+            audit::append(&mut tx, &entry).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        appended += n;
+    }
+    Ok(appended)
 }
 
 /// What the data-subject request benchmark measures on.
@@ -928,20 +934,7 @@ pub async fn retention(
     demo::seed(store, &actor, &ring, opts, &mut |_| {})
         .await
         .map_err(|e| step(&e))?;
-    let mut appended = 0u64;
-    while appended < u64::from(audit_entries) {
-        let n = (u64::from(audit_entries) - appended).min(1_000);
-        let mut tx = store.begin().await?;
-        for i in 0..n {
-            let entry =
-                NewAuditEntry::new(AuditActor::System("bench"), AuditAction::BenchmarkEntry)
-                    .target(format!("item:{}", appended + i))
-                    .details(serde_json::json!({ "n": appended + i }));
-            audit::append(&mut tx, &entry).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        appended += n;
-    }
+    append_bench_entries(store, audit_entries).await?;
     let shorter = PolicyChange {
         period_days: Some(30),
         ..PolicyChange::default()

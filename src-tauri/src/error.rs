@@ -340,6 +340,8 @@ impl From<RetentionError> for CommandError {
             R::Invalid(_) => Self::invalid(e.to_string()),
             R::Busy => Self::new(ErrorCode::Busy, e.to_string()),
             R::NoArchiveDir => Self::new(ErrorCode::ConfigInvalid, e.to_string()),
+            R::Archive(vigil::audit::archive::ArchiveError::Store(s)) => s.into(),
+            R::Archive(_) => Self::new(ErrorCode::Io, e.to_string()),
         }
     }
 }

@@ -266,21 +266,7 @@ pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntr
     .bind(f.before_seq)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                seq: r.try_get(0)?,
-                at: Timestamp::from_micros(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                action: r.try_get(3)?,
-                target: r.try_get(4)?,
-                details: r.try_get(5)?,
-                prev_hash: r.try_get(6)?,
-                hash: r.try_get(7)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    crate::store::map_rows(&rows, entry)
 }
 
 /// The usernames of the `user:<id>` references among `actors`.
@@ -317,6 +303,20 @@ pub(super) async fn head_seq(store: &Store) -> Result<i64, StoreError> {
         .try_get(0)?)
 }
 
+/// An entry as `SELECT seq, at, actor, action, target, details, prev_hash, hash` reads it.
+fn entry(r: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        seq: r.try_get(0)?,
+        at: Timestamp::from_micros(r.try_get(1)?),
+        actor: r.try_get(2)?,
+        action: r.try_get(3)?,
+        target: r.try_get(4)?,
+        details: r.try_get(5)?,
+        prev_hash: r.try_get(6)?,
+        hash: r.try_get(7)?,
+    })
+}
+
 /// Where the live chain starts: the last archived entry's sequence number and hash.
 pub(super) async fn checkpoint(store: &Store) -> Result<(i64, Vec<u8>), StoreError> {
     let r = sqlx::query("SELECT archived_through_seq, archived_hash FROM audit_head WHERE id = 1")
@@ -341,21 +341,7 @@ pub(super) async fn entries_before(
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                seq: r.try_get(0)?,
-                at: Timestamp::from_micros(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                action: r.try_get(3)?,
-                target: r.try_get(4)?,
-                details: r.try_get(5)?,
-                prev_hash: r.try_get(6)?,
-                hash: r.try_get(7)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    crate::store::map_rows(&rows, entry)
 }
 
 /// Live entries written before `before`: how many, and the oldest time.

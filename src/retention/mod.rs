@@ -200,6 +200,9 @@ pub enum RetentionError {
     /// Another console or worker is running retention now.
     #[error("a retention run is in progress on another console or worker; try again when it ends")]
     Busy,
+    /// Archiving the audit log failed (the folder, the manifest, or a break in the chain).
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
     /// No archive folder is configured and none can be found.
     #[error("no audit archive folder: set [retention] archive_dir or VIGIL_ARCHIVE_DIR")]
     NoArchiveDir,
@@ -815,9 +818,7 @@ async fn archive_policy(
         .ok_or(RetentionError::NoArchiveDir)?;
     let mut seen = 0u64;
     loop {
-        let segment = archive::archive_next(store, &dir, cutoff, options.chunk)
-            .await
-            .map_err(|e| RetentionError::Invalid(e.to_string()))?;
+        let segment = archive::archive_next(store, &dir, cutoff, options.chunk).await?;
         let Some(segment) = segment else { break };
         let counts = rec.counts.entry(Category::Audit).or_default();
         counts.done += segment.entries;

@@ -227,7 +227,11 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
                 for e in &rec.errors {
                     eprintln!("{}: failed: {}", e.policy, e.message);
                 }
-                println!("run {} {:?}", rec.id, rec.status);
+                println!(
+                    "run {} {}",
+                    rec.id,
+                    format!("{:?}", rec.status).to_lowercase()
+                );
             }
             if rec.status != RunStatus::Completed {
                 return Ok(ExitCode::from(1));
