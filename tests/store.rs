@@ -318,6 +318,33 @@ async fn indexes_dropped_for_a_bulk_load_come_back_after_a_crash() {
 
     let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
     assert_eq!(store.rebuild_deferred_indexes().await.unwrap(), 0);
+
+    // Named indexes only: the rest of the table's stay, a unique one is never dropped, and a
+    // name already dropped is not dropped twice.
+    let names = [
+        "activity_log_user_time_idx",
+        "sqlite_autoindex_activity_log_1",
+    ];
+    assert_eq!(
+        store
+            .defer_named_indexes("activity_log", &names)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .defer_named_indexes("activity_log", &names)
+            .await
+            .unwrap(),
+        0
+    );
+    store.close().await;
+    let during = sqlite_schema(&path).await;
+    assert!(!during.1.contains_key("activity_log_user_time_idx"));
+    assert!(during.1.contains_key("activity_log_time_id_idx"));
+    assert!(during.1.contains_key("comments_author_idx"));
+    let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
     store.close().await;
     assert_eq!(sqlite_schema(&path).await, before);
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, archive, AuditAction, NewAuditEntry};
 use crate::auth::Actor;
 use crate::rbac::{self, Forbidden, Permission};
-use crate::store::{Store, StoreError, Timestamp};
+use crate::store::{Backend, Store, StoreError, Timestamp};
 
 /// The job lock a run holds.
 pub const JOB: &str = "retention";
@@ -728,10 +728,11 @@ async fn apply_policy(
     let category = policy.category;
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
     let targets = repo::targets(category, policy.action);
-    let mut due = 0u64;
+    let mut due_per_target = Vec::with_capacity(targets.len());
     for t in targets {
-        due += u64::try_from(repo::count_due(store, t, cutoff).await?).unwrap_or(0);
+        due_per_target.push(u64::try_from(repo::count_due(store, t, cutoff).await?).unwrap_or(0));
     }
+    let due: u64 = due_per_target.iter().sum();
     let (first_target, mut after) = match start {
         Some(c) => (c.target, c.after),
         None => (0, (i64::MIN, String::new())),
@@ -741,62 +742,129 @@ async fn apply_policy(
         if ti != first_target {
             after = (i64::MIN, String::new());
         }
-        loop {
-            let mut tx = store.begin().await?;
-            let upper = repo::chunk_end(&mut tx, t, cutoff, &after, options.chunk).await?;
-            let (done, held) = repo::act(
-                &mut tx,
-                t,
-                policy.action,
-                cutoff,
-                &after,
-                upper.as_ref(),
-                Timestamp::now().micros(),
-            )
-            .await?;
-            let counts = rec.counts.entry(category).or_default();
-            counts.done += done;
-            counts.held += held;
-            counts.chunks += 1;
-            seen += done + held;
-            let next = match &upper {
-                Some(u) => RunCursor {
-                    policy: category,
-                    target: ti,
-                    after: u.clone(),
-                },
-                // The target is finished: the next one starts from the beginning.
-                None => RunCursor {
-                    policy: category,
-                    target: ti + 1,
-                    after: (i64::MIN, String::new()),
-                },
-            };
-            repo::save_progress(
-                &mut tx,
-                &rec.id.to_string(),
-                &serde_json::to_string(&next).expect("a cursor serialises"),
-                &serde_json::to_string(&rec.counts).expect("counts serialise"),
-            )
-            .await?;
-            *chunks_here += 1;
-            if options.abort_in_chunk == Some(*chunks_here) {
-                // Fault injection: die with this chunk's transaction open.
-                std::process::abort();
-            }
-            tx.commit().await.map_err(StoreError::from)?;
-            progress(Progress {
-                policy: category,
-                done: seen,
-                due: due.max(seen),
-            });
-            match upper {
-                Some(u) => after = u,
-                None => break,
-            }
-        }
+        let deferred = defer_for_bulk(store, t, due_per_target[ti], options.chunk).await?;
+        let walked = walk_target(
+            store,
+            rec,
+            policy,
+            options,
+            (ti, t),
+            cutoff,
+            &mut after,
+            (&mut seen, due),
+            chunks_here,
+            progress,
+        )
+        .await;
+        // Rebuilt on failure too (the walk's error is the one reported); had the process
+        // died, the next open would rebuild them.
+        let rebuilt = match deferred {
+            0 => Ok(0),
+            _ => store.rebuild_deferred_indexes().await,
+        };
+        walked?;
+        rebuilt?;
     }
     Ok(())
+}
+
+/// On SQLite, drops a target's indexes keyed by person when this run clears most of the table
+/// in several chunks: each chunk of old rows would otherwise rewrite nearly every page of them,
+/// while building them again over the rows that stay is one sort. Lookups by person scan the
+/// table until they are rebuilt. Returns how many it dropped.
+async fn defer_for_bulk(
+    store: &Store,
+    t: &repo::Target,
+    due: u64,
+    chunk: u32,
+) -> Result<usize, StoreError> {
+    if store.backend() != Backend::Sqlite || t.by_person.is_empty() || due < 2 * u64::from(chunk) {
+        return Ok(0);
+    }
+    let rows = u64::try_from(repo::count_rows(store, t).await?).unwrap_or(0);
+    if due * 2 < rows {
+        return Ok(0);
+    }
+    let dropped = store.defer_named_indexes(t.table, t.by_person).await?;
+    tracing::info!(
+        table = t.table,
+        dropped,
+        due,
+        rows,
+        "retention: indexes by person dropped for the run"
+    );
+    Ok(dropped)
+}
+
+/// Walks one target from `after` a chunk per transaction, applying the policy's action.
+#[allow(clippy::too_many_arguments)]
+async fn walk_target(
+    store: &Store,
+    rec: &mut RunRecord,
+    policy: &Policy,
+    options: &RunOptions,
+    (ti, t): (usize, &repo::Target),
+    cutoff: i64,
+    after: &mut repo::Cursor,
+    (seen, due): (&mut u64, u64),
+    chunks_here: &mut u64,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), RetentionError> {
+    let category = policy.category;
+    loop {
+        let mut tx = store.begin().await?;
+        let upper = repo::chunk_end(&mut tx, t, cutoff, after, options.chunk).await?;
+        let (done, held) = repo::act(
+            &mut tx,
+            t,
+            policy.action,
+            cutoff,
+            after,
+            upper.as_ref(),
+            Timestamp::now().micros(),
+        )
+        .await?;
+        let counts = rec.counts.entry(category).or_default();
+        counts.done += done;
+        counts.held += held;
+        counts.chunks += 1;
+        *seen += done + held;
+        let next = match &upper {
+            Some(u) => RunCursor {
+                policy: category,
+                target: ti,
+                after: u.clone(),
+            },
+            // The target is finished: the next one starts from the beginning.
+            None => RunCursor {
+                policy: category,
+                target: ti + 1,
+                after: (i64::MIN, String::new()),
+            },
+        };
+        repo::save_progress(
+            &mut tx,
+            &rec.id.to_string(),
+            &serde_json::to_string(&next).expect("a cursor serialises"),
+            &serde_json::to_string(&rec.counts).expect("counts serialise"),
+        )
+        .await?;
+        *chunks_here += 1;
+        if options.abort_in_chunk == Some(*chunks_here) {
+            // Fault injection: die with this chunk's transaction open.
+            std::process::abort();
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        progress(Progress {
+            policy: category,
+            done: *seen,
+            due: due.max(*seen),
+        });
+        match upper {
+            Some(u) => *after = u,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Archives the audit log's entries past their period, a segment at a time.

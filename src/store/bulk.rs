@@ -19,8 +19,27 @@ impl Store {
     /// Drops the non-unique secondary indexes of `tables` until
     /// [`Store::rebuild_deferred_indexes`] (or the next open) rebuilds them. SQLite only.
     pub async fn defer_indexes(&self, tables: &[&str]) -> Result<(), StoreError> {
+        self.defer(tables, None).await.map(|_| ())
+    }
+
+    /// Drops the named non-unique indexes of `table` the same way: recorded, and rebuilt by
+    /// [`Store::rebuild_deferred_indexes`] or the next open. For a bulk delete that would
+    /// otherwise rewrite most of an index's pages once per chunk. Returns how many were
+    /// dropped (none that are already deferred or are unique). SQLite only.
+    pub async fn defer_named_indexes(
+        &self,
+        table: &str,
+        names: &[&str],
+    ) -> Result<usize, StoreError> {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        self.defer(&[table], Some(names)).await
+    }
+
+    async fn defer(&self, tables: &[&str], names: Option<&[&str]>) -> Result<usize, StoreError> {
         if self.backend() != Backend::Sqlite || tables.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let mut tx = self.begin().await?;
         let pending: Option<String> = sqlx::query("SELECT value FROM app_meta WHERE key = ?")
@@ -34,12 +53,16 @@ impl Store {
             None => Vec::new(),
         };
         let marks = vec!["?"; tables.len()].join(", ");
+        let named = match names {
+            Some(n) => format!(" AND name IN ({})", vec!["?"; n.len()].join(", ")),
+            None => String::new(),
+        };
         let sql = format!(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-             AND sql NOT LIKE 'CREATE UNIQUE%' AND tbl_name IN ({marks}) ORDER BY name"
+             AND sql NOT LIKE 'CREATE UNIQUE%' AND tbl_name IN ({marks}){named} ORDER BY name"
         );
         let mut q = sqlx::query(&sql);
-        for t in tables {
+        for t in tables.iter().chain(names.unwrap_or_default()) {
             q = q.bind(*t);
         }
         let found = q.fetch_all(&mut *tx).await?;
@@ -62,7 +85,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(found.len())
     }
 
     /// Rebuilds every index [`Store::defer_indexes`] dropped, and updates the planner's
