@@ -1,13 +1,16 @@
-//! Bulk loading on SQLite: secondary indexes built once after the load instead of row by row.
+//! Bulk work on SQLite: secondary indexes built once after the load (or the mass delete)
+//! instead of row by row.
 //!
 //! Inserting a million rows into a table whose indexes are keyed by random values (author,
 //! user) costs a random B-tree descent per row and index; building the index afterwards is one
-//! sort. [`Store::defer_indexes`] records the definitions of the non-unique secondary indexes
-//! of the given tables in `app_meta` and drops them, in one transaction;
+//! sort. Deleting most of a table in chunks taken in time order rewrites nearly every page of
+//! such an index once per chunk. [`Store::defer_indexes`] (every non-unique secondary index of
+//! the given tables) and [`Store::defer_named_indexes`] record the definitions in `app_meta`
+//! and drop the indexes, in one transaction;
 //! [`Store::rebuild_deferred_indexes`] recreates them and clears the record, in one
 //! transaction. If the process dies in between, the next [`Store::open`] rebuilds them, so a
 //! crash never leaves the schema short of an index. Unique indexes stay: they guard data.
-//! Postgres needs none of this; both calls are no-ops there.
+//! Postgres needs none of this; these calls are no-ops there.
 
 use sqlx::Row;
 
