@@ -902,13 +902,23 @@ pub struct RetentionBenchReport {
     pub audit_seconds: f64,
     /// Audit entries archived per second (written, synced, removed from the live table).
     pub audit_per_sec: f64,
+    /// Accounts the platform deleted 60 days before, removed for good (with what cascades:
+    /// their remaining activity and reactions; their comments lose the author).
+    pub accounts_deleted: u64,
+    /// Seconds.
+    pub accounts_seconds: f64,
+    /// Accounts removed per second.
+    pub accounts_per_sec: f64,
+    /// Activity records and reactions removed with those accounts.
+    pub accounts_cascaded: u64,
     /// Records per chunk.
     pub chunk: u32,
 }
 
 /// Seeds a scratch database with `users` and `comments` over 2,000 days and `audit_entries`
 /// audit entries, then times one retention run per policy: activity past 90 days deleted,
-/// comments past 30 days anonymised (the period shortened so most are due), and the audit log
+/// comments past 30 days anonymised (the period shortened so most are due), a quarter of the
+/// accounts (deleted by the platform 60 days before) removed for good, and the audit log
 /// archived as it would be eight years on.
 pub async fn retention(
     store: &Store,
@@ -935,6 +945,13 @@ pub async fn retention(
         .await
         .map_err(|e| step(&e))?;
     append_bench_entries(store, audit_entries).await?;
+    let gone = platform::sample_user_ids(store, users / 4).await?;
+    let mut tx = store.begin().await?;
+    let deleted_at = crate::store::Timestamp::from_micros(
+        crate::store::Timestamp::now().micros() - 60 * 86_400_000_000,
+    );
+    platform::mark_deleted(&mut tx, &gone, deleted_at).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     let shorter = PolicyChange {
         period_days: Some(30),
         ..PolicyChange::default()
@@ -973,6 +990,10 @@ pub async fn retention(
     };
     let (activity_deleted, activity_seconds) = timed(Category::Activity, None).await?;
     let (comments_anonymised, comments_seconds) = timed(Category::Comments, None).await?;
+    let before = platform::counts(store).await?;
+    let (accounts_deleted, accounts_seconds) = timed(Category::DeletedUsers, None).await?;
+    let after = platform::counts(store).await?;
+    let cascaded = (before.activity - after.activity) + (before.reactions - after.reactions);
     let later = crate::store::Timestamp::from_micros(
         crate::store::Timestamp::now().micros() + 8 * 366 * 86_400_000_000,
     );
@@ -991,6 +1012,10 @@ pub async fn retention(
         audit_archived,
         audit_seconds,
         audit_per_sec: rate(audit_archived, audit_seconds),
+        accounts_deleted,
+        accounts_seconds,
+        accounts_per_sec: rate(accounts_deleted, accounts_seconds),
+        accounts_cascaded: u64::try_from(cascaded).unwrap_or(0),
         chunk,
     })
 }

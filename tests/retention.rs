@@ -5,12 +5,13 @@
 
 mod common;
 
-use common::{count, exec, TestDb};
+use common::{count, TestDb};
 use vigil::audit::{self, archive, Verification};
 use vigil::auth::{tokens, Actor};
 use vigil::demo::{self, SeedOptions};
 use vigil::keys::KeyRing;
 use vigil::monitor::{self, policy::Policy, screen::Screener};
+use vigil::platform;
 use vigil::privacy::holds::{self, HoldTarget};
 use vigil::privacy::{self, RequestKind, SubjectRef};
 use vigil::retention::{
@@ -126,16 +127,32 @@ async fn plan_matches_sql_and_a_run_clears_what_is_due_and_keeps_what_is_held(db
             .await
             .unwrap();
     }
-    exec(
-        &raw,
-        &format!(
-            "UPDATE users SET status = 'deleted', deleted_at = {} WHERE id IN \
-             (SELECT id FROM users WHERE kind = 'platform' AND id NOT IN {HELD_USERS} \
-              ORDER BY id LIMIT 7)",
-            now.micros() - 40 * DAY
-        ),
-    )
-    .await;
+    let closing: Vec<uuid::Uuid> = sqlx::query_scalar::<_, String>(&format!(
+        "SELECT id FROM users WHERE kind = 'platform' AND id NOT IN {HELD_USERS} \
+         ORDER BY id LIMIT 7"
+    ))
+    .fetch_all(&raw)
+    .await
+    .unwrap()
+    .iter()
+    .map(|id| id.parse().unwrap())
+    .collect();
+    let closed_at = Timestamp::from_micros(now.micros() - 40 * DAY);
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        platform::mark_deleted(&mut tx, &closing, closed_at)
+            .await
+            .unwrap(),
+        7
+    );
+    assert_eq!(
+        platform::mark_deleted(&mut tx, &closing, now)
+            .await
+            .unwrap(),
+        0,
+        "an account is deleted once; its date stays"
+    );
+    tx.commit().await.unwrap();
     // Comments are kept five years by default; a month makes most of the seeded ones due.
     retention::set_policy(
         &db.store,

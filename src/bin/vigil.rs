@@ -1654,6 +1654,11 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
                 r.comments_anonymised, r.comments_seconds, r.comments_per_sec
             );
             println!(
+                "accounts:  {} deleted accounts removed in {:.2} s = {:.0} accounts/s \
+                 (with {} activity records and reactions)",
+                r.accounts_deleted, r.accounts_seconds, r.accounts_per_sec, r.accounts_cascaded
+            );
+            println!(
                 "audit:     {} archived in {:.2} s = {:.0} entries/s",
                 r.audit_archived, r.audit_seconds, r.audit_per_sec
             );

@@ -357,6 +357,17 @@ pub async fn first_usernames(store: &Store, n: u32) -> Result<Vec<String>, Store
     repo::first_usernames(store, n).await
 }
 
+/// Records that the platform deleted these accounts at `at`: their data then waits out the
+/// `deleted_users` retention period. Returns how many were not deleted before.
+pub async fn mark_deleted(
+    tx: &mut Tx,
+    ids: &[uuid::Uuid],
+    at: Timestamp,
+) -> Result<u64, StoreError> {
+    let ids: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+    repo::mark_deleted(tx, &ids, at.micros()).await
+}
+
 /// Ids of up to `n` platform accounts spread over the table.
 pub async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<uuid::Uuid>, StoreError> {
     Ok(repo::sample_user_ids(store, n)

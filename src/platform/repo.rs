@@ -320,6 +320,25 @@ pub(super) async fn first_usernames(store: &Store, n: u32) -> Result<Vec<String>
         .map_err(StoreError::from)
 }
 
+/// Marks platform accounts deleted at `at` (those not deleted already).
+pub(super) async fn mark_deleted(tx: &mut Tx, ids: &[String], at: i64) -> Result<u64, StoreError> {
+    let mut done = 0;
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE users SET status = 'deleted', deleted_at = $1, updated_at = $1 \
+             WHERE kind = 'platform' AND status <> 'deleted' AND id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(at);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        done += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(done)
+}
+
 pub(super) async fn sample_user_ids(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {
     let total: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE kind = 'platform'")
         .fetch_one(store.pool())
