@@ -222,7 +222,7 @@ pub async fn run(
 
     let (rotation_rows, rotation_rows_per_sec) = if opts.rotate {
         let t = Instant::now();
-        let r = rotation::start(store, &ring, &actor, Purpose::Pii)
+        let r = rotation::start(store, &ring, &actor, Purpose::Contact)
             .await
             .map_err(|e| step(&e))?;
         let report = rotation::run(store, &ring, &actor, &r, 5_000, &mut |_| {})
@@ -452,7 +452,16 @@ pub async fn dsr(
         .map_err(|e| step(&e))?;
 
     // The subject, on one event of their own, with their comments, reactions and activity.
-    let keys = keys::WriteKeys::current(store, &ring)
+    let keys = keys::WriteKeys::current(
+        store,
+        &ring,
+        &[
+            keys::Purpose::Contact,
+            keys::Purpose::Network,
+            keys::Purpose::BlindIndex,
+            keys::Purpose::ContentHash,
+        ],
+    )
         .await
         .map_err(|e| step(&e))?;
     let subject = uuid::Uuid::new_v4();

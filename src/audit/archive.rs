@@ -178,7 +178,7 @@ pub async fn archive_next(
     let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
         return Ok(None);
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::store::files::create_private_dir(dir).map_err(io(dir))?;
     let file = format!("audit-{:012}-{:012}.jsonl.gz", first.seq, last.seq);
     let bytes = compress(&lines);
     let path = dir.join(&file);
@@ -229,7 +229,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut f = crate::store::files::create_private_file(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;

@@ -351,7 +351,18 @@ pub async fn login_at(
     }
     repo::record_success(store, op.id, now).await?;
     repo::log_attempt(store, Some(op.id), "success", None, agent, now).await?;
+    complete_pending_grants(store, &session).await;
     Ok(LoginOutcome::SignedIn(session))
+}
+
+/// A signed-in console that holds a purpose wraps the grants administrators ordered for it.
+/// Sign-in does not fail if it cannot: the next holder's sign-in tries again.
+async fn complete_pending_grants(store: &Store, session: &Session) {
+    if let Some(ring) = &session.keys {
+        if let Err(e) = keys::complete_pending(store, ring).await {
+            tracing::warn!(error = %e, "pending key grants not completed");
+        }
+    }
 }
 
 /// The second step: the challenge's own token back, with a TOTP or backup code.
@@ -396,5 +407,6 @@ pub async fn finish_mfa_at(
     }
     repo::record_success(store, user, now).await?;
     repo::log_attempt(store, Some(user), "success", Some("mfa"), None, now).await?;
+    complete_pending_grants(store, &challenge.pending).await;
     Ok(challenge.pending)
 }

@@ -145,8 +145,9 @@ async fn target(store: &Store, username: &str) -> Result<UserId, PasswordChangeE
         .id)
 }
 
-/// Replaces an operator's roles; effective at their next token verification. The last active
-/// administrator cannot lose the role. Needs [`Permission::RolesAssign`].
+/// Replaces an operator's roles; effective at their next token verification. Their wraps of
+/// data-key purposes the new roles do not hold are deleted at once and those purposes' rotations
+/// start. The last active administrator cannot lose the role. Needs [`Permission::RolesAssign`].
 pub async fn set_roles(
     store: &Store,
     actor: &Actor,
@@ -160,6 +161,9 @@ pub async fn set_roles(
         return Err(PasswordChangeError::LastAdmin);
     }
     repo::set_roles(&mut tx, id, roles, Timestamp::now()).await?;
+    // Keys follow roles: wraps of a purpose the new roles do not hold go at once, and that
+    // purpose's rotation starts.
+    crate::keys::drop_unentitled(&mut tx, actor, id).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::OperatorRolesChanged)
@@ -207,6 +211,10 @@ pub async fn set_suspended(
         now,
     )
     .await?;
+    if suspended {
+        // A suspended operator holds no data key; reinstated, they are granted again.
+        crate::keys::drop_unentitled(&mut tx, actor, id).await?;
+    }
     audit::append(
         &mut tx,
         &NewAuditEntry::new(

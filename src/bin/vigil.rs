@@ -203,7 +203,8 @@ enum KeysCommand {
     /// Make a key pair for yourself on this machine (its private half sealed into this
     /// machine's keystore with your password); an administrator then grants it the data keys.
     Enrol(JsonFlag),
-    /// Wrap every live data key version for OPERATOR's key pairs.
+    /// Wrap, for OPERATOR's key pairs, the data keys of exactly the purposes of their roles;
+    /// purposes this console does not hold stay pending until a holder signs in.
     Grant {
         /// The operator's username.
         operator: String,
@@ -211,7 +212,8 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove OPERATOR's grants and rotate every data key, re-encrypting all rows.
+    /// Remove OPERATOR's grants and rotate every data key they held, re-encrypting all rows
+    /// (those of purposes this console holds now; the rest when a holder runs `keys rotate`).
     Revoke {
         /// The operator's username.
         operator: String,
@@ -225,7 +227,7 @@ enum KeysCommand {
     /// Make a new version of PURPOSE's key and re-encrypt every row under it (resumes an
     /// interrupted rotation).
     Rotate {
-        /// pii, totp, blind_index, jwt or content_hash.
+        /// contact, network, totp, blind_index, jwt or content_hash.
         purpose: String,
         /// Rows per transaction.
         #[arg(long, default_value_t = 5_000)]
@@ -234,8 +236,39 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Per purpose: current version, versions in use with row counts, grants, rotation progress.
+    /// The purposes you hold and pending grants; for administrators also, per purpose: current
+    /// version, versions in use with row counts, grants, rotation progress.
     Status(JsonFlag),
+    /// Give up PURPOSE, which your roles do not hold (the first administrator's extra purposes,
+    /// once a compliance officer holds them); its rotation starts.
+    Relinquish {
+        /// contact, network, totp, blind_index, jwt or content_hash.
+        purpose: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every value an older version sealed under the retired `pii` key: emails and
+    /// phones under `contact`, IP addresses under `network` (resumes where a killed run stopped).
+    SplitPii {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        chunk: usize,
+        /// Print JSON progress events (one per line) and the result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_purpose(purpose: &str) -> Result<Purpose> {
+    Purpose::parse(purpose)
+        .filter(|p| *p != Purpose::Pii)
+        .ok_or_else(|| {
+            anyhow!(
+                "unknown purpose {purpose:?}: contact, network, totp, blind_index, jwt or \
+                 content_hash"
+            )
+        })
 }
 
 #[derive(Subcommand)]
@@ -1315,10 +1348,18 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 println!(
-                    "granted: {} new wrapped keys for {operator}'s {} key pair(s)",
+                    "granted: {} new wrapped keys for {operator}'s {} key pair(s): {}",
                     report.grants,
-                    report.key_pairs.len()
+                    report.key_pairs.len(),
+                    names(&report.granted)
                 );
+                if !report.pending.is_empty() {
+                    println!(
+                        "pending: {} (this console does not hold them; the next console or \
+                         worker that does wraps them when it signs in)",
+                        names(&report.pending)
+                    );
+                }
             }
         }
         KeysCommand::Revoke {
@@ -1329,10 +1370,18 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             let (actor, ring) = unlock(config, &store).await?;
             let rotations = keys::revoke(&store, &ring, &actor, &operator).await?;
             if !json {
-                println!("revoked: {operator} holds no data keys; rotating every key");
+                println!("revoked: {operator} holds no data keys; rotating every key they held");
             }
             for r in rotations {
-                run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
+                if ring.holds(&store, r.purpose).await? {
+                    run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
+                } else if !json {
+                    println!(
+                        "{}: rotation to v{} started; a console holding it finishes it with \
+                         `vigil keys rotate {}`",
+                        r.purpose, r.to, r.purpose
+                    );
+                }
             }
         }
         KeysCommand::Rotate {
@@ -1340,53 +1389,153 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             chunk,
             json,
         } => {
-            let purpose = Purpose::parse(&purpose).ok_or_else(|| {
-                anyhow!("unknown purpose {purpose:?}: pii, totp, blind_index, jwt or content_hash")
-            })?;
+            let purpose = parse_purpose(&purpose)?;
             let (actor, ring) = unlock(config, &store).await?;
             let r = rotation::start(&store, &ring, &actor, purpose).await?;
             run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
         }
         KeysCommand::Status(f) => {
             let (actor, _) = sign_in(config, &store).await?;
-            let status = keys::status(&store, &actor).await?;
+            let holdings = keys::holdings(&store, &actor).await?;
+            let purposes = match keys::status(&store, &actor).await {
+                Ok(p) => Some(p),
+                Err(vigil::keys::KeyError::Forbidden(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let pii_rows_left = keys::split::remaining(&store).await?;
             if f.json {
-                print_json(&status)?;
+                let mut out = serde_json::to_value(&holdings)?;
+                out["pii_rows_left"] = pii_rows_left.into();
+                if let Some(p) = &purposes {
+                    out["purposes"] = serde_json::to_value(p)?;
+                }
+                print_json(&out)?;
+            } else {
+                print_key_status(&holdings, purposes.as_deref(), pii_rows_left);
+            }
+        }
+        KeysCommand::Relinquish { purpose, json } => {
+            let purpose = parse_purpose(&purpose)?;
+            let (actor, _) = sign_in(config, &store).await?;
+            let r = keys::relinquish(&store, &actor, purpose).await?;
+            if json {
+                print_json(&r)?;
             } else {
                 println!(
-                    "{:<13} {:>7}  versions (status: rows, grants)",
-                    "purpose", "current"
+                    "relinquished: you hold no {purpose} key now; its rotation to v{} has started",
+                    r.to
                 );
-                for p in &status {
-                    let versions: Vec<String> = p
-                        .versions
-                        .iter()
-                        .map(|v| {
-                            format!(
-                                "v{} ({}: {} rows, {} grants)",
-                                v.version, v.status, v.rows, v.grants
-                            )
-                        })
-                        .collect();
-                    println!(
-                        "{:<13} {:>7}  {}",
-                        p.purpose.to_string(),
-                        p.current
-                            .map(|c| format!("v{c}"))
-                            .unwrap_or_else(|| "-".into()),
-                        versions.join("; ")
-                    );
-                    if let Some(r) = &p.rotation {
-                        println!(
-                            "{:<13} rotating v{} -> v{}: {} rows done, {} left",
-                            "", r.from, r.to, r.rows_done, r.rows_left
-                        );
+            }
+        }
+        KeysCommand::SplitPii { chunk, json } => {
+            let (actor, ring) = unlock(config, &store).await?;
+            let bar = progress_bar(json);
+            bar.set_message("pii");
+            let report = keys::split::run(&store, &ring, &actor, chunk, &mut |p| {
+                if json {
+                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p }))
+                    {
+                        println!("{line}");
                     }
                 }
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            })
+            .await;
+            bar.finish_and_clear();
+            let report = report?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "done": report }))?
+                );
+            } else {
+                println!(
+                    "split pii: {} rows re-sealed under contact and network, {} unreadable, \
+                     retired {:?}",
+                    report.rows, report.unreadable, report.retired
+                );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn names(purposes: &[Purpose]) -> String {
+    if purposes.is_empty() {
+        return "none".into();
+    }
+    purposes
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_key_status(
+    holdings: &keys::Holdings,
+    purposes: Option<&[keys::PurposeStatus]>,
+    pii_rows_left: u64,
+) {
+    println!(
+        "{} holds: {}",
+        holdings.username,
+        if holdings.held.is_empty() {
+            "none".into()
+        } else {
+            holdings.held.join(", ")
+        }
+    );
+    println!("roles hold: {}", names(&holdings.entitled));
+    for p in &holdings.pending_grants {
+        println!(
+            "pending grant: {} for {} ({}), ordered by {} at {}",
+            p.purpose,
+            p.username,
+            p.fingerprint,
+            p.requested_by.as_deref().unwrap_or("-"),
+            p.requested_at
+        );
+    }
+    if pii_rows_left > 0 {
+        println!(
+            "{pii_rows_left} rows are still sealed under the retired pii key: run `vigil keys \
+             split-pii`"
+        );
+    }
+    let Some(purposes) = purposes else {
+        return;
+    };
+    println!(
+        "{:<13} {:>7}  versions (status: rows, grants)",
+        "purpose", "current"
+    );
+    for p in purposes {
+        let versions: Vec<String> = p
+            .versions
+            .iter()
+            .map(|v| {
+                format!(
+                    "v{} ({}: {} rows, {} grants)",
+                    v.version, v.status, v.rows, v.grants
+                )
+            })
+            .collect();
+        println!(
+            "{:<13} {:>7}  {}",
+            p.purpose.to_string(),
+            p.current
+                .map(|c| format!("v{c}"))
+                .unwrap_or_else(|| "-".into()),
+            versions.join("; ")
+        );
+        if let Some(r) = &p.rotation {
+            println!(
+                "{:<13} rotating v{} -> v{}: {} rows done, {} left",
+                "", r.from, r.to, r.rows_done, r.rows_left
+            );
+        }
+    }
 }
 
 async fn run_rotation(

@@ -246,16 +246,16 @@ pub async fn record(
         }
         None => {
             let id = uuid::Uuid::now_v7();
-            let ip = d.source_ip.as_ref().map(|ip| {
-                (
-                    keys.seal_pii(
-                        &Place::new("incidents", "source_ip_enc", &id.to_string()),
-                        ip.as_bytes(),
-                    ),
-                    keys.blind_index(BlindKind::Ip, ip).to_vec(),
-                )
+            let ip = d.source_ip.as_ref().map(|ip| repo::SealedIp {
+                enc: keys.seal_network(
+                    &Place::new("incidents", "source_ip_enc", &id.to_string()),
+                    ip.as_bytes(),
+                ),
+                bidx: keys.blind_index(BlindKind::Ip, ip).to_vec(),
+                network_version: i64::from(keys.network_version().0),
+                bidx_version: i64::from(keys.blind_version().0),
             });
-            repo::insert(tx, id, d, ip, now).await?;
+            repo::insert(tx, id, d, ip.as_ref(), now).await?;
             audit::append(
                 tx,
                 &NewAuditEntry::new(actor.clone(), AuditAction::IncidentOpened)

@@ -221,25 +221,34 @@ pub(super) async fn touch(
     Ok(())
 }
 
+/// An incident's source address, sealed, with its blind index and the key versions of both.
+pub(super) struct SealedIp {
+    pub enc: Vec<u8>,
+    pub bidx: Vec<u8>,
+    pub network_version: i64,
+    pub bidx_version: i64,
+}
+
 pub(super) async fn insert(
     tx: &mut Tx,
     id: uuid::Uuid,
     d: &Detection,
-    ip: Option<(Vec<u8>, Vec<u8>)>,
+    ip: Option<&SealedIp>,
     now: Timestamp,
 ) -> Result<()> {
-    let (ip_enc, ip_bidx) = ip.unzip();
     sqlx::query(
         "INSERT INTO incidents (id, kind, severity, status, user_id, source_ip_enc, \
-         source_ip_bidx, dedup_key, summary, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $9)",
+         source_ip_bidx, network_key_version, bidx_key_version, dedup_key, summary, created_at, \
+         updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
     )
     .bind(id.to_string())
     .bind(d.kind.as_str())
     .bind(d.severity.as_str())
     .bind(d.user_id.map(|u| u.to_string()))
-    .bind(ip_enc)
-    .bind(ip_bidx)
+    .bind(ip.map(|i| i.enc.clone()))
+    .bind(ip.map(|i| i.bidx.clone()))
+    .bind(ip.map(|i| i.network_version))
+    .bind(ip.map(|i| i.bidx_version))
     .bind(d.dedup_key.as_str())
     .bind(d.summary.as_str())
     .bind(now.micros())

@@ -10,6 +10,7 @@ pub mod keystore;
 mod repo;
 pub mod rotation;
 pub mod sealed;
+pub mod split;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,63 +21,15 @@ use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::auth::{Actor, UserId};
 use crate::crypto::field::{self, FieldError, Place};
 use crate::crypto::{KeyBits, KeyVersion, PrivateKey, PublicKey, SymmetricKey};
+pub use crate::rbac::Purpose;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 use keystore::{Keystore, KeystoreError, SecretName};
 
 pub use rotation::{RotationProgress, RotationReport};
 
-/// What a data key is for. Each purpose has its own versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    /// Personal data at rest: email, phone, IPs kept with a person.
-    Pii,
-    /// TOTP secrets.
-    Totp,
-    /// Blind indexes for equality lookups (email, IP).
-    BlindIndex,
-    /// Signing access tokens.
-    Jwt,
-    /// Keyed content hashes of comments.
-    ContentHash,
-}
-
-impl Purpose {
-    /// Every purpose.
-    pub const ALL: [Purpose; 5] = [
-        Purpose::Pii,
-        Purpose::Totp,
-        Purpose::BlindIndex,
-        Purpose::Jwt,
-        Purpose::ContentHash,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Pii => "pii",
-            Purpose::Totp => "totp",
-            Purpose::BlindIndex => "blind_index",
-            Purpose::Jwt => "jwt",
-            Purpose::ContentHash => "content_hash",
-        }
-    }
-
-    /// Parses a stored or typed name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    fn wrap_label(self, version: u32) -> String {
-        format!("vigil-data-key-v1:{}:{version}", self.as_str())
-    }
-}
-
-impl std::fmt::Display for Purpose {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+fn wrap_label(purpose: Purpose, version: u32) -> String {
+    format!("vigil-data-key-v1:{}:{version}", purpose.as_str())
 }
 
 /// Why a key operation failed. None of the messages carries key material or personal data.
@@ -124,12 +77,27 @@ pub enum KeyError {
     /// The operator has no key pair to grant to.
     #[error("{0} has no key pair yet: they must run `vigil keys enrol` on their machine first")]
     NoKeyPair(String),
+    /// A role of the operator holds the purpose they tried to give up.
+    #[error("your role holds the {0} key; only a purpose your roles do not hold can be given up")]
+    RoleHolds(Purpose),
+    /// Nobody else holds the purpose.
+    #[error(
+        "nobody else holds the {0} key yet: grant it to a compliance officer (or the role that \
+         holds it) first, or what it opens would open for nobody"
+    )]
+    LastHolder(Purpose),
+    /// The operator holds no grant of the purpose.
+    #[error("you hold no {0} key")]
+    NotHeld(Purpose),
     /// An operator may not revoke their own access.
     #[error("you cannot revoke your own keys; another administrator must")]
     RevokeSelf,
     /// An encrypted field did not open.
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// The purpose is retired: nothing new is made with it.
+    #[error("the {0} key is retired; its values are re-sealed by `vigil keys split-pii`")]
+    Retired(Purpose),
     /// A rotation could not finish.
     #[error("rotation of the {0} key did not converge: rows keep arriving under old versions")]
     RotationStalled(Purpose),
@@ -193,10 +161,29 @@ impl KeyRing {
         if let Some(k) = self.cached(purpose, version) {
             return Ok(k);
         }
-        let wrapped = repo::grant(store, purpose, version.0, &self.user_key_id)
-            .await?
-            .ok_or(KeyError::NotGranted(purpose, version))?;
-        self.unwrap_into_cache(purpose, version.0, &wrapped)
+        if let Some(wrapped) = repo::grant(store, purpose, version.0, &self.user_key_id).await? {
+            return self.unwrap_into_cache(purpose, purpose, version.0, &wrapped);
+        }
+        // A value an older version sealed under the retired `pii` purpose, not yet re-sealed
+        // (`keys split-pii`): the split numbers `contact` and `network` versions after `pii`'s,
+        // so a version names one key only.
+        if matches!(purpose, Purpose::Contact | Purpose::Network) {
+            if let Some(wrapped) =
+                repo::grant(store, Purpose::Pii, version.0, &self.user_key_id).await?
+            {
+                return self.unwrap_into_cache(purpose, Purpose::Pii, version.0, &wrapped);
+            }
+        }
+        Err(KeyError::NotGranted(purpose, version))
+    }
+
+    /// Whether this key pair holds `purpose`'s current version.
+    pub async fn holds(&self, store: &Store, purpose: Purpose) -> Result<bool, KeyError> {
+        match self.current(store, purpose).await {
+            Ok(_) => Ok(true),
+            Err(KeyError::NotGranted(..) | KeyError::NotProvisioned(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The version new values of `purpose` are written with, and its key.
@@ -255,12 +242,13 @@ impl KeyRing {
     fn unwrap_into_cache(
         &self,
         purpose: Purpose,
+        wrapped_as: Purpose,
         version: u32,
         wrapped: &[u8],
     ) -> Result<Arc<SymmetricKey>, KeyError> {
         let raw = self
             .private
-            .decrypt(&purpose.wrap_label(version), wrapped)
+            .decrypt(&wrap_label(wrapped_as, version), wrapped)
             .map_err(|_| KeyError::Unwrap(purpose, KeyVersion(version)))?;
         let key = Arc::new(
             SymmetricKey::from_slice(&raw).ok_or(KeyError::Unwrap(purpose, KeyVersion(version)))?,
@@ -314,7 +302,8 @@ async fn make_key_pair(
 }
 
 /// For `vigil init`: the first operator's key pair and version 1 of every data key, granted to
-/// it, inside the bootstrap transaction.
+/// it (the first administrator holds every purpose until they relinquish the ones their role
+/// does not), inside the bootstrap transaction.
 pub async fn provision_first_operator(
     tx: &mut Tx,
     keystore: &dyn Keystore,
@@ -324,13 +313,14 @@ pub async fn provision_first_operator(
 ) -> Result<(), KeyError> {
     let (user_key, key) = make_key_pair(tx, keystore, operator, password, bits).await?;
     let now = Timestamp::now();
+    repo::set_first_admin(tx, &operator.to_string(), now).await?;
     for purpose in Purpose::ALL {
         let id = uuid::Uuid::now_v7().to_string();
         repo::insert_data_key(tx, &id, purpose, 1, now).await?;
         let dk = SymmetricKey::random();
         let wrapped = key
             .public_key()
-            .encrypt(&purpose.wrap_label(1), dk.expose())
+            .encrypt(&wrap_label(purpose, 1), dk.expose())
             .map_err(|_| KeyError::Unwrap(purpose, KeyVersion(1)))?;
         repo::insert_grant(tx, &id, &user_key, &wrapped, None, now).await?;
     }
@@ -426,10 +416,17 @@ pub struct GrantReport {
     pub key_pairs: Vec<String>,
     /// Grants written (data key versions × key pairs), not counting ones already there.
     pub grants: u64,
+    /// The purposes wrapped now.
+    pub granted: Vec<Purpose>,
+    /// The purposes the granting console does not hold: ordered, and wrapped by the next
+    /// console or worker that holds them and signs in.
+    pub pending: Vec<Purpose>,
 }
 
-/// Wraps every live data key version the granting administrator holds for each live key pair of
-/// `username`. Needs [`Permission::KeysManage`].
+/// Wraps, for each live key pair of `username`, every live version of exactly the purposes of
+/// their roles ([`rbac::role_holds`]). A purpose this console does not hold is ordered instead
+/// ([`GrantReport::pending`]) and completed by [`complete_pending`] on a holder's console. Needs
+/// [`Permission::KeysManage`].
 pub async fn grant(
     store: &Store,
     ring: &KeyRing,
@@ -445,43 +442,264 @@ pub async fn grant(
     if pairs.is_empty() {
         return Err(KeyError::NoKeyPair(username.to_owned()));
     }
-    let publics = pairs
-        .iter()
-        .map(|p| PublicKey::from_spki_der(&p.der).map_err(|_| KeyError::KeyPairMismatch))
-        .collect::<Result<Vec<_>, _>>()?;
+    let purposes = entitled(&mut tx, &target).await?;
     let now = Timestamp::now();
-    let granted_by = actor.user_id().to_string();
-    let mut grants = 0;
-    for purpose in Purpose::ALL {
-        for dk in repo::live_data_keys(&mut tx, purpose).await? {
-            let key = ring.key(store, purpose, KeyVersion(dk.version)).await?;
-            for (pair, public) in pairs.iter().zip(&publics) {
-                let wrapped = public
-                    .encrypt(&purpose.wrap_label(dk.version), key.expose())
-                    .map_err(|_| KeyError::KeyPairMismatch)?;
-                if repo::insert_grant(&mut tx, &dk.id, &pair.id, &wrapped, Some(&granted_by), now)
-                    .await?
-                {
-                    grants += 1;
-                }
+    let by = actor.user_id().to_string();
+    let mut report = GrantReport {
+        key_pairs: pairs.iter().map(|p| p.fingerprint.clone()).collect(),
+        grants: 0,
+        granted: Vec::new(),
+        pending: Vec::new(),
+    };
+    for purpose in purposes {
+        if ring.holds(store, purpose).await? {
+            for pair in &pairs {
+                report.grants += wrap_all_versions(&mut tx, store, ring, purpose, pair, &by, now).await?;
             }
+            report.granted.push(purpose);
+        } else {
+            for pair in &pairs {
+                repo::insert_pending(&mut tx, &pair.id, purpose, &by, now).await?;
+            }
+            report.pending.push(purpose);
         }
     }
-    let key_pairs: Vec<String> = pairs.iter().map(|p| p.fingerprint.clone()).collect();
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::KeysGranted)
             .target(format!("user:{target}"))
-            .details(serde_json::json!({ "key_pairs": key_pairs, "grants": grants })),
+            .details(serde_json::json!({
+                "key_pairs": report.key_pairs,
+                "grants": report.grants,
+                "granted": report.granted,
+                "pending": report.pending,
+            })),
     )
     .await?;
     tx.commit().await?;
-    Ok(GrantReport { key_pairs, grants })
+    Ok(report)
 }
 
-/// Removes every grant of `username`'s key pairs and starts a rotation of every data key, so
-/// their copies open nothing written from now on. Run [`rotation::run`] on each returned
-/// rotation to re-encrypt existing rows. Needs [`Permission::KeysManage`].
+/// Wraps every live version of `purpose` that `ring` holds for `pair`; returns the new grants.
+async fn wrap_all_versions(
+    tx: &mut Tx,
+    store: &Store,
+    ring: &KeyRing,
+    purpose: Purpose,
+    pair: &repo::UserKeyRow,
+    by: &str,
+    now: Timestamp,
+) -> Result<u64, KeyError> {
+    let public = PublicKey::from_spki_der(&pair.der).map_err(|_| KeyError::KeyPairMismatch)?;
+    let mut n = 0;
+    for dk in repo::live_data_keys(tx, purpose).await? {
+        let key = ring.key(store, purpose, KeyVersion(dk.version)).await?;
+        let wrapped = public
+            .encrypt(&wrap_label(purpose, dk.version), key.expose())
+            .map_err(|_| KeyError::KeyPairMismatch)?;
+        if repo::insert_grant(tx, &dk.id, &pair.id, &wrapped, Some(by), now).await? {
+            n += 1;
+        }
+    }
+    repo::delete_pending(tx, &pair.id, purpose).await?;
+    Ok(n)
+}
+
+/// The purposes `user_id` may hold now: those of their roles if their account is active,
+/// none otherwise.
+async fn entitled(tx: &mut Tx, user_id: &str) -> Result<Vec<Purpose>, KeyError> {
+    let (roles, status) = repo::roles_and_status(tx, user_id).await?;
+    if status != "active" {
+        return Ok(Vec::new());
+    }
+    let roles: Vec<rbac::Role> = roles.iter().filter_map(|r| rbac::Role::parse(r)).collect();
+    Ok(rbac::purposes_of(&roles))
+}
+
+/// Completes the pending grants this console can wrap (those of purposes `ring` holds, for key
+/// pairs whose owner's roles still hold the purpose); drops those whose owner no longer may.
+/// Called when an operator or worker signs in; returns the grants completed.
+pub async fn complete_pending(store: &Store, ring: &KeyRing) -> Result<u64, KeyError> {
+    let pending = {
+        let mut conn = store.pool().acquire().await?;
+        repo::pending_grants(&mut conn, None).await?
+    };
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut done = 0;
+    let now = Timestamp::now();
+    for p in pending {
+        let Some(purpose) = Purpose::parse(&p.purpose) else {
+            continue;
+        };
+        if !ring.holds(store, purpose).await? {
+            continue;
+        }
+        let mut tx = store.begin().await?;
+        if !entitled(&mut tx, &p.user_id).await?.contains(&purpose) {
+            repo::delete_pending(&mut tx, &p.user_key_id, purpose).await?;
+            tx.commit().await?;
+            continue;
+        }
+        let pair = repo::UserKeyRow {
+            id: p.user_key_id.clone(),
+            user_id: p.user_id.clone(),
+            der: p.der.clone(),
+            fingerprint: p.fingerprint.clone(),
+            retired: false,
+        };
+        let by = ring.operator.to_string();
+        let n = wrap_all_versions(&mut tx, store, ring, purpose, &pair, &by, now).await?;
+        audit::append(
+            &mut tx,
+            &NewAuditEntry::new(
+                AuditActor::Operator(ring.operator.as_uuid()),
+                AuditAction::KeysGranted,
+            )
+            .target(format!("user:{}", p.user_id))
+            .details(serde_json::json!({
+                "key_pairs": [p.fingerprint],
+                "grants": n,
+                "granted": [purpose],
+                "completes_pending_from": p.requested_by,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        done += n;
+    }
+    Ok(done)
+}
+
+/// Within `tx`, after `user_id`'s roles or status changed: deletes their wraps (and pending
+/// grants) of every purpose they may no longer hold, and starts a rotation of each such purpose
+/// they held, so their copies open nothing written from now on. The first administrator keeps
+/// the purposes they have not relinquished while they remain an active administrator. Returns
+/// the purposes taken away.
+pub async fn drop_unentitled(
+    tx: &mut Tx,
+    actor: &Actor,
+    user_id: UserId,
+) -> Result<Vec<Purpose>, KeyError> {
+    let id = user_id.to_string();
+    let keep = entitled(tx, &id).await?;
+    let first_admin = repo::first_admin(&mut **tx).await?.as_deref() == Some(id.as_str());
+    let (roles, status) = repo::roles_and_status(tx, &id).await?;
+    if first_admin && status == "active" && roles.iter().any(|r| r == "admin") {
+        return Ok(Vec::new());
+    }
+    let mut dropped = Vec::new();
+    for purpose in Purpose::ALL {
+        if keep.contains(&purpose) {
+            continue;
+        }
+        if repo::delete_grants_of_user_purpose(tx, &id, purpose).await? > 0 {
+            rotation::schedule_in(tx, actor, purpose).await?;
+            dropped.push(purpose);
+        }
+    }
+    if !dropped.is_empty() {
+        audit::append(
+            tx,
+            &NewAuditEntry::new(actor, AuditAction::KeysRevoked)
+                .target(format!("user:{id}"))
+                .details(serde_json::json!({ "purposes": dropped, "reason": "roles" })),
+        )
+        .await?;
+    }
+    Ok(dropped)
+}
+
+/// The signed-in operator gives up `purpose`, which their roles do not hold (the first
+/// administrator's extra purposes, once a compliance officer holds them too): their wraps of it
+/// are deleted and a rotation of it starts. Refused while nobody else holds it, since the data
+/// it opens would then open for nobody.
+pub async fn relinquish(
+    store: &Store,
+    actor: &Actor,
+    purpose: Purpose,
+) -> Result<rotation::Rotation, KeyError> {
+    let mut tx = store.begin().await?;
+    let id = actor.user_id().to_string();
+    if entitled(&mut tx, &id).await?.contains(&purpose) {
+        return Err(KeyError::RoleHolds(purpose));
+    }
+    if repo::other_holders(&mut tx, purpose, &id).await? == 0 {
+        return Err(KeyError::LastHolder(purpose));
+    }
+    if repo::delete_grants_of_user_purpose(&mut tx, &id, purpose).await? == 0 {
+        return Err(KeyError::NotHeld(purpose));
+    }
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(actor, AuditAction::KeysRevoked)
+            .target(format!("user:{id}"))
+            .details(serde_json::json!({ "purposes": [purpose], "reason": "relinquished" })),
+    )
+    .await?;
+    let r = rotation::schedule_in(&mut tx, actor, purpose).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+/// A grant ordered and not yet wrapped, for `keys status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingGrant {
+    /// The grantee.
+    pub username: String,
+    /// Their key pair's fingerprint.
+    pub fingerprint: String,
+    /// The purpose waiting for a holder.
+    pub purpose: String,
+    /// The administrator who ordered it.
+    pub requested_by: Option<String>,
+    /// When (RFC 3339).
+    pub requested_at: String,
+}
+
+/// What the signed-in operator holds, for `keys status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Holdings {
+    /// The operator.
+    pub username: String,
+    /// Purposes whose current key a live key pair of theirs holds.
+    pub held: Vec<String>,
+    /// Purposes their roles hold.
+    pub entitled: Vec<Purpose>,
+    /// Pending grants: every one for an administrator, their own for anyone else.
+    pub pending_grants: Vec<PendingGrant>,
+}
+
+/// The signed-in operator's purposes and the pending grants they may see. Any operator.
+pub async fn holdings(store: &Store, actor: &Actor) -> Result<Holdings, KeyError> {
+    let id = actor.user_id().to_string();
+    let mut conn = store.pool().acquire().await?;
+    let held = repo::held_purposes(&mut conn, &id).await?;
+    let all = rbac::require(actor, Permission::KeysManage).is_ok();
+    let pending_grants = repo::pending_grants(&mut conn, (!all).then_some(id.as_str()))
+        .await?
+        .into_iter()
+        .map(|p| PendingGrant {
+            username: p.username,
+            fingerprint: p.fingerprint,
+            purpose: p.purpose,
+            requested_by: p.requested_by,
+            requested_at: Timestamp::from_micros(p.requested_at).to_rfc3339(),
+        })
+        .collect();
+    Ok(Holdings {
+        username: actor.username().to_string(),
+        held,
+        entitled: rbac::purposes_of(actor.roles()),
+        pending_grants,
+    })
+}
+
+/// Removes every grant of `username`'s key pairs and starts a rotation of every purpose they
+/// held, so their copies open nothing written from now on. Run [`rotation::run`] on each
+/// returned rotation (from a console that holds its purpose) to re-encrypt existing rows. Needs
+/// [`Permission::KeysManage`].
 pub async fn revoke(
     store: &Store,
     ring: &KeyRing,
@@ -496,17 +714,28 @@ pub async fn revoke(
     if target == actor.user_id().to_string() {
         return Err(KeyError::RevokeSelf);
     }
-    let removed = repo::delete_grants_of_user(&mut tx, &target).await?;
+    let mut removed = 0;
+    let mut held = Vec::new();
+    for purpose in Purpose::ALL {
+        let n = repo::delete_grants_of_user_purpose(&mut tx, &target, purpose).await?;
+        if n > 0 {
+            held.push(purpose);
+        }
+        removed += n;
+    }
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::KeysRevoked)
             .target(format!("user:{target}"))
-            .details(serde_json::json!({ "grants_removed": removed })),
+            .details(serde_json::json!({ "grants_removed": removed, "purposes": held })),
     )
     .await?;
     let mut rotations = Vec::new();
-    for purpose in Purpose::ALL {
-        rotations.push(rotation::start_in(&mut tx, store, ring, actor, purpose, true).await?);
+    for purpose in held {
+        let ring = ring.holds(store, purpose).await?.then_some(ring);
+        rotations.push(
+            rotation::start_in(&mut tx, Some(store), ring, actor, purpose, true).await?,
+        );
     }
     tx.commit().await?;
     Ok(rotations)
@@ -655,59 +884,91 @@ pub fn reseal(keystore: &dyn Keystore, ring: &KeyRing, new_password: &str) -> Re
     Ok(())
 }
 
-/// The current keys for writing new values, fetched once for a batch of writes.
+/// The current keys for writing new values, fetched once for a batch of writes: exactly the
+/// purposes the caller names, so a console whose role lacks one is refused before anything is
+/// written.
 #[derive(Debug, Clone)]
 pub struct WriteKeys {
-    pii: (KeyVersion, Arc<SymmetricKey>),
-    blind: (KeyVersion, Arc<SymmetricKey>),
-    content: (KeyVersion, Arc<SymmetricKey>),
+    keys: Vec<(Purpose, KeyVersion, Arc<SymmetricKey>)>,
 }
 
 impl WriteKeys {
-    /// The current `pii`, `blind_index` and `content_hash` keys of `ring`.
-    pub async fn current(store: &Store, ring: &KeyRing) -> Result<Self, KeyError> {
-        Ok(Self {
-            pii: ring.current(store, Purpose::Pii).await?,
-            blind: ring.current(store, Purpose::BlindIndex).await?,
-            content: ring.current(store, Purpose::ContentHash).await?,
-        })
+    /// The current keys of `purposes` from `ring`; fails with [`KeyError::NotGranted`] if the
+    /// session holds one of them not.
+    pub async fn current(
+        store: &Store,
+        ring: &KeyRing,
+        purposes: &[Purpose],
+    ) -> Result<Self, KeyError> {
+        let mut keys = Vec::with_capacity(purposes.len());
+        for p in purposes {
+            let (v, k) = ring.current(store, *p).await?;
+            keys.push((*p, v, k));
+        }
+        Ok(Self { keys })
     }
 
-    /// Seals personal data at `place`; returns the ciphertext and the `pii` version.
-    pub fn seal_pii(&self, place: &Place<'_>, plaintext: &[u8]) -> Vec<u8> {
-        field::seal(&self.pii.1, self.pii.0, place, plaintext)
+    fn get(&self, purpose: Purpose) -> (KeyVersion, &SymmetricKey) {
+        let (_, v, k) = self
+            .keys
+            .iter()
+            .find(|(p, _, _)| *p == purpose)
+            .unwrap_or_else(|| panic!("WriteKeys fetched without the {purpose} key its caller uses"));
+        (*v, k)
     }
 
-    /// The `pii` key version [`WriteKeys::seal_pii`] uses.
-    pub fn pii_version(&self) -> KeyVersion {
-        self.pii.0
+    /// Seals a person's email or phone at `place` with the current `contact` key.
+    pub fn seal_contact(&self, place: &Place<'_>, plaintext: &[u8]) -> Vec<u8> {
+        let (v, k) = self.get(Purpose::Contact);
+        field::seal(k, v, place, plaintext)
+    }
+
+    /// The `contact` key version [`WriteKeys::seal_contact`] uses.
+    pub fn contact_version(&self) -> KeyVersion {
+        self.get(Purpose::Contact).0
+    }
+
+    /// Seals connection data (an IP address) at `place` with the current `network` key.
+    pub fn seal_network(&self, place: &Place<'_>, plaintext: &[u8]) -> Vec<u8> {
+        let (v, k) = self.get(Purpose::Network);
+        field::seal(k, v, place, plaintext)
+    }
+
+    /// The `network` key version [`WriteKeys::seal_network`] uses.
+    pub fn network_version(&self) -> KeyVersion {
+        self.get(Purpose::Network).0
     }
 
     /// The blind index of `value`.
     pub fn blind_index(&self, kind: crate::crypto::mac::BlindKind, value: &str) -> [u8; 32] {
-        crate::crypto::mac::blind_index(&self.blind.1, kind, value)
+        crate::crypto::mac::blind_index(self.get(Purpose::BlindIndex).1, kind, value)
     }
 
     /// The `blind_index` key version [`WriteKeys::blind_index`] uses.
     pub fn blind_version(&self) -> KeyVersion {
-        self.blind.0
+        self.get(Purpose::BlindIndex).0
     }
 
     /// The keyed content hash of `bytes`.
     pub fn content_hash(&self, bytes: &[u8]) -> [u8; 32] {
-        crate::crypto::mac::content_hash(&self.content.1, bytes)
+        crate::crypto::mac::content_hash(self.get(Purpose::ContentHash).1, bytes)
     }
 
     /// The `content_hash` key version [`WriteKeys::content_hash`] uses.
     pub fn content_version(&self) -> KeyVersion {
-        self.content.0
+        self.get(Purpose::ContentHash).0
     }
 }
 
 /// Versions of `purpose` not yet retired (values made with any of them may still exist).
+/// For `contact` and `network`, the live versions of the retired `pii` count too, until
+/// `keys split-pii` has re-sealed what they made.
 pub async fn live_versions(store: &Store, purpose: Purpose) -> Result<Vec<KeyVersion>, KeyError> {
-    Ok(repo::all_data_keys(store, purpose)
-        .await?
+    let mut rows = repo::all_data_keys(store, purpose).await?;
+    if matches!(purpose, Purpose::Contact | Purpose::Network) {
+        rows.extend(repo::all_data_keys(store, Purpose::Pii).await?);
+    }
+    Ok(rows
         .into_iter()
         .filter(|d| d.status != "retired")
         .map(|d| KeyVersion(d.version))

@@ -594,3 +594,292 @@ pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreEr
     }
     Ok(out)
 }
+
+// ---- Keys follow roles: grants by purpose, pending grants, the first administrator. ----
+
+/// Removes `user_id`'s grants of every version of `purpose`, and pending grants of it; returns
+/// the grants removed.
+pub(super) async fn delete_grants_of_user_purpose(
+    tx: &mut Tx,
+    user_id: &str,
+    purpose: Purpose,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM key_grants WHERE user_key_id IN (SELECT id FROM user_keys WHERE user_id = $1) \
+         AND data_key_id IN (SELECT id FROM data_keys WHERE purpose = $2)",
+    )
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM pending_grants WHERE purpose = $2 \
+         AND user_key_id IN (SELECT id FROM user_keys WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The purposes whose active version is granted to a live key pair of `user_id`.
+pub(super) async fn held_purposes(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT DISTINCT d.purpose FROM key_grants g \
+         JOIN user_keys k ON k.id = g.user_key_id \
+         JOIN data_keys d ON d.id = g.data_key_id \
+         WHERE k.user_id = $1 AND k.retired_at IS NULL AND d.status = 'active' \
+         ORDER BY d.purpose",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>(0))
+    .collect::<Result<_, _>>()?)
+}
+
+/// Live key pairs of active accounts other than `except` holding the active version of
+/// `purpose`.
+pub(super) async fn other_holders(
+    tx: &mut Tx,
+    purpose: Purpose,
+    except: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) FROM key_grants g \
+         JOIN user_keys k ON k.id = g.user_key_id \
+         JOIN users u ON u.id = k.user_id \
+         JOIN data_keys d ON d.id = g.data_key_id \
+         WHERE d.purpose = $1 AND d.status = 'active' AND k.retired_at IS NULL \
+         AND u.status = 'active' AND u.id <> $2",
+    )
+    .bind(purpose.as_str())
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
+
+/// Orders a grant that will be wrapped by a holder of `purpose` (nothing if already ordered).
+pub(super) async fn insert_pending(
+    tx: &mut Tx,
+    user_key_id: &str,
+    purpose: Purpose,
+    by: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO pending_grants (user_key_id, purpose, requested_by, requested_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (user_key_id, purpose) DO NOTHING",
+    )
+    .bind(user_key_id)
+    .bind(purpose.as_str())
+    .bind(by)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn delete_pending(
+    tx: &mut Tx,
+    user_key_id: &str,
+    purpose: Purpose,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pending_grants WHERE user_key_id = $1 AND purpose = $2")
+        .bind(user_key_id)
+        .bind(purpose.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A grant ordered but not yet wrapped.
+pub(super) struct PendingRow {
+    pub user_key_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub fingerprint: String,
+    pub der: Vec<u8>,
+    pub purpose: String,
+    pub requested_by: Option<String>,
+    pub requested_at: i64,
+}
+
+/// Pending grants to live key pairs (of `user_id` only, if given), oldest first.
+pub(super) async fn pending_grants(
+    conn: &mut sqlx::AnyConnection,
+    user_id: Option<&str>,
+) -> Result<Vec<PendingRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT p.user_key_id, k.user_id, u.username, k.fingerprint, k.public_key_der, p.purpose, \
+         (SELECT b.username FROM users b WHERE b.id = p.requested_by), p.requested_at \
+         FROM pending_grants p JOIN user_keys k ON k.id = p.user_key_id \
+         JOIN users u ON u.id = k.user_id \
+         WHERE k.retired_at IS NULL AND ($1 IS NULL OR k.user_id = $1) \
+         ORDER BY p.requested_at, p.user_key_id, p.purpose",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PendingRow {
+                user_key_id: r.try_get(0)?,
+                user_id: r.try_get(1)?,
+                username: r.try_get(2)?,
+                fingerprint: r.try_get(3)?,
+                der: r.try_get(4)?,
+                purpose: r.try_get(5)?,
+                requested_by: r.try_get(6)?,
+                requested_at: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// The id of the operator `vigil init` made (who holds every purpose until they give them up).
+pub(super) async fn first_admin(conn: &mut sqlx::AnyConnection) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query("SELECT value FROM app_meta WHERE key = 'first_admin'")
+            .fetch_optional(conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+    )
+}
+
+pub(super) async fn set_first_admin(
+    tx: &mut Tx,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO app_meta (key, value, updated_at) VALUES ('first_admin', $1, $2) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An account's roles and status, for deciding which purposes it may hold.
+pub(super) async fn roles_and_status(
+    tx: &mut Tx,
+    user_id: &str,
+) -> Result<(Vec<String>, String), StoreError> {
+    let status: String = sqlx::query("SELECT status FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+    Ok((roles, status))
+}
+
+// ---- The split of `pii` (the specs' table, column and predicate texts are constants). ----
+
+/// Rows of `table` matching `predicate`.
+pub(super) async fn count_where(
+    tx: &mut Tx,
+    table: &str,
+    predicate: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE {predicate}"))
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+    )
+}
+
+/// A row's id and its sealed columns.
+pub(super) type LegacyRow = (String, Vec<Option<Vec<u8>>>);
+
+/// The next `limit` rows of `table` after `after` (by id) matching `predicate`, with `cols`.
+pub(super) async fn legacy_rows(
+    tx: &mut Tx,
+    table: &str,
+    cols: &[&str],
+    predicate: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<LegacyRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, {} FROM {table} WHERE id > $1 AND {predicate} ORDER BY id LIMIT {limit}",
+        cols.join(", ")
+    ))
+    .bind(after)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let values = (0..cols.len())
+                .map(|i| r.try_get::<Option<Vec<u8>>, _>(1 + i))
+                .collect::<Result<_, _>>()?;
+            Ok((r.try_get(0)?, values))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Writes a row's re-sealed `cols` and the new purpose's version (and a recomputed blind
+/// index), clearing `pii_key_version` where the table has it, if the row still matches
+/// `predicate`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn reseal_legacy_row(
+    tx: &mut Tx,
+    table: &str,
+    cols: &[&str],
+    version_col: &str,
+    predicate: &str,
+    id: &str,
+    values: &[Option<Vec<u8>>],
+    version: crate::crypto::KeyVersion,
+    bidx: Option<(&str, &str, Vec<u8>, crate::crypto::KeyVersion)>,
+) -> Result<bool, StoreError> {
+    let mut sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let mut n = cols.len();
+    n += 1;
+    sets.push(format!("{version_col} = ${n}"));
+    if matches!(table, "users" | "activity_log") {
+        sets.push("pii_key_version = NULL".into());
+    }
+    if let Some((target, bidx_col, _, _)) = &bidx {
+        sets.push(format!("{target} = ${}", n + 1));
+        sets.push(format!("{bidx_col} = ${}", n + 2));
+        n += 2;
+    }
+    let sql = format!(
+        "UPDATE {table} SET {} WHERE id = ${} AND {predicate}",
+        sets.join(", "),
+        n + 1
+    );
+    let mut q = sqlx::query(&sql);
+    for v in values {
+        q = q.bind(v.clone());
+    }
+    q = q.bind(i64::from(version.0));
+    if let Some((_, _, value, v)) = bidx {
+        q = q.bind(value).bind(i64::from(v.0));
+    }
+    Ok(q.bind(id).execute(&mut **tx).await?.rows_affected() == 1)
+}

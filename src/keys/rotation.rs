@@ -18,9 +18,11 @@ use crate::store::{Store, Timestamp, Tx};
 pub(crate) enum SpecKind {
     /// Field ciphertexts (re-encrypted under the new key).
     Sealed(&'static [&'static str]),
-    /// A blind index of another column's `pii` ciphertext (recomputed under the new key).
+    /// A blind index of another column's ciphertext (recomputed under the new key; opening the
+    /// source needs `source_purpose`).
     Blind {
         source: &'static str,
+        source_purpose: Purpose,
         target: &'static str,
         kind: BlindKind,
     },
@@ -36,6 +38,36 @@ pub(crate) struct Spec {
     pub kind: SpecKind,
 }
 
+const CONTACT: &[Spec] = &[
+    Spec {
+        table: "users",
+        id_col: "id",
+        version_col: "contact_key_version",
+        kind: SpecKind::Sealed(&["email_enc", "phone_enc"]),
+    },
+    Spec {
+        table: "dsr_requests",
+        id_col: "id",
+        version_col: "contact_key_version",
+        kind: SpecKind::Sealed(&["subject_sealed"]),
+    },
+];
+const NETWORK: &[Spec] = &[
+    Spec {
+        table: "activity_log",
+        id_col: "id",
+        version_col: "network_key_version",
+        kind: SpecKind::Sealed(&["ip_enc"]),
+    },
+    Spec {
+        table: "incidents",
+        id_col: "id",
+        version_col: "network_key_version",
+        kind: SpecKind::Sealed(&["source_ip_enc"]),
+    },
+];
+/// Values sealed with the retired `pii` purpose, found by its version column (rows `keys
+/// split-pii` has not yet re-sealed). The incidents' and erasures' copies carried no version.
 const PII: &[Spec] = &[
     Spec {
         table: "users",
@@ -63,6 +95,7 @@ const BLIND: &[Spec] = &[
         version_col: "bidx_key_version",
         kind: SpecKind::Blind {
             source: "email_enc",
+            source_purpose: Purpose::Contact,
             target: "email_bidx",
             kind: BlindKind::Email,
         },
@@ -73,7 +106,19 @@ const BLIND: &[Spec] = &[
         version_col: "bidx_key_version",
         kind: SpecKind::Blind {
             source: "ip_enc",
+            source_purpose: Purpose::Network,
             target: "ip_bidx",
+            kind: BlindKind::Ip,
+        },
+    },
+    Spec {
+        table: "incidents",
+        id_col: "id",
+        version_col: "bidx_key_version",
+        kind: SpecKind::Blind {
+            source: "source_ip_enc",
+            source_purpose: Purpose::Network,
+            target: "source_ip_bidx",
             kind: BlindKind::Ip,
         },
     },
@@ -88,6 +133,8 @@ const HASH: &[Spec] = &[Spec {
 /// Where `purpose`'s keys were used.
 pub(crate) fn specs(purpose: Purpose) -> &'static [Spec] {
     match purpose {
+        Purpose::Contact => CONTACT,
+        Purpose::Network => NETWORK,
         Purpose::Pii => PII,
         Purpose::Totp => TOTP,
         Purpose::BlindIndex => BLIND,
@@ -161,27 +208,43 @@ pub struct RotationReport {
 }
 
 /// Starts a rotation of `purpose` (or returns the one already under way). Needs
-/// [`Permission::KeysManage`].
+/// [`Permission::KeysManage`], or a role that holds `purpose`.
 pub async fn start(
     store: &Store,
     ring: &KeyRing,
     actor: &Actor,
     purpose: Purpose,
 ) -> Result<Rotation, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    may_rotate(actor, purpose)?;
     let mut tx = store.begin().await?;
-    let r = start_in(&mut tx, store, ring, actor, purpose, false).await?;
+    if purpose == Purpose::Pii {
+        return Err(KeyError::Retired(purpose));
+    }
+    let r = start_in(&mut tx, Some(store), Some(ring), actor, purpose, false).await?;
     tx.commit().await?;
     Ok(r)
 }
 
+/// Within `tx`, after someone lost `purpose`: a new version of it, wrapped for the key pairs
+/// still holding the current one, superseding a rotation under way. The caller needs no copy of
+/// the purpose: a console or worker that holds it re-encrypts the rows (`keys rotate PURPOSE`
+/// resumes the rotation).
+pub(crate) async fn schedule_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    purpose: Purpose,
+) -> Result<Rotation, KeyError> {
+    start_in(tx, None, None, actor, purpose, true).await
+}
+
 /// Within `tx`: a new version of `purpose`, wrapped for every key pair holding the current
 /// one. With `force`, a rotation already under way is superseded (after a revocation its
-/// target version was wrapped for the revoked operator too).
+/// target version was wrapped for the revoked operator too). With a ring, its operator must
+/// hold the current version (they will remake the values).
 pub(super) async fn start_in(
     tx: &mut Tx,
-    store: &Store,
-    ring: &KeyRing,
+    store: Option<&Store>,
+    ring: Option<&KeyRing>,
     actor: &Actor,
     purpose: Purpose,
     force: bool,
@@ -205,7 +268,9 @@ pub(super) async fn start_in(
         .cloned()
         .ok_or(KeyError::NotProvisioned(purpose))?;
     // The rotating operator must hold the current key to remake values.
-    ring.key(store, purpose, KeyVersion(active.version)).await?;
+    if let (Some(store), Some(ring)) = (store, ring) {
+        ring.key(store, purpose, KeyVersion(active.version)).await?;
+    }
     let holders = repo::holders(tx, &active.id).await?;
     let to = repo::max_version(tx, purpose).await? + 1;
     for d in &live {
@@ -218,10 +283,10 @@ pub(super) async fn start_in(
     for h in &holders {
         let public = PublicKey::from_spki_der(&h.der).map_err(|_| KeyError::KeyPairMismatch)?;
         let wrapped = public
-            .encrypt(&purpose.wrap_label(to), key.expose())
+            .encrypt(&super::wrap_label(purpose, to), key.expose())
             .map_err(|_| KeyError::KeyPairMismatch)?;
         repo::insert_grant(tx, &id, &h.id, &wrapped, Some(&by), now).await?;
-        if h.id == ring.user_key_id {
+        if let Some(ring) = ring.filter(|r| r.user_key_id == h.id) {
             ring.remember(purpose, to, key.clone());
         }
     }
@@ -249,7 +314,7 @@ pub(super) async fn start_in(
 
 /// Remakes every value of the rotation's purpose made with an older version, `chunk` rows per
 /// transaction, from where an earlier run stopped; then retires the old versions. Needs
-/// [`Permission::KeysManage`].
+/// [`Permission::KeysManage`], or a role that holds the purpose.
 pub async fn run(
     store: &Store,
     ring: &KeyRing,
@@ -258,7 +323,7 @@ pub async fn run(
     chunk: usize,
     progress: &mut (dyn FnMut(RotationProgress) + Send),
 ) -> Result<RotationReport, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    may_rotate(actor, rotation.purpose)?;
     let purpose = rotation.purpose;
     let to = rotation.to;
     let chunk = chunk.clamp(1, 50_000);
@@ -377,6 +442,16 @@ pub async fn run(
     Err(KeyError::RotationStalled(purpose))
 }
 
+/// Administrators rotate keys; so may any role that holds the purpose (an administrator who
+/// opens no personal data cannot remake it, a compliance officer can).
+fn may_rotate(actor: &Actor, purpose: Purpose) -> Result<(), KeyError> {
+    match rbac::require(actor, Permission::KeysManage) {
+        Ok(_) => Ok(()),
+        Err(_) if rbac::purposes_of(actor.roles()).contains(&purpose) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn parse_cursor(c: Option<&str>) -> (usize, String) {
     match c.and_then(|c| c.split_once(':')) {
         Some((i, id)) => (i.parse().unwrap_or(0), id.to_owned()),
@@ -410,12 +485,19 @@ async fn remake(
             }
             Ok(out)
         }
-        SpecKind::Blind { source, kind, .. } => {
+        SpecKind::Blind {
+            source,
+            source_purpose,
+            kind,
+            ..
+        } => {
             let Some(sealed) = &row.values[0] else {
                 return Ok(vec![None]);
             };
             let place = Place::new(spec.table, source, &row.id);
-            let plain = ring.open_field(store, Purpose::Pii, &place, sealed).await?;
+            let plain = ring
+                .open_field(store, *source_purpose, &place, sealed)
+                .await?;
             let text = String::from_utf8_lossy(&plain);
             Ok(vec![Some(mac::blind_index(new_key, *kind, &text).to_vec())])
         }

@@ -93,7 +93,12 @@ pub async fn ingest_reader(
     input: impl BufRead,
 ) -> Result<IngestReport, MonitorError> {
     rbac::require(actor, Permission::ActivityIngest)?;
-    let keys = WriteKeys::current(store, ring).await?;
+    let keys = WriteKeys::current(
+        store,
+        ring,
+        &[Purpose::Network, Purpose::BlindIndex, Purpose::ContentHash],
+    )
+    .await?;
     let mut report = IngestReport::default();
     let mut batch: Vec<(u64, String)> = Vec::with_capacity(INGEST_BATCH);
     let mut n = 0u64;
@@ -281,7 +286,7 @@ async fn run_locked(
     policy: &Policy,
     screener: &Screener,
 ) -> Result<RunReport, MonitorError> {
-    let keys = WriteKeys::current(store, ring).await?;
+    let keys = WriteKeys::current(store, ring, &[Purpose::Network, Purpose::BlindIndex]).await?;
     let who = AuditActor::from(actor);
     let mut report = RunReport::default();
 
@@ -423,7 +428,7 @@ async fn record_findings(
                         let plain = ring
                             .open_field(
                                 store,
-                                Purpose::Pii,
+                                Purpose::Network,
                                 &Place::new("activity_log", "ip_enc", ev),
                                 &sealed,
                             )

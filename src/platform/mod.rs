@@ -147,17 +147,17 @@ pub async fn insert_users(
                 let id = u.id.to_string();
                 repo::SealedUser {
                     email_enc: u.email.as_ref().map(|e| {
-                        keys.seal_pii(&Place::new("users", "email_enc", &id), e.as_bytes())
+                        keys.seal_contact(&Place::new("users", "email_enc", &id), e.as_bytes())
                     }),
                     email_bidx: u
                         .email
                         .as_ref()
                         .map(|e| keys.blind_index(BlindKind::Email, e).to_vec()),
                     phone_enc: u.phone.as_ref().map(|p| {
-                        keys.seal_pii(&Place::new("users", "phone_enc", &id), p.as_bytes())
+                        keys.seal_contact(&Place::new("users", "phone_enc", &id), p.as_bytes())
                     }),
-                    pii_version: (u.email.is_some() || u.phone.is_some())
-                        .then(|| i64::from(keys.pii_version().0)),
+                    contact_version: (u.email.is_some() || u.phone.is_some())
+                        .then(|| i64::from(keys.contact_version().0)),
                     bidx_version: u.email.is_some().then(|| i64::from(keys.blind_version().0)),
                     id,
                     user: u,
@@ -294,13 +294,13 @@ pub async fn insert_activity(
             let id = a.id.to_string();
             repo::SealedActivity {
                 ip_enc: a.ip.as_ref().map(|ip| {
-                    keys.seal_pii(&Place::new("activity_log", "ip_enc", &id), ip.as_bytes())
+                    keys.seal_network(&Place::new("activity_log", "ip_enc", &id), ip.as_bytes())
                 }),
                 ip_bidx: a
                     .ip
                     .as_ref()
                     .map(|ip| keys.blind_index(BlindKind::Ip, ip).to_vec()),
-                pii_version: a.ip.is_some().then(|| i64::from(keys.pii_version().0)),
+                network_version: a.ip.is_some().then(|| i64::from(keys.network_version().0)),
                 bidx_version: a.ip.is_some().then(|| i64::from(keys.blind_version().0)),
                 id,
                 activity: a,
@@ -343,7 +343,7 @@ pub async fn user_email(
     let plain = ring
         .open_field(
             store,
-            Purpose::Pii,
+            Purpose::Contact,
             &Place::new("users", "email_enc", &id),
             &sealed,
         )

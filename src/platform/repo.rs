@@ -14,7 +14,7 @@ pub(super) struct SealedUser<'a> {
     pub email_enc: Option<Vec<u8>>,
     pub email_bidx: Option<Vec<u8>>,
     pub phone_enc: Option<Vec<u8>>,
-    pub pii_version: Option<i64>,
+    pub contact_version: Option<i64>,
     pub bidx_version: Option<i64>,
 }
 
@@ -41,7 +41,7 @@ pub(super) struct SealedActivity<'a> {
     pub activity: &'a NewActivity,
     pub ip_enc: Option<Vec<u8>>,
     pub ip_bidx: Option<Vec<u8>>,
-    pub pii_version: Option<i64>,
+    pub network_version: Option<i64>,
     pub bidx_version: Option<i64>,
 }
 use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx};
@@ -93,7 +93,7 @@ pub(super) async fn insert_users(tx: &mut Tx, users: &[SealedUser<'_>]) -> Resul
     insert_many(
         tx,
         "INSERT INTO users (id, username, display_name, kind, status, country, created_at, \
-         updated_at, last_login_at, email_enc, email_bidx, phone_enc, pii_key_version, \
+         updated_at, last_login_at, email_enc, email_bidx, phone_enc, contact_key_version, \
          bidx_key_version)",
         "",
         14,
@@ -112,7 +112,7 @@ pub(super) async fn insert_users(tx: &mut Tx, users: &[SealedUser<'_>]) -> Resul
                 .bind(s.email_enc.as_deref())
                 .bind(s.email_bidx.as_deref())
                 .bind(s.phone_enc.as_deref())
-                .bind(s.pii_version)
+                .bind(s.contact_version)
                 .bind(s.bidx_version)
         },
     )
@@ -250,7 +250,7 @@ pub(super) async fn insert_activity(
     insert_many(
         tx,
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, \
-         ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, pii_key_version, \
+         ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, \
          bidx_key_version, details)",
         " ON CONFLICT (id) DO NOTHING",
         15,
@@ -269,7 +269,7 @@ pub(super) async fn insert_activity(
                 .bind(a.ref_id.map(|r| r.to_string()))
                 .bind(s.ip_enc.as_deref())
                 .bind(s.ip_bidx.as_deref())
-                .bind(s.pii_version)
+                .bind(s.network_version)
                 .bind(s.bidx_version)
                 .bind(match a.target {
                     Some(t) => format!("{{\"target\":\"{}\"}}", hex::encode(t)),

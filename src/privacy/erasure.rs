@@ -148,11 +148,17 @@ pub(super) async fn run(
             .ok_or(PrivacyError::SubjectNotFound)?;
         let json =
             Zeroizing::new(serde_json::to_vec(&ids).map_err(|e| PrivacyError::Io(e.to_string()))?);
-        let (_, sealed) = ring
-            .seal_field(store, Purpose::Pii, &sealed_place(&id_s), &json)
+        let (version, sealed) = ring
+            .seal_field(store, Purpose::Contact, &sealed_place(&id_s), &json)
             .await?;
         let mut tx = store.begin().await?;
-        repo::set_in_progress(&mut tx, &id_s, Some(&sealed), Timestamp::now().micros()).await?;
+        repo::set_in_progress(
+            &mut tx,
+            &id_s,
+            Some((&sealed, i64::from(version.0))),
+            Timestamp::now().micros(),
+        )
+        .await?;
         repo::insert_steps(&mut tx, &id_s, &STEPS).await?;
         audit::append(
             &mut tx,
@@ -171,7 +177,7 @@ pub(super) async fn run(
             PrivacyError::Invalid("this erasure's working record is missing".into())
         })?;
         let plain = ring
-            .open_field(store, Purpose::Pii, &sealed_place(&id_s), sealed)
+            .open_field(store, Purpose::Contact, &sealed_place(&id_s), sealed)
             .await?;
         serde_json::from_slice(&plain).map_err(|e| PrivacyError::Io(e.to_string()))?
     };

@@ -248,8 +248,8 @@ async fn collect(
         })
         .collect();
     let mut keys = std::collections::HashMap::new();
-    for v in crate::keys::live_versions(store, Purpose::Pii).await? {
-        keys.insert(v.0, ring.key(store, Purpose::Pii, v).await?);
+    for v in crate::keys::live_versions(store, Purpose::Network).await? {
+        keys.insert(v.0, ring.key(store, Purpose::Network, v).await?);
     }
     let mut activity = Vec::new();
     for a in repo::activity_of(store, &id).await? {
@@ -259,7 +259,7 @@ async fn collect(
                 let version = crate::crypto::field::key_version(sealed).map_err(KeyError::from)?;
                 let key = match keys.get(&version.0) {
                     Some(k) => k.clone(),
-                    None => ring.key(store, Purpose::Pii, version).await?,
+                    None => ring.key(store, Purpose::Network, version).await?,
                 };
                 let plain = crate::crypto::field::open(
                     &key,
@@ -728,7 +728,7 @@ pub(super) async fn rectify(
     let p = repo::profile(store, &uid)
         .await?
         .ok_or(PrivacyError::SubjectNotFound)?;
-    let keys = WriteKeys::current(store, ring).await?;
+    let keys = WriteKeys::current(store, ring, &[Purpose::Contact, Purpose::BlindIndex]).await?;
     let now = Timestamp::now().micros();
     // Re-read both sealed fields so they are written back under one `pii` version.
     let mut email = open_user_field(store, ring, &uid, "email_enc", p.email_enc.as_deref())
@@ -781,7 +781,7 @@ pub(super) async fn rectify(
     if fields.iter().any(|f| *f == "email" || *f == "phone") {
         let seal = |col: &str, v: &Option<Vec<u8>>| {
             v.as_ref()
-                .map(|b| keys.seal_pii(&Place::new("users", col, &uid), b))
+                .map(|b| keys.seal_contact(&Place::new("users", col, &uid), b))
         };
         let email_enc = seal("email_enc", &email);
         let phone_enc = seal("phone_enc", &phone);
@@ -796,7 +796,7 @@ pub(super) async fn rectify(
                     &repo::SealedEmail {
                         enc: enc.clone(),
                         bidx,
-                        pii_version: i64::from(keys.pii_version().0),
+                        contact_version: i64::from(keys.contact_version().0),
                         bidx_version: i64::from(keys.blind_version().0),
                     },
                     phone_enc.as_deref(),
@@ -811,7 +811,7 @@ pub(super) async fn rectify(
                         &uid,
                         ph,
                         email_enc.as_deref(),
-                        i64::from(keys.pii_version().0),
+                        i64::from(keys.contact_version().0),
                         now,
                     )
                     .await?;

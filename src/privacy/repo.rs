@@ -308,16 +308,18 @@ pub(super) async fn set_closed(
 pub(super) async fn set_in_progress(
     tx: &mut Tx,
     id: &str,
-    sealed: Option<&[u8]>,
+    sealed: Option<(&[u8], i64)>,
     now: i64,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE dsr_requests SET status = 'in_progress', \
-         subject_sealed = COALESCE($2, subject_sealed), updated_at = $3 WHERE id = $1",
+         subject_sealed = COALESCE($2, subject_sealed), \
+         contact_key_version = COALESCE($4, contact_key_version), updated_at = $3 WHERE id = $1",
     )
     .bind(id)
-    .bind(sealed)
+    .bind(sealed.map(|s| s.0))
     .bind(now)
+    .bind(sealed.map(|s| s.1))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -327,7 +329,7 @@ pub(super) async fn set_in_progress(
 pub(super) async fn set_completed(tx: &mut Tx, id: &str, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE dsr_requests SET status = 'completed', completed_at = $2, subject_sealed = NULL, \
-         subject_email_bidx = NULL, updated_at = $2 WHERE id = $1",
+         contact_key_version = NULL, subject_email_bidx = NULL, updated_at = $2 WHERE id = $1",
     )
     .bind(id)
     .bind(now)
@@ -783,11 +785,11 @@ pub(super) async fn set_display_name(tx: &mut Tx, user: &str, name: &str, now: i
 pub(super) struct SealedEmail {
     pub enc: Vec<u8>,
     pub bidx: Vec<u8>,
-    pub pii_version: i64,
+    pub contact_version: i64,
     pub bidx_version: i64,
 }
 
-/// Replaces the email. Both sealed personal fields must share one `pii` version, so the phone
+/// Replaces the email. Both sealed contact fields must share one `contact` version, so the phone
 /// (re-sealed by the caller under the same version) comes along.
 pub(super) async fn set_email(
     tx: &mut Tx,
@@ -797,13 +799,13 @@ pub(super) async fn set_email(
     now: i64,
 ) -> Result<u64> {
     Ok(sqlx::query(
-        "UPDATE users SET email_enc = $2, email_bidx = $3, pii_key_version = $4, \
+        "UPDATE users SET email_enc = $2, email_bidx = $3, contact_key_version = $4, pii_key_version = NULL, \
          bidx_key_version = $5, phone_enc = $6, updated_at = $7 WHERE id = $1",
     )
     .bind(user)
     .bind(e.enc.as_slice())
     .bind(e.bidx.as_slice())
-    .bind(e.pii_version)
+    .bind(e.contact_version)
     .bind(e.bidx_version)
     .bind(phone)
     .bind(now)
@@ -817,17 +819,17 @@ pub(super) async fn set_phone(
     user: &str,
     phone: &[u8],
     email: Option<&[u8]>,
-    pii_version: i64,
+    contact_version: i64,
     now: i64,
 ) -> Result<u64> {
     Ok(sqlx::query(
-        "UPDATE users SET phone_enc = $2, email_enc = $3, pii_key_version = $4, updated_at = $5 \
+        "UPDATE users SET phone_enc = $2, email_enc = $3, contact_key_version = $4, pii_key_version = NULL, updated_at = $5 \
          WHERE id = $1",
     )
     .bind(user)
     .bind(phone)
     .bind(email)
-    .bind(pii_version)
+    .bind(contact_version)
     .bind(now)
     .execute(&mut **tx)
     .await?

@@ -141,7 +141,7 @@ pub(super) async fn open_user_field(
     match sealed {
         None => Ok(None),
         Some(s) => Ok(Some(
-            ring.open_field(store, Purpose::Pii, &Place::new("users", col, user), s)
+            ring.open_field(store, Purpose::Contact, &Place::new("users", col, user), s)
                 .await?,
         )),
     }
@@ -182,9 +182,8 @@ pub(super) async fn scan(
     let mut shared: BTreeMap<(String, Kind), u64> = BTreeMap::new();
 
     // Sealed columns are opened and compared below; their raw bytes are not scanned.
-    let sealed_specs = specs(Purpose::Pii);
     let mut sealed_cols: HashSet<(&str, &str)> = HashSet::new();
-    for s in sealed_specs {
+    for s in SEALED_PURPOSES.iter().flat_map(|p| specs(*p)) {
         if let SpecKind::Sealed(cols) = &s.kind {
             for c in *cols {
                 sealed_cols.insert((s.table, c));
@@ -389,7 +388,11 @@ struct Sealed {
     shared: BTreeMap<(String, Kind), u64>,
 }
 
-/// Opens every sealed `pii` column with every live version of the key and compares.
+/// The purposes whose sealed columns hold a person's identifiers.
+const SEALED_PURPOSES: [Purpose; 2] = [Purpose::Contact, Purpose::Network];
+
+/// Opens every sealed `contact` and `network` column (rows an older version sealed under `pii`
+/// included) with every live version of the keys and compares.
 async fn open_sealed(
     store: &Store,
     ring: &KeyRing,
@@ -397,12 +400,31 @@ async fn open_sealed(
     subject: Option<uuid::Uuid>,
 ) -> Result<Sealed, PrivacyError> {
     let mut out = Sealed::default();
-    let mut keys: HashMap<u32, Arc<SymmetricKey>> = HashMap::new();
-    for v in crate::keys::live_versions(store, Purpose::Pii).await? {
-        keys.insert(v.0, ring.key(store, Purpose::Pii, v).await?);
-    }
     let own = subject.map(|s| s.to_string());
-    for spec in specs(Purpose::Pii) {
+    for purpose in SEALED_PURPOSES {
+        let mut keys: HashMap<u32, Arc<SymmetricKey>> = HashMap::new();
+        for v in crate::keys::live_versions(store, purpose).await? {
+            keys.insert(v.0, ring.key(store, purpose, v).await?);
+        }
+        open_sealed_of(store, &keys, purpose, needles, own.as_deref(), &mut out).await?;
+    }
+    Ok(out)
+}
+
+async fn open_sealed_of(
+    store: &Store,
+    keys: &HashMap<u32, Arc<SymmetricKey>>,
+    purpose: Purpose,
+    needles: &[(Kind, String)],
+    own: Option<&str>,
+    out: &mut Sealed,
+) -> Result<(), PrivacyError> {
+    // An incident keeps the address it came from, for the security record; the request's
+    // working copy is the erasure's own, wiped when it completes.
+    for spec in specs(purpose)
+        .iter()
+        .filter(|s| s.table != "incidents" && s.table != "dsr_requests")
+    {
         let SpecKind::Sealed(cols) = &spec.kind else {
             continue;
         };
@@ -429,7 +451,7 @@ async fn open_sealed(
                     if contains(&lower, needle, kind.whole_word()) {
                         let is_shared = spec.table == "users"
                             && *kind == Kind::Phone
-                            && own.as_deref() != Some(row.as_str());
+                            && own != Some(row.as_str());
                         local
                             .entry((format!("{}.{col}", spec.table), *kind, is_shared))
                             .and_modify(|c| *c += 1)
@@ -455,8 +477,7 @@ async fn open_sealed(
             }
         }
     }
-
-    Ok(out)
+    Ok(())
 }
 
 fn like_escape(s: &str) -> String {

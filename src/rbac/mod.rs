@@ -1,7 +1,10 @@
-//! Roles, permissions and the one check every core operation passes.
+//! Roles, permissions, the data-key purposes each role holds, and the one check every core
+//! operation passes.
 //!
-//! The permission table is explicit: each role lists what it may do, and `admin` is granted
-//! permissions one by one like every other role, never as a wildcard.
+//! Both tables are explicit: each role lists what it may do and which data keys it holds, and
+//! `admin` is granted permissions one by one like every other role, never as a wildcard. The
+//! permission table is enforced by [`require`]; the purpose table by the keys themselves (a key
+//! pair is wrapped exactly the purposes of its owner's roles, see `keys::grant`).
 
 use serde::Serialize;
 
@@ -165,6 +168,101 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
     }
 }
 
+/// What a data key is for. Each purpose has its own series of versions, and a role holds a
+/// purpose only if [`role_holds`] says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Contact data at rest: a person's email address and phone number (and the working record
+    /// of an erasure, which holds them).
+    Contact,
+    /// Connection data kept with a person: IP addresses (activity, incident sources).
+    Network,
+    /// TOTP secrets.
+    Totp,
+    /// Blind indexes for equality lookups (email, IP).
+    BlindIndex,
+    /// Signing access tokens.
+    Jwt,
+    /// Keyed content hashes of comments.
+    ContentHash,
+    /// Retired: personal data of every kind, before it was split into [`Purpose::Contact`] and
+    /// [`Purpose::Network`]. Only read, to re-seal what an older version wrote (`keys split-pii`).
+    Pii,
+}
+
+impl Purpose {
+    /// Every purpose in use (the retired `pii` is not one).
+    pub const ALL: [Purpose; 6] = [
+        Purpose::Contact,
+        Purpose::Network,
+        Purpose::Totp,
+        Purpose::BlindIndex,
+        Purpose::Jwt,
+        Purpose::ContentHash,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Contact => "contact",
+            Purpose::Network => "network",
+            Purpose::Totp => "totp",
+            Purpose::BlindIndex => "blind_index",
+            Purpose::Jwt => "jwt",
+            Purpose::ContentHash => "content_hash",
+            Purpose::Pii => "pii",
+        }
+    }
+
+    /// Parses a stored or typed name (the retired `pii` included).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .chain([Purpose::Pii])
+            .find(|p| p.as_str() == s)
+    }
+
+    /// Whether this purpose's keys open personal data (as opposed to deriving lookups from it).
+    pub fn opens_personal_data(self) -> bool {
+        matches!(self, Purpose::Contact | Purpose::Network | Purpose::Pii)
+    }
+}
+
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The purpose table: which data keys each role holds. Nothing is implied by another role.
+///
+/// Administrators manage people and grants but open no personal data: they hold `blind_index`
+/// (the directory's email search compares blind indexes, it opens nothing). The very first
+/// administrator is the one exception: `vigil init` gives them every purpose, kept until a
+/// compliance officer holds them too and they give the extra ones up (`keys relinquish`).
+/// `totp` and `jwt` are held by every console role: each operator's sign-in needs them.
+pub fn role_holds(role: Role, purpose: Purpose) -> bool {
+    use Purpose::*;
+    match role {
+        Role::User => false,
+        Role::Moderator => matches!(purpose, Network | BlindIndex | ContentHash | Totp | Jwt),
+        Role::ComplianceOfficer => matches!(purpose, Contact | Network | BlindIndex | Totp | Jwt),
+        Role::Admin => matches!(purpose, BlindIndex | Totp | Jwt),
+        // The worker ingests activity (network, blind_index, content_hash) and runs the
+        // detectors; it sends no mail yet, so it holds no `contact`.
+        Role::Service => matches!(purpose, Network | BlindIndex | ContentHash | Totp | Jwt),
+    }
+}
+
+/// The purposes any of `roles` holds, in [`Purpose::ALL`] order.
+pub fn purposes_of(roles: &[Role]) -> Vec<Purpose> {
+    Purpose::ALL
+        .into_iter()
+        .filter(|p| roles.iter().any(|r| role_holds(*r, *p)))
+        .collect()
+}
+
 /// Proof that an actor passed [`require`] for one permission. Only `require` makes one, so a
 /// guarded function that takes a `Permit` cannot be called without the check.
 #[derive(Debug)]
@@ -255,5 +353,55 @@ mod tests {
         for (role, perm, allowed) in expect {
             assert_eq!(role_allows(role, perm), allowed, "{role} {perm:?}");
         }
+    }
+
+    /// Every (role, purpose) pair against the specification below, written out by hand, as
+    /// the permission table is: a change to the table must change this too.
+    #[test]
+    fn every_role_and_purpose_pair_matches_the_specification() {
+        // Columns: contact network totp blind_index jwt content_hash
+        let spec: [(Role, &str); 5] = [
+            (Role::User, "......"),
+            (Role::Moderator, ".XXXXX"),
+            (Role::ComplianceOfficer, "XXXXX."),
+            (Role::Admin, "..XXX."),
+            (Role::Service, ".XXXXX"),
+        ];
+        let mut checked = 0;
+        for (role, row) in spec {
+            for (p, cell) in Purpose::ALL.iter().zip(row.chars()) {
+                assert_eq!(role_holds(role, *p), cell == 'X', "{role} {p}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, Role::ALL.len() * Purpose::ALL.len());
+    }
+
+    #[test]
+    fn no_role_holds_the_retired_purpose_and_only_officers_open_contact_data() {
+        for r in Role::ALL {
+            assert!(!role_holds(r, Purpose::Pii), "{r}");
+            assert_eq!(
+                role_holds(r, Purpose::Contact),
+                r == Role::ComplianceOfficer,
+                "{r}"
+            );
+            if r == Role::Admin || r == Role::User {
+                assert!(
+                    !Purpose::ALL
+                        .iter()
+                        .any(|p| p.opens_personal_data() && role_holds(r, *p)),
+                    "{r} opens personal data"
+                );
+            }
+        }
+        assert_eq!(
+            purposes_of(&[Role::Moderator, Role::ComplianceOfficer]),
+            Purpose::ALL.to_vec()
+        );
+        for p in Purpose::ALL.into_iter().chain([Purpose::Pii]) {
+            assert_eq!(Purpose::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Purpose::parse("everything"), None);
     }
 }

@@ -6,6 +6,7 @@
 //! times as UTC microseconds ([`Timestamp`]).
 
 mod bulk;
+pub mod files;
 mod lock;
 mod url;
 
@@ -41,7 +42,7 @@ pub enum StoreError {
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The local database file's folder could not be created.
-    #[error("cannot create the folder for the database file {path}: {source}")]
+    #[error("cannot prepare {path} for the database (an owner-only folder and file): {source}")]
     CreateDir {
         /// The folder.
         path: String,
@@ -97,12 +98,18 @@ impl Store {
     pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         if let Some(path) = url.sqlite_path() {
+            // Owner-only: the database holds usernames, comments and the audit log. Its WAL and
+            // shared-memory files take the database file's mode.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                files::create_private_dir(dir).map_err(|source| StoreError::CreateDir {
                     path: dir.display().to_string(),
                     source,
                 })?;
             }
+            files::ensure_private_file(path).map_err(|source| StoreError::CreateDir {
+                path: path.display().to_string(),
+                source,
+            })?;
         }
         let connect_err = |source| StoreError::Connect {
             url: url.redacted(),

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 use ts_rs::TS;
 use vigil::auth::{self, LoginOutcome};
-use vigil::keys::Purpose;
 use vigil::rbac::{self, Permission};
 
 use crate::error::{CommandError, CommandResult};
@@ -58,10 +57,18 @@ pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me
         .collect();
     let keys = match &session.ring {
         None => KeysState::NoKeyPair,
-        Some(ring) => match ring.current(&db.store, Purpose::Pii).await {
-            Ok(_) => KeysState::Unlocked,
-            Err(_) => KeysState::NoGrants,
-        },
+        Some(ring) => {
+            // Unlocked when this machine's key pair holds every purpose of the operator's roles.
+            let mut held = true;
+            for p in rbac::purposes_of(actor.roles()) {
+                held &= ring.current(&db.store, p).await.is_ok();
+            }
+            if held {
+                KeysState::Unlocked
+            } else {
+                KeysState::NoGrants
+            }
+        }
     };
     Ok(Me {
         user_id: actor.user_id().to_string(),
