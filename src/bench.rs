@@ -452,16 +452,7 @@ pub async fn dsr(
         .map_err(|e| step(&e))?;
 
     // The subject, on one event of their own, with their comments, reactions and activity.
-    let keys = keys::WriteKeys::current(
-        store,
-        &ring,
-        &[
-            keys::Purpose::Contact,
-            keys::Purpose::Network,
-            keys::Purpose::BlindIndex,
-            keys::Purpose::ContentHash,
-        ],
-    )
+    let keys = keys::WriteKeys::current(store, &ring, &keys::PLATFORM_PURPOSES)
         .await
         .map_err(|e| step(&e))?;
     let subject = uuid::Uuid::new_v4();

@@ -63,7 +63,9 @@ async fn evidence(raw: &AnyPool, incident: &str, rule: Option<&str>, added_at: i
 }
 
 async fn activity(db: &TestDb, ring: &KeyRing, times: &[i64]) {
-    let keys = WriteKeys::current(&db.store, ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let rows: Vec<NewActivity> = times
         .iter()
         .map(|&at| NewActivity {
@@ -306,7 +308,9 @@ async fn request(db: &TestDb, officer: &Actor, subject: &str, received: &str) ->
 async fn requests_by_status_and_deadline(db: TestDb) {
     let (admin, ring) = common::admin_keys(&db).await;
     let officer = common::operator_with_role(&db, "cora-officer", "compliance_officer").await;
-    let keys = WriteKeys::current(&db.store, &ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let mut tx = db.store.begin().await.unwrap();
     platform::insert_users(
         &mut tx,

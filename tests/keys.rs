@@ -35,12 +35,14 @@ async fn write_person(db: &TestDb, keys: &WriteKeys, i: u32) -> uuid::Uuid {
 }
 
 fn not_granted(r: Result<Option<String>, KeyError>) -> bool {
-    matches!(r, Err(KeyError::NotGranted(Purpose::Pii, _)))
+    matches!(r, Err(KeyError::NotGranted(Purpose::Contact, _)))
 }
 
 async fn a_second_operator_works_from_their_own_keystore_once_granted(db: TestDb) {
     let (admin, admin_ring) = admin_keys(&db).await;
-    let keys = WriteKeys::current(&db.store, &admin_ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &admin_ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let ada = write_person(&db, &keys, 1).await;
 
     // Bob works on another machine: his own keystore, nothing shared but the database.
@@ -80,7 +82,15 @@ async fn a_second_operator_works_from_their_own_keystore_once_granted(db: TestDb
     let report = keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    assert_eq!(report.grants, 5, "one per purpose");
+    assert_eq!(report.grants, 5, "one per purpose of the officer's role");
+    assert_eq!(
+        report.granted,
+        vigil::rbac::purposes_of(&[vigil::rbac::Role::ComplianceOfficer])
+    );
+    assert!(
+        report.pending.is_empty(),
+        "the first administrator holds every purpose"
+    );
     assert_eq!(
         keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
             .await
@@ -123,7 +133,9 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
     keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    let keys = WriteKeys::current(&db.store, &admin_ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &admin_ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let before = write_person(&db, &keys, 1).await;
     let bob_session = keys::unlock(&db.store, &bob_keystore, &bob, PASSWORD)
         .await
@@ -140,14 +152,16 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
     let rotations = keys::revoke(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    assert_eq!(rotations.len(), Purpose::ALL.len());
+    assert_eq!(rotations.len(), 5, "every purpose Bob held");
     for r in &rotations {
         rotation::run(&db.store, &admin_ring, &admin, r, 100, &mut |_| {})
             .await
             .unwrap();
     }
-    let keys = WriteKeys::current(&db.store, &admin_ring).await.unwrap();
-    assert_eq!(keys.pii_version(), KeyVersion(2));
+    let keys = WriteKeys::current(&db.store, &admin_ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
+    assert_eq!(keys.contact_version(), KeyVersion(2));
     let after = write_person(&db, &keys, 2).await;
 
     // Bob's session still holds version 1 in memory, and it opens nothing new: the row written
@@ -233,8 +247,8 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     let activity = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
     let sealed_rows = count(
         &raw,
-        "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version IS NOT NULL) + \
-         (SELECT COUNT(*) FROM activity_log WHERE pii_key_version IS NOT NULL)",
+        "SELECT (SELECT COUNT(*) FROM activity_log WHERE network_key_version IS NOT NULL) + \
+         (SELECT COUNT(*) FROM incidents WHERE network_key_version IS NOT NULL)",
     )
     .await;
 
@@ -260,7 +274,7 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
         .await
         .unwrap();
 
-    let r = rotation::start(&db.store, &ring, &admin, Purpose::Pii)
+    let r = rotation::start(&db.store, &ring, &admin, Purpose::Network)
         .await
         .unwrap();
     let mut chunks = 0;
@@ -279,8 +293,8 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     .await;
     let at_v2 = count(
         &raw,
-        "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version = 2) + \
-         (SELECT COUNT(*) FROM activity_log WHERE pii_key_version = 2)",
+        "SELECT (SELECT COUNT(*) FROM activity_log WHERE network_key_version = 2) + \
+         (SELECT COUNT(*) FROM incidents WHERE network_key_version = 2)",
     )
     .await;
     assert_eq!(done_rows, at_v2);
@@ -294,7 +308,10 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
 
     // Both versions are in use now, and reads work throughout.
     let status = keys::status(&db.store, &admin).await.unwrap();
-    let pii = status.iter().find(|s| s.purpose == Purpose::Pii).unwrap();
+    let pii = status
+        .iter()
+        .find(|s| s.purpose == Purpose::Network)
+        .unwrap();
     assert_eq!(pii.current, Some(2));
     let progress = pii.rotation.as_ref().expect("rotation under way");
     assert!(
@@ -310,7 +327,7 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     }
 
     // Resume: `start` finds the rotation under way; `run` carries on from its cursor.
-    let again = rotation::start(&db.store, &ring, &admin, Purpose::Pii)
+    let again = rotation::start(&db.store, &ring, &admin, Purpose::Network)
         .await
         .unwrap();
     assert_eq!(again.id, r.id);
@@ -326,8 +343,8 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
     assert_eq!(
         count(
             &raw,
-            "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version = 2) + \
-             (SELECT COUNT(*) FROM activity_log WHERE pii_key_version = 2)"
+            "SELECT (SELECT COUNT(*) FROM activity_log WHERE network_key_version = 2) + \
+             (SELECT COUNT(*) FROM incidents WHERE network_key_version = 2)"
         )
         .await,
         sealed_rows
@@ -349,7 +366,7 @@ async fn rotation_stopped_mid_chunk_resumes_and_every_row_opens(db: TestDb) {
         count(
             &raw,
             "SELECT COUNT(*) FROM key_grants g JOIN data_keys d ON d.id = g.data_key_id \
-             WHERE d.purpose = 'pii' AND d.version = 1"
+             WHERE d.purpose = 'network' AND d.version = 1"
         )
         .await,
         0,
@@ -390,7 +407,9 @@ on_both!(rotation_stopped_mid_chunk_resumes_and_every_row_opens);
 
 async fn ciphertexts_moved_or_altered_in_the_database_are_refused(db: TestDb) {
     let (_, ring) = admin_keys(&db).await;
-    let keys = WriteKeys::current(&db.store, &ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let a = write_person(&db, &keys, 1).await;
     let b = write_person(&db, &keys, 2).await;
     let raw = db.raw().await;
@@ -432,7 +451,9 @@ on_both!(ciphertexts_moved_or_altered_in_the_database_are_refused);
 
 async fn private_comments_open_only_for_their_recipients(db: TestDb) {
     let (_, ring) = admin_keys(&db).await;
-    let keys = WriteKeys::current(&db.store, &ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let people: Vec<uuid::Uuid> = {
         let mut v = Vec::new();
         for i in 1..=3 {
@@ -550,12 +571,12 @@ async fn key_management_needs_its_permission(db: TestDb) {
         Err(KeyError::Forbidden(_))
     ));
     assert!(matches!(
-        rotation::start(&db.store, &ring, &moderator, Purpose::Pii).await,
+        rotation::start(&db.store, &ring, &moderator, Purpose::Contact).await,
         Err(KeyError::Forbidden(_))
     ));
     // Nothing changed: still one version per purpose, and no rotation.
     let raw = db.raw().await;
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM data_keys").await, 5);
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM data_keys").await, 6);
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_rotations").await, 0);
     raw.close().await;
 }
@@ -564,7 +585,9 @@ on_both!(key_management_needs_its_permission);
 async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) {
     use vigil::auth::{self, PasswordChangeError};
     let (admin, admin_ring) = admin_keys(&db).await;
-    let keys = WriteKeys::current(&db.store, &admin_ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &admin_ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let ada = write_person(&db, &keys, 1).await;
     let bob = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
     let (bob_keystore, _dir) = common::keystore();

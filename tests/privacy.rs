@@ -74,7 +74,9 @@ async fn add_people(
     people: &[&Person],
     comments_each: usize,
 ) {
-    let keys = WriteKeys::current(&db.store, ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let mut tx = db.store.begin().await.unwrap();
     let t0 = Timestamp::from_micros(Timestamp::now().micros() - 86_400_000_000);
     platform::insert_users(
@@ -935,7 +937,9 @@ async fn erasure_leaves_no_trace_and_proves_it(db: TestDb) {
     let fay_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
     let eve_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
     let pid = uuid::Uuid::new_v4();
-    let keys = WriteKeys::current(&db.store, &d.ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &d.ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let mut tx = db.store.begin().await.unwrap();
     platform::insert_comments(
         &mut tx,

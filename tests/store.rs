@@ -75,7 +75,9 @@ on_both!(migrations_create_the_whole_schema);
 
 async fn foreign_keys_are_enforced(db: TestDb) {
     let (_, ring) = common::admin_keys(&db).await;
-    let keys = WriteKeys::current(&db.store, &ring).await.unwrap();
+    let keys = WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
     let mut tx = db.store.begin().await.unwrap();
     let orphan = NewComment {
         id: uuid::Uuid::new_v4(),

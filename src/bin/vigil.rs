@@ -1433,8 +1433,7 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             bar.set_message("pii");
             let report = keys::split::run(&store, &ring, &actor, chunk, &mut |p| {
                 if json {
-                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p }))
-                    {
+                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
                         println!("{line}");
                     }
                 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::auth::Actor;
 use crate::crypto::{KeyBits, PrivateKey, PublicKey};
-use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
+use crate::keys::{KeyError, KeyRing, WriteKeys};
 use crate::platform::{
     self, CommentBody, NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction,
 };
@@ -155,12 +155,7 @@ pub async fn seed(
     )
     .await?;
     tx.commit().await?;
-    let keys = WriteKeys::current(
-        store,
-        ring,
-        &[Purpose::Contact, Purpose::Network, Purpose::BlindIndex, Purpose::ContentHash],
-    )
-    .await?;
+    let keys = WriteKeys::current(store, ring, &crate::keys::PLATFORM_PURPOSES).await?;
     // The comment, reaction and activity indexes keyed by person are built once at the end.
     store.defer_indexes(BULK_TABLES).await?;
     let loaded = load(store, &keys, opts, &mut report, progress).await;

@@ -454,7 +454,8 @@ pub async fn grant(
     for purpose in purposes {
         if ring.holds(store, purpose).await? {
             for pair in &pairs {
-                report.grants += wrap_all_versions(&mut tx, store, ring, purpose, pair, &by, now).await?;
+                report.grants +=
+                    wrap_all_versions(&mut tx, store, ring, purpose, pair, &by, now).await?;
             }
             report.granted.push(purpose);
         } else {
@@ -733,9 +734,7 @@ pub async fn revoke(
     let mut rotations = Vec::new();
     for purpose in held {
         let ring = ring.holds(store, purpose).await?.then_some(ring);
-        rotations.push(
-            rotation::start_in(&mut tx, Some(store), ring, actor, purpose, true).await?,
-        );
+        rotations.push(rotation::start_in(&mut tx, Some(store), ring, actor, purpose, true).await?);
     }
     tx.commit().await?;
     Ok(rotations)
@@ -884,6 +883,14 @@ pub fn reseal(keystore: &dyn Keystore, ring: &KeyRing, new_password: &str) -> Re
     Ok(())
 }
 
+/// Every purpose that seals or derives platform data: what seeding a whole platform needs.
+pub const PLATFORM_PURPOSES: [Purpose; 4] = [
+    Purpose::Contact,
+    Purpose::Network,
+    Purpose::BlindIndex,
+    Purpose::ContentHash,
+];
+
 /// The current keys for writing new values, fetched once for a batch of writes: exactly the
 /// purposes the caller names, so a console whose role lacks one is refused before anything is
 /// written.
@@ -913,7 +920,9 @@ impl WriteKeys {
             .keys
             .iter()
             .find(|(p, _, _)| *p == purpose)
-            .unwrap_or_else(|| panic!("WriteKeys fetched without the {purpose} key its caller uses"));
+            .unwrap_or_else(|| {
+                panic!("WriteKeys fetched without the {purpose} key its caller uses")
+            });
         (*v, k)
     }
 

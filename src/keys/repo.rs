@@ -745,7 +745,9 @@ pub(super) async fn pending_grants(
 }
 
 /// The id of the operator `vigil init` made (who holds every purpose until they give them up).
-pub(super) async fn first_admin(conn: &mut sqlx::AnyConnection) -> Result<Option<String>, StoreError> {
+pub(super) async fn first_admin(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Option<String>, StoreError> {
     Ok(
         sqlx::query("SELECT value FROM app_meta WHERE key = 'first_admin'")
             .fetch_optional(conn)

@@ -169,8 +169,7 @@ pub async fn run(
                     (Some((target, version_col, kind)), Some(plain)) => Some((
                         target,
                         version_col,
-                        mac::blind_index(&blind.1, kind, &String::from_utf8_lossy(plain))
-                            .to_vec(),
+                        mac::blind_index(&blind.1, kind, &String::from_utf8_lossy(plain)).to_vec(),
                         blind.0,
                     )),
                     _ => None,
@@ -242,8 +241,7 @@ async fn provision(
             if !may {
                 continue;
             }
-            let public =
-                PublicKey::from_spki_der(&h.der).map_err(|_| KeyError::KeyPairMismatch)?;
+            let public = PublicKey::from_spki_der(&h.der).map_err(|_| KeyError::KeyPairMismatch)?;
             let wrapped = public
                 .encrypt(&wrap_label(purpose, version), key.expose())
                 .map_err(|_| KeyError::KeyPairMismatch)?;
@@ -258,13 +256,11 @@ async fn provision(
     if !made.is_empty() {
         audit::append(
             &mut tx,
-            &NewAuditEntry::new(actor, AuditAction::DataKeysCreated).details(
-                serde_json::json!({
-                    "purposes": made.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
-                    "version": base + 1,
-                    "replaces": "pii",
-                }),
-            ),
+            &NewAuditEntry::new(actor, AuditAction::DataKeysCreated).details(serde_json::json!({
+                "purposes": made.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+                "version": base + 1,
+                "replaces": "pii",
+            })),
         )
         .await?;
     }

@@ -140,30 +140,29 @@ pub async fn insert_users(
     keys: &WriteKeys,
     users: &[NewPlatformUser],
 ) -> Result<u64, StoreError> {
-    let sealed: Vec<repo::SealedUser> =
-        users
-            .iter()
-            .map(|u| {
-                let id = u.id.to_string();
-                repo::SealedUser {
-                    email_enc: u.email.as_ref().map(|e| {
-                        keys.seal_contact(&Place::new("users", "email_enc", &id), e.as_bytes())
-                    }),
-                    email_bidx: u
-                        .email
-                        .as_ref()
-                        .map(|e| keys.blind_index(BlindKind::Email, e).to_vec()),
-                    phone_enc: u.phone.as_ref().map(|p| {
-                        keys.seal_contact(&Place::new("users", "phone_enc", &id), p.as_bytes())
-                    }),
-                    contact_version: (u.email.is_some() || u.phone.is_some())
-                        .then(|| i64::from(keys.contact_version().0)),
-                    bidx_version: u.email.is_some().then(|| i64::from(keys.blind_version().0)),
-                    id,
-                    user: u,
-                }
-            })
-            .collect();
+    let sealed: Vec<repo::SealedUser> = users
+        .iter()
+        .map(|u| {
+            let id = u.id.to_string();
+            repo::SealedUser {
+                email_enc: u.email.as_ref().map(|e| {
+                    keys.seal_contact(&Place::new("users", "email_enc", &id), e.as_bytes())
+                }),
+                email_bidx: u
+                    .email
+                    .as_ref()
+                    .map(|e| keys.blind_index(BlindKind::Email, e).to_vec()),
+                phone_enc: u.phone.as_ref().map(|p| {
+                    keys.seal_contact(&Place::new("users", "phone_enc", &id), p.as_bytes())
+                }),
+                contact_version: (u.email.is_some() || u.phone.is_some())
+                    .then(|| i64::from(keys.contact_version().0)),
+                bidx_version: u.email.is_some().then(|| i64::from(keys.blind_version().0)),
+                id,
+                user: u,
+            }
+        })
+        .collect();
     repo::insert_users(tx, &sealed).await
 }
 

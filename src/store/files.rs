@@ -12,7 +12,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
     #[cfg(not(unix))]
     {
@@ -108,7 +111,11 @@ mod tests {
         fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
         ensure_private_file(&loose).unwrap();
         assert_eq!(mode(&loose), 0o600);
-        assert_eq!(fs::read(&loose).unwrap(), b"x", "narrowing keeps the content");
+        assert_eq!(
+            fs::read(&loose).unwrap(),
+            b"x",
+            "narrowing keeps the content"
+        );
         let made = dir.join("segment");
         create_private_file(&made).unwrap();
         assert_eq!(mode(&made), 0o600);
