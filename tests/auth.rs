@@ -20,13 +20,18 @@ async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
     let users = count(&raw, "SELECT COUNT(*) FROM users").await;
     let entries = count(&raw, "SELECT COUNT(*) FROM audit_log").await;
     assert_eq!((users, entries), (1, 2));
-    // One key pair, five data keys at version 1, each granted to it.
+    // One key pair, a data key at version 1 per purpose, each granted to it (the first
+    // administrator holds every purpose).
+    let purposes = vigil::keys::Purpose::ALL.len() as i64;
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM user_keys").await, 1);
     assert_eq!(
         count(&raw, "SELECT COUNT(*) FROM data_keys WHERE version = 1").await,
-        5
+        purposes
     );
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_grants").await, 5);
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM key_grants").await,
+        purposes
+    );
     // The stored credential is an argon2id PHC string, never the password.
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM credentials")
         .fetch_one(&raw)

@@ -356,7 +356,7 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
     let before: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
 
     // Kill -9 the rotation after its first committed chunk, somewhere inside a later one.
-    let mut cmd = cli.command(&["keys", "rotate", "pii", "--json", "--chunk", "500"]);
+    let mut cmd = cli.command(&["keys", "rotate", "contact", "--json", "--chunk", "500"]);
     cmd.stdout(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -367,19 +367,18 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
 
     let status: serde_json::Value =
         serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &[])).unwrap();
-    let pii = &status.as_array().unwrap()[0];
-    assert_eq!(pii["purpose"], "pii");
+    let pii = &status["purposes"].as_array().unwrap()[0];
+    assert_eq!(pii["purpose"], "contact");
     assert_eq!(pii["rotation"]["to"], 2, "{pii}");
     assert!(pii["rotation"]["rows_left"].as_i64().unwrap() > 0, "{pii}");
 
-    let out = cli.ok(&["keys", "rotate", "pii", "--json"], &[]);
+    let out = cli.ok(&["keys", "rotate", "contact", "--json"], &[]);
     let done: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(done["done"]["retired"], serde_json::json!([1]), "{out}");
     let after: String = sqlx::query_scalar(counts).fetch_one(&pool).await.unwrap();
     assert_eq!(before, after, "no row lost or added");
     let stale: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM users WHERE pii_key_version <> 2) + \
-         (SELECT COUNT(*) FROM activity_log WHERE pii_key_version <> 2)",
+        "SELECT COUNT(*) FROM users WHERE contact_key_version <> 2 OR pii_key_version IS NOT NULL",
     )
     .fetch_one(&pool)
     .await
@@ -414,8 +413,8 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
     }
     let status: serde_json::Value =
         serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &[])).unwrap();
-    assert!(status[0]["rotation"].is_null());
-    assert_eq!(status[0]["current"], 2);
+    assert!(status["purposes"][0]["rotation"].is_null());
+    assert_eq!(status["purposes"][0]["current"], 2);
 }
 
 #[test]
@@ -1094,4 +1093,99 @@ async fn workers_on_one_postgres_never_run_retention_at_once_and_take_over_from_
     assert_eq!(denied.status.code(), Some(1));
     assert!(text(&denied.stderr).contains("permission denied"));
     store.close().await;
+}
+
+/// The first administrator, an officer and a moderator, each on their own machine (keystore),
+/// see in `keys status --json` exactly the purposes of their row; the administrator then gives
+/// up what their role does not hold.
+#[test]
+fn each_operator_holds_the_purposes_of_their_role_row() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let held = |env: &[(&str, &str)]| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&cli.ok(&["keys", "status", "--json"], env)).unwrap();
+        serde_json::from_value(v["held"].clone()).unwrap()
+    };
+    assert_eq!(
+        held(&[]),
+        [
+            "blind_index",
+            "contact",
+            "content_hash",
+            "jwt",
+            "network",
+            "totp"
+        ]
+    );
+    let machines = tempfile::tempdir().unwrap();
+    let mut people = Vec::new();
+    for (name, role) in [
+        ("olive-officer", "compliance_officer"),
+        ("mo-moderator", "moderator"),
+    ] {
+        cli.ok(
+            &["user", "create", name, "--role", role],
+            &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+        );
+        let keystore = format!("file:{}", machines.path().join(name).display());
+        let own = format!("{name}'s own long passphrase");
+        cli.ok(
+            &["passwd"],
+            &[
+                ("VIGIL_USERNAME", name),
+                ("VIGIL_PASSWORD", "temporary passphrase 9"),
+                ("VIGIL_NEW_PASSWORD", &own),
+                ("VIGIL_KEYSTORE", &keystore),
+            ],
+        );
+        // The first sign-in on their machine made their key pair there.
+        cli.ok(
+            &["keys", "status"],
+            &[
+                ("VIGIL_USERNAME", name),
+                ("VIGIL_PASSWORD", &own),
+                ("VIGIL_KEYSTORE", &keystore),
+            ],
+        );
+        let granted: serde_json::Value =
+            serde_json::from_str(&cli.ok(&["keys", "grant", name, "--json"], &[])).unwrap();
+        assert_eq!(granted["pending"], serde_json::json!([]));
+        people.push((name, own, keystore));
+    }
+    for ((name, own, keystore), row) in people.iter().zip([
+        vec!["blind_index", "contact", "jwt", "network", "totp"],
+        vec!["blind_index", "content_hash", "jwt", "network", "totp"],
+    ]) {
+        let env = [
+            ("VIGIL_USERNAME", *name),
+            ("VIGIL_PASSWORD", own.as_str()),
+            ("VIGIL_KEYSTORE", keystore.as_str()),
+        ];
+        assert_eq!(held(&env), row, "{name}");
+        let v: serde_json::Value =
+            serde_json::from_str(&cli.ok(&["keys", "status", "--json"], &env)).unwrap();
+        assert!(
+            v.get("purposes").is_none(),
+            "{name} sees no key management detail"
+        );
+    }
+    // The officer holds contact and network now, so the administrator may give them up.
+    for p in ["contact", "network", "content_hash"] {
+        cli.ok(&["keys", "relinquish", p], &[]);
+    }
+    assert_eq!(held(&[]), ["blind_index", "jwt", "totp"]);
+    let refused = cli.run(&["keys", "relinquish", "blind_index"], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("your role holds"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let bad = cli.run(&["keys", "relinquish", "pii"], &[]);
+    assert!(
+        text(&bad.stderr).contains("unknown purpose"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

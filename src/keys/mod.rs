@@ -794,6 +794,8 @@ pub struct KeyHolder {
     pub fingerprint: Option<String>,
     /// Purposes whose current data key is granted to a live key pair of theirs.
     pub granted: Vec<Purpose>,
+    /// Purposes their roles hold (what a grant wraps for them).
+    pub entitled: Vec<Purpose>,
 }
 
 /// Operators and service accounts, their key pairs and the purposes granted to them. Needs
@@ -810,6 +812,16 @@ pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, Key
             key_pairs: h.key_pairs,
             fingerprint: h.fingerprint,
             granted: h.granted.iter().filter_map(|p| Purpose::parse(p)).collect(),
+            entitled: if h.status == "active" {
+                rbac::purposes_of(
+                    &h.roles
+                        .iter()
+                        .filter_map(|r| rbac::Role::parse(r))
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                Vec::new()
+            },
         })
         .collect())
 }

@@ -45,8 +45,9 @@ pub struct RotationView {
 #[derive(Debug, Serialize, TS)]
 #[ts(export)]
 pub struct PurposeView {
-    /// `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
-    #[ts(type = "'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash'")]
+    /// `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash` (or the retired
+    /// `pii`, on a database not yet split).
+    #[ts(type = "'contact' | 'network' | 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash'")]
     pub purpose: String,
     /// The version new values are written with.
     pub current: Option<u32>,
@@ -73,6 +74,8 @@ pub struct KeyHolderView {
     pub fingerprint: Option<String>,
     /// Purposes granted.
     pub granted: Vec<String>,
+    /// Purposes their roles hold: what a grant wraps for them.
+    pub entitled: Vec<String>,
 }
 
 /// The keys screen.
@@ -120,6 +123,7 @@ async fn view(db: &crate::state::Db, actor: &vigil::auth::Actor) -> CommandResul
             key_pairs: h.key_pairs,
             fingerprint: h.fingerprint,
             granted: h.granted.iter().map(|p| p.as_str().to_owned()).collect(),
+            entitled: h.entitled.iter().map(|p| p.as_str().to_owned()).collect(),
         })
         .collect();
     Ok(KeysView { purposes, holders })
@@ -140,7 +144,8 @@ pub struct GrantRequest {
     pub username: String,
 }
 
-/// Grants every data key the signed-in administrator holds to an operator's key pairs.
+/// Grants an operator's key pairs the data keys of their roles (those this console does not
+/// hold stay pending until a holder signs in).
 #[tauri::command]
 pub async fn keys_grant(state: State<'_, AppState>, req: GrantRequest) -> CommandResult<KeysView> {
     let (db, session, actor) = state.authorised().await?;
@@ -153,7 +158,7 @@ pub async fn keys_grant(state: State<'_, AppState>, req: GrantRequest) -> Comman
 #[derive(Debug, Deserialize, TS)]
 #[ts(export)]
 pub struct RotateRequest {
-    /// `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+    /// `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash`.
     pub purpose: String,
 }
 

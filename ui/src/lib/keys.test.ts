@@ -3,7 +3,7 @@ import type { KeyHolderView, PurposeView } from './api/types';
 import { missingGrants, purposeLabel, purposeRows, rotationStatus } from './keys';
 
 const pii: PurposeView = {
-  purpose: 'pii',
+  purpose: 'contact',
   current: 2,
   versions: [
     { version: 2, status: 'active', rows: 900, grants: 2 },
@@ -19,13 +19,16 @@ const holder = (granted: string[]): KeyHolderView => ({
   key_pairs: 1,
   fingerprint: 'SHA256:abc',
   granted,
+  entitled: ['contact', 'jwt'],
   status: 'active',
 });
 
 describe('keys helpers', () => {
   it('lists purposes with a current version the holder lacks', () => {
-    expect(missingGrants(holder([]), [pii, jwt])).toEqual(['pii']);
-    expect(missingGrants(holder(['pii']), [pii, jwt])).toEqual([]);
+    expect(missingGrants(holder([]), [pii, jwt])).toEqual(['contact']);
+    expect(missingGrants(holder(['contact']), [pii, jwt])).toEqual([]);
+    // A purpose outside the holder's roles is never missing.
+    expect(missingGrants({ ...holder([]), entitled: ['jwt'] }, [pii, jwt])).toEqual([]);
   });
 
   it('sums rows over versions', () => {
@@ -33,14 +36,14 @@ describe('keys helpers', () => {
   });
 
   it('prefers live progress, then the stored rotation', () => {
-    expect(rotationStatus(pii, { purpose: 'pii', rows_done: 5, rows_total: 50, finished: false })).toEqual({
+    expect(rotationStatus(pii, { purpose: 'contact', rows_done: 5, rows_total: 50, finished: false })).toEqual({
       done: 5,
       total: 50,
       finished: false,
     });
     const stored = { ...pii, rotation: { from: 1, to: 2, rows_done: 30, rows_left: 70 } };
     expect(rotationStatus(stored, undefined)).toEqual({ done: 30, total: 100, finished: false });
-    expect(rotationStatus(pii, { purpose: 'pii', rows_done: 50, rows_total: 50, finished: true })).toEqual({
+    expect(rotationStatus(pii, { purpose: 'contact', rows_done: 50, rows_total: 50, finished: true })).toEqual({
       done: 50,
       total: 50,
       finished: true,
@@ -49,7 +52,7 @@ describe('keys helpers', () => {
   });
 
   it('labels purposes, falling back to the identifier', () => {
-    expect(purposeLabel('pii')).toBe('Personal data');
+    expect(purposeLabel('contact')).toBe('Contact data');
     expect(purposeLabel('other')).toBe('other');
   });
 });

@@ -2,9 +2,17 @@ import type { KeyHolderView, PurposeView, RotationProgress } from './api/types';
 
 /** What each data key protects, in words an auditor recognises. */
 export const PURPOSE_COPY: Record<string, { label: string; description: string }> = {
+  contact: {
+    label: 'Contact data',
+    description: 'Encrypts e-mail addresses and phone numbers. Compliance officers hold it.',
+  },
+  network: {
+    label: 'Network data',
+    description: 'Encrypts IP addresses kept with a person. Officers, moderators and the worker hold it.',
+  },
   pii: {
-    label: 'Personal data',
-    description: 'Encrypts personal data such as names and e-mail addresses.',
+    label: 'Personal data (retired)',
+    description: 'Sealed personal data before it was split into contact and network data.',
   },
   totp: {
     label: 'Two-factor secrets',
@@ -28,10 +36,15 @@ export function purposeLabel(purpose: string): string {
   return PURPOSE_COPY[purpose]?.label ?? purpose;
 }
 
-/** Purposes with a current key version that `holder` has not been granted. */
+/** Purposes of the holder's roles with a current key version they have not been granted. */
 export function missingGrants(holder: KeyHolderView, purposes: readonly PurposeView[]): string[] {
   return purposes
-    .filter((p) => p.current !== null && !holder.granted.includes(p.purpose))
+    .filter(
+      (p) =>
+        p.current !== null &&
+        holder.entitled.includes(p.purpose) &&
+        !holder.granted.includes(p.purpose),
+    )
     .map((p) => p.purpose);
 }
 
