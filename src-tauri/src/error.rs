@@ -141,7 +141,12 @@ impl From<KeyError> for CommandError {
             K::Forbidden(_) => ErrorCode::Forbidden,
             K::Store(_) => ErrorCode::Database,
             K::UnknownOperator(_) => ErrorCode::NotFound,
-            K::RevokeSelf | K::NoKeyPair(_) => ErrorCode::Conflict,
+            K::RevokeSelf
+            | K::NoKeyPair(_)
+            | K::RoleHolds(_)
+            | K::LastHolder(_)
+            | K::NotHeld(_)
+            | K::Retired(_) => ErrorCode::Conflict,
             K::Field(_) | K::RotationStalled(_) => ErrorCode::Internal,
             K::Keystore(_)
             | K::NoKeyPairHere
@@ -159,8 +164,8 @@ impl From<KeyError> for CommandError {
                     .to_owned()
             }
             K::NotGranted(purpose, _) => format!(
-                "your key pair has not been granted the {purpose} key yet: ask an administrator \
-                 to grant it (Keys screen)"
+                "your key pair holds no {purpose} key: your role does not open this data, or an \
+                 administrator has yet to grant it (Keys screen)"
             ),
             _ => e.to_string(),
         };

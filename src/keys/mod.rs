@@ -807,8 +807,6 @@ pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, Key
         .into_iter()
         .map(|h| KeyHolder {
             username: h.username,
-            roles: h.roles,
-            status: h.status,
             key_pairs: h.key_pairs,
             fingerprint: h.fingerprint,
             granted: h.granted.iter().filter_map(|p| Purpose::parse(p)).collect(),
@@ -822,6 +820,8 @@ pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, Key
             } else {
                 Vec::new()
             },
+            roles: h.roles,
+            status: h.status,
         })
         .collect())
 }
