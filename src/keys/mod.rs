@@ -585,7 +585,7 @@ pub async fn drop_unentitled(
 ) -> Result<Vec<Purpose>, KeyError> {
     let id = user_id.to_string();
     let keep = entitled(tx, &id).await?;
-    let first_admin = repo::first_admin(&mut **tx).await?.as_deref() == Some(id.as_str());
+    let first_admin = repo::first_admin(tx).await?.as_deref() == Some(id.as_str());
     let (roles, status) = repo::roles_and_status(tx, &id).await?;
     if first_admin && status == "active" && roles.iter().any(|r| r == "admin") {
         return Ok(Vec::new());

@@ -217,7 +217,7 @@ async fn provision(
         .await?
         .into_iter()
         .find(|d| d.status == "active");
-    let first_admin = repo::first_admin(&mut *tx).await?;
+    let first_admin = repo::first_admin(&mut tx).await?;
     let now = Timestamp::now();
     for purpose in [Purpose::Contact, Purpose::Network] {
         if repo::max_version(&mut tx, purpose).await? > 0 {
