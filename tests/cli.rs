@@ -1129,7 +1129,7 @@ fn each_operator_holds_the_purposes_of_their_role_row() {
             &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
         );
         let keystore = format!("file:{}", machines.path().join(name).display());
-        let own = format!("{name}'s own long passphrase");
+        let own = format!("a long passphrase of my own, {}", name.len());
         cli.ok(
             &["passwd"],
             &[

@@ -65,7 +65,7 @@ async fn seeds_a_platform_and_records_it(db: TestDb) {
         count(
             &raw,
             "SELECT COUNT(*) FROM users WHERE kind = 'platform' AND email_enc IS NOT NULL \
-             AND email_bidx IS NOT NULL AND pii_key_version = 1 AND bidx_key_version = 1"
+             AND email_bidx IS NOT NULL AND contact_key_version = 1 AND bidx_key_version = 1"
         )
         .await,
         50

@@ -203,7 +203,7 @@ async fn repeated_failures_lock_with_back_off_until_an_admin_unlocks(db: TestDb)
     // A new operator's first sign-in made their key pair here; it holds no data keys yet.
     let ring = s.keys.expect("key pair made at first sign-in");
     assert!(matches!(
-        ring.current(&db.store, vigil::keys::Purpose::Pii).await,
+        ring.current(&db.store, vigil::keys::Purpose::Contact).await,
         Err(vigil::keys::KeyError::NotGranted(..))
     ));
     let raw = db.raw().await;

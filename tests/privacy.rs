@@ -24,6 +24,9 @@ struct Desk {
     admin: Actor,
     officer: Actor,
     ring: KeyRing,
+    /// The first administrator's keys (every purpose): they write the platform's own data here,
+    /// as the platform would.
+    platform: KeyRing,
     _keys: tempfile::TempDir,
 }
 
@@ -44,6 +47,7 @@ async fn desk(db: &TestDb) -> Desk {
         admin,
         officer,
         ring,
+        platform: admin_ring,
         _keys: dir,
     }
 }
@@ -195,7 +199,7 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
     let d = desk(&db).await;
     let event = new_event(&db).await;
     let ada = person("ada.lovelace1", "Ada Lovelace", "+1-555-100-0001");
-    add_people(&db, &d.ring, event, &[&ada], 3).await;
+    add_people(&db, &d.platform, event, &[&ada], 3).await;
 
     // Found by email through the blind index, however it is typed; the email is not stored.
     let c = privacy::create(
@@ -601,7 +605,7 @@ async fn exports_hold_the_subject_and_nobody_else(db: TestDb) {
     let event = new_event(&db).await;
     let ada = person("ada.lovelace1", "Ada Lovelace", "+1-555-100-0001");
     let bob = person("bob.babbage2", "Bob Babbage", "+1-555-200-0002");
-    add_people(&db, &d.ring, event, &[&ada, &bob], 5).await;
+    add_people(&db, &d.platform, event, &[&ada, &bob], 5).await;
     let out = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         out_dir: Some(out.path().into()),
@@ -780,7 +784,14 @@ async fn erasure_resumes_after_a_stop_at_every_step(db: TestDb) {
             )
         })
         .collect();
-    add_people(&db, &d.ring, event, &people.iter().collect::<Vec<_>>(), 4).await;
+    add_people(
+        &db,
+        &d.platform,
+        event,
+        &people.iter().collect::<Vec<_>>(),
+        4,
+    )
+    .await;
     // Sessions with refresh tokens, as the platform would have them.
     let raw = db.raw().await;
     for p in &people {
@@ -932,7 +943,7 @@ async fn erasure_leaves_no_trace_and_proves_it(db: TestDb) {
     let event = new_event(&db).await;
     let eve = person("eve.erasable7", "Evangeline Erasable", "+1-555-700-0007");
     let fay = person("fay.friend8", "Fay Friend", "+1-555-800-0008");
-    add_people(&db, &d.ring, event, &[&eve, &fay], 6).await;
+    add_people(&db, &d.platform, event, &[&eve, &fay], 6).await;
     // Fay wrote Eve a private comment; only Eve could read it.
     let fay_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
     let eve_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
@@ -1064,7 +1075,7 @@ async fn a_planted_leftover_fails_the_scan(db: TestDb) {
     let d = desk(&db).await;
     let event = new_event(&db).await;
     let gus = person("gus.gone9", "Gus Gone", "+1-555-900-0009");
-    add_people(&db, &d.ring, event, &[&gus], 2).await;
+    add_people(&db, &d.platform, event, &[&gus], 2).await;
     // Someone copied Gus's email into an unrelated text column.
     let raw = db.raw().await;
     exec(
@@ -1148,7 +1159,7 @@ async fn legal_holds_and_open_incidents_block_erasure(db: TestDb) {
     let d = desk(&db).await;
     let event = new_event(&db).await;
     let hal = person("hal.held3", "Hal Held", "+1-555-330-0003");
-    add_people(&db, &d.ring, event, &[&hal], 2).await;
+    add_people(&db, &d.platform, event, &[&hal], 2).await;
     let moderator = common::operator_with_role(&db, "mo-moderator", "moderator").await;
     assert!(matches!(
         holds::place(
