@@ -948,7 +948,7 @@ async fn erasure_leaves_no_trace_and_proves_it(db: TestDb) {
     let fay_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
     let eve_key = vigil::crypto::PrivateKey::generate(KeyBits::B2048).unwrap();
     let pid = uuid::Uuid::new_v4();
-    let keys = WriteKeys::current(&db.store, &d.ring, &vigil::keys::PLATFORM_PURPOSES)
+    let keys = WriteKeys::current(&db.store, &d.platform, &vigil::keys::PLATFORM_PURPOSES)
         .await
         .unwrap();
     let mut tx = db.store.begin().await.unwrap();
