@@ -27,4 +27,8 @@ fingerprint: string | null,
 /**
  * Purposes granted.
  */
-granted: Array<string>, };
+granted: Array<string>, 
+/**
+ * Purposes their roles hold: what a grant wraps for them.
+ */
+entitled: Array<string>, };

@@ -7,9 +7,10 @@ import type { RotationView } from "./RotationView";
  */
 export type PurposeView = { 
 /**
- * `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+ * `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash` (or the retired
+ * `pii`, on a database not yet split).
  */
-purpose: 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash', 
+purpose: 'contact' | 'network' | 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash', 
 /**
  * The version new values are written with.
  */

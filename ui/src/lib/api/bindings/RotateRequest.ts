@@ -5,6 +5,6 @@
  */
 export type RotateRequest = { 
 /**
- * `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+ * `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash`.
  */
 purpose: string, };
