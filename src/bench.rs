@@ -196,7 +196,7 @@ pub async fn run(
     let n_verify = 20_000u32;
     let t = Instant::now();
     for _ in 0..n_verify {
-        auth::tokens::verify_access_token(store, &ring, &pair.access_token)
+        auth::tokens::verify_access_token(store, &pair.access_token)
             .await
             .map_err(|e| step(&e))?;
     }
@@ -205,7 +205,7 @@ pub async fn run(
     let t = Instant::now();
     for _ in 0..n_verify {
         verifier
-            .verify(store, &ring, &pair.access_token)
+            .verify(store, &pair.access_token)
             .await
             .map_err(|e| step(&e))?;
     }
