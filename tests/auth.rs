@@ -20,13 +20,30 @@ async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
     let users = count(&raw, "SELECT COUNT(*) FROM users").await;
     let entries = count(&raw, "SELECT COUNT(*) FROM audit_log").await;
     assert_eq!((users, entries), (1, 2));
-    // One key pair, five data keys at version 1, each granted to it.
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM user_keys").await, 1);
+    // One key pair (with its token-signing key), one data key per purpose at version 1, each
+    // granted to it; no shared TOTP or token-signing key.
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM user_keys WHERE signing_public_key IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    let purposes = vigil::keys::Purpose::ALL.len() as i64;
     assert_eq!(
         count(&raw, "SELECT COUNT(*) FROM data_keys WHERE version = 1").await,
-        5
+        purposes
     );
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_grants").await, 5);
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_grants").await, purposes);
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM data_keys WHERE purpose IN ('totp', 'jwt')"
+        )
+        .await,
+        0
+    );
     // The stored credential is an argon2id PHC string, never the password.
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM credentials")
         .fetch_one(&raw)

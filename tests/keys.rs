@@ -80,7 +80,7 @@ async fn a_second_operator_works_from_their_own_keystore_once_granted(db: TestDb
     let report = keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    assert_eq!(report.grants, 5, "one per purpose");
+    assert_eq!(report.grants, Purpose::ALL.len() as u64, "one per purpose");
     assert_eq!(
         keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
             .await
@@ -185,7 +185,7 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
             "SELECT COUNT(*) FROM data_keys WHERE status = 'retired'"
         )
         .await,
-        5
+        Purpose::ALL.len() as i64
     );
     assert_eq!(
         count(
@@ -555,7 +555,10 @@ async fn key_management_needs_its_permission(db: TestDb) {
     ));
     // Nothing changed: still one version per purpose, and no rotation.
     let raw = db.raw().await;
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM data_keys").await, 5);
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM data_keys").await,
+        Purpose::ALL.len() as i64
+    );
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_rotations").await, 0);
     raw.close().await;
 }
@@ -619,7 +622,8 @@ async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) 
     let retired = auth::reset_password(&db.store, &admin, "bob-officer", "temporary passphrase 1")
         .await
         .unwrap();
-    assert_eq!(retired, 1);
+    assert_eq!(retired.key_pairs_retired, 1);
+    assert!(!retired.mfa_removed, "Bob had no MFA");
     let bob = auth::authenticate(&db.store, "bob-officer", "temporary passphrase 1")
         .await
         .unwrap();

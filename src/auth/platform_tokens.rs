@@ -35,6 +35,15 @@ struct PlatformKey {
     key: DecodingKey,
 }
 
+impl std::fmt::Debug for PlatformKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The platform's token-verification keys and what its tokens must say.
 pub struct PlatformTokenKeys {
     keys: Vec<PlatformKey>,

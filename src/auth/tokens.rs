@@ -201,6 +201,10 @@ pub async fn issue_at(
     client: &str,
     now: Timestamp,
 ) -> Result<TokenPair, TokenError> {
+    // A console signs only for the operator whose key pair it holds.
+    if ring.operator() != actor.user_id() {
+        return Err(TokenError::WrongSigner);
+    }
     let session_id = uuid::Uuid::now_v7().to_string();
     let expires = Timestamp::from_micros(now.micros() + REFRESH_SECONDS * 1_000_000);
     repo::insert_session(store, &session_id, actor.user_id(), client, now, expires).await?;
@@ -481,6 +485,9 @@ pub async fn refresh_at(
     let row = repo::refresh_by_hash(&mut tx, &hash(refresh_token.trim()))
         .await?
         .ok_or(TokenError::InvalidRefresh)?;
+    if row.user != ring.operator().to_string() {
+        return Err(TokenError::WrongSigner);
+    }
     if row.spent {
         repo::revoke_family(&mut tx, &row.family, &row.session, "refresh_reuse", now).await?;
         audit::append(
