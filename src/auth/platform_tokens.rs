@@ -336,6 +336,9 @@ pub async fn verify_at(
     if candidates.is_empty() {
         return Err(TokenError::UnknownKey);
     }
+    if token.split('.').count() == 3 && !tokens::signature_is_base64(token) {
+        return Err(TokenError::Signature);
+    }
     let validation = tokens::validation(alg, &keys.issuer, &keys.audience);
     let mut claims = None;
     let mut refusal = TokenError::Algorithm;

@@ -393,6 +393,17 @@ pub(super) fn read_header(token: &str) -> Result<RawHeader, TokenError> {
     Ok(RawHeader { alg, kid })
 }
 
+/// Whether the token's third part is base64url at all: one that is not is a damaged signature,
+/// and is reported as such rather than as a malformed token.
+pub(super) fn signature_is_base64(token: &str) -> bool {
+    use base64::Engine;
+    token.split('.').nth(2).is_some_and(|sig| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .is_ok()
+    })
+}
+
 /// Maps the JWT crate's refusals.
 pub(super) fn decode_error(e: jsonwebtoken::errors::Error) -> TokenError {
     use jsonwebtoken::errors::ErrorKind as K;
@@ -443,6 +454,9 @@ async fn check_token(store: &Store, token: &str, now: Timestamp) -> Result<Claim
     let key = crate::keys::signing::verifying_key(store, &kid)
         .await?
         .ok_or(TokenError::UnknownKey)?;
+    if token.split('.').count() == 3 && !signature_is_base64(token) {
+        return Err(TokenError::Signature);
+    }
     let data = jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_ed_der(&key.public),
