@@ -35,7 +35,10 @@ async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
         count(&raw, "SELECT COUNT(*) FROM data_keys WHERE version = 1").await,
         purposes
     );
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_grants").await, purposes);
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM key_grants").await,
+        purposes
+    );
     assert_eq!(
         count(
             &raw,

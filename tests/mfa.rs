@@ -393,12 +393,19 @@ async fn a_password_reset_removes_mfa_until_the_operator_enrols_again(db: TestDb
         .await
         .unwrap();
 
-    let report = auth::reset_password(&db.store, &admin.actor, "bob-officer", "temporary passphrase 1")
-        .await
-        .unwrap();
+    let report = auth::reset_password(
+        &db.store,
+        &admin.actor,
+        "bob-officer",
+        "temporary passphrase 1",
+    )
+    .await
+    .unwrap();
     assert!(report.mfa_removed);
     assert_eq!(report.key_pairs_retired, 1);
-    assert!(!mfa::is_enabled(&db.store, bob.actor.user_id()).await.unwrap());
+    assert!(!mfa::is_enabled(&db.store, bob.actor.user_id())
+        .await
+        .unwrap());
     let raw = db.raw().await;
     for sql in [
         "SELECT COUNT(*) FROM mfa_secrets",
@@ -531,9 +538,16 @@ async fn a_secret_under_the_retired_shared_key_is_resealed_at_its_owners_sign_in
 
     // The administrator signs in with a code: the old key opens it once, and it is re-sealed.
     let t = later(1);
-    sign_in_with_code(&db, Some(&db.keystore), "root-admin", PASSWORD, &code(&secret, t), t)
-        .await
-        .unwrap();
+    sign_in_with_code(
+        &db,
+        Some(&db.keystore),
+        "root-admin",
+        PASSWORD,
+        &code(&secret, t),
+        t,
+    )
+    .await
+    .unwrap();
     let raw = db.raw().await;
     assert_eq!(
         count(
@@ -579,7 +593,11 @@ async fn a_secret_under_the_retired_shared_key_is_resealed_at_its_owners_sign_in
     ));
     assert!(refused.to_string().contains("backup code"), "{refused}");
     assert_eq!(
-        count(&raw, "SELECT COUNT(*) FROM data_keys WHERE purpose = 'totp'").await,
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM data_keys WHERE purpose = 'totp'"
+        )
+        .await,
         1
     );
     // Had his machine held it, the last old secret is re-sealed and the old key is gone.

@@ -194,8 +194,8 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
         refused(&db, &ring, &unknown).await,
         TokenError::UnknownKey
     ));
-    let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &good, &own.encoding_key())
-        .unwrap();
+    let no_kid =
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &good, &own.encoding_key()).unwrap();
     assert!(matches!(
         refused(&db, &ring, &no_kid).await,
         TokenError::Malformed
@@ -408,10 +408,7 @@ async fn a_cached_verifier_sees_every_change_at_once(db: TestDb) {
     raw.close().await;
     // Forged or expired tokens are refused before any cache is consulted.
     let t = &pair.access_token;
-    assert!(verifier
-        .verify(&db.store, &t[..t.len() - 2])
-        .await
-        .is_err());
+    assert!(verifier.verify(&db.store, &t[..t.len() - 2]).await.is_err());
     let late = Timestamp::from_micros(Timestamp::now().micros() + 2 * ACCESS_SECONDS * 1_000_000);
     assert!(matches!(
         verifier.verify_at(&db.store, t, late).await,
@@ -433,7 +430,9 @@ async fn an_operator_signs_tokens_only_for_themselves(db: TestDb) {
     let (mo_keystore, _dir) = common::keystore();
     let mo = sign_in_with(&db, &mo_keystore, "mo-moderator", PASSWORD).await;
     let mo_ring = mo.keys.as_ref().unwrap();
-    let own = tokens::issue(&db.store, mo_ring, &mo, "test").await.unwrap();
+    let own = tokens::issue(&db.store, mo_ring, &mo, "test")
+        .await
+        .unwrap();
     let mine = tokens::verify_access_token(&db.store, &own.access_token)
         .await
         .unwrap();
@@ -444,24 +443,44 @@ async fn an_operator_signs_tokens_only_for_themselves(db: TestDb) {
     let forged = serde_json::to_value(&admin_claims).unwrap();
     let mo_key = mo_ring.token_signing_key();
     assert!(matches!(
-        refused(&db, mo_ring, &sign_ed(mo_key, mo_ring.key_pair_id(), &forged, None)).await,
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &forged, None)
+        )
+        .await,
         TokenError::WrongSigner
     ));
     assert!(matches!(
-        refused(&db, mo_ring, &sign_ed(mo_key, ring.key_pair_id(), &forged, None)).await,
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, ring.key_pair_id(), &forged, None)
+        )
+        .await,
         TokenError::Signature
     ));
     // Nor may they raise their own roles (the database check) or stretch the lifetime.
     let mut raised = serde_json::to_value(&mine).unwrap();
     raised["roles"] = serde_json::json!(["admin"]);
     assert!(matches!(
-        refused(&db, mo_ring, &sign_ed(mo_key, mo_ring.key_pair_id(), &raised, None)).await,
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &raised, None)
+        )
+        .await,
         TokenError::AccountChanged
     ));
     let mut long = serde_json::to_value(&mine).unwrap();
     long["exp"] = (mine.iat + 30 * 24 * 3600).into();
     assert!(matches!(
-        refused(&db, mo_ring, &sign_ed(mo_key, mo_ring.key_pair_id(), &long, None)).await,
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &long, None)
+        )
+        .await,
         TokenError::LifetimeTooLong
     ));
     // The public keys are in the database; the private ones are not.
@@ -484,10 +503,18 @@ async fn a_retired_key_pair_signs_nothing(db: TestDb) {
     let (mo_keystore, _dir) = common::keystore();
     let mo = sign_in_with(&db, &mo_keystore, "mo-moderator", PASSWORD).await;
     let mo_ring = mo.keys.as_ref().unwrap();
-    let pair = tokens::issue(&db.store, mo_ring, &mo, "test").await.unwrap();
+    let pair = tokens::issue(&db.store, mo_ring, &mo, "test")
+        .await
+        .unwrap();
     let verifier = tokens::Verifier::new();
-    verifier.verify(&db.store, &pair.access_token).await.unwrap();
-    verifier.verify(&db.store, &pair.access_token).await.unwrap(); // from the cache
+    verifier
+        .verify(&db.store, &pair.access_token)
+        .await
+        .unwrap();
+    verifier
+        .verify(&db.store, &pair.access_token)
+        .await
+        .unwrap(); // from the cache
 
     // An administrator's password reset retires the moderator's key pair: every token it signed
     // is refused at once, by the cached verifier too, and it signs no new ones that verify.
@@ -550,7 +577,9 @@ async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) 
 
     // A token the platform signed verifies against the PEM file.
     let token = platform.token(&db, &user, &["user"]).await;
-    let c = platform_tokens::verify(&db.store, &keys, &token).await.unwrap();
+    let c = platform_tokens::verify(&db.store, &keys, &token)
+        .await
+        .unwrap();
     assert_eq!(c.sub, user);
     let good = payload(&token);
 
@@ -656,9 +685,13 @@ async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) 
     let t = platform.token(&db, &user, &["user"]).await;
     let claims = payload(&t);
     let rs = fresh("rsa-2026", Algorithm::RS256, &rsa_enc)(&claims);
-    platform_tokens::verify(&db.store, &jwks, &rs).await.unwrap();
+    platform_tokens::verify(&db.store, &jwks, &rs)
+        .await
+        .unwrap();
     let eds = fresh("ed-2026", Algorithm::EdDSA, &ed_enc)(&claims);
-    platform_tokens::verify(&db.store, &jwks, &eds).await.unwrap();
+    platform_tokens::verify(&db.store, &jwks, &eds)
+        .await
+        .unwrap();
     // A kid the file does not have; a key used with another algorithm; a stranger's RSA key.
     assert!(matches!(
         platform_tokens::verify(

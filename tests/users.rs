@@ -163,8 +163,8 @@ async fn administrators_manage_operators(db: TestDb) {
         &admin_session,
         "test",
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert!(matches!(
         users::revoke_session(&db.store, &carol.actor, &theirs.session_id).await,
         Err(PasswordChangeError::Forbidden(_))

@@ -221,7 +221,9 @@ fn from_spki(der: &[u8]) -> Result<PlatformKey, String> {
     } else if oid == ED25519 {
         ed25519_key(None, bits)
     } else {
-        Err(format!("a key of algorithm {oid}, not RSA, P-256 or Ed25519"))
+        Err(format!(
+            "a key of algorithm {oid}, not RSA, P-256 or Ed25519"
+        ))
     }
 }
 

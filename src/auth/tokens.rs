@@ -219,8 +219,7 @@ pub async fn issue_at(
         .map(|r| r.as_str().to_owned())
         .collect();
     let user = actor.user_id().to_string();
-    let (access_token, access_expires_at) =
-        sign(ring, &user, &session_id, roles, now)?;
+    let (access_token, access_expires_at) = sign(ring, &user, &session_id, roles, now)?;
     Ok(TokenPair {
         access_token,
         refresh_token: refresh,
@@ -537,8 +536,7 @@ pub async fn refresh_at(
     .await?;
     repo::rotate_refresh(&mut tx, &row.id, &new_id, now).await?;
     tx.commit().await?;
-    let (access_token, access_expires_at) =
-        sign(ring, &row.user, &row.session, roles, now)?;
+    let (access_token, access_expires_at) = sign(ring, &row.user, &row.session, roles, now)?;
     Ok(TokenPair {
         access_token,
         refresh_token: fresh,

@@ -1789,6 +1789,10 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
             "token verify:   {:.0}/s with the epoch cache; {:.0}/s with full database checks each time",
             report.token_verify_per_sec, report.token_verify_uncached_per_sec
         );
+        println!(
+            "token EdDSA:    {:.0}/s for the signature and claims alone (no database, one core)",
+            report.token_signature_verify_per_sec
+        );
         if let (Some(rows), Some(rate)) = (report.rotation_rows, report.rotation_rows_per_sec) {
             println!("pii rotation:   {rows} rows = {rate:.0} rows/s (5,000 per transaction)");
         }

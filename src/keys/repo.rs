@@ -613,12 +613,11 @@ pub(super) async fn signing_key(
     store: &Store,
     id: &str,
 ) -> Result<Option<(String, Option<Vec<u8>>, bool)>, StoreError> {
-    let row = sqlx::query(
-        "SELECT user_id, signing_public_key, retired_at FROM user_keys WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
+    let row =
+        sqlx::query("SELECT user_id, signing_public_key, retired_at FROM user_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
     let Some(r) = row else { return Ok(None) };
     Ok(Some((
         r.try_get(0)?,

@@ -82,8 +82,13 @@ impl SealedKey<'_> {
         let kek = derive(password, salt, m, t, p)?;
         let nonce: [u8; NONCE_LEN] = b[at + 12..HEADER_LEN].try_into().expect("12 bytes");
         let format = b[0];
-        let plain = aead::open(&kek, &nonce, &aad(format, operator, user_key), &b[HEADER_LEN..])
-            .map_err(|_| UnsealError::WrongPasswordOrTampered)?;
+        let plain = aead::open(
+            &kek,
+            &nonce,
+            &aad(format, operator, user_key),
+            &b[HEADER_LEN..],
+        )
+        .map_err(|_| UnsealError::WrongPasswordOrTampered)?;
         if format == FORMAT_V1 {
             return Ok(Unsealed {
                 private: PrivateKey::from_pkcs8_der(&plain).map_err(|_| UnsealError::Malformed)?,
