@@ -219,7 +219,6 @@ impl From<PasswordChangeError> for CommandError {
         match e {
             P::Forbidden(f) => f.into(),
             P::Keys(k) => k.into(),
-            P::Mfa(m) => m.into(),
             P::Store(s) => s.into(),
             P::WrongPassword => Self::new(ErrorCode::InvalidCredentials, e.to_string()),
             P::Rejected(_) => Self::new(ErrorCode::PasswordRejected, e.to_string()),

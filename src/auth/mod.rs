@@ -248,9 +248,6 @@ pub enum PasswordChangeError {
     /// The key pair could not be re-sealed.
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
-    /// MFA could not be removed.
-    #[error(transparent)]
-    Mfa(#[from] crate::mfa::MfaError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
