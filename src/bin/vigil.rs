@@ -226,7 +226,7 @@ enum KeysCommand {
     /// Make a new version of PURPOSE's key and re-encrypt every row under it (resumes an
     /// interrupted rotation).
     Rotate {
-        /// pii, totp, blind_index, jwt or content_hash.
+        /// pii, blind_index or content_hash.
         purpose: String,
         /// Rows per transaction.
         #[arg(long, default_value_t = 5_000)]
@@ -1357,7 +1357,7 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             json,
         } => {
             let purpose = Purpose::parse(&purpose).ok_or_else(|| {
-                anyhow!("unknown purpose {purpose:?}: pii, totp, blind_index, jwt or content_hash")
+                anyhow!("unknown purpose {purpose:?}: pii, blind_index or content_hash")
             })?;
             let (actor, ring) = unlock(config, &store).await?;
             let r = rotation::start(&store, &ring, &actor, purpose).await?;

@@ -45,8 +45,8 @@ pub struct RotationView {
 #[derive(Debug, Serialize, TS)]
 #[ts(export)]
 pub struct PurposeView {
-    /// `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
-    #[ts(type = "'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash'")]
+    /// `pii`, `blind_index` or `content_hash`.
+    #[ts(type = "'pii' | 'blind_index' | 'content_hash'")]
     pub purpose: String,
     /// The version new values are written with.
     pub current: Option<u32>,
@@ -153,7 +153,7 @@ pub async fn keys_grant(state: State<'_, AppState>, req: GrantRequest) -> Comman
 #[derive(Debug, Deserialize, TS)]
 #[ts(export)]
 pub struct RotateRequest {
-    /// `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+    /// `pii`, `blind_index` or `content_hash`.
     pub purpose: String,
 }
 

@@ -11,7 +11,7 @@ const pii: PurposeView = {
   ],
   rotation: null,
 };
-const jwt: PurposeView = { purpose: 'jwt', current: null, versions: [], rotation: null };
+const hash: PurposeView = { purpose: 'content_hash', current: null, versions: [], rotation: null };
 
 const holder = (granted: string[]): KeyHolderView => ({
   username: 'bob',
@@ -24,8 +24,8 @@ const holder = (granted: string[]): KeyHolderView => ({
 
 describe('keys helpers', () => {
   it('lists purposes with a current version the holder lacks', () => {
-    expect(missingGrants(holder([]), [pii, jwt])).toEqual(['pii']);
-    expect(missingGrants(holder(['pii']), [pii, jwt])).toEqual([]);
+    expect(missingGrants(holder([]), [pii, hash])).toEqual(['pii']);
+    expect(missingGrants(holder(['pii']), [pii, hash])).toEqual([]);
   });
 
   it('sums rows over versions', () => {

@@ -7,9 +7,9 @@ import type { RotationView } from "./RotationView";
  */
 export type PurposeView = { 
 /**
- * `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+ * `pii`, `blind_index` or `content_hash`.
  */
-purpose: 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash', 
+purpose: 'pii' | 'blind_index' | 'content_hash', 
 /**
  * The version new values are written with.
  */

@@ -5,6 +5,6 @@
  */
 export type RotateRequest = { 
 /**
- * `pii`, `totp`, `blind_index`, `jwt` or `content_hash`.
+ * `pii`, `blind_index` or `content_hash`.
  */
 purpose: string, };
