@@ -1109,14 +1109,7 @@ fn each_operator_holds_the_purposes_of_their_role_row() {
     };
     assert_eq!(
         held(&[]),
-        [
-            "blind_index",
-            "contact",
-            "content_hash",
-            "jwt",
-            "network",
-            "totp"
-        ]
+        ["blind_index", "contact", "content_hash", "network"]
     );
     let machines = tempfile::tempdir().unwrap();
     let mut people = Vec::new();
@@ -1154,8 +1147,8 @@ fn each_operator_holds_the_purposes_of_their_role_row() {
         people.push((name, own, keystore));
     }
     for ((name, own, keystore), row) in people.iter().zip([
-        vec!["blind_index", "contact", "jwt", "network", "totp"],
-        vec!["blind_index", "content_hash", "jwt", "network", "totp"],
+        vec!["blind_index", "contact", "network"],
+        vec!["blind_index", "content_hash", "network"],
     ]) {
         let env = [
             ("VIGIL_USERNAME", *name),
@@ -1174,7 +1167,7 @@ fn each_operator_holds_the_purposes_of_their_role_row() {
     for p in ["contact", "network", "content_hash"] {
         cli.ok(&["keys", "relinquish", p], &[]);
     }
-    assert_eq!(held(&[]), ["blind_index", "jwt", "totp"]);
+    assert_eq!(held(&[]), ["blind_index"]);
     let refused = cli.run(&["keys", "relinquish", "blind_index"], &[]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(

@@ -82,7 +82,7 @@ async fn a_second_operator_works_from_their_own_keystore_once_granted(db: TestDb
     let report = keys::grant(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    assert_eq!(report.grants, 5, "one per purpose of the officer's role");
+    assert_eq!(report.grants, 3, "one per purpose of the officer's role");
     assert_eq!(
         report.granted,
         vigil::rbac::purposes_of(&[vigil::rbac::Role::ComplianceOfficer])
@@ -152,7 +152,7 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
     let rotations = keys::revoke(&db.store, &admin_ring, &admin, "bob-officer")
         .await
         .unwrap();
-    assert_eq!(rotations.len(), 5, "every purpose Bob held");
+    assert_eq!(rotations.len(), 3, "every purpose Bob held");
     for r in &rotations {
         rotation::run(&db.store, &admin_ring, &admin, r, 100, &mut |_| {})
             .await
@@ -199,7 +199,8 @@ async fn a_revoked_operator_opens_nothing_written_after_revocation(db: TestDb) {
             "SELECT COUNT(*) FROM data_keys WHERE status = 'retired'"
         )
         .await,
-        5
+        3,
+        "the three purposes Bob held were rotated"
     );
     assert_eq!(
         count(
@@ -576,7 +577,7 @@ async fn key_management_needs_its_permission(db: TestDb) {
     ));
     // Nothing changed: still one version per purpose, and no rotation.
     let raw = db.raw().await;
-    assert_eq!(count(&raw, "SELECT COUNT(*) FROM data_keys").await, 6);
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM data_keys").await, 4);
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM key_rotations").await, 0);
     raw.close().await;
 }
@@ -642,7 +643,8 @@ async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) 
     let retired = auth::reset_password(&db.store, &admin, "bob-officer", "temporary passphrase 1")
         .await
         .unwrap();
-    assert_eq!(retired, 1);
+    assert_eq!(retired.key_pairs_retired, 1);
+    assert!(!retired.mfa_removed, "Bob had no MFA");
     let bob = auth::authenticate(&db.store, "bob-officer", "temporary passphrase 1")
         .await
         .unwrap();

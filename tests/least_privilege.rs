@@ -257,10 +257,7 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(report.pending, vec![Purpose::Contact, Purpose::Network]);
-    assert_eq!(
-        report.granted,
-        vec![Purpose::Totp, Purpose::BlindIndex, Purpose::Jwt]
-    );
+    assert_eq!(report.granted, vec![Purpose::BlindIndex]);
     let shown = keys::holdings(&db.store, &admin).await.unwrap();
     assert_eq!(shown.pending_grants.len(), 2);
     assert!(shown
@@ -336,7 +333,7 @@ async fn a_role_taken_away_takes_its_keys_with_it(db: TestDb) {
         .await
         .unwrap();
     let held = keys::holdings(&db.store, &olive).await.unwrap().held;
-    assert_eq!(held, vec!["blind_index", "jwt", "network", "totp"]);
+    assert_eq!(held, vec!["blind_index", "network"]);
     let ring = keys::unlock(&db.store, &oks, &olive, PASSWORD)
         .await
         .unwrap();

@@ -220,8 +220,9 @@ async fn repeated_failures_lock_with_back_off_until_an_admin_unlocks(db: TestDb)
 on_both!(repeated_failures_lock_with_back_off_until_an_admin_unlocks);
 
 async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(db: TestDb) {
-    let (admin, ring) = admin_keys(&db).await;
-    let e = mfa::enroll(&db.store, &ring, &admin).await.unwrap();
+    let session = common::admin_session(&db).await;
+    let (admin, ck) = (&session.actor, session.credential.as_ref().unwrap());
+    let e = mfa::enroll(&db.store, ck, admin).await.unwrap();
     let secret = totp_rs::Secret::Encoded(e.secret_base32.clone())
         .to_bytes()
         .unwrap();
@@ -229,8 +230,8 @@ async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(d
     let t = t0();
     mfa::confirm(
         &db.store,
-        &ring,
-        &admin,
+        ck,
+        admin,
         &mfa::code_at(&secret, step(Timestamp::now()), 6),
     )
     .await

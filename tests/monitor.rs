@@ -5,8 +5,9 @@
 
 mod common;
 
-use common::{count, exec, TestDb, PASSWORD};
-use vigil::auth::{self, tokens, Actor};
+use common::{count, exec, PlatformIssuer, TestDb};
+use vigil::auth::platform_tokens;
+use vigil::auth::{tokens, Actor};
 use vigil::demo::{self, SeedOptions, SCENARIOS, STUFFING_IP};
 use vigil::incidents::{
     self, Action, IncidentError, IncidentKind, IncidentStatus, QueueFilter, Severity,
@@ -31,28 +32,10 @@ fn all() -> QueueFilter {
     }
 }
 
-/// A token for a platform account, as the platform's own sign-in would issue it: the account
-/// is briefly given a password so it can authenticate, then made a platform account again.
-async fn platform_token(db: &TestDb, ring: &KeyRing, username: &str) -> String {
+/// A token for a platform account, as the platform's own sign-in would issue it: signed with
+/// the platform's key, in a session the platform records in the shared database.
+async fn platform_token(db: &TestDb, platform: &PlatformIssuer, username: &str) -> String {
     let raw = db.raw().await;
-    let hash = auth::hash_password(
-        &auth::Password::parse_for_operator(PASSWORD, &auth::Username::parse(username).unwrap())
-            .unwrap(),
-    );
-    exec(
-        &raw,
-        &format!("UPDATE users SET kind = 'operator' WHERE username = '{username}'"),
-    )
-    .await;
-    exec(
-        &raw,
-        &format!(
-            "INSERT INTO credentials (user_id, password_hash, changed_at) \
-             SELECT id, '{hash}', 0 FROM users WHERE username = '{username}' \
-             AND id NOT IN (SELECT user_id FROM credentials)"
-        ),
-    )
-    .await;
     exec(
         &raw,
         &format!(
@@ -62,19 +45,9 @@ async fn platform_token(db: &TestDb, ring: &KeyRing, username: &str) -> String {
         ),
     )
     .await;
-    let actor = auth::authenticate(&db.store, username, PASSWORD)
-        .await
-        .unwrap();
-    exec(
-        &raw,
-        &format!("UPDATE users SET kind = 'platform' WHERE username = '{username}'"),
-    )
-    .await;
     raw.close().await;
-    tokens::issue_at(&db.store, ring, &actor, "platform", Timestamp::now())
-        .await
-        .unwrap()
-        .access_token
+    let id = user_id(db, username).await.to_string();
+    platform.token(db, &id, &["user"]).await
 }
 
 async fn user_id(db: &TestDb, username: &str) -> uuid::Uuid {
@@ -106,9 +79,11 @@ async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
         .await
         .unwrap();
     // Sessions opened before the detectors run.
-    let victim_token = platform_token(&db, &ring, "stuffed.victim").await;
-    let poster_token = platform_token(&db, &ring, "burst.poster").await;
-    tokens::verify_access_token(&db.store, &ring, &victim_token)
+    let platform = PlatformIssuer::new();
+    let platform_keys = platform.keys();
+    let victim_token = platform_token(&db, &platform, "stuffed.victim").await;
+    let poster_token = platform_token(&db, &platform, "burst.poster").await;
+    platform_tokens::verify(&db.store, &platform_keys, &victim_token)
         .await
         .unwrap();
 
@@ -184,7 +159,7 @@ async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
         .unwrap();
     assert_eq!(detail.account_status.as_deref(), Some("suspended"));
     assert!(matches!(
-        tokens::verify_access_token(&db.store, &ring, &victim_token).await,
+        platform_tokens::verify(&db.store, &platform_keys, &victim_token).await,
         Err(tokens::TokenError::Revoked | tokens::TokenError::AccountChanged)
     ));
     let now = Timestamp::now();
@@ -257,11 +232,11 @@ async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
         "the comment and upload restrictions end on their own after an hour"
     );
     assert!(matches!(
-        tokens::verify_access_token(&db.store, &ring, &poster_token).await,
+        platform_tokens::verify(&db.store, &platform_keys, &poster_token).await,
         Err(tokens::TokenError::StepUpRequired)
     ));
-    let fresh = platform_token(&db, &ring, "burst.poster").await;
-    tokens::verify_access_token(&db.store, &ring, &fresh)
+    let fresh = platform_token(&db, &platform, "burst.poster").await;
+    platform_tokens::verify(&db.store, &platform_keys, &fresh)
         .await
         .expect("signing in again satisfies the step-up");
 

@@ -534,17 +534,18 @@ on_both!(the_lifecycle_deadlines_and_verification);
 
 async fn a_token_verifies_only_its_own_subject(db: TestDb) {
     let d = desk(&db).await;
-    // Operators are subjects too (of access requests): one signs in and shows their token.
+    // Operators are subjects too (of access requests): one shows the token the platform issued
+    // them. The platform signs with its own key; Vigil holds only the public half.
     let subject = common::operator_with_role(&db, "sam-subject", "moderator").await;
     let other = common::operator_with_role(&db, "oli-other", "moderator").await;
+    let platform = common::PlatformIssuer::new();
+    let keys = platform.keys();
     let token_of = |a: Actor| {
-        let store = db.store.clone();
-        let ring = &d.ring;
+        let (db, platform) = (&db, &platform);
         async move {
-            auth::tokens::issue_at(&store, ring, &a, "test", Timestamp::now())
+            platform
+                .token(db, &a.user_id().to_string(), &["moderator"])
                 .await
-                .unwrap()
-                .access_token
         }
     };
     let mine = token_of(subject.clone()).await;
@@ -560,24 +561,36 @@ async fn a_token_verifies_only_its_own_subject(db: TestDb) {
     .unwrap();
     let id = c.request.id;
     assert!(matches!(
-        privacy::verify_token(&db.store, &d.ring, &d.officer, id, &theirs).await,
+        privacy::verify_token(&db.store, &keys, &d.officer, id, &theirs).await,
         Err(PrivacyError::TokenRefused(_))
     ));
     assert!(matches!(
-        privacy::verify_token(&db.store, &d.ring, &d.officer, id, "not.a.token").await,
+        privacy::verify_token(&db.store, &keys, &d.officer, id, "not.a.token").await,
+        Err(PrivacyError::TokenRefused(_))
+    ));
+    // The subject's own Vigil console token is no platform token: Vigil's keys prove nothing
+    // about a platform account.
+    let (sam_keystore, _dir) = common::keystore();
+    let sam = common::sign_in_with(&db, &sam_keystore, "sam-subject", common::PASSWORD).await;
+    let console = auth::tokens::issue(&db.store, sam.keys.as_ref().unwrap(), &sam, "test")
+        .await
+        .unwrap()
+        .access_token;
+    assert!(matches!(
+        privacy::verify_token(&db.store, &keys, &d.officer, id, &console).await,
         Err(PrivacyError::TokenRefused(_))
     ));
     // A revoked token no longer proves anything.
-    let claims = auth::tokens::verify_access_token(&db.store, &d.ring, &mine)
+    let claims = auth::platform_tokens::verify(&db.store, &keys, &mine)
         .await
         .unwrap();
     auth::tokens::logout(&db.store, &claims).await.unwrap();
     assert!(matches!(
-        privacy::verify_token(&db.store, &d.ring, &d.officer, id, &mine).await,
+        privacy::verify_token(&db.store, &keys, &d.officer, id, &mine).await,
         Err(PrivacyError::TokenRefused(_))
     ));
     let fresh = token_of(subject).await;
-    let r = privacy::verify_token(&db.store, &d.ring, &d.officer, id, &fresh)
+    let r = privacy::verify_token(&db.store, &keys, &d.officer, id, &fresh)
         .await
         .unwrap();
     assert_eq!(r.status, RequestStatus::Verified);

@@ -1,14 +1,17 @@
 //! Access and refresh tokens on both databases: what verification refuses (forged algorithms,
-//! tampering, wrong issuer or audience, time claims, missing claims, size), revocation by
-//! logout, role and status changes, and refresh rotation with reuse detection.
+//! tampering, wrong issuer or audience, time claims, missing claims, size, critical headers,
+//! over-long lifetimes, keys of another operator or of a retired key pair), revocation by
+//! logout, role and status changes, refresh rotation with reuse detection, and the platform's
+//! users' tokens verified with the platform's public keys only.
 
 mod common;
 
-use common::{admin_keys, count, TestDb};
+use common::{admin_keys, count, sign_in_with, PlatformIssuer, TestDb, PASSWORD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use vigil::auth::platform_tokens::{self, PlatformTokenKeys};
 use vigil::auth::tokens::{self, Claims, TokenError, ACCESS_SECONDS};
-use vigil::crypto::KeyVersion;
-use vigil::keys::Purpose;
+use vigil::crypto::TokenSigningKey;
+use vigil::keys::KeyRing;
 use vigil::store::Timestamp;
 
 fn b64url(bytes: &[u8]) -> String {
@@ -51,10 +54,23 @@ fn payload(token: &str) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap()
 }
 
-async fn refused(db: &TestDb, ring: &vigil::keys::KeyRing, token: &str) -> TokenError {
-    tokens::verify_access_token(&db.store, ring, token)
+async fn refused(db: &TestDb, _ring: &KeyRing, token: &str) -> TokenError {
+    tokens::verify_access_token(&db.store, token)
         .await
         .expect_err("the token must be refused")
+}
+
+/// Signs `claims` with `key` as EdDSA, naming key pair `kid`, with `crit` if given.
+fn sign_ed(
+    key: &TokenSigningKey,
+    kid: &str,
+    claims: &serde_json::Value,
+    crit: Option<Vec<String>>,
+) -> String {
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some(kid.into());
+    h.crit = crit;
+    jsonwebtoken::encode(&h, claims, &key.encoding_key()).unwrap()
 }
 
 async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
@@ -62,10 +78,14 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
     let pair = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
         .await
         .unwrap();
-    let claims = tokens::verify_access_token(&db.store, &ring, &pair.access_token)
+    let claims = tokens::verify_access_token(&db.store, &pair.access_token)
         .await
         .unwrap();
     assert_eq!(claims.sub, admin.user_id().to_string());
+    // Signed with this machine's Ed25519 key, named by its key pair.
+    let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.kid.as_deref(), Some(ring.key_pair_id()));
     assert_eq!(claims.roles, ["admin"]);
     assert_eq!(claims.exp - claims.iat, ACCESS_SECONDS);
     // No personal data in the token: no username, no email.
@@ -82,14 +102,14 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
         ["aud", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"]
     );
 
-    let key = ring
-        .key(&db.store, Purpose::Jwt, KeyVersion(1))
-        .await
-        .unwrap();
-    let secret = EncodingKey::from_secret(key.expose());
-    let sign = |alg: Algorithm, c: &serde_json::Value| {
+    let kid = ring.key_pair_id().to_owned();
+    let own = ring.token_signing_key();
+    let sign = |c: &serde_json::Value| sign_ed(own, &kid, c, None);
+    // HMAC with a secret an attacker might guess (the public key itself: algorithm confusion).
+    let secret = EncodingKey::from_secret(own.public_key());
+    let sign_hmac = |alg: Algorithm, c: &serde_json::Value| {
         let mut h = Header::new(alg);
-        h.kid = Some("jwt-v1".into());
+        h.kid = Some(kid.clone());
         jsonwebtoken::encode(&h, c, &secret).unwrap()
     };
     let good = serde_json::to_value(&claims).unwrap();
@@ -107,7 +127,7 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
 
     // alg: none in any casing, signed or not.
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let h = b64url(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"jwt-v1"}}"#).as_bytes());
+        let h = b64url(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
         let p = b64url(good.to_string().as_bytes());
         for sig in ["", "AAAA"] {
             let t = format!("{h}.{p}.{sig}");
@@ -120,16 +140,16 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
             );
         }
     }
-    // Other algorithms, even with the right key.
-    for alg in [Algorithm::HS512, Algorithm::HS384] {
+    // HMAC (the old HS256 included), whatever the secret.
+    for alg in [Algorithm::HS256, Algorithm::HS512, Algorithm::HS384] {
         assert!(matches!(
-            refused(&db, &ring, &sign(alg, &good)).await,
+            refused(&db, &ring, &sign_hmac(alg, &good)).await,
             TokenError::Algorithm
         ));
     }
     let rs256 = format!(
         "{}.{}.{}",
-        b64url(br#"{"alg":"RS256","typ":"JWT","kid":"jwt-v1"}"#),
+        b64url(format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{kid}"}}"#).as_bytes()),
         b64url(good.to_string().as_bytes()),
         b64url(&[7u8; 256])
     );
@@ -163,43 +183,57 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
         refused(&db, &ring, &bent).await,
         TokenError::Signature
     ));
-    // A different key.
-    let other = jsonwebtoken::encode(
-        &{
-            let mut h = Header::new(Algorithm::HS256);
-            h.kid = Some("jwt-v1".into());
-            h
-        },
-        &good,
-        &EncodingKey::from_secret(b"some other key, 32 bytes long!!!"),
-    )
-    .unwrap();
+    // A different key under this key pair's name, or a key pair nobody has.
+    let other = sign_ed(&TokenSigningKey::generate(), &kid, &good, None);
     assert!(matches!(
         refused(&db, &ring, &other).await,
         TokenError::Signature
+    ));
+    let unknown = sign_ed(own, &uuid::Uuid::now_v7().to_string(), &good, None);
+    assert!(matches!(
+        refused(&db, &ring, &unknown).await,
+        TokenError::UnknownKey
+    ));
+    let no_kid =
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &good, &own.encoding_key()).unwrap();
+    assert!(matches!(
+        refused(&db, &ring, &no_kid).await,
+        TokenError::Malformed
+    ));
+    // A critical header extension, however harmless it looks, and an over-long lifetime.
+    for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
+        assert!(matches!(
+            refused(&db, &ring, &sign_ed(own, &kid, &good, Some(crit))).await,
+            TokenError::CriticalHeader
+        ));
+    }
+    let long = with("exp", (claims.iat + ACCESS_SECONDS + 1).into());
+    assert!(matches!(
+        refused(&db, &ring, &sign(&long)).await,
+        TokenError::LifetimeTooLong
     ));
 
     // Right key, wrong claims.
     for (k, v) in [("iss", "someone-else"), ("aud", "another-app")] {
         assert!(matches!(
-            refused(&db, &ring, &sign(Algorithm::HS256, &with(k, v.into()))).await,
+            refused(&db, &ring, &sign(&with(k, v.into()))).await,
             TokenError::WrongAudience
         ));
     }
     let expired = with("exp", (now - 120).into());
     assert!(matches!(
-        refused(&db, &ring, &sign(Algorithm::HS256, &expired)).await,
+        refused(&db, &ring, &sign(&expired)).await,
         TokenError::Expired
     ));
     let early = with("nbf", (now + 600).into());
     assert!(matches!(
-        refused(&db, &ring, &sign(Algorithm::HS256, &early)).await,
+        refused(&db, &ring, &sign(&early)).await,
         TokenError::NotYetValid
     ));
     for missing in ["exp", "jti", "sub", "nbf"] {
         assert!(
             matches!(
-                refused(&db, &ring, &sign(Algorithm::HS256, &without(missing))).await,
+                refused(&db, &ring, &sign(&without(missing))).await,
                 TokenError::Malformed
             ),
             "missing {missing}"
@@ -213,16 +247,14 @@ async fn forged_and_damaged_tokens_are_refused(db: TestDb) {
             TokenError::Malformed | TokenError::Signature
         ));
     }
-    let huge = sign(Algorithm::HS256, &with("pad", "x".repeat(5000).into()));
+    let huge = sign(&with("pad", "x".repeat(5000).into()));
     assert!(matches!(
         refused(&db, &ring, &huge).await,
         TokenError::Malformed
     ));
     // Within the leeway, a token just past exp still passes.
-    let near = sign(Algorithm::HS256, &with("exp", (now - 5).into()));
-    tokens::verify_access_token(&db.store, &ring, &near)
-        .await
-        .unwrap();
+    let near = sign(&with("exp", (now - 5).into()));
+    tokens::verify_access_token(&db.store, &near).await.unwrap();
 }
 on_both!(forged_and_damaged_tokens_are_refused);
 
@@ -231,7 +263,7 @@ async fn revocation_roles_and_status_take_effect_at_once(db: TestDb) {
     let issue = || tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now());
     let a = issue().await.unwrap();
     let b = issue().await.unwrap();
-    let claims: Claims = tokens::verify_access_token(&db.store, &ring, &a.access_token)
+    let claims: Claims = tokens::verify_access_token(&db.store, &a.access_token)
         .await
         .unwrap();
     tokens::logout(&db.store, &claims).await.unwrap();
@@ -239,7 +271,7 @@ async fn revocation_roles_and_status_take_effect_at_once(db: TestDb) {
         refused(&db, &ring, &a.access_token).await,
         TokenError::Revoked
     ));
-    tokens::verify_access_token(&db.store, &ring, &b.access_token)
+    tokens::verify_access_token(&db.store, &b.access_token)
         .await
         .unwrap();
     // The logged-out session's refresh token is dead too.
@@ -255,7 +287,7 @@ async fn revocation_roles_and_status_take_effect_at_once(db: TestDb) {
         TokenError::AccountChanged
     ));
     common::exec(&raw, "UPDATE user_roles SET role = 'admin'").await;
-    tokens::verify_access_token(&db.store, &ring, &b.access_token)
+    tokens::verify_access_token(&db.store, &b.access_token)
         .await
         .unwrap();
     common::exec(&raw, "UPDATE users SET status = 'suspended'").await;
@@ -297,7 +329,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
         .unwrap();
     assert_eq!(second.session_id, first.session_id);
     assert_ne!(*second.refresh_token, *first.refresh_token);
-    tokens::verify_access_token(&db.store, &ring, &second.access_token)
+    tokens::verify_access_token(&db.store, &second.access_token)
         .await
         .unwrap();
     // The first refresh token again: theft signal. The family and session are revoked.
@@ -344,7 +376,7 @@ async fn a_cached_verifier_sees_every_change_at_once(db: TestDb) {
     let pair = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
         .await
         .unwrap();
-    let verify = || verifier.verify(&db.store, &ring, &pair.access_token);
+    let verify = || verifier.verify(&db.store, &pair.access_token);
     verify().await.unwrap();
     verify().await.unwrap(); // from the cache
     let raw = db.raw().await;
@@ -376,14 +408,341 @@ async fn a_cached_verifier_sees_every_change_at_once(db: TestDb) {
     raw.close().await;
     // Forged or expired tokens are refused before any cache is consulted.
     let t = &pair.access_token;
-    assert!(verifier
-        .verify(&db.store, &ring, &t[..t.len() - 2])
-        .await
-        .is_err());
+    assert!(verifier.verify(&db.store, &t[..t.len() - 2]).await.is_err());
     let late = Timestamp::from_micros(Timestamp::now().micros() + 2 * ACCESS_SECONDS * 1_000_000);
     assert!(matches!(
-        verifier.verify_at(&db.store, &ring, t, late).await,
+        verifier.verify_at(&db.store, t, late).await,
         Err(TokenError::Expired)
     ));
 }
 on_both!(a_cached_verifier_sees_every_change_at_once);
+
+async fn an_operator_signs_tokens_only_for_themselves(db: TestDb) {
+    let (admin, ring) = admin_keys(&db).await;
+    let admin_pair = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
+        .await
+        .unwrap();
+    let admin_claims = tokens::verify_access_token(&db.store, &admin_pair.access_token)
+        .await
+        .unwrap();
+    // A moderator on their own machine, with their own key pair and token-signing key.
+    let _ = common::operator_with_role(&db, "mo-moderator", "moderator").await;
+    let (mo_keystore, _dir) = common::keystore();
+    let mo = sign_in_with(&db, &mo_keystore, "mo-moderator", PASSWORD).await;
+    let mo_ring = mo.keys.as_ref().unwrap();
+    let own = tokens::issue(&db.store, mo_ring, &mo, "test")
+        .await
+        .unwrap();
+    let mine = tokens::verify_access_token(&db.store, &own.access_token)
+        .await
+        .unwrap();
+    assert_eq!(mine.sub, mo.actor.user_id().to_string());
+
+    // The moderator's key signing the administrator's claims (their very session) is refused,
+    // whichever key pair the header names.
+    let forged = serde_json::to_value(&admin_claims).unwrap();
+    let mo_key = mo_ring.token_signing_key();
+    assert!(matches!(
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &forged, None)
+        )
+        .await,
+        TokenError::WrongSigner
+    ));
+    assert!(matches!(
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, ring.key_pair_id(), &forged, None)
+        )
+        .await,
+        TokenError::Signature
+    ));
+    // Nor may they raise their own roles (the database check) or stretch the lifetime.
+    let mut raised = serde_json::to_value(&mine).unwrap();
+    raised["roles"] = serde_json::json!(["admin"]);
+    assert!(matches!(
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &raised, None)
+        )
+        .await,
+        TokenError::AccountChanged
+    ));
+    let mut long = serde_json::to_value(&mine).unwrap();
+    long["exp"] = (mine.iat + 30 * 24 * 3600).into();
+    assert!(matches!(
+        refused(
+            &db,
+            mo_ring,
+            &sign_ed(mo_key, mo_ring.key_pair_id(), &long, None)
+        )
+        .await,
+        TokenError::LifetimeTooLong
+    ));
+    // The public keys are in the database; the private ones are not.
+    let raw = db.raw().await;
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM user_keys WHERE signing_public_key IS NOT NULL"
+        )
+        .await,
+        2
+    );
+    raw.close().await;
+}
+on_both!(an_operator_signs_tokens_only_for_themselves);
+
+async fn a_retired_key_pair_signs_nothing(db: TestDb) {
+    let (admin, _ring) = admin_keys(&db).await;
+    let _ = common::operator_with_role(&db, "mo-moderator", "moderator").await;
+    let (mo_keystore, _dir) = common::keystore();
+    let mo = sign_in_with(&db, &mo_keystore, "mo-moderator", PASSWORD).await;
+    let mo_ring = mo.keys.as_ref().unwrap();
+    let pair = tokens::issue(&db.store, mo_ring, &mo, "test")
+        .await
+        .unwrap();
+    let verifier = tokens::Verifier::new();
+    verifier
+        .verify(&db.store, &pair.access_token)
+        .await
+        .unwrap();
+    verifier
+        .verify(&db.store, &pair.access_token)
+        .await
+        .unwrap(); // from the cache
+
+    // An administrator's password reset retires the moderator's key pair: every token it signed
+    // is refused at once, by the cached verifier too, and it signs no new ones that verify.
+    vigil::auth::reset_password(&db.store, &admin, "mo-moderator", "temporary passphrase 1")
+        .await
+        .unwrap();
+    let mut fresh = payload(&pair.access_token);
+    fresh["jti"] = uuid::Uuid::now_v7().to_string().into();
+    for t in [
+        pair.access_token.clone(),
+        sign_ed(
+            mo_ring.token_signing_key(),
+            mo_ring.key_pair_id(),
+            &fresh,
+            None,
+        ),
+    ] {
+        assert!(matches!(
+            tokens::verify_access_token(&db.store, &t).await,
+            Err(TokenError::KeyRetired)
+        ));
+        assert!(matches!(
+            verifier.verify(&db.store, &t).await,
+            Err(TokenError::KeyRetired)
+        ));
+    }
+}
+on_both!(a_retired_key_pair_signs_nothing);
+
+/// A platform account, as the platform records it in the shared database.
+async fn platform_account(db: &TestDb, username: &str) -> String {
+    let a = common::operator_with_role(db, username, "user").await;
+    let raw = db.raw().await;
+    common::exec(
+        &raw,
+        &format!("UPDATE users SET kind = 'platform' WHERE username = '{username}'"),
+    )
+    .await;
+    raw.close().await;
+    a.user_id().to_string()
+}
+
+fn jwks_file(dir: &std::path::Path, keys: serde_json::Value) -> vigil::config::PlatformConfig {
+    let path = dir.join("platform.jwks");
+    std::fs::write(&path, serde_json::json!({ "keys": keys }).to_string()).unwrap();
+    vigil::config::PlatformConfig {
+        token_keys: Some(path),
+        ..Default::default()
+    }
+}
+
+async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let (admin, ring) = admin_keys(&db).await;
+    let user = platform_account(&db, "pat.platform").await;
+    let platform = PlatformIssuer::new();
+    let keys = platform.keys();
+    assert_eq!(keys.len(), 1);
+
+    // A token the platform signed verifies against the PEM file.
+    let token = platform.token(&db, &user, &["user"]).await;
+    let c = platform_tokens::verify(&db.store, &keys, &token)
+        .await
+        .unwrap();
+    assert_eq!(c.sub, user);
+    let good = payload(&token);
+
+    let refuse = |t: String| {
+        let (store, keys) = (db.store.clone(), &keys);
+        async move {
+            platform_tokens::verify(&store, keys, &t)
+                .await
+                .expect_err("the token must be refused")
+        }
+    };
+    // Another key, even an Ed25519 one; an operator's own Vigil token; HS256 keyed with the
+    // platform's public key; none.
+    let stranger = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &good,
+        &TokenSigningKey::generate().encoding_key(),
+    )
+    .unwrap();
+    assert!(matches!(refuse(stranger).await, TokenError::Signature));
+    let vigil_token = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
+        .await
+        .unwrap()
+        .access_token;
+    assert!(matches!(refuse(vigil_token).await, TokenError::Signature));
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(platform.signing_key().public_key()),
+    )
+    .unwrap();
+    assert!(matches!(refuse(hs256).await, TokenError::Algorithm));
+    for alg in ["none", "NONE"] {
+        let t = format!(
+            "{}.{}.",
+            b64url(format!(r#"{{"alg":"{alg}"}}"#).as_bytes()),
+            b64url(good.to_string().as_bytes())
+        );
+        assert!(matches!(refuse(t).await, TokenError::Algorithm));
+    }
+    // A critical header, a lifetime past the configured one, another issuer.
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.crit = Some(vec!["exp".into()]);
+    let crit = jsonwebtoken::encode(&h, &good, &platform.signing_key().encoding_key()).unwrap();
+    assert!(matches!(refuse(crit).await, TokenError::CriticalHeader));
+    let mut long = good.clone();
+    long["exp"] = (good["iat"].as_i64().unwrap() + 3601).into();
+    assert!(matches!(
+        refuse(platform.sign(&long)).await,
+        TokenError::LifetimeTooLong
+    ));
+    let mut other = good.clone();
+    other["iss"] = "someone-else".into();
+    assert!(matches!(
+        refuse(platform.sign(&other)).await,
+        TokenError::WrongAudience
+    ));
+    // The database checks apply: a revoked session proves nothing.
+    let raw = db.raw().await;
+    common::exec(
+        &raw,
+        &format!(
+            "UPDATE sessions SET revoked_at = 1 WHERE id = '{}'",
+            good["sid"].as_str().unwrap()
+        ),
+    )
+    .await;
+    raw.close().await;
+    assert!(matches!(refuse(token).await, TokenError::Revoked));
+
+    // A JWKS file: an RSA key (RS256) and an Ed25519 key, each named by its kid.
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let rsa_der = {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        rsa_key.to_pkcs1_der().unwrap().as_bytes().to_vec()
+    };
+    let (n, e) = {
+        use rsa::traits::PublicKeyParts;
+        (rsa_key.n().to_bytes_be(), rsa_key.e().to_bytes_be())
+    };
+    let ed = TokenSigningKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let config = jwks_file(
+        dir.path(),
+        serde_json::json!([
+            { "kty": "RSA", "kid": "rsa-2026", "use": "sig", "alg": "RS256", "n": b64(&n), "e": b64(&e) },
+            { "kty": "OKP", "crv": "Ed25519", "kid": "ed-2026", "x": b64(ed.public_key()) },
+        ]),
+    );
+    let jwks = PlatformTokenKeys::load(&config).unwrap();
+    assert_eq!(jwks.len(), 2);
+    fn fresh<'a>(
+        kid: &str,
+        alg: Algorithm,
+        key: &'a EncodingKey,
+    ) -> impl Fn(&serde_json::Value) -> String + 'a {
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.into());
+        move |claims| jsonwebtoken::encode(&h, claims, key).unwrap()
+    }
+    let rsa_enc = EncodingKey::from_rsa_der(&rsa_der);
+    let ed_enc = ed.encoding_key();
+    let t = platform.token(&db, &user, &["user"]).await;
+    let claims = payload(&t);
+    let rs = fresh("rsa-2026", Algorithm::RS256, &rsa_enc)(&claims);
+    platform_tokens::verify(&db.store, &jwks, &rs)
+        .await
+        .unwrap();
+    let eds = fresh("ed-2026", Algorithm::EdDSA, &ed_enc)(&claims);
+    platform_tokens::verify(&db.store, &jwks, &eds)
+        .await
+        .unwrap();
+    // A kid the file does not have; a key used with another algorithm; a stranger's RSA key.
+    assert!(matches!(
+        platform_tokens::verify(
+            &db.store,
+            &jwks,
+            &fresh("rsa-2019", Algorithm::RS256, &rsa_enc)(&claims)
+        )
+        .await,
+        Err(TokenError::UnknownKey)
+    ));
+    assert!(matches!(
+        platform_tokens::verify(
+            &db.store,
+            &jwks,
+            &fresh("rsa-2026", Algorithm::RS512, &rsa_enc)(&claims)
+        )
+        .await,
+        Err(TokenError::Algorithm)
+    ));
+    let other_rsa = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let other_der = {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        other_rsa.to_pkcs1_der().unwrap().as_bytes().to_vec()
+    };
+    assert!(matches!(
+        platform_tokens::verify(
+            &db.store,
+            &jwks,
+            &fresh(
+                "rsa-2026",
+                Algorithm::RS256,
+                &EncodingKey::from_rsa_der(&other_der)
+            )(&claims)
+        )
+        .await,
+        Err(TokenError::Signature)
+    ));
+    // The PEM-only configuration knows none of these keys.
+    assert!(matches!(
+        platform_tokens::verify(&db.store, &keys, &rs).await,
+        Err(TokenError::Algorithm)
+    ));
+    assert!(matches!(
+        platform_tokens::verify(&db.store, &keys, &eds).await,
+        Err(TokenError::Signature)
+    ));
+    // A file with a symmetric key is refused whole.
+    let bad = jwks_file(
+        dir.path(),
+        serde_json::json!([{ "kty": "oct", "k": b64(b"0123456789abcdef0123456789abcdef") }]),
+    );
+    assert!(PlatformTokenKeys::load(&bad).is_err());
+}
+on_both!(platform_tokens_verify_with_the_platforms_public_keys_only);

@@ -95,17 +95,25 @@ async fn administrators_manage_operators(db: TestDb) {
     );
 
     // Roles change at the next token verification.
-    let pair = tokens::issue(&db.store, &ring, &carol, "test")
+    let carol_ring = carol.keys.as_ref().unwrap();
+    let pair = tokens::issue(&db.store, carol_ring, &carol, "test")
         .await
         .unwrap();
+    tokens::verify_access_token(&db.store, &pair.access_token)
+        .await
+        .unwrap();
+    // No console signs for another operator.
+    assert!(matches!(
+        tokens::issue(&db.store, &ring, &carol, "test").await,
+        Err(tokens::TokenError::WrongSigner)
+    ));
     users::set_roles(&db.store, &admin, "carol-officer", &[Role::Moderator])
         .await
         .unwrap();
-    assert!(
-        tokens::verify_access_token(&db.store, &ring, &pair.access_token)
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        tokens::verify_access_token(&db.store, &pair.access_token).await,
+        Err(tokens::TokenError::AccountChanged)
+    ));
     assert!(matches!(
         users::set_roles(&db.store, &admin, "root-admin", &[Role::Moderator]).await,
         Err(PasswordChangeError::LastAdmin)
@@ -113,7 +121,7 @@ async fn administrators_manage_operators(db: TestDb) {
 
     // Suspension ends sessions at once and refuses sign-in; reinstating restores it.
     let carol = sign_in(&db, "carol-officer", TEMP).await.unwrap();
-    let pair = tokens::issue(&db.store, &ring, &carol, "test")
+    let pair = tokens::issue(&db.store, carol.keys.as_ref().unwrap(), &carol, "test")
         .await
         .unwrap();
     assert!(matches!(
@@ -128,7 +136,7 @@ async fn administrators_manage_operators(db: TestDb) {
         Err(LoginError::NotActive(_))
     ));
     assert!(matches!(
-        tokens::refresh(&db.store, &ring, &pair.refresh_token).await,
+        tokens::refresh(&db.store, carol.keys.as_ref().unwrap(), &pair.refresh_token).await,
         Err(tokens::TokenError::Reused)
     ));
     users::set_suspended(&db.store, &admin, "carol-officer", false)
@@ -137,7 +145,7 @@ async fn administrators_manage_operators(db: TestDb) {
     let carol = sign_in(&db, "carol-officer", TEMP).await.unwrap();
 
     // Sessions: one's own, or everyone's for an administrator.
-    let mine = tokens::issue(&db.store, &ring, &carol, "test")
+    let mine = tokens::issue(&db.store, carol.keys.as_ref().unwrap(), &carol, "test")
         .await
         .unwrap();
     let listed = users::sessions(&db.store, &carol.actor, false)
@@ -149,9 +157,14 @@ async fn administrators_manage_operators(db: TestDb) {
         Err(PasswordChangeError::Forbidden(_))
     ));
     let admin_session = sign_in(&db, "root-admin", common::PASSWORD).await.unwrap();
-    let theirs = tokens::issue(&db.store, &ring, &admin_session, "test")
-        .await
-        .unwrap();
+    let theirs = tokens::issue(
+        &db.store,
+        admin_session.keys.as_ref().unwrap(),
+        &admin_session,
+        "test",
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         users::revoke_session(&db.store, &carol.actor, &theirs.session_id).await,
         Err(PasswordChangeError::Forbidden(_))

@@ -181,9 +181,11 @@ impl From<MfaError> for CommandError {
             MfaError::Store(s) => s.into(),
             MfaError::AlreadyEnabled => Self::new(ErrorCode::Conflict, e.to_string()),
             MfaError::UnknownOperator(_) => Self::new(ErrorCode::NotFound, e.to_string()),
-            MfaError::NotEnrolled | MfaError::InvalidCode | MfaError::Replayed => {
-                Self::new(ErrorCode::MfaInvalid, e.to_string())
-            }
+            MfaError::NotEnrolled
+            | MfaError::InvalidCode
+            | MfaError::Replayed
+            | MfaError::SecretUnavailable => Self::new(ErrorCode::MfaInvalid, e.to_string()),
+            MfaError::NoCredentialKey => Self::new(ErrorCode::SessionEnded, e.to_string()),
         }
     }
 }
@@ -196,7 +198,7 @@ impl From<LoginError> for CommandError {
             LoginError::NotActive(_) => ErrorCode::NotActive,
             LoginError::ChallengeInvalid => ErrorCode::ChallengeExpired,
             LoginError::Mfa(_) => ErrorCode::MfaInvalid,
-            LoginError::MfaKeys(_) | LoginError::Keys(_) => ErrorCode::KeysUnavailable,
+            LoginError::Keys(_) => ErrorCode::KeysUnavailable,
             LoginError::Store(_) => ErrorCode::Database,
         };
         Self::new(code, e.to_string())
@@ -258,7 +260,6 @@ impl From<TokenError> for CommandError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Store(s) => s.into(),
-            TokenError::Keys(k) => k.into(),
             other => Self::new(ErrorCode::SessionEnded, other.to_string()),
         }
     }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use vigil::auth::tokens::{self, TokenError, TokenPair, Verifier};
-use vigil::auth::{self, Actor, MfaChallenge, Session};
+use vigil::auth::{self, Actor, CredentialKey, MfaChallenge, Session};
 use vigil::config::Config;
 use vigil::keys::keystore::Keystore;
 use vigil::keys::KeyRing;
@@ -50,6 +50,9 @@ pub struct DesktopSession {
     actor: Mutex<Actor>,
     /// Their keys on this machine, if it holds a key pair for them.
     pub ring: Option<KeyRing>,
+    /// Their credential key (seals their TOTP secret), opened by their password at sign-in;
+    /// none while a password an administrator set must be changed.
+    credential: Mutex<Option<CredentialKey>>,
     /// Access and refresh token, when the operator's key pair holds the token key.
     tokens: tokio::sync::Mutex<Option<TokenPair>>,
     must_change_password: Mutex<bool>,
@@ -82,12 +85,21 @@ impl DesktopSession {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that the password was changed.
-    pub fn password_changed(&self) {
+    /// Records that the password was changed, and the credential key it now opens.
+    pub fn password_changed(&self, credential: CredentialKey) {
         *self
             .must_change_password
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = false;
+        *self.credential.lock().unwrap_or_else(|p| p.into_inner()) = Some(credential);
+    }
+
+    /// The operator's credential key, if this sign-in opened one.
+    pub fn credential(&self) -> Option<CredentialKey> {
+        self.credential
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The session id of its tokens, if it has them.
@@ -198,6 +210,7 @@ impl AppState {
             serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             actor: Mutex::new(session.actor),
             ring: session.keys,
+            credential: Mutex::new(session.credential),
             tokens: tokio::sync::Mutex::new(tokens),
             must_change_password: Mutex::new(session.must_change_password),
         });
@@ -272,11 +285,7 @@ impl AppState {
         let Some(pair) = slot.as_ref() else {
             return Ok(());
         };
-        match self
-            .verifier
-            .verify(&db.store, ring, &pair.access_token)
-            .await
-        {
+        match self.verifier.verify(&db.store, &pair.access_token).await {
             Ok(_) => Ok(()),
             Err(TokenError::Expired) => {
                 let fresh = tokens::refresh(&db.store, ring, &pair.refresh_token).await?;

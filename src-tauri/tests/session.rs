@@ -127,7 +127,21 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
         session.session_id().await.is_none(),
         "no grants yet, so no tokens"
     );
-    session.password_changed();
+    // The password change the desktop's command makes: the credential key follows it.
+    let credential = vigil::auth::change_password(
+        &db.store,
+        db.keystore.as_deref().unwrap(),
+        &moderator,
+        session
+            .ring
+            .as_ref()
+            .expect("key pair made at first sign-in"),
+        TEMP,
+        "a fresh desk passphrase 42",
+    )
+    .await
+    .unwrap();
+    session.password_changed(credential);
 
     // Roles changed elsewhere apply at the next command; a suspension ends the session.
     users::set_roles(&db.store, &admin, "mod-desk", &[Role::ComplianceOfficer])

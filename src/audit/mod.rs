@@ -85,6 +85,9 @@ pub enum AuditAction {
     MfaBackupCodesRegenerated,
     /// An administrator turned an operator's MFA off.
     MfaReset,
+    /// A TOTP secret sealed with the retired shared `totp` key was re-sealed for its owner alone
+    /// at their sign-in.
+    MfaSecretResealed,
     /// An administrator cleared an operator's lockout.
     AccountUnlocked,
     /// A spent refresh token was presented again; its family and session were revoked.
@@ -176,6 +179,7 @@ impl AuditAction {
             AuditAction::MfaEnabled => "mfa.enabled",
             AuditAction::MfaBackupCodesRegenerated => "mfa.backup_codes_regenerated",
             AuditAction::MfaReset => "mfa.reset",
+            AuditAction::MfaSecretResealed => "mfa.secret_resealed",
             AuditAction::AccountUnlocked => "operator.unlocked",
             AuditAction::RefreshTokenReused => "tokens.refresh_reused",
             AuditAction::OperatorCreated => "operator.created",

@@ -4,11 +4,17 @@
 //! the password step yields an [`MfaChallenge`]: a 5-minute, single-use token bound to that
 //! attempt and usable for nothing but [`finish_mfa`]. Every attempt is written to
 //! `activity_log` (kind `vigil_login`) with a reason code, never the password.
+//!
+//! The argon2id run that checks the password also yields the key that opens the operator's
+//! credential key ([`CredentialKey`]), which opens their TOTP secret: the second factor needs
+//! nothing from this machine, and no second argon2id run.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::credential::CredentialKey;
+use super::password::PasswordKey;
 use super::{password, repo, Actor, AuthError, Username};
 use crate::keys::keystore::Keystore;
 use crate::keys::{self, KeyError, KeyRing};
@@ -46,6 +52,9 @@ pub struct Session {
     pub actor: Actor,
     /// Their unlocked keys.
     pub keys: Option<KeyRing>,
+    /// Their credential key, opened by this sign-in's password (none while a password an
+    /// administrator set must be changed).
+    pub credential: Option<CredentialKey>,
     /// An administrator reset the password: it must be changed before anything else.
     pub must_change_password: bool,
 }
@@ -107,9 +116,6 @@ pub enum LoginError {
     /// The second factor was refused.
     #[error(transparent)]
     Mfa(#[from] MfaError),
-    /// MFA is on but this machine cannot open the operator's TOTP secret.
-    #[error("MFA is on for this account but this machine holds no usable key pair for it: {0}")]
-    MfaKeys(KeyError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -236,7 +242,7 @@ pub async fn login_at(
     let Some(op) = found else {
         let pw = password.to_owned();
         let _ = tokio::task::spawn_blocking(move || {
-            password::verify_password(&pw, password::dummy_hash())
+            password::verify_and_derive(&pw, password::dummy_hash())
         })
         .await;
         count_failure(store, &subjects, now).await?;
@@ -244,9 +250,11 @@ pub async fn login_at(
         return Err(LoginError::InvalidCredentials);
     };
     let (pw, hash) = (password.to_owned(), op.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
+    let password_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
         .await
-        .unwrap_or(false);
+        .ok()
+        .flatten();
+    let ok = password_key.is_some();
     if let Some(until) = op.locked_until.filter(|u| *u > now.micros()) {
         repo::log_attempt(store, Some(op.id), "failure", Some("locked"), agent, now).await?;
         return Err(LoginError::Throttled {
@@ -287,13 +295,17 @@ pub async fn login_at(
         .await?;
         return Err(LoginError::NotActive(op.status));
     }
+    let credential = match password_key {
+        Some(key) => credential_at_sign_in(store, &op, &key).await?,
+        None => None,
+    };
     let actor = Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
     };
     // Without a usable keystore or key pair here the operator still signs in, with no keys
-    // (commands that need them say so), unless MFA needs the TOTP secret they open.
+    // (commands that need them say so); the TOTP secret opens with the credential key.
     let unlocked = match keystore {
         Some(ks) => match keys::unlock(store, ks, &actor, password).await {
             // A new operator's first sign-in makes their key pair, on their own machine; so
@@ -312,13 +324,13 @@ pub async fn login_at(
     };
     let keys = match unlocked {
         Ok(ring) => Some(ring),
-        Err(e) if op.mfa_enabled => return Err(LoginError::MfaKeys(e)),
         Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired | KeyError::Keystore(_)) => None,
         Err(e) => return Err(e.into()),
     };
     let session = Session {
         actor,
         keys,
+        credential,
         must_change_password: op.must_change_password,
     };
     if op.mfa_enabled {
@@ -396,12 +408,17 @@ pub async fn finish_mfa_at(
         .await?;
         return Err(LoginError::ChallengeInvalid);
     }
-    let ring = challenge
-        .pending
-        .keys
-        .as_ref()
-        .ok_or(LoginError::MfaKeys(KeyError::NoKeyPairHere))?;
-    if let Err(e) = mfa::verify(store, ring, user, code, now).await {
+    let pending = &challenge.pending;
+    if let Err(e) = mfa::verify(
+        store,
+        pending.credential.as_ref(),
+        pending.keys.as_ref(),
+        user,
+        code,
+        now,
+    )
+    .await
+    {
         repo::log_attempt(store, Some(user), "failure", Some("mfa_failed"), None, now).await?;
         return Err(e.into());
     }
@@ -409,4 +426,44 @@ pub async fn finish_mfa_at(
     repo::log_attempt(store, Some(user), "success", Some("mfa"), None, now).await?;
     complete_pending_grants(store, &challenge.pending).await;
     Ok(challenge.pending)
+}
+
+/// The operator's credential key at sign-in, opened with the key `password_key` their password
+/// gave. Made (and stored sealed) at the first sign-in that has none, unless the password is a
+/// temporary one an administrator set: then none, until the operator chooses their own.
+async fn credential_at_sign_in(
+    store: &Store,
+    op: &repo::OperatorRow,
+    password_key: &PasswordKey,
+) -> Result<Option<CredentialKey>, LoginError> {
+    if op.must_change_password {
+        return Ok(None);
+    }
+    if let Some(sealed) = &op.credential_key {
+        if let Ok(key) = CredentialKey::open(op.id, sealed, password_key) {
+            return Ok(Some(key));
+        }
+        // Sealed under a password replaced outside Vigil. While a TOTP secret depends on it, keep
+        // it (an administrator's MFA reset clears the way); otherwise make a new one.
+        if mfa::has_sealed_secret(store, op.id).await? {
+            tracing::warn!(user = %op.id, "the credential key does not open with this password");
+            return Ok(None);
+        }
+    }
+    let key = CredentialKey::random(op.id);
+    let stored = repo::set_credential_key(
+        store,
+        op.id,
+        &op.password_hash,
+        op.credential_key.as_deref(),
+        &key.seal(password_key),
+    )
+    .await?;
+    if stored {
+        return Ok(Some(key));
+    }
+    // Another sign-in stored one meanwhile.
+    Ok(repo::credential_key(store, op.id)
+        .await?
+        .and_then(|sealed| CredentialKey::open(op.id, &sealed, password_key).ok()))
 }

@@ -3,8 +3,10 @@
 //! An [`Actor`] is made only here, by checking a password (and, with the identity module, a
 //! second factor), so holding one proves the operator authenticated.
 
+mod credential;
 mod login;
 mod password;
+pub mod platform_tokens;
 mod repo;
 
 pub(crate) use repo::roles_of;
@@ -18,6 +20,7 @@ use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::rbac::Role;
 use crate::store::{Store, StoreError, Timestamp};
 
+pub use credential::CredentialKey;
 pub use login::{
     finish_mfa, finish_mfa_at, login, login_at, LoginError, LoginOutcome, LoginSource,
     MfaChallenge, Session, CHALLENGE_SECONDS, FIRST_LOCK_SECONDS, LOCK_AFTER, MAX_ATTEMPTS,
@@ -263,8 +266,11 @@ pub(super) async fn hash_off_thread(password: &Password) -> String {
         .expect("hashing task panicked")
 }
 
-/// The signed-in operator changes their own password. Their key pair on this machine is
-/// re-sealed with the new password in the same step, so it keeps opening.
+/// The signed-in operator changes their own password. Their key pair on this machine and their
+/// credential key (which seals their TOTP secret) are re-sealed with the new password in the
+/// same step, so both keep opening, on every machine. Returns the credential key. After an
+/// administrator's reset the credential key is a new one: the temporary password was known to
+/// the administrator, so nothing sealed under it is trusted.
 pub async fn change_password(
     store: &Store,
     keystore: &dyn crate::keys::keystore::Keystore,
@@ -272,21 +278,39 @@ pub async fn change_password(
     ring: &crate::keys::KeyRing,
     current: &str,
     new: &str,
-) -> Result<(), PasswordChangeError> {
+) -> Result<CredentialKey, PasswordChangeError> {
     let op = repo::find_operator(store, actor.username())
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
     let (pw, hash) = (current.to_owned(), op.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+    let old_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
         .await
-        .unwrap_or(false);
-    if !ok {
-        return Err(PasswordChangeError::WrongPassword);
-    }
+        .ok()
+        .flatten()
+        .ok_or(PasswordChangeError::WrongPassword)?;
     let new = Password::parse_for_operator(new, actor.username())?;
-    let hash = hash_off_thread(&new).await;
+    let (hash, new_key) = {
+        let pw = new.clone();
+        tokio::task::spawn_blocking(move || password::hash_and_derive(&pw))
+            .await
+            .expect("hashing task panicked")
+    };
+    let credential = op
+        .credential_key
+        .as_deref()
+        .filter(|_| !op.must_change_password)
+        .and_then(|sealed| CredentialKey::open(op.id, sealed, &old_key).ok())
+        .unwrap_or_else(|| CredentialKey::random(op.id));
     let mut tx = store.begin().await?;
-    repo::set_password(&mut tx, actor.user_id(), &hash, false, Timestamp::now()).await?;
+    repo::set_password(
+        &mut tx,
+        actor.user_id(),
+        &hash,
+        Some(&credential.seal(&new_key)),
+        false,
+        Timestamp::now(),
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordChanged)
@@ -299,19 +323,31 @@ pub async fn change_password(
         let _ = crate::keys::reseal(keystore, ring, current);
         return Err(e.into());
     }
-    Ok(())
+    Ok(credential)
+}
+
+/// What an administrator's password reset undid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ResetReport {
+    /// Key pairs retired: the operator enrols a new one, and an administrator grants it.
+    pub key_pairs_retired: u64,
+    /// MFA was on (or being set up) and was removed: the TOTP secret was sealed with a key only
+    /// the old password opened, so the operator must enrol again.
+    pub mfa_removed: bool,
 }
 
 /// An administrator sets a temporary password for another operator, who must change it at the
 /// next sign-in. Their key pairs are retired (the old sealed keys no longer open with a
-/// password the operator knows); they enrol a new one and an administrator grants it.
+/// password the operator knows); they enrol a new one and an administrator grants it. Their
+/// credential key, which only the old password opened, is dropped, and with it their MFA: the
+/// TOTP secret and backup codes are deleted and they enrol again.
 /// Needs [`crate::rbac::Permission::UsersManage`].
 pub async fn reset_password(
     store: &Store,
     actor: &Actor,
     username: &str,
     temporary: &str,
-) -> Result<u64, PasswordChangeError> {
+) -> Result<ResetReport, PasswordChangeError> {
     let _permit = crate::rbac::require(actor, crate::rbac::Permission::UsersManage)?;
     let name = Username::parse(username)
         .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
@@ -324,17 +360,24 @@ pub async fn reset_password(
     let temporary = Password::parse_for_operator(temporary, &name)?;
     let hash = hash_off_thread(&temporary).await;
     let mut tx = store.begin().await?;
-    repo::set_password(&mut tx, op.id, &hash, true, Timestamp::now()).await?;
+    repo::set_password(&mut tx, op.id, &hash, None, true, Timestamp::now()).await?;
     let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
+    let mfa_removed = crate::mfa::remove_in(&mut tx, op.id).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordReset)
             .target(format!("user:{}", op.id))
-            .details(serde_json::json!({ "key_pairs_retired": retired })),
+            .details(serde_json::json!({
+                "key_pairs_retired": retired,
+                "mfa_removed": mfa_removed,
+            })),
     )
     .await?;
     tx.commit().await?;
-    Ok(retired)
+    Ok(ResetReport {
+        key_pairs_retired: retired,
+        mfa_removed,
+    })
 }
 
 /// An administrator clears an operator's lockout and failed-attempt count, and the throttling

@@ -119,6 +119,105 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// A key only this password opens, taken from the same argon2id work that checks it: HKDF-SHA256
+/// over argon2's final memory block, of which the stored hash is a different one-way function
+/// (RFC 9106 §3.2, step 7: `tag = H'(final block)`). Knowing the hash tells nothing about this key
+/// beyond what guessing passwords at full argon2id cost gives, so it costs sign-in no second
+/// argon2id run.
+pub(crate) struct PasswordKey(Zeroizing<[u8; 32]>);
+
+impl PasswordKey {
+    /// The key.
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Runs argon2id as `phc` says for `password` and returns the tag and the password key.
+fn argon2_with_key(password: &str, phc: &PasswordHash<'_>) -> Option<(Vec<u8>, PasswordKey)> {
+    use argon2::Block;
+    use blake2::digest::{Update, VariableOutput};
+
+    if phc.algorithm != Algorithm::Argon2id.ident() {
+        return None;
+    }
+    let expected = phc.hash?;
+    let tag_len = expected.len();
+    // Only tags up to 64 bytes are a single BLAKE2b over the final block (RFC 9106 §3.3); Vigil
+    // makes 32-byte ones.
+    if !(16..=64).contains(&tag_len) {
+        return None;
+    }
+    let version = phc
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .ok()?
+        .unwrap_or_default();
+    let p = Params::try_from(phc).ok()?;
+    let params = Params::new(p.m_cost(), p.t_cost(), p.p_cost(), Some(tag_len)).ok()?;
+    let mut salt = [0u8; 64];
+    let salt = phc.salt?.decode_b64(&mut salt).ok()?;
+    let lanes = params.p_cost() as usize;
+    let mut memory = vec![Block::default(); params.block_count()];
+    let mut tag = vec![0u8; tag_len];
+    Argon2::new(Algorithm::Argon2id, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut tag, &mut memory)
+        .ok()?;
+    // The final block: the last block of every lane, XORed (RFC 9106 §3.2, step 7).
+    let lane_length = memory.len() / lanes;
+    let mut last = Zeroizing::new([0u64; Block::SIZE / 8]);
+    for lane in 0..lanes {
+        for (w, v) in last
+            .iter_mut()
+            .zip(memory[lane * lane_length + lane_length - 1].as_ref())
+        {
+            *w ^= v;
+        }
+    }
+    let mut bytes = Zeroizing::new([0u8; Block::SIZE]);
+    for (chunk, w) in bytes.chunks_mut(8).zip(last.iter()) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    for block in memory.iter_mut() {
+        zeroize::Zeroize::zeroize(block.as_mut());
+    }
+    // The block taken must be the one the tag came from; otherwise derive nothing.
+    let mut check = blake2::Blake2bVar::new(tag_len).ok()?;
+    check.update(&(tag_len as u32).to_le_bytes());
+    check.update(bytes.as_ref());
+    let mut again = vec![0u8; tag_len];
+    check.finalize_variable(&mut again).ok()?;
+    if again != tag {
+        return None;
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"vigil-password-key-v1"), bytes.as_ref())
+        .expand(b"credential key sealing", key.as_mut())
+        .ok()?;
+    Some((tag, PasswordKey(key)))
+}
+
+/// Verifies a password against a stored PHC string and, if it matches, returns the key only
+/// that password opens (see [`PasswordKey`]). Costs the same as [`verify_password`]; a hash
+/// Vigil cannot take a key from (not argon2id) gives `None` even for the right password.
+pub(crate) fn verify_and_derive(password: &str, phc: &str) -> Option<PasswordKey> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    let (tag, key) = argon2_with_key(password, &parsed)?;
+    let expected = parsed.hash?;
+    // Constant time over the tag (the `Output` comparison of the password-hash crate is too).
+    (expected == argon2::password_hash::Output::new(&tag).ok()?).then_some(key)
+}
+
+/// Hashes with argon2id and a random salt, as [`hash_password`], and returns the key only this
+/// password opens against the returned hash.
+pub(crate) fn hash_and_derive(password: &Password) -> (String, PasswordKey) {
+    let phc = hash_password(password);
+    let key = verify_and_derive(password.expose(), &phc)
+        .expect("a hash just made verifies and yields its key");
+    (phc, key)
+}
+
 /// A valid hash of a random password, verified against when the username is unknown so both
 /// paths cost the same.
 pub(super) fn dummy_hash() -> &'static str {
@@ -165,6 +264,22 @@ mod tests {
             Password::parse_for_operator("correct horse battery", &user())
         );
         assert!(!dbg.contains("horse"), "{dbg}");
+    }
+
+    #[test]
+    fn the_password_key_comes_only_from_the_password_and_its_hash() {
+        let pw = Password::parse_for_operator("correct horse battery", &user()).unwrap();
+        let (phc, key) = hash_and_derive(&pw);
+        assert!(verify_password("correct horse battery", &phc));
+        let again = verify_and_derive("correct horse battery", &phc).unwrap();
+        assert_eq!(key.expose(), again.expose());
+        assert!(verify_and_derive("correct horse batterY", &phc).is_none());
+        // Another hash of the same password (another salt) gives another key.
+        let other = verify_and_derive("correct horse battery", &hash_password(&pw)).unwrap();
+        assert_ne!(key.expose(), other.expose());
+        // The key is not the stored tag.
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert_ne!(parsed.hash.unwrap().as_bytes(), key.expose());
     }
 
     #[test]

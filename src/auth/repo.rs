@@ -16,6 +16,8 @@ pub(super) struct OperatorRow {
     pub must_change_password: bool,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
+    /// The credential key sealed with this password's key, if one was made.
+    pub credential_key: Option<Vec<u8>>,
 }
 
 pub(super) async fn find_operator(
@@ -24,7 +26,7 @@ pub(super) async fn find_operator(
 ) -> Result<Option<OperatorRow>, StoreError> {
     let row = sqlx::query(
         "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, u.must_change_password, \
-         u.failed_logins, u.locked_until FROM users u \
+         u.failed_logins, u.locked_until, c.credential_key_sealed FROM users u \
          JOIN credentials c ON c.user_id = u.id \
          WHERE u.username = $1 AND u.kind IN ('operator', 'service')",
     )
@@ -53,6 +55,7 @@ pub(super) async fn find_operator(
         must_change_password: flag(&row, 4)?,
         failed_logins: row.try_get(5)?,
         locked_until: row.try_get(6)?,
+        credential_key: row.try_get(7)?,
     }))
 }
 
@@ -125,20 +128,26 @@ pub(super) async fn insert_operator(
     Ok(())
 }
 
-/// Replaces an operator's password hash; `must_change` forces a change at next sign-in.
+/// Replaces an operator's password hash and the credential key sealed with it (none after an
+/// administrator's reset); `must_change` forces a change at next sign-in.
 pub(super) async fn set_password(
     tx: &mut Tx,
     id: UserId,
     password_hash: &str,
+    credential_key: Option<&[u8]>,
     must_change: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE credentials SET password_hash = $1, changed_at = $2 WHERE user_id = $3")
-        .bind(password_hash)
-        .bind(now.micros())
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE credentials SET password_hash = $1, credential_key_sealed = $2, changed_at = $3 \
+         WHERE user_id = $4",
+    )
+    .bind(password_hash)
+    .bind(credential_key)
+    .bind(now.micros())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "UPDATE users SET must_change_password = $1, failed_logins = 0, locked_until = NULL, \
          updated_at = $2 WHERE id = $3",
@@ -149,6 +158,45 @@ pub(super) async fn set_password(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Stores a credential key sealed with the key of `password_hash`, if the operator still has
+/// that password and the sealed key is still `replaces`; false if either changed meanwhile.
+pub(super) async fn set_credential_key(
+    store: &Store,
+    id: UserId,
+    password_hash: &str,
+    replaces: Option<&[u8]>,
+    sealed: &[u8],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE credentials SET credential_key_sealed = $1 WHERE user_id = $2 \
+         AND password_hash = $3 AND (credential_key_sealed = $4 \
+         OR (credential_key_sealed IS NULL AND $4 IS NULL))",
+    )
+    .bind(sealed)
+    .bind(id.to_string())
+    .bind(password_hash)
+    .bind(replaces)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The credential key sealed for `id` now.
+pub(super) async fn credential_key(
+    store: &Store,
+    id: UserId,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(
+        sqlx::query("SELECT credential_key_sealed FROM credentials WHERE user_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+            .transpose()?
+            .flatten(),
+    )
 }
 
 /// Sliding-window hits of `scope`/`subject` since `since`.

@@ -1,14 +1,18 @@
 //! Access and refresh tokens.
 //!
-//! Access tokens are HS256 JWTs signed with the `jwt` data key (its version in `kid`), one hour,
-//! carrying `iss`, `aud`, `sub` (the account id), `sid` (the session), `roles`, `iat`, `nbf`,
-//! `exp` and `jti`, and no personal data. Verification pins the algorithm, checks the signature
-//! and every claim (30 s leeway), then in one database round trip that the `jti` is not
-//! revoked, the session is live, the account is active and still holds exactly those roles.
+//! Access tokens are JWS `EdDSA` (Ed25519) JWTs signed on the operator's own machine with the
+//! token-signing key of its key pair ([`crate::keys::signing`]), whose `user_keys` id is the
+//! `kid`; one hour, carrying `iss`, `aud`, `sub` (the account id), `sid` (the session), `roles`,
+//! `iat`, `nbf`, `exp` and `jti`, and no personal data. No secret Vigil holds can sign one for
+//! someone else. Verification pins the algorithm, refuses any `crit` header (no extension is
+//! understood here), looks the public key up by `kid` and requires it to be live and to belong
+//! to `sub`, checks the signature and every claim (30 s leeway) and that the lifetime is at most
+//! [`ACCESS_SECONDS`], then in one database round trip that the `jti` is not revoked, the
+//! session is live, the account is active and still holds exactly those roles.
 //! Refresh tokens are 256 random bits, stored as SHA-256, 30 days, rotated on every use; a
 //! rotated token presented again revokes its whole family and session (theft signal, audited).
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,8 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{repo, Actor, Session, UserId};
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::crypto::KeyVersion;
-use crate::keys::{KeyError, KeyRing, Purpose};
+use crate::keys::KeyRing;
 use crate::store::{Store, StoreError, Timestamp};
 
 /// `iss` of every access token.
@@ -83,12 +86,28 @@ pub enum TokenError {
     /// Not a well-formed JWT, too long, or missing a required claim.
     #[error("malformed token")]
     Malformed,
-    /// The header names an algorithm other than HS256 (`none` included).
+    /// The header names an algorithm other than the one pinned (`none` and HMAC included).
     #[error("token algorithm not allowed")]
     Algorithm,
+    /// The header marks an extension critical (`crit`); none is understood here (RFC 7515
+    /// §4.1.11).
+    #[error("token header names a critical extension this console does not understand")]
+    CriticalHeader,
     /// The signature does not verify.
     #[error("token signature is invalid")]
     Signature,
+    /// The `kid` names no signing key known here.
+    #[error("token names no known signing key")]
+    UnknownKey,
+    /// The signing key's key pair was retired (a password reset or a revocation).
+    #[error("token was signed by a retired key pair")]
+    KeyRetired,
+    /// The signing key belongs to another account than the token's subject.
+    #[error("token was signed by a key that does not belong to its subject")]
+    WrongSigner,
+    /// `exp - iat` is longer than tokens are issued for.
+    #[error("token lifetime is longer than allowed")]
+    LifetimeTooLong,
     /// Wrong `iss` or `aud`.
     #[error("token was not issued for this console")]
     WrongAudience,
@@ -114,9 +133,6 @@ pub enum TokenError {
     /// An unknown or expired refresh token.
     #[error("invalid refresh token")]
     InvalidRefresh,
-    /// The signing key is not available to this session.
-    #[error(transparent)]
-    Keys(#[from] KeyError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -142,15 +158,13 @@ fn random_token() -> Zeroizing<String> {
     Zeroizing::new(hex::encode(raw))
 }
 
-async fn sign(
-    store: &Store,
+fn sign(
     ring: &KeyRing,
     user: &str,
     session: &str,
     roles: Vec<String>,
     now: Timestamp,
 ) -> Result<(String, Timestamp), TokenError> {
-    let (version, key) = ring.current(store, Purpose::Jwt).await?;
     let claims = Claims {
         iss: ISSUER.into(),
         aud: AUDIENCE.into(),
@@ -162,9 +176,9 @@ async fn sign(
         exp: secs(now) + ACCESS_SECONDS,
         jti: uuid::Uuid::now_v7().to_string(),
     };
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(format!("jwt-v{}", version.0));
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.expose()))
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(ring.key_pair_id().to_owned());
+    let token = jsonwebtoken::encode(&header, &claims, &ring.token_signing_key().encoding_key())
         .map_err(|_| TokenError::Malformed)?;
     Ok((token, Timestamp::from_micros(claims.exp * 1_000_000)))
 }
@@ -187,6 +201,10 @@ pub async fn issue_at(
     client: &str,
     now: Timestamp,
 ) -> Result<TokenPair, TokenError> {
+    // A console signs only for the operator whose key pair it holds.
+    if ring.operator() != actor.user_id() {
+        return Err(TokenError::WrongSigner);
+    }
     let session_id = uuid::Uuid::now_v7().to_string();
     let expires = Timestamp::from_micros(now.micros() + REFRESH_SECONDS * 1_000_000);
     repo::insert_session(store, &session_id, actor.user_id(), client, now, expires).await?;
@@ -201,8 +219,7 @@ pub async fn issue_at(
         .map(|r| r.as_str().to_owned())
         .collect();
     let user = actor.user_id().to_string();
-    let (access_token, access_expires_at) =
-        sign(store, ring, &user, &session_id, roles, now).await?;
+    let (access_token, access_expires_at) = sign(ring, &user, &session_id, roles, now)?;
     Ok(TokenPair {
         access_token,
         refresh_token: refresh,
@@ -212,34 +229,31 @@ pub async fn issue_at(
 }
 
 /// Checks an access token completely; see the module documentation.
-pub async fn verify_access_token(
-    store: &Store,
-    ring: &KeyRing,
-    token: &str,
-) -> Result<Claims, TokenError> {
-    verify_access_token_at(store, ring, token, Timestamp::now()).await
+pub async fn verify_access_token(store: &Store, token: &str) -> Result<Claims, TokenError> {
+    verify_access_token_at(store, token, Timestamp::now()).await
 }
 
 /// [`verify_access_token`] at a given time (tests step the clock).
 pub async fn verify_access_token_at(
     store: &Store,
-    ring: &KeyRing,
     token: &str,
     now: Timestamp,
 ) -> Result<Claims, TokenError> {
-    let c = check_token(store, ring, token, now).await?;
+    let c = check_token(store, token, now).await?;
     check_account(store, &c, now).await?;
     Ok(c)
 }
 
-/// A verifier that remembers, per token, that its database checks passed and at which
-/// authorisation epoch. The epoch is bumped (by triggers, so even by changes made outside
-/// Vigil) on every status, role, session or token revocation change, so a cached result is
-/// used only while nothing that could invalidate it has happened: revocation stays immediate,
-/// and a verification costs one primary-key read instead of the full checks.
+/// A verifier that remembers, per token, that it verified and at which authorisation epoch.
+/// The epoch is bumped (by triggers, so even by changes made outside Vigil) on every status,
+/// role, session, token revocation or key pair change, so a remembered result is used only
+/// while nothing that could invalidate it has happened: revocation stays immediate, and a
+/// verification of a token seen before costs one primary-key read instead of the signature and
+/// the full checks. Time claims are checked on every call.
 #[derive(Default)]
 pub struct Verifier {
-    cache: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+    /// SHA-256 of the token → its claims, the epoch they were checked at and the session's end.
+    cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Claims, i64, i64)>>,
     /// A connection kept for the epoch reads, so they do not queue on the pool.
     conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
 }
@@ -257,41 +271,39 @@ impl Verifier {
     }
 
     /// Checks an access token completely, as [`verify_access_token`] does.
-    pub async fn verify(
-        &self,
-        store: &Store,
-        ring: &KeyRing,
-        token: &str,
-    ) -> Result<Claims, TokenError> {
-        self.verify_at(store, ring, token, Timestamp::now()).await
+    pub async fn verify(&self, store: &Store, token: &str) -> Result<Claims, TokenError> {
+        self.verify_at(store, token, Timestamp::now()).await
     }
 
     /// [`Verifier::verify`] at a given time.
     pub async fn verify_at(
         &self,
         store: &Store,
-        ring: &KeyRing,
         token: &str,
         now: Timestamp,
     ) -> Result<Claims, TokenError> {
-        let c = check_token(store, ring, token, now).await?;
+        let token = token.trim();
+        let id: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&c.jti)
-            .copied();
-        if let Some((epoch, session_end)) = cached {
+            .get(&id)
+            .cloned();
+        if let Some((claims, epoch, session_end)) = cached {
+            // The same bytes verified before; the clock and the epoch decide the rest.
+            check_times(&claims, now)?;
             if session_end > now.micros() && self.epoch(store).await? == epoch {
-                return Ok(c);
+                return Ok(claims);
             }
         }
+        let c = check_token(store, token, now).await?;
         let (epoch, session_end) = check_account(store, &c, now).await?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 50_000 {
             cache.clear();
         }
-        cache.insert(c.jti.clone(), (epoch, session_end));
+        cache.insert(id, (c.clone(), epoch, session_end));
         Ok(c)
     }
 
@@ -313,7 +325,7 @@ impl Verifier {
 }
 
 /// The database checks: returns the epoch they were made at and the session's end.
-async fn check_account(
+pub(super) async fn check_account(
     store: &Store,
     c: &Claims,
     now: Timestamp,
@@ -337,72 +349,86 @@ async fn check_account(
     Ok((facts.epoch, facts.session_expires_at.unwrap_or(0)))
 }
 
-/// The token itself: size, algorithm, signature, issuer, audience and time claims.
-async fn check_token(
-    store: &Store,
-    ring: &KeyRing,
-    token: &str,
-    now: Timestamp,
-) -> Result<Claims, TokenError> {
-    let token = token.trim();
+/// A token's header, read before any signature is checked, so that what is refused is
+/// reported as what it is.
+pub(super) struct RawHeader {
+    /// `alg`, as written.
+    pub alg: String,
+    /// `kid`, if any.
+    pub kid: Option<String>,
+}
+
+/// Size, header JSON, and no `crit` (RFC 7515 §4.1.11: a recipient that does not understand a
+/// listed extension must refuse the token, and none is understood here).
+pub(super) fn read_header(token: &str) -> Result<RawHeader, TokenError> {
+    use base64::Engine;
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
-    // The algorithm is read from the raw header first, so `none` (in any casing) and other
-    // names the JWT crate does not even parse are reported as what they are.
-    let alg = token
+    let header = token
         .split('.')
         .next()
         .and_then(|h| {
-            use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(h)
                 .ok()
         })
         .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned))
         .ok_or(TokenError::Malformed)?;
-    if alg != "HS256" {
-        return Err(TokenError::Algorithm);
+    let header = header.as_object().ok_or(TokenError::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(|a| a.as_str())
+        .ok_or(TokenError::Malformed)?
+        .to_owned();
+    if header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
-        | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
-        _ => TokenError::Malformed,
-    })?;
-    if header.alg != Algorithm::HS256 {
-        return Err(TokenError::Algorithm);
-    }
-    let version = header
-        .kid
-        .as_deref()
-        .and_then(|k| k.strip_prefix("jwt-v"))
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or(TokenError::Malformed)?;
-    let key = match ring.key(store, Purpose::Jwt, KeyVersion(version)).await {
-        Ok(k) => k,
-        Err(KeyError::NotGranted(..)) => return Err(TokenError::Signature),
-        Err(e) => return Err(e.into()),
+    let kid = match header.get("kid") {
+        None => None,
+        Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= 200 => Some(k.clone()),
+        Some(_) => return Err(TokenError::Malformed),
     };
-    let mut v = Validation::new(Algorithm::HS256);
-    v.set_issuer(&[ISSUER]);
-    v.set_audience(&[AUDIENCE]);
+    Ok(RawHeader { alg, kid })
+}
+
+/// Whether the token's third part is base64url at all: one that is not is a damaged signature,
+/// and is reported as such rather than as a malformed token.
+pub(super) fn signature_is_base64(token: &str) -> bool {
+    use base64::Engine;
+    token.split('.').nth(2).is_some_and(|sig| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .is_ok()
+    })
+}
+
+/// Maps the JWT crate's refusals.
+pub(super) fn decode_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => TokenError::Signature,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
+        K::InvalidIssuer | K::InvalidAudience => TokenError::WrongAudience,
+        _ => TokenError::Malformed,
+    }
+}
+
+/// The validation every token gets from the JWT crate: the pinned algorithm, issuer, audience
+/// and required claims; time claims are checked here, against this clock, in [`check_times`].
+pub(super) fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]);
     v.leeway = 0;
     v.validate_exp = false;
     v.validate_nbf = false;
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key.expose()), &v)
-        .map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind as K;
-        match e.kind() {
-            K::InvalidSignature => TokenError::Signature,
-            K::InvalidAlgorithm => TokenError::Algorithm,
-            K::InvalidIssuer | K::InvalidAudience => TokenError::WrongAudience,
-            _ => TokenError::Malformed,
-        }
-    })?;
-    let c = data.claims;
-    // Time claims against this clock, with the leeway, here rather than in the crate.
+    v
+}
+
+/// Expiry and not-before against `now`, with the leeway.
+pub(super) fn check_times(c: &Claims, now: Timestamp) -> Result<(), TokenError> {
     let t = secs(now);
     let leeway = LEEWAY_SECONDS as i64;
     if c.exp + leeway <= t {
@@ -410,6 +436,43 @@ async fn check_token(
     }
     if c.nbf - leeway > t || c.iat - leeway > t {
         return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The token itself: size, header, key, signature, issuer, audience, time claims and lifetime.
+async fn check_token(store: &Store, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
+    let token = token.trim();
+    let header = read_header(token)?;
+    // The algorithm is pinned; it is read from the raw header first, so `none` (in any casing),
+    // HMAC and names the JWT crate does not even parse are reported as what they are.
+    if header.alg != "EdDSA" {
+        return Err(TokenError::Algorithm);
+    }
+    let kid = header.kid.ok_or(TokenError::Malformed)?;
+    let key = crate::keys::signing::verifying_key(store, &kid)
+        .await?
+        .ok_or(TokenError::UnknownKey)?;
+    if token.split('.').count() == 3 && !signature_is_base64(token) {
+        return Err(TokenError::Signature);
+    }
+    let data = jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_ed_der(&key.public),
+        &validation(Algorithm::EdDSA, ISSUER, AUDIENCE),
+    )
+    .map_err(decode_error)?;
+    let c = data.claims;
+    // Only now are the claims the signer's: the signer must be the subject's own key pair.
+    if key.owner != c.sub {
+        return Err(TokenError::WrongSigner);
+    }
+    if key.retired {
+        return Err(TokenError::KeyRetired);
+    }
+    check_times(&c, now)?;
+    if c.exp - c.iat > ACCESS_SECONDS {
+        return Err(TokenError::LifetimeTooLong);
     }
     Ok(c)
 }
@@ -435,6 +498,9 @@ pub async fn refresh_at(
     let row = repo::refresh_by_hash(&mut tx, &hash(refresh_token.trim()))
         .await?
         .ok_or(TokenError::InvalidRefresh)?;
+    if row.user != ring.operator().to_string() {
+        return Err(TokenError::WrongSigner);
+    }
     if row.spent {
         repo::revoke_family(&mut tx, &row.family, &row.session, "refresh_reuse", now).await?;
         audit::append(
@@ -470,8 +536,7 @@ pub async fn refresh_at(
     .await?;
     repo::rotate_refresh(&mut tx, &row.id, &new_id, now).await?;
     tx.commit().await?;
-    let (access_token, access_expires_at) =
-        sign(store, ring, &row.user, &row.session, roles, now).await?;
+    let (access_token, access_expires_at) = sign(ring, &row.user, &row.session, roles, now)?;
     Ok(TokenPair {
         access_token,
         refresh_token: fresh,

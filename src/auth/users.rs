@@ -89,7 +89,7 @@ pub async fn create(
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
     repo::insert_operator(&mut tx, id, &name, &hash, roles, now).await?;
-    repo::set_password(&mut tx, id, &hash, true, now).await?;
+    repo::set_password(&mut tx, id, &hash, None, true, now).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::OperatorCreated)

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil::audit::{self, AuditFilter, Verification};
+use vigil::auth::platform_tokens::PlatformTokenKeys;
 use vigil::auth::tokens;
 use vigil::auth::users;
 use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
@@ -227,7 +228,7 @@ enum KeysCommand {
     /// Make a new version of PURPOSE's key and re-encrypt every row under it (resumes an
     /// interrupted rotation).
     Rotate {
-        /// contact, network, totp, blind_index, jwt or content_hash.
+        /// contact, network, blind_index or content_hash.
         purpose: String,
         /// Rows per transaction.
         #[arg(long, default_value_t = 5_000)]
@@ -242,7 +243,7 @@ enum KeysCommand {
     /// Give up PURPOSE, which your roles do not hold (the first administrator's extra purposes,
     /// once a compliance officer holds them); its rotation starts.
     Relinquish {
-        /// contact, network, totp, blind_index, jwt or content_hash.
+        /// contact, network, blind_index or content_hash.
         purpose: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -264,10 +265,7 @@ fn parse_purpose(purpose: &str) -> Result<Purpose> {
     Purpose::parse(purpose)
         .filter(|p| *p != Purpose::Pii)
         .ok_or_else(|| {
-            anyhow!(
-                "unknown purpose {purpose:?}: contact, network, totp, blind_index, jwt or \
-                 content_hash"
-            )
+            anyhow!("unknown purpose {purpose:?}: contact, network, blind_index or content_hash")
         })
 }
 
@@ -1071,14 +1069,14 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(TokenCommand::Verify) => {
+            // Verification needs no keys and no sign-in: the public keys are in the database.
             let store = open(&config).await?;
-            let (_, ring) = unlock(&config, &store).await?;
             let mut token = String::new();
             std::io::Read::read_to_string(
                 &mut std::io::Read::take(std::io::stdin(), tokens::MAX_TOKEN_LEN as u64 + 2),
                 &mut token,
             )?;
-            match tokens::verify_access_token(&store, &ring, &token).await {
+            match tokens::verify_access_token(&store, &token).await {
                 Ok(claims) => {
                     print_json(&claims)?;
                     Ok(ExitCode::SUCCESS)
@@ -1133,10 +1131,17 @@ fn print_codes(codes: &[String], json: bool) -> Result<()> {
 
 async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
     let store = open(config).await?;
-    let (actor, ring) = unlock(config, &store).await?;
+    let (session, _) = session(config, &store).await?;
+    let actor = session.actor;
+    // The TOTP secret is sealed with the credential key this sign-in's password opened.
+    let credential = || {
+        session.credential.as_ref().ok_or_else(|| {
+            anyhow!("this sign-in holds no credential key of yours: run `vigil passwd` first")
+        })
+    };
     match command {
         MfaCommand::Enroll { qr_png, json } => {
-            let e = mfa::enroll(&store, &ring, &actor).await?;
+            let e = mfa::enroll(&store, credential()?, &actor).await?;
             if let Some(path) = &qr_png {
                 std::fs::write(path, &e.qr_png)
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -1153,7 +1158,7 @@ async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
             }
         }
         MfaCommand::Confirm { code, json } => {
-            let codes = mfa::confirm(&store, &ring, &actor, &code).await?;
+            let codes = mfa::confirm(&store, credential()?, &actor, &code).await?;
             if !json {
                 println!("MFA is on for {}.", actor.username());
             }
@@ -1293,14 +1298,22 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
                 Ok(p) => (p, false),
                 Err(_) => (auth::random_password(20), true),
             };
-            let retired = auth::reset_password(&store, &actor, &username, &temporary).await?;
+            let report = auth::reset_password(&store, &actor, &username, &temporary).await?;
             if shown {
                 println!("temporary password for {username} (shown once): {temporary}");
             }
             println!(
-                "{username} must change it at the next sign-in; {retired} key pair(s) retired: \
-                 they run `vigil keys enrol`, then `vigil keys grant {username}`"
+                "{username} must change it at the next sign-in; {} key pair(s) retired: \
+                 they sign in on their machine (which makes a new one), then an administrator \
+                 runs `vigil keys grant {username}`",
+                report.key_pairs_retired
             );
+            if report.mfa_removed {
+                println!(
+                    "MFA was removed: their TOTP secret opened only with the old password; \
+                     they enrol again (`vigil mfa enroll`) after choosing their new password"
+                );
+            }
         }
         UserCommand::ResetMfa { username } => {
             mfa::reset(&store, &actor, &username).await?;
@@ -1921,6 +1934,10 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
             "token verify:   {:.0}/s with the epoch cache; {:.0}/s with full database checks each time",
             report.token_verify_per_sec, report.token_verify_uncached_per_sec
         );
+        println!(
+            "token EdDSA:    {:.0}/s for the signature and claims alone (no database, one core)",
+            report.token_signature_verify_per_sec
+        );
         if let (Some(rows), Some(rate)) = (report.rotation_rows, report.rotation_rows_per_sec) {
             println!("pii rotation:   {rows} rows = {rate:.0} rows/s (5,000 per transaction)");
         }
@@ -2017,10 +2034,12 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
         DsrCommand::Verify { id, code, token } => {
             let id = request_id(&id)?;
             let request = if token {
-                let (actor, ring) = unlock(config, &store).await?;
+                // The platform signs its users' tokens; only its public keys are configured here.
+                let platform = PlatformTokenKeys::load(&config.platform)?;
+                let (actor, _) = sign_in(config, &store).await?;
                 let mut t = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
-                privacy::verify_token(&store, &ring, &actor, id, t.trim()).await?
+                privacy::verify_token(&store, &platform, &actor, id, t.trim()).await?
             } else {
                 let (actor, _) = sign_in(config, &store).await?;
                 let code = code.ok_or_else(|| anyhow!("give --code or --token"))?;

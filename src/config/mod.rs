@@ -26,6 +26,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Scheduled jobs (`[worker]`).
     pub worker: WorkerConfig,
+    /// The platform's token keys (`[platform]`).
+    pub platform: PlatformConfig,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -109,6 +111,48 @@ impl Default for WorkerConfig {
     }
 }
 
+/// The platform Vigil watches over (`[platform]` in the file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// A PEM (`PUBLIC KEY` or `RSA PUBLIC KEY` blocks) or JWKS file with the public keys the
+    /// platform signs its users' access tokens with (RS256, ES256 or EdDSA). A data subject's
+    /// token is verified with these; Vigil holds no secret that could sign one.
+    pub token_keys: Option<PathBuf>,
+    /// The `iss` of the platform's tokens.
+    #[serde(default = "default_platform_issuer")]
+    pub token_issuer: String,
+    /// The `aud` of the platform's tokens.
+    #[serde(default = "default_platform_audience")]
+    pub token_audience: String,
+    /// The longest lifetime (`exp - iat`) accepted, in seconds.
+    #[serde(default = "default_platform_lifetime")]
+    pub token_max_lifetime_secs: u64,
+}
+
+fn default_platform_issuer() -> String {
+    "platform".into()
+}
+
+fn default_platform_audience() -> String {
+    "platform".into()
+}
+
+fn default_platform_lifetime() -> u64 {
+    3600
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            token_keys: None,
+            token_issuer: default_platform_issuer(),
+            token_audience: default_platform_audience(),
+            token_max_lifetime_secs: default_platform_lifetime(),
+        }
+    }
+}
+
 /// Database settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseConfig {
@@ -144,6 +188,7 @@ struct FileConfig {
     monitor: Option<MonitorConfig>,
     retention: Option<RetentionConfig>,
     worker: Option<WorkerConfig>,
+    platform: Option<PlatformConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -318,6 +363,22 @@ impl Config {
                 }
                 w
             },
+            platform: {
+                let p = file.platform.unwrap_or_default();
+                if !(60..=30 * 86_400).contains(&p.token_max_lifetime_secs) {
+                    return Err(ConfigError::Invalid {
+                        key: "platform.token_max_lifetime_secs".into(),
+                        message: "expected a number of seconds from 60 to 2,592,000".into(),
+                    });
+                }
+                if p.token_keys.as_deref().is_some_and(|k| !k.is_absolute()) {
+                    return Err(ConfigError::Invalid {
+                        key: "platform.token_keys".into(),
+                        message: "expected an absolute path".into(),
+                    });
+                }
+                p
+            },
             source_file,
         })
     }
@@ -459,6 +520,31 @@ mod tests {
         // The password never appears in the serialized (shown) config.
         let shown = serde_json::to_string(&load(&[("VIGIL_CONFIG", path)]).unwrap()).unwrap();
         assert!(!shown.contains(":pw@"), "{shown}");
+    }
+
+    #[test]
+    fn the_platform_token_keys_are_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        let path = f.to_str().unwrap();
+        assert_eq!(load(&[]).unwrap().platform, PlatformConfig::default());
+        std::fs::write(
+            &f,
+            "[platform]\ntoken_keys = \"/etc/vigil/platform.jwks\"\ntoken_issuer = \"https://id.example\"\n",
+        )
+        .unwrap();
+        let c = load(&[("VIGIL_CONFIG", path)]).unwrap().platform;
+        assert_eq!(
+            c.token_keys.as_deref(),
+            Some(Path::new("/etc/vigil/platform.jwks"))
+        );
+        assert_eq!(c.token_issuer, "https://id.example");
+        assert_eq!(c.token_audience, "platform");
+        std::fs::write(&f, "[platform]\ntoken_keys = \"relative.pem\"\n").unwrap();
+        let e = load(&[("VIGIL_CONFIG", path)]).unwrap_err();
+        assert!(e.to_string().contains("platform.token_keys"), "{e}");
+        std::fs::write(&f, "[platform]\ntoken_secret = \"x\"\n").unwrap();
+        assert!(load(&[("VIGIL_CONFIG", path)]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod field;
 pub mod mac;
 pub mod rsa;
+pub mod signing;
 
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -17,6 +18,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub use envelope::{Envelope, EnvelopeError, WrappedFor};
 pub use field::{FieldError, Place};
 pub use rsa::{Fingerprint, KeyBits, PrivateKey, PublicKey, RsaError};
+pub use signing::TokenSigningKey;
 
 /// A 256-bit symmetric key (AES-256 or HMAC-SHA256). Wiped on drop; never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]

@@ -5,11 +5,16 @@
 //! ([`sealed`]). Data keys (AES-256, by [`Purpose`], versioned) are stored only wrapped with
 //! RSA-OAEP for each key pair allowed to use them (`key_grants`). Signing in and unlocking gives
 //! a [`KeyRing`] that holds the unwrapped data keys in memory for the session.
+//!
+//! Each key pair also has an Ed25519 token-signing key ([`signing`]), sealed beside the RSA key,
+//! its public half in `user_keys`: the operator's access tokens are signed on their own machine.
 
 pub mod keystore;
+pub(crate) mod legacy;
 mod repo;
 pub mod rotation;
 pub mod sealed;
+pub mod signing;
 pub mod split;
 
 use std::collections::HashMap;
@@ -20,7 +25,7 @@ use serde::Serialize;
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::auth::{Actor, UserId};
 use crate::crypto::field::{self, FieldError, Place};
-use crate::crypto::{KeyBits, KeyVersion, PrivateKey, PublicKey, SymmetricKey};
+use crate::crypto::{KeyBits, KeyVersion, PrivateKey, PublicKey, SymmetricKey, TokenSigningKey};
 pub use crate::rbac::Purpose;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};
@@ -123,6 +128,7 @@ pub struct KeyRing {
     operator: UserId,
     user_key_id: String,
     private: PrivateKey,
+    signing: TokenSigningKey,
     keys: Mutex<HashMap<(Purpose, u32), Arc<SymmetricKey>>>,
 }
 
@@ -149,6 +155,16 @@ impl KeyRing {
     /// The operator's private key, for opening envelopes addressed to them.
     pub fn private_key(&self) -> &PrivateKey {
         &self.private
+    }
+
+    /// This machine's token-signing key for the operator.
+    pub fn token_signing_key(&self) -> &TokenSigningKey {
+        &self.signing
+    }
+
+    /// The `user_keys` id of this machine's key pair (the `kid` of the tokens it signs).
+    pub fn key_pair_id(&self) -> &str {
+        &self.user_key_id
     }
 
     /// Data key `purpose` version `version`, unwrapping its grant on first use.
@@ -286,13 +302,15 @@ async fn make_key_pair(
         Timestamp::now(),
     )
     .await?;
+    let signing = TokenSigningKey::generate();
+    repo::set_signing_key(&mut **tx, &user_key.to_string(), signing.public_key()).await?;
     let sealed = {
         let pw = password.to_owned();
         let der = key.to_pkcs8_der();
         let op = operator.as_uuid();
         tokio::task::spawn_blocking(move || {
             let k = PrivateKey::from_pkcs8_der(&der).expect("own key parses");
-            sealed::seal(op, user_key, &k, &pw)
+            sealed::seal(op, user_key, &k, &signing, &pw)
         })
         .await
         .expect("sealing task panicked")
@@ -387,23 +405,35 @@ pub async fn unlock(
         return Err(KeyError::KeyPairRetired);
     }
     let pw = password.to_owned();
-    let private = tokio::task::spawn_blocking(move || {
-        sealed::SealedKey(&bytes).open(operator.as_uuid(), &pw)
+    let opened = tokio::task::spawn_blocking(move || {
+        sealed::SealedKey(&bytes).open_all(operator.as_uuid(), &pw)
     })
     .await
     .expect("unsealing task panicked")
     .map_err(|_| KeyError::Unseal)?;
+    let private = opened.private;
     if private.public_key().spki_der() != row.der.as_slice()
         || private.public_key().fingerprint().to_hex() != row.fingerprint
     {
         return Err(KeyError::KeyPairMismatch);
     }
+    let signing = signing::settle(
+        store,
+        keystore,
+        operator,
+        &row.id,
+        &private,
+        opened.signing,
+        password,
+    )
+    .await?;
     // Data keys are unwrapped on first use (each costs an RSA private-key operation) and
     // then kept in memory for the session.
     let ring = KeyRing {
         operator,
         user_key_id: row.id,
         private,
+        signing,
         keys: Mutex::new(HashMap::new()),
     };
     Ok(ring)
@@ -889,6 +919,7 @@ pub fn reseal(keystore: &dyn Keystore, ring: &KeyRing, new_password: &str) -> Re
         ring.operator.as_uuid(),
         user_key,
         &ring.private,
+        &ring.signing,
         new_password,
     );
     keystore.put(ring.operator.as_uuid(), &private_key_entry(), &sealed)?;

@@ -885,3 +885,77 @@ pub(super) async fn reseal_legacy_row(
     }
     Ok(q.bind(id).execute(&mut **tx).await?.rows_affected() == 1)
 }
+
+/// Stores the token-signing public key of key pair `id`.
+pub(super) async fn set_signing_key<'e, E>(e: E, id: &str, public: &[u8]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE user_keys SET signing_public_key = $1 WHERE id = $2")
+        .bind(public)
+        .bind(id)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// Key pair `id`'s owner, token-signing public key and whether it is retired.
+pub(super) async fn signing_key(
+    store: &Store,
+    id: &str,
+) -> Result<Option<(String, Option<Vec<u8>>, bool)>, StoreError> {
+    let row =
+        sqlx::query("SELECT user_id, signing_public_key, retired_at FROM user_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some((
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get::<Option<i64>, _>(2)?.is_some(),
+    )))
+}
+
+/// The wrapped copy of the data key named `purpose` (by its stored name, so retired purposes
+/// too) version `version` for key pair `user_key_id`.
+pub(super) async fn grant_of(
+    store: &Store,
+    purpose: &str,
+    version: u32,
+    user_key_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let w: Option<Vec<u8>> = sqlx::query(
+        "SELECT g.wrapped_key FROM key_grants g JOIN data_keys d ON d.id = g.data_key_id \
+         WHERE d.purpose = $1 AND d.version = $2 AND g.user_key_id = $3",
+    )
+    .bind(purpose)
+    .bind(i64::from(version))
+    .bind(user_key_id)
+    .fetch_optional(store.pool())
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?;
+    Ok(w)
+}
+
+/// Deletes the retired `purpose`'s data keys, grants and rotations, unless a TOTP secret is still
+/// sealed with them.
+pub(super) async fn drop_purpose_unless_used(tx: &mut Tx, purpose: &str) -> Result<(), StoreError> {
+    let used: i64 =
+        sqlx::query("SELECT COUNT(*) FROM mfa_secrets WHERE sealed_with = 'totp_data_key'")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+    if used > 0 {
+        return Ok(());
+    }
+    for sql in [
+        "DELETE FROM key_grants WHERE data_key_id IN (SELECT id FROM data_keys WHERE purpose = $1)",
+        "DELETE FROM key_rotations WHERE purpose = $1",
+        "DELETE FROM data_keys WHERE purpose = $1",
+    ] {
+        sqlx::query(sql).bind(purpose).execute(&mut **tx).await?;
+    }
+    Ok(())
+}

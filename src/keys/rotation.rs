@@ -82,12 +82,6 @@ const PII: &[Spec] = &[
         kind: SpecKind::Sealed(&["ip_enc"]),
     },
 ];
-const TOTP: &[Spec] = &[Spec {
-    table: "mfa_secrets",
-    id_col: "user_id",
-    version_col: "key_version",
-    kind: SpecKind::Sealed(&["secret_enc"]),
-}];
 const BLIND: &[Spec] = &[
     Spec {
         table: "users",
@@ -136,11 +130,8 @@ pub(crate) fn specs(purpose: Purpose) -> &'static [Spec] {
         Purpose::Contact => CONTACT,
         Purpose::Network => NETWORK,
         Purpose::Pii => PII,
-        Purpose::Totp => TOTP,
         Purpose::BlindIndex => BLIND,
         Purpose::ContentHash => HASH,
-        // Tokens are not stored; a new signing key takes effect for new tokens.
-        Purpose::Jwt => &[],
     }
 }
 

@@ -1,9 +1,17 @@
 //! TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s) with a replay guard, QR enrolment and
 //! single-use backup codes.
 //!
-//! Secrets are 160 random bits, sealed with the `totp` data key at their row. A code is
-//! accepted for the current step or one step either side, and each step at most once per
-//! operator (RFC 6238 §5.2): the last used step is stored and only a later one is accepted.
+//! Secrets are 160 random bits, sealed at their row with a key derived from their owner's
+//! credential key ([`crate::auth::CredentialKey`]), which only the owner's own sign-in opens: no
+//! data key, no other operator and no administrator can read them (an administrator can only
+//! delete them, with [`reset`]). A code is accepted for the current step or one step either
+//! side, and each step at most once per operator (RFC 6238 §5.2): the last used step is stored
+//! and only a later one is accepted.
+//!
+//! Secrets made before per-operator sealing were sealed with the shared `totp` data key, now
+//! retired. Such a secret opens once more, at its owner's next sign-in with a correct code, if
+//! that sign-in's key ring still holds the old key; it is then re-sealed for the owner alone.
+//! Otherwise the owner signs in with a backup code and an administrator resets their MFA.
 
 mod qr;
 mod repo;
@@ -14,12 +22,13 @@ use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, TOTP};
 use zeroize::Zeroizing;
 
-use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::{Actor, UserId};
-use crate::crypto::Place;
-use crate::keys::{KeyError, KeyRing, Purpose};
+use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
+use crate::auth::{Actor, CredentialKey, UserId};
+use crate::crypto::field;
+use crate::crypto::{KeyVersion, Place, SymmetricKey};
+use crate::keys::{KeyError, KeyRing};
 use crate::rbac::{self, Forbidden, Permission};
-use crate::store::{Store, StoreError, Timestamp};
+use crate::store::{Store, StoreError, Timestamp, Tx};
 
 /// Seconds per step.
 pub const STEP_SECONDS: u64 = 30;
@@ -47,10 +56,21 @@ pub enum MfaError {
     /// The code was valid but has been used already.
     #[error("this code was already used; wait for the next one")]
     Replayed,
+    /// This sign-in cannot open the operator's TOTP secret: it was sealed with the retired
+    /// shared `totp` key and this machine's key pair does not hold it, or it was sealed under a
+    /// password replaced outside Vigil.
+    #[error(
+        "your TOTP secret cannot be opened by this sign-in: sign in with a backup code, then ask \
+         an administrator to reset your MFA (`vigil user reset-mfa`) and enrol again"
+    )]
+    SecretUnavailable,
+    /// The credential key given is not the enrolling operator's.
+    #[error("this session holds no credential key of yours: sign in again with your own password")]
+    NoCredentialKey,
     /// No operator by that name.
     #[error("no operator named {0}")]
     UnknownOperator(String),
-    /// The `totp` key is not available to this session.
+    /// The retired `totp` key could not be read.
     #[error(transparent)]
     Keys(#[from] KeyError),
     /// The database failed.
@@ -126,26 +146,45 @@ fn place(user: UserId) -> (String, &'static str, &'static str) {
     (user.to_string(), "mfa_secrets", "secret_enc")
 }
 
-/// Starts enrolment for the signed-in operator: a fresh secret, sealed; MFA turns on only when
-/// a code from it is confirmed. Starting again before confirming replaces the secret.
-pub async fn enroll(store: &Store, ring: &KeyRing, actor: &Actor) -> Result<Enrolment, MfaError> {
+/// How a stored secret is sealed (`mfa_secrets.sealed_with`).
+const SEALED_WITH_CREDENTIAL_KEY: &str = "credential_key";
+
+/// The key a TOTP secret is sealed with: derived from its owner's credential key.
+fn secret_key(credential: &CredentialKey) -> SymmetricKey {
+    credential.derive("totp-secret-v1")
+}
+
+/// Seals `secret` for `credential`'s owner. The field's key version is 0: no data key made it.
+fn seal_secret(credential: &CredentialKey, secret: &[u8]) -> Vec<u8> {
+    let (row, table, column) = place(credential.user());
+    field::seal(
+        &secret_key(credential),
+        KeyVersion(0),
+        &Place::new(table, column, &row),
+        secret,
+    )
+}
+
+/// Starts enrolment for the signed-in operator (`credential` is the credential key their sign-in
+/// opened): a fresh secret, sealed for them alone; MFA turns on only when a code from it is
+/// confirmed. Starting again before confirming replaces the secret.
+pub async fn enroll(
+    store: &Store,
+    credential: &CredentialKey,
+    actor: &Actor,
+) -> Result<Enrolment, MfaError> {
     let user = actor.user_id();
+    if credential.user() != user {
+        return Err(MfaError::NoCredentialKey);
+    }
     if repo::mfa_enabled(store, user).await? {
         return Err(MfaError::AlreadyEnabled);
     }
     let mut secret = Zeroizing::new(vec![0u8; 20]);
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let (row, table, column) = place(user);
-    let (version, sealed) = ring
-        .seal_field(
-            store,
-            Purpose::Totp,
-            &Place::new(table, column, &row),
-            &secret,
-        )
-        .await?;
+    let sealed = seal_secret(credential, &secret);
     let mut tx = store.begin().await?;
-    repo::put_secret(&mut tx, user, &sealed, version.0, Timestamp::now()).await?;
+    repo::put_secret(&mut tx, user, &sealed, Timestamp::now()).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::MfaEnrolmentStarted).target(format!("user:{user}")),
@@ -180,15 +219,18 @@ pub async fn enroll(store: &Store, ring: &KeyRing, actor: &Actor) -> Result<Enro
 /// returned (shown once; only their hashes are kept).
 pub async fn confirm(
     store: &Store,
-    ring: &KeyRing,
+    credential: &CredentialKey,
     actor: &Actor,
     code: &str,
 ) -> Result<Vec<String>, MfaError> {
     let user = actor.user_id();
+    if credential.user() != user {
+        return Err(MfaError::NoCredentialKey);
+    }
     if repo::mfa_enabled(store, user).await? {
         return Err(MfaError::AlreadyEnabled);
     }
-    check_totp(store, ring, user, code, Timestamp::now()).await?;
+    check_totp(store, Some(credential), None, user, code, Timestamp::now()).await?;
     let codes = new_backup_codes();
     let mut tx = store.begin().await?;
     repo::enable(&mut tx, user, Timestamp::now()).await?;
@@ -203,17 +245,20 @@ pub async fn confirm(
 }
 
 /// Checks a second factor for `user` at `now`: a TOTP code (each step once) or an unused
-/// backup code (then spent).
+/// backup code (then spent). `credential` is the credential key this sign-in opened, which opens
+/// the TOTP secret; `legacy` is the sign-in's key ring, needed only for a secret still sealed
+/// with the retired shared `totp` key, which is then re-sealed with `credential`.
 pub async fn verify(
     store: &Store,
-    ring: &KeyRing,
+    credential: Option<&CredentialKey>,
+    legacy: Option<&KeyRing>,
     user: UserId,
     code: &str,
     now: Timestamp,
 ) -> Result<(), MfaError> {
     let code = code.trim();
     if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
-        return check_totp(store, ring, user, code, now).await;
+        return check_totp(store, credential, legacy, user, code, now).await;
     }
     let hash = backup_hash(user, &normalise_backup(code));
     if repo::spend_backup_code(store, user, &hash, now).await? {
@@ -225,29 +270,50 @@ pub async fn verify(
 
 async fn check_totp(
     store: &Store,
-    ring: &KeyRing,
+    credential: Option<&CredentialKey>,
+    legacy: Option<&KeyRing>,
     user: UserId,
     code: &str,
     now: Timestamp,
 ) -> Result<(), MfaError> {
-    let sealed = repo::secret(store, user)
+    let (sealed, sealed_with) = repo::secret(store, user)
         .await?
         .ok_or(MfaError::NotEnrolled)?;
+    let credential = credential.filter(|c| c.user() == user);
     let (row, table, column) = place(user);
-    let secret = ring
-        .open_field(
-            store,
-            Purpose::Totp,
-            &Place::new(table, column, &row),
-            &sealed,
-        )
-        .await?;
-    let step = matching_step(&secret, code, step_of(now)).ok_or(MfaError::InvalidCode)?;
-    if repo::use_step(store, user, step).await? {
-        Ok(())
+    let at = Place::new(table, column, &row);
+    let per_operator = sealed_with == SEALED_WITH_CREDENTIAL_KEY;
+    let secret = if per_operator {
+        let credential = credential.ok_or(MfaError::SecretUnavailable)?;
+        field::open(&secret_key(credential), &at, &sealed)
+            .map_err(|_| MfaError::SecretUnavailable)?
     } else {
-        Err(MfaError::Replayed)
+        let ring = legacy
+            .filter(|r| r.operator() == user)
+            .ok_or(MfaError::SecretUnavailable)?;
+        crate::keys::legacy::open_totp_secret(store, ring, &at, &sealed)
+            .await?
+            .ok_or(MfaError::SecretUnavailable)?
+    };
+    let step = matching_step(&secret, code, step_of(now)).ok_or(MfaError::InvalidCode)?;
+    if !repo::use_step(store, user, step).await? {
+        return Err(MfaError::Replayed);
     }
+    if let (false, Some(credential)) = (per_operator, credential) {
+        // The owner proved the code: from now on only their own sign-in opens the secret.
+        let mut tx = store.begin().await?;
+        if repo::reseal_secret(&mut tx, user, &sealed, &seal_secret(credential, &secret)).await? {
+            audit::append(
+                &mut tx,
+                &NewAuditEntry::new(AuditActor::System("mfa"), AuditAction::MfaSecretResealed)
+                    .target(format!("user:{user}")),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        crate::keys::legacy::retire_totp_keys_if_unused(store).await?;
+    }
+    Ok(())
 }
 
 /// Replaces the signed-in operator's backup codes with ten new ones (shown once).
@@ -280,7 +346,7 @@ pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<(), M
     let user = repo::operator_id(&mut tx, username)
         .await?
         .ok_or_else(|| MfaError::UnknownOperator(username.to_owned()))?;
-    repo::disable(&mut tx, user).await?;
+    remove_in(&mut tx, user).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::MfaReset).target(format!("user:{user}")),
@@ -288,6 +354,21 @@ pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<(), M
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Deletes `user`'s TOTP secret and backup codes and turns MFA off, within `tx` (an
+/// administrator's reset of MFA or of the password, after which the secret could not open).
+/// Returns whether MFA was on or an enrolment was under way.
+pub(crate) async fn remove_in(tx: &mut Tx, user: UserId) -> Result<bool, StoreError> {
+    repo::disable(tx, user).await
+}
+
+/// Whether `user` has a TOTP secret sealed with their credential key (which must then not be
+/// replaced while it could still open).
+pub(crate) async fn has_sealed_secret(store: &Store, user: UserId) -> Result<bool, StoreError> {
+    Ok(repo::secret(store, user)
+        .await?
+        .is_some_and(|(_, with)| with == SEALED_WITH_CREDENTIAL_KEY))
 }
 
 /// Whether `user` has MFA on.

@@ -16,38 +16,61 @@ pub(super) async fn mfa_enabled(store: &Store, user: UserId) -> Result<bool, Sto
     })
 }
 
-/// Stores a new, unconfirmed secret (replacing an unconfirmed one).
+/// Stores a new, unconfirmed secret sealed with its owner's credential key (replacing an
+/// unconfirmed one). `key_version` is 0: no data key made it.
 pub(super) async fn put_secret(
     tx: &mut Tx,
     user: UserId,
     sealed: &[u8],
-    key_version: u32,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO mfa_secrets (user_id, secret_enc, key_version, created_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
-         secret_enc = excluded.secret_enc, key_version = excluded.key_version, \
+        "INSERT INTO mfa_secrets (user_id, secret_enc, key_version, sealed_with, created_at) \
+         VALUES ($1, $2, 0, 'credential_key', $3) ON CONFLICT (user_id) DO UPDATE SET \
+         secret_enc = excluded.secret_enc, key_version = 0, sealed_with = 'credential_key', \
          created_at = excluded.created_at, confirmed_at = NULL, last_used_step = NULL",
     )
     .bind(user.to_string())
     .bind(sealed)
-    .bind(i64::from(key_version))
     .bind(now.micros())
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-pub(super) async fn secret(store: &Store, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(
-        sqlx::query("SELECT secret_enc FROM mfa_secrets WHERE user_id = $1")
-            .bind(user.to_string())
-            .fetch_optional(store.pool())
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?,
+/// The sealed secret and how it is sealed (`credential_key` or `totp_data_key`).
+pub(super) async fn secret(
+    store: &Store,
+    user: UserId,
+) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    let row = sqlx::query("SELECT secret_enc, sealed_with FROM mfa_secrets WHERE user_id = $1")
+        .bind(user.to_string())
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    })
+}
+
+/// Replaces a secret sealed with the retired `totp` key by the same secret sealed with its
+/// owner's credential key, if it is still the one read (`old`).
+pub(super) async fn reseal_secret(
+    tx: &mut Tx,
+    user: UserId,
+    old: &[u8],
+    sealed: &[u8],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE mfa_secrets SET secret_enc = $1, key_version = 0, sealed_with = 'credential_key' \
+         WHERE user_id = $2 AND secret_enc = $3 AND sealed_with = 'totp_data_key'",
     )
+    .bind(sealed)
+    .bind(user.to_string())
+    .bind(old)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records `step` as used if it is later than the last used one; false if it is not (replay).
@@ -79,7 +102,20 @@ pub(super) async fn enable(tx: &mut Tx, user: UserId, now: Timestamp) -> Result<
     Ok(())
 }
 
-pub(super) async fn disable(tx: &mut Tx, user: UserId) -> Result<(), StoreError> {
+/// Deletes the secret and backup codes and turns MFA off; whether there was anything to remove.
+pub(super) async fn disable(tx: &mut Tx, user: UserId) -> Result<bool, StoreError> {
+    let secrets = sqlx::query("SELECT COUNT(*) FROM mfa_secrets WHERE user_id = $1")
+        .bind(user.to_string())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get::<i64, _>(0)?;
+    let was_on = sqlx::query("SELECT mfa_enabled FROM users WHERE id = $1")
+        .bind(user.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| flag(&r, 0))
+        .transpose()?
+        .unwrap_or(false);
     for sql in [
         "DELETE FROM mfa_secrets WHERE user_id = $1",
         "DELETE FROM backup_codes WHERE user_id = $1",
@@ -94,7 +130,7 @@ pub(super) async fn disable(tx: &mut Tx, user: UserId) -> Result<(), StoreError>
         .bind(user.to_string())
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(was_on || secrets > 0)
 }
 
 pub(super) async fn replace_backup_codes(

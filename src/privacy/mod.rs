@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::tokens::{self, TokenError};
+use crate::auth::platform_tokens::{self, PlatformTokenKeys};
+use crate::auth::tokens::TokenError;
 use crate::auth::Actor;
 use crate::keys::{KeyError, KeyRing};
 use crate::rbac::{self, Forbidden, Permission};
@@ -638,21 +639,21 @@ pub async fn verify_code_at(
     get(store, id, now).await
 }
 
-/// Verifies the request with the subject's own access token: it must verify completely
-/// (signature, expiry, revocation, live session, active account) and belong to the subject.
+/// Verifies the request with the subject's own access token, signed by the platform: it must
+/// verify completely with the platform's public keys (signature, expiry, lifetime, revocation,
+/// live session, active account) and belong to the subject.
 pub async fn verify_token(
     store: &Store,
-    ring: &KeyRing,
+    platform: &PlatformTokenKeys,
     actor: &Actor,
     id: RequestId,
     token: &str,
 ) -> Result<Request, PrivacyError> {
     rbac::require(actor, Permission::DsrManage)?;
     let now = Timestamp::now();
-    let claims = tokens::verify_access_token(store, ring, token)
+    let claims = platform_tokens::verify(store, platform, token)
         .await
         .map_err(|e| match e {
-            TokenError::Keys(k) => PrivacyError::Keys(k),
             TokenError::Store(s) => PrivacyError::Store(s),
             other => PrivacyError::TokenRefused(other.to_string()),
         })?;

@@ -178,12 +178,8 @@ pub enum Purpose {
     Contact,
     /// Connection data kept with a person: IP addresses (activity, incident sources).
     Network,
-    /// TOTP secrets.
-    Totp,
     /// Blind indexes for equality lookups (email, IP).
     BlindIndex,
-    /// Signing access tokens.
-    Jwt,
     /// Keyed content hashes of comments.
     ContentHash,
     /// Retired: personal data of every kind, before it was split into [`Purpose::Contact`] and
@@ -193,12 +189,10 @@ pub enum Purpose {
 
 impl Purpose {
     /// Every purpose in use (the retired `pii` is not one).
-    pub const ALL: [Purpose; 6] = [
+    pub const ALL: [Purpose; 4] = [
         Purpose::Contact,
         Purpose::Network,
-        Purpose::Totp,
         Purpose::BlindIndex,
-        Purpose::Jwt,
         Purpose::ContentHash,
     ];
 
@@ -207,9 +201,7 @@ impl Purpose {
         match self {
             Purpose::Contact => "contact",
             Purpose::Network => "network",
-            Purpose::Totp => "totp",
             Purpose::BlindIndex => "blind_index",
-            Purpose::Jwt => "jwt",
             Purpose::ContentHash => "content_hash",
             Purpose::Pii => "pii",
         }
@@ -241,17 +233,17 @@ impl std::fmt::Display for Purpose {
 /// (the directory's email search compares blind indexes, it opens nothing). The very first
 /// administrator is the one exception: `vigil init` gives them every purpose, kept until a
 /// compliance officer holds them too and they give the extra ones up (`keys relinquish`).
-/// `totp` and `jwt` are held by every console role: each operator's sign-in needs them.
+/// TOTP secrets and token-signing keys are not data keys: each operator's are their own.
 pub fn role_holds(role: Role, purpose: Purpose) -> bool {
     use Purpose::*;
     match role {
         Role::User => false,
-        Role::Moderator => matches!(purpose, Network | BlindIndex | ContentHash | Totp | Jwt),
-        Role::ComplianceOfficer => matches!(purpose, Contact | Network | BlindIndex | Totp | Jwt),
-        Role::Admin => matches!(purpose, BlindIndex | Totp | Jwt),
+        Role::Moderator => matches!(purpose, Network | BlindIndex | ContentHash),
+        Role::ComplianceOfficer => matches!(purpose, Contact | Network | BlindIndex),
+        Role::Admin => matches!(purpose, BlindIndex),
         // The worker ingests activity (network, blind_index, content_hash) and runs the
         // detectors; it sends no mail yet, so it holds no `contact`.
-        Role::Service => matches!(purpose, Network | BlindIndex | ContentHash | Totp | Jwt),
+        Role::Service => matches!(purpose, Network | BlindIndex | ContentHash),
     }
 }
 
@@ -359,13 +351,13 @@ mod tests {
     /// the permission table is: a change to the table must change this too.
     #[test]
     fn every_role_and_purpose_pair_matches_the_specification() {
-        // Columns: contact network totp blind_index jwt content_hash
+        // Columns: contact network blind_index content_hash
         let spec: [(Role, &str); 5] = [
-            (Role::User, "......"),
-            (Role::Moderator, ".XXXXX"),
-            (Role::ComplianceOfficer, "XXXXX."),
-            (Role::Admin, "..XXX."),
-            (Role::Service, ".XXXXX"),
+            (Role::User, "...."),
+            (Role::Moderator, ".XXX"),
+            (Role::ComplianceOfficer, "XXX."),
+            (Role::Admin, "..X."),
+            (Role::Service, ".XXX"),
         ];
         let mut checked = 0;
         for (role, row) in spec {

@@ -4,9 +4,11 @@
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
-use vigil::auth::{self, Actor, Password, Username};
-use vigil::crypto::KeyBits;
-use vigil::keys::keystore::FileKeystore;
+use vigil::auth::platform_tokens::PlatformTokenKeys;
+use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
+use vigil::config::PlatformConfig;
+use vigil::crypto::{KeyBits, TokenSigningKey};
+use vigil::keys::keystore::{FileKeystore, Keystore};
 use vigil::keys::{self, KeyRing};
 use vigil::store::{DatabaseUrl, Store, StoreOptions};
 
@@ -140,6 +142,127 @@ pub async fn admin_keys(db: &TestDb) -> (Actor, KeyRing) {
         .await
         .expect("unlock keys");
     (actor, ring)
+}
+
+/// Signs `username` in on the machine whose keystore is `keystore`, with no MFA step owed: the
+/// session with that machine's keys and the credential key the password opened.
+pub async fn sign_in_with(
+    db: &TestDb,
+    keystore: &dyn Keystore,
+    username: &str,
+    password: &str,
+) -> Session {
+    match auth::login(
+        &db.store,
+        Some(keystore),
+        username,
+        password,
+        &LoginSource::default(),
+    )
+    .await
+    .expect("sign in")
+    {
+        LoginOutcome::SignedIn(s) => s,
+        LoginOutcome::MfaRequired(_) => panic!("{username} has MFA on"),
+    }
+}
+
+/// `vigil init`, then the administrator's full sign-in on the first machine.
+pub async fn admin_session(db: &TestDb) -> Session {
+    let _ = admin(db).await;
+    sign_in_with(db, &db.keystore, "root-admin", PASSWORD).await
+}
+
+/// The platform's identity service, as tests play it: its own Ed25519 key pair, the public half
+/// in a PEM file that a `[platform]` configuration names, and tokens for platform accounts.
+pub struct PlatformIssuer {
+    key: TokenSigningKey,
+    pub config: PlatformConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl PlatformIssuer {
+    /// A fresh key pair, its public key written as a PEM file.
+    pub fn new() -> Self {
+        let key = TokenSigningKey::generate();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("platform.pem");
+        std::fs::write(&path, ed25519_pem(key.public_key())).expect("write PEM");
+        Self {
+            key,
+            config: PlatformConfig {
+                token_keys: Some(path),
+                ..PlatformConfig::default()
+            },
+            _dir: dir,
+        }
+    }
+
+    /// The public keys as Vigil loads them.
+    pub fn keys(&self) -> PlatformTokenKeys {
+        PlatformTokenKeys::load(&self.config).expect("platform keys")
+    }
+
+    /// The signing key (tests that forge tokens use it with other claims).
+    pub fn signing_key(&self) -> &TokenSigningKey {
+        &self.key
+    }
+
+    /// Signs `claims` as the platform does.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        jsonwebtoken::encode(&header, claims, &self.key.encoding_key()).expect("sign")
+    }
+
+    /// Opens a platform session for account `user` (as the platform records it in the shared
+    /// database) and returns an access token for it with `roles`.
+    pub async fn token(&self, db: &TestDb, user: &str, roles: &[&str]) -> String {
+        let raw = db.raw().await;
+        let session = uuid::Uuid::now_v7().to_string();
+        let now = vigil::store::Timestamp::now().micros();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, 'platform', $3, $3, $4)",
+        )
+        .bind(&session)
+        .bind(user)
+        .bind(now)
+        .bind(now + 86_400_000_000)
+        .execute(&raw)
+        .await
+        .expect("platform session");
+        raw.close().await;
+        let iat = now / 1_000_000;
+        self.sign(&self.claims(user, &session, roles, iat))
+    }
+
+    /// The claims of a token for `user` in `session`, issued at `iat`.
+    pub fn claims(&self, user: &str, session: &str, roles: &[&str], iat: i64) -> serde_json::Value {
+        serde_json::json!({
+            "iss": self.config.token_issuer,
+            "aud": self.config.token_audience,
+            "sub": user,
+            "sid": session,
+            "roles": roles,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + 3600,
+            "jti": uuid::Uuid::now_v7().to_string(),
+        })
+    }
+}
+
+/// An Ed25519 public key as a PEM `PUBLIC KEY` (SPKI, RFC 8410) block.
+pub fn ed25519_pem(public: &[u8; 32]) -> String {
+    use base64::Engine;
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(public);
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
 }
 
 /// Adds an operator with `role` directly in the tables (account management is a later

@@ -45,9 +45,9 @@ pub struct RotationView {
 #[derive(Debug, Serialize, TS)]
 #[ts(export)]
 pub struct PurposeView {
-    /// `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash` (or the retired
+    /// `contact`, `network`, `blind_index` or `content_hash` (or the retired
     /// `pii`, on a database not yet split).
-    #[ts(type = "'contact' | 'network' | 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash'")]
+    #[ts(type = "'contact' | 'network' | 'pii' | 'blind_index' | 'content_hash'")]
     pub purpose: String,
     /// The version new values are written with.
     pub current: Option<u32>,
@@ -158,7 +158,7 @@ pub async fn keys_grant(state: State<'_, AppState>, req: GrantRequest) -> Comman
 #[derive(Debug, Deserialize, TS)]
 #[ts(export)]
 pub struct RotateRequest {
-    /// `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash`.
+    /// `contact`, `network`, `blind_index` or `content_hash`.
     pub purpose: String,
 }
 

@@ -30,11 +30,10 @@ pub struct MfaEnrolment {
 #[tauri::command]
 pub async fn mfa_begin(state: State<'_, AppState>) -> CommandResult<MfaEnrolment> {
     let (db, session, actor) = state.authorised().await?;
-    let ring = session
-        .ring
-        .as_ref()
-        .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
-    let e = vigil::mfa::enroll(&db.store, ring, &actor).await?;
+    let credential = session
+        .credential()
+        .ok_or(vigil::mfa::MfaError::NoCredentialKey)?;
+    let e = vigil::mfa::enroll(&db.store, &credential, &actor).await?;
     Ok(MfaEnrolment {
         qr_svg: e.qr_svg.clone(),
         secret: e.secret_base32.clone(),
@@ -60,11 +59,10 @@ pub async fn mfa_confirm(
     req: super::session::CodeRequest,
 ) -> CommandResult<BackupCodes> {
     let (db, session, actor) = state.authorised().await?;
-    let ring = session
-        .ring
-        .as_ref()
-        .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
-    let codes = vigil::mfa::confirm(&db.store, ring, &actor, &req.code).await?;
+    let credential = session
+        .credential()
+        .ok_or(vigil::mfa::MfaError::NoCredentialKey)?;
+    let codes = vigil::mfa::confirm(&db.store, &credential, &actor, &req.code).await?;
     Ok(BackupCodes { codes })
 }
 

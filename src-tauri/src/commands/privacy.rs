@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, State};
 use ts_rs::TS;
 use vigil::audit::AuditAction;
+use vigil::auth::platform_tokens::PlatformTokenKeys;
 use vigil::keys::KeyError;
 use vigil::privacy::{
     self, holds, Correction, ErasureReceipt, ExportedFile, Flow, Request, RequestDetail,
@@ -15,7 +16,7 @@ use vigil::privacy::{
 use vigil::store::Timestamp;
 
 use super::rfc3339;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{CommandError, CommandResult, ErrorCode};
 use crate::state::AppState;
 
 /// A data-subject request as the inbox and the detail show it.
@@ -571,11 +572,13 @@ pub async fn dsr_verify_token(
     state: State<'_, AppState>,
     req: DsrVerifyToken,
 ) -> CommandResult<DsrView> {
-    let (db, session, actor) = state.authorised().await?;
-    let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
+    let (db, _, actor) = state.authorised().await?;
+    // The platform signs its users' tokens; only its public keys are configured here.
+    let platform = PlatformTokenKeys::load(&state.config().platform)
+        .map_err(|e| CommandError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
     let request = privacy::verify_token(
         &db.store,
-        ring,
+        &platform,
         &actor,
         request_id(&req.id)?,
         req.token.trim(),

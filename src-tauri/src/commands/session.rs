@@ -211,7 +211,7 @@ pub async fn change_password(
         .ring
         .as_ref()
         .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
-    auth::change_password(
+    let credential = auth::change_password(
         &db.store,
         keystore,
         &actor,
@@ -220,6 +220,6 @@ pub async fn change_password(
         &req.new_password,
     )
     .await?;
-    session.password_changed();
+    session.password_changed(credential);
     me_of(&db, &session).await
 }

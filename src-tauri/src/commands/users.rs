@@ -283,6 +283,9 @@ pub struct TemporaryPassword {
     pub username: String,
     /// The password.
     pub temporary_password: String,
+    /// A reset removed the operator's MFA (their TOTP secret opened only with the old
+    /// password): they enrol again after choosing their new password.
+    pub mfa_removed: bool,
 }
 
 fn parse_roles(roles: &[String]) -> CommandResult<Vec<Role>> {
@@ -305,6 +308,7 @@ pub async fn user_create(
     Ok(TemporaryPassword {
         username: req.username.trim().to_owned(),
         temporary_password: temporary,
+        mfa_removed: false,
     })
 }
 
@@ -377,7 +381,8 @@ pub async fn user_unlock(state: State<'_, AppState>, req: UserRef) -> CommandRes
     detail_of(&db, &session, &actor, id).await
 }
 
-/// Sets a temporary password (their key pairs are retired; they enrol again at sign-in).
+/// Sets a temporary password (their key pairs are retired and their MFA removed; they enrol
+/// again at sign-in).
 #[tauri::command]
 pub async fn user_reset_password(
     state: State<'_, AppState>,
@@ -386,10 +391,11 @@ pub async fn user_reset_password(
     let (db, _, actor) = state.authorised().await?;
     let name = username_of(&db, &actor, user_id(&req.id)?).await?;
     let temporary = vigil::auth::random_password(16);
-    vigil::auth::reset_password(&db.store, &actor, &name, &temporary).await?;
+    let report = vigil::auth::reset_password(&db.store, &actor, &name, &temporary).await?;
     Ok(TemporaryPassword {
         username: name,
         temporary_password: temporary,
+        mfa_removed: report.mfa_removed,
     })
 }
 

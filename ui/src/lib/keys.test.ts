@@ -11,7 +11,7 @@ const pii: PurposeView = {
   ],
   rotation: null,
 };
-const jwt: PurposeView = { purpose: 'jwt', current: null, versions: [], rotation: null };
+const hash: PurposeView = { purpose: 'content_hash', current: null, versions: [], rotation: null };
 
 const holder = (granted: string[]): KeyHolderView => ({
   username: 'bob',

@@ -14,17 +14,9 @@ export const PURPOSE_COPY: Record<string, { label: string; description: string }
     label: 'Personal data (retired)',
     description: 'Sealed personal data before it was split into contact and network data.',
   },
-  totp: {
-    label: 'Two-factor secrets',
-    description: 'Encrypts the authenticator secrets of operators.',
-  },
   blind_index: {
     label: 'Search index',
     description: 'Keys the blind index that allows exact e-mail lookups without decrypting.',
-  },
-  jwt: {
-    label: 'Session tokens',
-    description: 'Signs the access and refresh tokens of signed-in sessions.',
   },
   content_hash: {
     label: 'Content hashing',

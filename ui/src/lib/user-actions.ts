@@ -44,7 +44,7 @@ export function describeAction(action: UserAction, username: string, self = fals
         label: 'Reset password',
         confirm: {
           title: `Reset the password of ${username}?`,
-          message: `The current password stops working. Vigil shows a temporary password once; ${username} must replace it at the next sign-in.`,
+          message: `The current password stops working, and ${username}'s two-factor authentication, which only that password opened, is removed. Vigil shows a temporary password once; ${username} must replace it at the next sign-in and set up two-factor again.`,
           confirmLabel: 'Reset password',
           danger: true,
         },

@@ -11,4 +11,9 @@ username: string,
 /**
  * The password.
  */
-temporary_password: string, };
+temporary_password: string, 
+/**
+ * A reset removed the operator's MFA (their TOTP secret opened only with the old
+ * password): they enrol again after choosing their new password.
+ */
+mfa_removed: boolean, };
