@@ -124,10 +124,20 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
     let (_, session, moderator) = state.authorised_for_password_change().await.unwrap();
     assert_eq!(moderator.roles(), [Role::Moderator]);
     assert!(
-        session.session_id().await.is_none(),
-        "no grants yet, so no tokens"
+        session.session_id().await.is_some(),
+        "tokens are signed with the key pair's own key: no grant needed"
     );
-    session.password_changed();
+    let credential = auth::change_password(
+        &db.store,
+        db.keystore.as_deref().unwrap(),
+        &moderator,
+        session.ring.as_ref().unwrap(),
+        TEMP,
+        "the moderator's own passphrase",
+    )
+    .await
+    .unwrap();
+    session.password_changed(credential);
 
     // Roles changed elsewhere apply at the next command; a suspension ends the session.
     users::set_roles(&db.store, &admin, "mod-desk", &[Role::ComplianceOfficer])
