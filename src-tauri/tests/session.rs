@@ -139,10 +139,15 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
     .unwrap();
     session.password_changed(credential);
 
-    // Roles changed elsewhere apply at the next command; a suspension ends the session.
+    // Roles changed elsewhere end the session at the next command (its access token names the
+    // old roles); signing in again gives the new ones. A suspension ends the session.
     users::set_roles(&db.store, &admin, "mod-desk", &[Role::ComplianceOfficer])
         .await
         .unwrap();
+    let ended = state.authorised().await.unwrap_err();
+    assert_eq!(ended.code, ErrorCode::SessionEnded, "{ended}");
+    assert!(ended.message.contains("roles"), "{ended}");
+    sign_in(state, "mod-desk", "the moderator's own passphrase").await;
     let (_, _, now) = state.authorised().await.unwrap();
     assert_eq!(now.roles(), [Role::ComplianceOfficer]);
     users::set_suspended(&db.store, &admin, "mod-desk", true)
