@@ -289,7 +289,12 @@ async fn no_data_key_and_no_other_operator_opens_a_totp_secret(db: TestDb) {
     for ring in [mo_ring, admin_ring] {
         for purpose in Purpose::ALL {
             for version in keys::live_versions(&db.store, purpose).await.unwrap() {
-                let key = ring.key(&db.store, purpose, version).await.unwrap();
+                // Every data key this operator's role holds (a moderator holds no `contact`).
+                let key = match ring.key(&db.store, purpose, version).await {
+                    Ok(key) => key,
+                    Err(keys::KeyError::NotGranted(..)) => continue,
+                    Err(e) => panic!("{e}"),
+                };
                 assert!(field::open(&key, &place, &sealed).is_err(), "{purpose}");
                 // Whatever version the field names.
                 let named = field::key_version(&sealed).unwrap();
@@ -298,7 +303,7 @@ async fn no_data_key_and_no_other_operator_opens_a_totp_secret(db: TestDb) {
             }
         }
     }
-    assert!(tried >= 2 * Purpose::ALL.len());
+    assert!(tried >= 2 * Purpose::ALL.len() - 1, "{tried}");
     assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_slice()));
     // The moderator's own credential key and key ring do not open it either.
     let code = mfa::code_at(&secret, step_now() + 4, 6);

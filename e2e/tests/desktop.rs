@@ -140,7 +140,7 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.screenshot("users").await?;
     app.click("nav-keys").await?;
     app.el("keys-holders").await?;
-    app.el("keys-purpose-pii").await?;
+    app.el("keys-purpose-contact").await?;
     app.screenshot("keys").await?;
     // The theme toggle switches the theme (the choice shows on the toggle and is kept).
     let before = app

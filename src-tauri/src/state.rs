@@ -258,20 +258,25 @@ impl AppState {
     ) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
         let session = self.current().ok_or_else(CommandError::not_signed_in)?;
         let db = self.db().await?;
-        if let Err(e) = self.check_tokens(&db, &session).await {
-            self.forget();
-            return Err(e);
-        }
-        match auth::recheck(&db.store, &session.actor()).await {
-            Ok(actor) => {
-                *session.actor.lock().unwrap_or_else(|p| p.into_inner()) = actor.clone();
-                Ok((db, session, actor))
-            }
+        // The account first, so a suspension is reported as one; then the access token, which a
+        // role change, a revocation or a retired key pair ends.
+        let actor = match auth::recheck(&db.store, &session.actor()).await {
+            Ok(actor) => actor,
             Err(e) => {
                 let e = CommandError::from(e);
                 if e.code == ErrorCode::SessionEnded {
                     self.forget();
                 }
+                return Err(e);
+            }
+        };
+        match self.check_tokens(&db, &session).await {
+            Ok(()) => {
+                *session.actor.lock().unwrap_or_else(|p| p.into_inner()) = actor.clone();
+                Ok((db, session, actor))
+            }
+            Err(e) => {
+                self.forget();
                 Err(e)
             }
         }

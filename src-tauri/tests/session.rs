@@ -124,29 +124,30 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
     let (_, session, moderator) = state.authorised_for_password_change().await.unwrap();
     assert_eq!(moderator.roles(), [Role::Moderator]);
     assert!(
-        session.session_id().await.is_none(),
-        "no grants yet, so no tokens"
+        session.session_id().await.is_some(),
+        "tokens are signed with the key pair's own key: no grant needed"
     );
-    // The password change the desktop's command makes: the credential key follows it.
-    let credential = vigil::auth::change_password(
+    let credential = auth::change_password(
         &db.store,
         db.keystore.as_deref().unwrap(),
         &moderator,
-        session
-            .ring
-            .as_ref()
-            .expect("key pair made at first sign-in"),
+        session.ring.as_ref().unwrap(),
         TEMP,
-        "a fresh desk passphrase 42",
+        "the moderator's own passphrase",
     )
     .await
     .unwrap();
     session.password_changed(credential);
 
-    // Roles changed elsewhere apply at the next command; a suspension ends the session.
+    // Roles changed elsewhere end the session at the next command (its access token names the
+    // old roles); signing in again gives the new ones. A suspension ends the session.
     users::set_roles(&db.store, &admin, "mod-desk", &[Role::ComplianceOfficer])
         .await
         .unwrap();
+    let ended = state.authorised().await.unwrap_err();
+    assert_eq!(ended.code, ErrorCode::SessionEnded, "{ended}");
+    assert!(ended.message.contains("roles"), "{ended}");
+    sign_in(state, "mod-desk", "the moderator's own passphrase").await;
     let (_, _, now) = state.authorised().await.unwrap();
     assert_eq!(now.roles(), [Role::ComplianceOfficer]);
     users::set_suspended(&db.store, &admin, "mod-desk", true)

@@ -7,10 +7,10 @@ import type { RotationView } from "./RotationView";
  */
 export type PurposeView = { 
 /**
- * `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash` (or the retired
+ * `contact`, `network`, `blind_index` or `content_hash` (or the retired
  * `pii`, on a database not yet split).
  */
-purpose: 'contact' | 'network' | 'pii' | 'totp' | 'blind_index' | 'jwt' | 'content_hash', 
+purpose: 'contact' | 'network' | 'pii' | 'blind_index' | 'content_hash', 
 /**
  * The version new values are written with.
  */

@@ -5,6 +5,6 @@
  */
 export type RotateRequest = { 
 /**
- * `contact`, `network`, `totp`, `blind_index`, `jwt` or `content_hash`.
+ * `contact`, `network`, `blind_index` or `content_hash`.
  */
 purpose: string, };
