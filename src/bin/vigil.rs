@@ -826,6 +826,16 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 );
                 println!("keystore:         {}", config.keystore);
                 println!("log:              {}", config.log);
+                println!(
+                    "platform.token_keys: {}",
+                    config
+                        .platform
+                        .token_keys
+                        .as_ref()
+                        .map_or("(none; data subjects verify by code)".into(), |p| p
+                            .display()
+                            .to_string())
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
