@@ -707,7 +707,7 @@ struct BenchArgs {
     /// Verification runs (the median is reported).
     #[arg(long, default_value_t = 5)]
     verify_runs: u32,
-    /// Skip timing a rotation of the `pii` key over the seeded rows.
+    /// Skip timing a rotation of the `contact` key over the seeded rows.
     #[arg(long)]
     no_rotate: bool,
     /// Measure data-subject requests instead: a subject with --subject-comments comments among
