@@ -318,6 +318,37 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
         keys::holdings(&db.store, &bea).await.unwrap().held,
         names(&purposes_of(&[Role::ComplianceOfficer]))
     );
+
+    // An order nobody with the right placed (written straight into the table, here by the
+    // moderator's name) is dropped, not carried out, at the next holder's sign-in.
+    let cy = common::operator_with_role(&db, "cy-officer", "compliance_officer").await;
+    let (cks, _cdir) = common::keystore();
+    keys::enrol(&db.store, &cks, &cy, PASSWORD, KeyBits::B2048)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO pending_grants (user_key_id, purpose, requested_by, requested_at) \
+         SELECT k.id, 'contact', (SELECT id FROM users WHERE username = 'mo-moderator'), 0 \
+         FROM user_keys k JOIN users u ON u.id = k.user_id WHERE u.username = 'cy-officer'",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    auth::login(
+        &db.store,
+        Some(&oks),
+        "olive-officer",
+        PASSWORD,
+        &LoginSource::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&raw, "SELECT COUNT(*) FROM pending_grants").await, 0);
+    assert!(keys::holdings(&db.store, &cy)
+        .await
+        .unwrap()
+        .held
+        .is_empty());
     raw.close().await;
 }
 on_both!(a_grant_the_administrator_cannot_wrap_waits_for_a_holder);

@@ -1949,7 +1949,7 @@ async fn bench_cmd(config: &Config, a: BenchArgs, explicit_database: bool) -> Re
             report.token_signature_verify_per_sec
         );
         if let (Some(rows), Some(rate)) = (report.rotation_rows, report.rotation_rows_per_sec) {
-            println!("pii rotation:   {rows} rows = {rate:.0} rows/s (5,000 per transaction)");
+            println!("contact rotation: {rows} rows = {rate:.0} rows/s (5,000 per transaction)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -568,7 +568,16 @@ pub async fn complete_pending(store: &Store, ring: &KeyRing) -> Result<u64, KeyE
             continue;
         }
         let mut tx = store.begin().await?;
-        if !entitled(&mut tx, &p.user_id).await?.contains(&purpose) {
+        // Only an order an active administrator placed, for an owner whose roles still hold
+        // the purpose, is carried out.
+        let ordered_by_admin = match &p.requested_by_id {
+            Some(by) => {
+                let (roles, status) = repo::roles_and_status(&mut tx, by).await?;
+                status == "active" && roles.iter().any(|r| r == "admin")
+            }
+            None => false,
+        };
+        if !ordered_by_admin || !entitled(&mut tx, &p.user_id).await?.contains(&purpose) {
             repo::delete_pending(&mut tx, &p.user_key_id, purpose).await?;
             tx.commit().await?;
             continue;

@@ -708,6 +708,7 @@ pub(super) struct PendingRow {
     pub der: Vec<u8>,
     pub purpose: String,
     pub requested_by: Option<String>,
+    pub requested_by_id: Option<String>,
     pub requested_at: i64,
 }
 
@@ -718,7 +719,8 @@ pub(super) async fn pending_grants(
 ) -> Result<Vec<PendingRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT p.user_key_id, k.user_id, u.username, k.fingerprint, k.public_key_der, p.purpose, \
-         (SELECT b.username FROM users b WHERE b.id = p.requested_by), p.requested_at \
+         (SELECT b.username FROM users b WHERE b.id = p.requested_by), p.requested_at, \
+         p.requested_by \
          FROM pending_grants p JOIN user_keys k ON k.id = p.user_key_id \
          JOIN users u ON u.id = k.user_id \
          WHERE k.retired_at IS NULL AND ($1 IS NULL OR k.user_id = $1) \
@@ -738,6 +740,7 @@ pub(super) async fn pending_grants(
                 purpose: r.try_get(5)?,
                 requested_by: r.try_get(6)?,
                 requested_at: r.try_get(7)?,
+                requested_by_id: r.try_get(8)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
