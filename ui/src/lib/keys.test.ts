@@ -11,7 +11,12 @@ const pii: PurposeView = {
   ],
   rotation: null,
 };
-const hash: PurposeView = { purpose: 'content_hash', current: null, versions: [], rotation: null };
+const hash: PurposeView = {
+  purpose: 'content_hash',
+  current: 1,
+  versions: [{ version: 1, status: 'active', rows: 10, grants: 1 }],
+  rotation: null,
+};
 
 const holder = (granted: string[]): KeyHolderView => ({
   username: 'bob',
@@ -19,16 +24,21 @@ const holder = (granted: string[]): KeyHolderView => ({
   key_pairs: 1,
   fingerprint: 'SHA256:abc',
   granted,
-  entitled: ['contact', 'jwt'],
+  entitled: ['contact'],
   status: 'active',
 });
 
 describe('keys helpers', () => {
   it('lists purposes with a current version the holder lacks', () => {
-    expect(missingGrants(holder([]), [pii, jwt])).toEqual(['contact']);
-    expect(missingGrants(holder(['contact']), [pii, jwt])).toEqual([]);
+    // content_hash has a current version but is not the holder's: never missing.
+    expect(missingGrants(holder([]), [pii, hash])).toEqual(['contact']);
+    expect(missingGrants(holder(['contact']), [pii, hash])).toEqual([]);
+    expect(missingGrants({ ...holder([]), entitled: ['contact', 'content_hash'] }, [pii, hash])).toEqual([
+      'contact',
+      'content_hash',
+    ]);
     // A purpose outside the holder's roles is never missing.
-    expect(missingGrants({ ...holder([]), entitled: ['jwt'] }, [pii, jwt])).toEqual([]);
+    expect(missingGrants({ ...holder([]), entitled: [] }, [pii, hash])).toEqual([]);
   });
 
   it('sums rows over versions', () => {
