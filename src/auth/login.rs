@@ -229,8 +229,12 @@ pub async fn login_at(
         repo::log_attempt(store, None, "failure", Some("throttled"), agent, now).await?;
         return Err(e);
     }
+    // An account whose hash this session may not read (team mode: another operator's) is
+    // treated as unknown, so a failure over someone else's login does not lock them out.
     let found = match Username::parse(username) {
-        Ok(u) => repo::find_operator(store, &u).await?,
+        Ok(u) => repo::find_operator(store, &u)
+            .await?
+            .filter(|o| o.password_hash.is_some()),
         Err(_) => None,
     };
     let Some(op) = found else {
@@ -243,7 +247,7 @@ pub async fn login_at(
         repo::log_attempt(store, None, "failure", Some("unknown_user"), agent, now).await?;
         return Err(LoginError::InvalidCredentials);
     };
-    let (pw, hash) = (password.to_owned(), op.password_hash.clone());
+    let (pw, hash) = (password.to_owned(), op.password_hash.clone().unwrap_or_default());
     let ok = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
         .await
         .unwrap_or(false);

@@ -4,14 +4,15 @@ use sqlx::Row;
 
 use super::{UserId, Username};
 use crate::rbac::Role;
-use crate::store::{flag, Store, StoreError, Timestamp, Tx};
+use crate::store::{backend_of, flag, team, Backend, Store, StoreError, Timestamp, Tx};
 
 pub(super) struct OperatorRow {
     pub id: UserId,
     pub username: Username,
     pub status: String,
     pub mfa_enabled: bool,
-    pub password_hash: String,
+    /// `None` when the database does not show it to this session (team mode: only one's own).
+    pub password_hash: Option<String>,
     pub roles: Vec<Role>,
     pub must_change_password: bool,
     pub failed_logins: i64,
@@ -22,12 +23,23 @@ pub(super) async fn find_operator(
     store: &Store,
     username: &Username,
 ) -> Result<Option<OperatorRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, u.must_change_password, \
-         u.failed_logins, u.locked_until FROM users u \
-         JOIN credentials c ON c.user_id = u.id \
-         WHERE u.username = $1 AND u.kind IN ('operator', 'service')",
-    )
+    // In team mode an operator's login may not read the credentials table; the definer
+    // function shows it only its own hash.
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, \
+             u.must_change_password, u.failed_logins, u.locked_until FROM users u \
+             JOIN credentials c ON c.user_id = u.id \
+             WHERE u.username = $1 AND u.kind IN ('operator', 'service')"
+            .to_owned(),
+        Backend::Postgres => format!(
+            "SELECT u.id, u.status, u.mfa_enabled, {}, u.must_change_password, \
+             u.failed_logins, u.locked_until FROM users u \
+             WHERE u.username = $1 AND u.kind IN ('operator', 'service') \
+             AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id)",
+            team::PASSWORD_HASH_EXPR
+        ),
+    };
+    let row = sqlx::query(&sql)
     .bind(username.as_str())
     .fetch_optional(store.pool())
     .await?;
@@ -108,12 +120,18 @@ pub(super) async fn insert_operator(
     .bind(kind)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, $3)")
+    if backend_of(tx) == Backend::Postgres {
+        team::set_password(tx, &id.to_string(), password_hash, false, now.micros()).await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
+        )
         .bind(id.to_string())
         .bind(password_hash)
         .bind(now.micros())
         .execute(&mut **tx)
         .await?;
+    }
     for role in roles {
         sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3)")
             .bind(id.to_string())
@@ -133,6 +151,10 @@ pub(super) async fn set_password(
     must_change: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    if backend_of(tx) == Backend::Postgres {
+        return team::set_password(tx, &id.to_string(), password_hash, must_change, now.micros())
+            .await;
+    }
     sqlx::query("UPDATE credentials SET password_hash = $1, changed_at = $2 WHERE user_id = $3")
         .bind(password_hash)
         .bind(now.micros())

@@ -1,0 +1,375 @@
+-- Team mode: Postgres enforces the rights (Postgres only; migrations/sqlite/0009 is a no-op).
+--
+-- Each Vigil role has a NOLOGIN group role, `<prefix>_<role>`; each operator who connects to
+-- the database gets a LOGIN role of their own, `<prefix>_u_<username>`, member of the groups
+-- of exactly their Vigil roles while their account is active. Role names are cluster-wide,
+-- so the prefix is per database (recorded in app_meta, so a database restored under another
+-- name keeps its roles' names). Table privileges per group are granted by `vigil migrate`
+-- from the permission table in src/rbac (store::team), not here. The owner running this needs
+-- CREATEROLE (and pg_signal_backend, to end a suspended operator's connections).
+
+-- Which database login belongs to which Vigil account.
+CREATE TABLE operator_logins (
+    user_id     TEXT NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    db_role     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX operator_logins_db_role_key ON operator_logins (db_role);
+
+INSERT INTO app_meta (key, value, updated_at)
+SELECT 'team_role_prefix',
+       CASE WHEN length(n) <= 24 THEN n
+            ELSE left(n, 20) || '_' || left(md5(current_database()), 6) END,
+       0
+FROM (SELECT regexp_replace(lower(current_database()), '[^a-z0-9_]', '_', 'g') AS n) AS db
+ON CONFLICT (key) DO NOTHING;
+
+-- The group role of a Vigil role in this database.
+CREATE FUNCTION vigil_group(vigil_role TEXT) RETURNS TEXT
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT value || '_' || vigil_role FROM app_meta WHERE key = 'team_role_prefix'
+$$;
+
+DO $$
+DECLARE
+    r TEXT;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['moderator', 'compliance_officer', 'admin', 'service'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = vigil_group(r)) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', vigil_group(r));
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Whether the session's login is the database owner (or a superuser). The session's login,
+-- not the current role: SET ROLE does not change session_user, and inside a SECURITY DEFINER
+-- function current_user is the function's owner.
+CREATE FUNCTION vigil_session_is_owner() RETURNS BOOLEAN
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT COALESCE(bool_or(r.rolsuper OR pg_has_role(session_user, d.datdba, 'MEMBER')), FALSE)
+    FROM pg_roles r, pg_database d
+    WHERE r.rolname = session_user AND d.datname = current_database()
+$$;
+
+-- The Vigil account whose database login this session is, if any.
+CREATE FUNCTION vigil_session_user_id() RETURNS TEXT
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT user_id FROM operator_logins WHERE db_role = session_user
+$$;
+
+-- Whether the session's login holds a Vigil permission through its groups. `vigil migrate`
+-- replaces this body with one generated from the permission table (store::team); until then
+-- only the owner passes.
+CREATE FUNCTION vigil_session_may(permission TEXT) RETURNS BOOLEAN
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT vigil_session_is_owner()
+$$;
+
+-- A text as the audit chain's canonical encoding writes it: u32 BE byte length, UTF-8 bytes.
+CREATE FUNCTION vigil_audit_text(t TEXT) RETURNS BYTEA
+LANGUAGE sql IMMUTABLE SET search_path = public, pg_temp AS $$
+    SELECT int4send(octet_length(convert_to(t, 'UTF8'))) || convert_to(t, 'UTF8')
+$$;
+
+-- The one way an operator adds to the audit log: takes the head under its row lock, hashes
+-- the entry as src/audit's canonical_bytes does, and appends it. An operator's login may
+-- write entries only as its own account (or a system job), stamped with the server's clock.
+CREATE FUNCTION vigil_audit_append(p_actor TEXT, p_action TEXT, p_target TEXT, p_details TEXT, p_at BIGINT)
+RETURNS BIGINT
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_seq BIGINT;
+    v_prev BYTEA;
+    v_hash BYTEA;
+    v_at BIGINT := p_at;
+    v_own TEXT;
+BEGIN
+    IF NOT vigil_session_is_owner() THEN
+        v_own := vigil_session_user_id();
+        IF v_own IS NULL THEN
+            RAISE EXCEPTION 'vigil: % is not an operator''s database login', session_user
+                USING ERRCODE = '42501';
+        END IF;
+        IF p_actor <> ('user:' || v_own) AND p_actor NOT LIKE 'system:%' THEN
+            RAISE EXCEPTION 'vigil: an operator appends audit entries only as themselves'
+                USING ERRCODE = '42501';
+        END IF;
+        v_at := (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT;
+    END IF;
+    UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash INTO v_seq, v_prev;
+    v_hash := sha256(v_prev
+        || convert_to('vigil-audit-v1', 'UTF8') || '\x00'::BYTEA
+        || int8send(v_seq) || int8send(v_at)
+        || vigil_audit_text(p_actor) || vigil_audit_text(p_action)
+        || CASE WHEN p_target IS NULL THEN '\x00'::BYTEA
+                ELSE '\x01'::BYTEA || vigil_audit_text(p_target) END
+        || vigil_audit_text(p_details));
+    INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
+    VALUES (v_seq, v_at, p_actor, p_action, p_target, p_details, v_prev, v_hash);
+    UPDATE audit_head SET hash = v_hash WHERE id = 1;
+    RETURN v_seq;
+END
+$$;
+
+-- Archiving: moves the live chain's start past entries already written to an archive
+-- segment and deletes them. Only a holder of the retention permission.
+CREATE FUNCTION vigil_audit_retire(p_first BIGINT, p_last BIGINT, p_last_hash BYTEA)
+RETURNS BOOLEAN
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_moved INTEGER;
+BEGIN
+    IF NOT vigil_session_may('retention_manage') THEN
+        RAISE EXCEPTION 'vigil: archiving the audit log needs the retention permission'
+            USING ERRCODE = '42501';
+    END IF;
+    UPDATE audit_head SET archived_through_seq = p_last, archived_hash = p_last_hash
+    WHERE id = 1 AND archived_through_seq = p_first - 1;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved = 0 THEN
+        RETURN FALSE;
+    END IF;
+    DELETE FROM audit_log WHERE seq >= p_first AND seq <= p_last;
+    RETURN TRUE;
+END
+$$;
+
+-- A password hash, for sign-in: only the session's own account's (the database login already
+-- says who is signing in), or any to the owner.
+CREATE FUNCTION vigil_password_hash(p_user_id TEXT) RETURNS TEXT
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT c.password_hash FROM credentials c
+    WHERE c.user_id = p_user_id
+      AND (vigil_session_is_owner() OR p_user_id = vigil_session_user_id())
+$$;
+
+-- Sets (or first stores) an account's password hash: one's own, or anyone's with the
+-- account-management permission.
+CREATE FUNCTION vigil_set_password(p_user_id TEXT, p_hash TEXT, p_must_change BOOLEAN, p_at BIGINT)
+RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF NOT (vigil_session_may('users_manage') OR p_user_id = vigil_session_user_id()) THEN
+        RAISE EXCEPTION 'vigil: only the account''s owner or an administrator sets its password'
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO credentials (user_id, password_hash, changed_at) VALUES (p_user_id, p_hash, p_at)
+    ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash,
+                                        changed_at = EXCLUDED.changed_at;
+    UPDATE users SET must_change_password = p_must_change, failed_logins = 0,
+                     locked_until = NULL, updated_at = p_at
+    WHERE id = p_user_id;
+END
+$$;
+
+-- Makes an account's database login mirror its Vigil state: member of the groups of its roles
+-- while active (or only locked out), NOLOGIN and in no group otherwise. Runs from triggers, so
+-- the change commits or rolls back with the Vigil change that caused it.
+CREATE FUNCTION vigil_sync_login(p_user_id TEXT) RETURNS VOID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_login TEXT;
+    v_status TEXT;
+    v_member BOOLEAN;
+    v_want BOOLEAN;
+    r TEXT;
+BEGIN
+    SELECT db_role INTO v_login FROM operator_logins WHERE user_id = p_user_id;
+    IF v_login IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_login) THEN
+        RETURN;
+    END IF;
+    SELECT status INTO v_status FROM users WHERE id = p_user_id;
+    FOREACH r IN ARRAY ARRAY['moderator', 'compliance_officer', 'admin', 'service'] LOOP
+        v_want := v_status IN ('active', 'locked')
+            AND EXISTS (SELECT 1 FROM user_roles WHERE user_id = p_user_id AND role = r);
+        v_member := EXISTS (
+            SELECT 1 FROM pg_auth_members m
+            JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+            WHERE g.rolname = vigil_group(r) AND u.rolname = v_login);
+        IF v_want AND NOT v_member THEN
+            EXECUTE format('GRANT %I TO %I', vigil_group(r), v_login);
+        ELSIF v_member AND NOT v_want THEN
+            EXECUTE format('REVOKE %I FROM %I', vigil_group(r), v_login);
+        END IF;
+    END LOOP;
+    IF v_status IN ('active', 'locked') THEN
+        EXECUTE format('ALTER ROLE %I LOGIN', v_login);
+    ELSE
+        EXECUTE format('ALTER ROLE %I NOLOGIN', v_login);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION vigil_sync_login_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'users' THEN
+        PERFORM vigil_sync_login(NEW.id);
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM vigil_sync_login(OLD.user_id);
+    ELSE
+        PERFORM vigil_sync_login(NEW.user_id);
+        IF TG_OP = 'UPDATE' AND OLD.user_id <> NEW.user_id THEN
+            PERFORM vigil_sync_login(OLD.user_id);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER team_sync_roles AFTER INSERT OR UPDATE OR DELETE ON user_roles
+    FOR EACH ROW EXECUTE FUNCTION vigil_sync_login_trigger();
+CREATE TRIGGER team_sync_status AFTER UPDATE OF status ON users
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION vigil_sync_login_trigger();
+CREATE TRIGGER team_sync_login AFTER INSERT ON operator_logins
+    FOR EACH ROW EXECUTE FUNCTION vigil_sync_login_trigger();
+
+-- An account removed for good: its login may no longer connect and leaves every group (the
+-- role itself stays for the database administrator to drop).
+CREATE FUNCTION vigil_login_removed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    r TEXT;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = OLD.db_role) THEN
+        FOREACH r IN ARRAY ARRAY['moderator', 'compliance_officer', 'admin', 'service'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_auth_members m
+                       JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+                       WHERE g.rolname = vigil_group(r) AND u.rolname = OLD.db_role) THEN
+                EXECUTE format('REVOKE %I FROM %I', vigil_group(r), OLD.db_role);
+            END IF;
+        END LOOP;
+        EXECUTE format('ALTER ROLE %I NOLOGIN', OLD.db_role);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER team_login_removed AFTER DELETE ON operator_logins
+    FOR EACH ROW EXECUTE FUNCTION vigil_login_removed();
+
+-- Creates an operator's database login, or gives an existing one a new password. Takes a
+-- SCRAM-SHA-256 verifier, never a password, so the server does not see the password. Needs the
+-- account-management permission. Returns the login's name.
+CREATE FUNCTION vigil_create_login(p_user_id TEXT, p_verifier TEXT, p_at BIGINT) RETURNS TEXT
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_username TEXT;
+    v_login TEXT;
+BEGIN
+    IF NOT vigil_session_may('users_manage') THEN
+        RAISE EXCEPTION 'vigil: creating a database login needs the account-management permission'
+            USING ERRCODE = '42501';
+    END IF;
+    IF p_verifier NOT LIKE 'SCRAM-SHA-256$%' THEN
+        RAISE EXCEPTION 'vigil: a database login takes a SCRAM-SHA-256 verifier, not a password'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT username INTO v_username FROM users
+    WHERE id = p_user_id AND kind IN ('operator', 'service') AND status <> 'deleted';
+    IF v_username IS NULL THEN
+        RAISE EXCEPTION 'vigil: no such operator' USING ERRCODE = '22023';
+    END IF;
+    SELECT db_role INTO v_login FROM operator_logins WHERE user_id = p_user_id;
+    IF v_login IS NULL THEN
+        v_login := vigil_group('u') || '_' || v_username;
+        IF octet_length(v_login) > 63 THEN
+            v_login := left(v_login, 54) || '_' || left(md5(p_user_id), 8);
+        END IF;
+        -- Never take over a role this database did not make for this account.
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_login) THEN
+            RAISE EXCEPTION 'vigil: a database role named % exists already', v_login
+                USING ERRCODE = '42710';
+        END IF;
+        EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', v_login, p_verifier);
+        INSERT INTO operator_logins (user_id, db_role, created_at) VALUES (p_user_id, v_login, p_at);
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_login) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', v_login, p_verifier);
+        ELSE
+            EXECUTE format('ALTER ROLE %I PASSWORD %L', v_login, p_verifier);
+        END IF;
+        PERFORM vigil_sync_login(p_user_id);
+    END IF;
+    RETURN v_login;
+END
+$$;
+
+-- Ends the open connections of an account that may no longer act (suspended or deleted).
+-- Needs the account-management permission. Returns how many were ended.
+CREATE FUNCTION vigil_end_connections(p_user_id TEXT) RETURNS INTEGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_login TEXT;
+    v_ended INTEGER;
+BEGIN
+    IF NOT vigil_session_may('users_manage') THEN
+        RAISE EXCEPTION 'vigil: ending connections needs the account-management permission'
+            USING ERRCODE = '42501';
+    END IF;
+    SELECT l.db_role INTO v_login FROM operator_logins l JOIN users u ON u.id = l.user_id
+    WHERE l.user_id = p_user_id AND u.status NOT IN ('active', 'locked');
+    IF v_login IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*) INTO v_ended FROM pg_stat_activity
+    WHERE usename = v_login AND pid <> pg_backend_pid() AND pg_terminate_backend(pid);
+    RETURN v_ended;
+END
+$$;
+
+-- The auth-epoch trigger writes a table operators may not write themselves.
+ALTER FUNCTION bump_auth_epoch() SECURITY DEFINER SET search_path = public, pg_temp;
+
+-- Row-level rules for the tables whose rows are people's accounts. They bind operators' logins
+-- only: the owner (migrations, `vigil init`, the existing single-login setups) and superusers
+-- bypass row-level security. Column and table privileges come on top (store::team).
+CREATE FUNCTION vigil_is_platform_account(p_user_id TEXT) RETURNS BOOLEAN
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM users WHERE id = p_user_id AND kind = 'platform')
+$$;
+
+ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_read ON users FOR SELECT USING (TRUE);
+-- Operators' and service accounts are made and changed by account managers; anyone whose
+-- permissions let them write platform accounts (ingestion, erasure, incident responses) may
+-- write only those; everyone keeps their own sign-in bookkeeping.
+CREATE POLICY team_insert ON users FOR INSERT
+    WITH CHECK (kind = 'platform' OR vigil_session_may('users_manage'));
+CREATE POLICY team_update ON users FOR UPDATE
+    USING (kind = 'platform' OR id = vigil_session_user_id() OR vigil_session_may('users_manage'))
+    WITH CHECK (kind = 'platform' OR id = vigil_session_user_id() OR vigil_session_may('users_manage'));
+CREATE POLICY team_delete ON users FOR DELETE
+    USING (kind = 'platform' OR vigil_session_may('users_manage'));
+
+ALTER TABLE user_roles ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_read ON user_roles FOR SELECT USING (TRUE);
+CREATE POLICY team_assign ON user_roles FOR INSERT WITH CHECK (vigil_session_may('roles_assign'));
+CREATE POLICY team_unassign ON user_roles FOR DELETE
+    USING (vigil_session_may('roles_assign') OR vigil_is_platform_account(user_id));
+
+-- Second factors: one's own, an administrator's reset, key rotation, a platform account's erasure.
+ALTER TABLE mfa_secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_own ON mfa_secrets FOR ALL
+    USING (user_id = vigil_session_user_id() OR vigil_session_may('users_manage')
+           OR vigil_session_may('keys_manage') OR vigil_is_platform_account(user_id))
+    WITH CHECK (user_id = vigil_session_user_id() OR vigil_session_may('users_manage')
+           OR vigil_session_may('keys_manage'));
+ALTER TABLE backup_codes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_own ON backup_codes FOR ALL
+    USING (user_id = vigil_session_user_id() OR vigil_session_may('users_manage')
+           OR vigil_is_platform_account(user_id))
+    WITH CHECK (user_id = vigil_session_user_id() OR vigil_session_may('users_manage'));
+
+-- Key pairs: an operator enrols their own; account and key managers retire others'.
+ALTER TABLE user_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_read ON user_keys FOR SELECT USING (TRUE);
+CREATE POLICY team_enrol ON user_keys FOR INSERT
+    WITH CHECK (user_id = vigil_session_user_id() OR vigil_session_may('keys_manage'));
+CREATE POLICY team_retire ON user_keys FOR UPDATE
+    USING (user_id = vigil_session_user_id() OR vigil_session_may('users_manage')
+           OR vigil_session_may('keys_manage'));
+CREATE POLICY team_erase ON user_keys FOR DELETE
+    USING (vigil_is_platform_account(user_id) OR vigil_session_may('users_manage'));
