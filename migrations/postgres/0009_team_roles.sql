@@ -304,6 +304,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_login TEXT;
     v_ended INTEGER;
+    v_pid INTEGER;
 BEGIN
     IF NOT vigil_session_may('users_manage') THEN
         RAISE EXCEPTION 'vigil: ending connections needs the account-management permission'
@@ -314,8 +315,15 @@ BEGIN
     IF v_login IS NULL THEN
         RETURN 0;
     END IF;
-    SELECT count(*) INTO v_ended FROM pg_stat_activity
-    WHERE usename = v_login AND pid <> pg_backend_pid() AND pg_terminate_backend(pid);
+    -- One backend at a time in a loop: in a single WHERE clause the planner may call
+    -- pg_terminate_backend before the filters, on everyone's connections.
+    v_ended := 0;
+    FOR v_pid IN SELECT pid FROM pg_stat_activity
+                 WHERE usename = v_login AND pid <> pg_backend_pid() LOOP
+        IF pg_terminate_backend(v_pid) THEN
+            v_ended := v_ended + 1;
+        END IF;
+    END LOOP;
     RETURN v_ended;
 END
 $$;
@@ -343,6 +351,28 @@ CREATE POLICY team_update ON users FOR UPDATE
     WITH CHECK (kind = 'platform' OR id = vigil_session_user_id() OR vigil_session_may('users_manage'));
 CREATE POLICY team_delete ON users FOR DELETE
     USING (kind = 'platform' OR vigil_session_may('users_manage'));
+
+-- Row-level security cannot compare a row before and after: this trigger keeps everyone but
+-- account managers to the sign-in bookkeeping columns of an operator's or service account's
+-- row (their own, as the policy above allows), so a column grant meant for platform accounts
+-- (status, for incident responses) does not let anyone reinstate or re-kind an operator.
+CREATE FUNCTION vigil_guard_operator_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    bookkeeping CONSTANT TEXT[] := ARRAY['failed_logins', 'locked_until', 'last_login_at',
+                                        'mfa_enabled', 'updated_at'];
+BEGIN
+    IF (OLD.kind <> 'platform' OR NEW.kind <> 'platform')
+       AND NOT vigil_session_is_owner() AND NOT vigil_session_may('users_manage')
+       AND (to_jsonb(NEW) - bookkeeping) IS DISTINCT FROM (to_jsonb(OLD) - bookkeeping) THEN
+        RAISE EXCEPTION 'vigil: only an account manager changes an operator''s account'
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER team_guard_operator_row BEFORE UPDATE ON users
+    FOR EACH ROW EXECUTE FUNCTION vigil_guard_operator_row();
 
 ALTER TABLE user_roles ENABLE ROW LEVEL SECURITY;
 CREATE POLICY team_read ON user_roles FOR SELECT USING (TRUE);

@@ -1,0 +1,519 @@
+//! Team mode on Postgres: each operator connects as their own database login, and Postgres
+//! itself refuses what their roles do not allow, whatever client they run. Every refusal here
+//! is tried over the operator's own login, never the owner's.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{TestDb, PASSWORD};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use vigil::auth::users::{self, DatabaseLogin};
+use vigil::auth::{self, Actor};
+use vigil::incidents::{self, QueueFilter};
+use vigil::privacy::{self, RequestKind, SubjectRef};
+use vigil::rbac::privileges::{role_grants, GROUP_ROLES};
+use vigil::rbac::Role;
+use vigil::store::{team, DatabaseUrl, Store, StoreOptions};
+
+/// A team database: the owner's store, and the first administrator signed in over their own
+/// database login.
+struct Team {
+    db: TestDb,
+    admin: Actor,
+    admin_store: Store,
+    admin_login: DatabaseLogin,
+}
+
+/// One operator working over their own login.
+struct Operator {
+    actor: Actor,
+    store: Store,
+    login: DatabaseLogin,
+}
+
+/// The test database's URL with the operator's database user and password instead of the
+/// owner's.
+fn url_as(db: &TestDb, login: &DatabaseLogin) -> String {
+    url_with(db, &login.user, login.password())
+}
+
+fn url_with(db: &TestDb, user: &str, password: &str) -> String {
+    let mut url = url::Url::parse(&db.raw_url).unwrap();
+    url.set_username(user).unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+async fn open_as(db: &TestDb, login: &DatabaseLogin) -> Store {
+    let url = DatabaseUrl::parse(&url_as(db, login)).unwrap();
+    Store::open(&url, &StoreOptions::default())
+        .await
+        .expect("open the store over the operator's own login")
+}
+
+async fn team() -> Team {
+    let db = common::postgres().await;
+    let owner_admin = common::admin(&db).await;
+    let admin_login = users::bootstrap_database_login(&db.store, owner_admin.user_id())
+        .await
+        .expect("init makes the first administrator's login");
+    let admin_store = open_as(&db, &admin_login).await;
+    assert!(admin_store.is_operator_login());
+    assert!(!db.store.is_operator_login());
+    let admin = auth::authenticate(&admin_store, "root-admin", PASSWORD)
+        .await
+        .expect("the administrator signs in over their own login");
+    Team {
+        db,
+        admin,
+        admin_store,
+        admin_login,
+    }
+}
+
+impl Team {
+    /// The administrator creates an operator (with their database login) over the
+    /// administrator's own login; the operator then signs in over theirs.
+    async fn operator(&self, name: &str, roles: &[Role]) -> Operator {
+        let (_, login) =
+            users::create_with_database_login(&self.admin_store, &self.admin, name, PASSWORD, roles)
+                .await
+                .expect("an administrator creates an operator over their own login");
+        let login = login.expect("a database login on Postgres");
+        let store = open_as(&self.db, &login).await;
+        let actor = auth::authenticate(&store, name, PASSWORD)
+            .await
+            .expect("the operator signs in over their own login");
+        Operator {
+            actor,
+            store,
+            login,
+        }
+    }
+
+    async fn raw_as(&self, login: &DatabaseLogin) -> PgPool {
+        PgPool::connect(&url_as(&self.db, login)).await.unwrap()
+    }
+
+    async fn conn_as(&self, login: &DatabaseLogin) -> PgConnection {
+        PgConnection::connect(&url_as(&self.db, login))
+            .await
+            .unwrap()
+    }
+
+    async fn owner(&self) -> PgPool {
+        PgPool::connect(&self.db.raw_url).await.unwrap()
+    }
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// Postgres refuses `sql` for lack of privilege (SQLSTATE 42501).
+async fn refused<'e, E: sqlx::PgExecutor<'e>>(ex: E, sql: &str) {
+    let e = sqlx::query(sql)
+        .execute(ex)
+        .await
+        .expect_err(&format!("Postgres should refuse: {sql}"));
+    assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{sql}: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
+    let t = team().await;
+    let m = t.operator("mod.one", &[Role::Moderator]).await;
+    let pool = t.raw_as(&m.login).await;
+    let me = m.actor.user_id().to_string();
+    let admin = t.admin.user_id().to_string();
+
+    refused(&pool, "UPDATE user_roles SET role = 'admin'").await;
+    refused(
+        &pool,
+        &format!("INSERT INTO user_roles (user_id, role, granted_at) VALUES ('{me}', 'admin', 0)"),
+    )
+    .await;
+    refused(&pool, "UPDATE audit_log SET details = '{}'").await;
+    refused(&pool, "DELETE FROM audit_log").await;
+    refused(&pool, "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES (999, 0, 'x', 'x', '{}', '', '')").await;
+    refused(&pool, "UPDATE audit_head SET seq = 0").await;
+    refused(&pool, "SELECT password_hash FROM credentials").await;
+    refused(&pool, "SELECT * FROM credentials").await;
+    refused(&pool, &format!("UPDATE credentials SET password_hash = 'x' WHERE user_id = '{admin}'")).await;
+    refused(&pool, "DELETE FROM key_grants").await;
+    refused(&pool, "UPDATE key_grants SET wrapped_key = ''").await;
+    refused(
+        &pool,
+        "INSERT INTO key_grants (data_key_id, user_key_id, wrapped_key, granted_at) \
+         SELECT d.id, k.id, '', 0 FROM data_keys d, user_keys k LIMIT 1",
+    )
+    .await;
+    refused(&pool, "INSERT INTO data_keys (id, purpose, version, status, created_at) VALUES ('x', 'pii', 99, 'active', 0)").await;
+    refused(&pool, "INSERT INTO operator_logins (user_id, db_role, created_at) VALUES ('x', 'postgres', 0)").await;
+    refused(&pool, "SELECT * FROM dsr_requests").await;
+    // Accounts: no column grant for the kind; the status grant (for suspending platform
+    // accounts) reaches neither another operator's row (row-level security) nor one's own
+    // beyond the sign-in bookkeeping (a trigger).
+    refused(&pool, &format!("UPDATE users SET kind = 'platform' WHERE id = '{me}'")).await;
+    refused(&pool, &format!("UPDATE users SET status = 'locked' WHERE id = '{me}'")).await;
+    let changed = sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    // Nor can they switch off another operator's second factor.
+    let changed = sqlx::query("UPDATE users SET mfa_enabled = FALSE WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    let changed = sqlx::query("DELETE FROM mfa_secrets WHERE user_id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+
+    // Another account's hash is not shown by the sign-in function, only one's own.
+    let theirs: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(&admin)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(theirs, None);
+    let mine: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(&me)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(mine.is_some_and(|h| h.starts_with("$argon2id$")));
+    // Signing in as the administrator over the moderator's login fails, even with the
+    // right password: the database login says who is signing in.
+    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD).await.is_err());
+
+    // The audit log takes entries only through the function, and only as oneself.
+    refused(
+        &pool,
+        &format!("SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0)"),
+    )
+    .await;
+    sqlx::query("SELECT vigil_audit_append($1, 'bench.entry', NULL, '{}', 0)")
+        .bind(format!("user:{me}"))
+        .execute(&pool)
+        .await
+        .expect("an operator appends as themselves");
+    // Nor can the moderator archive (delete) entries, or give itself a group.
+    refused(&pool, "SELECT vigil_audit_retire(1, 2, ''::bytea)").await;
+    let admin_group = team::group_name(&team::prefix(&t.db.store).await.unwrap(), Role::Admin);
+    refused(&pool, &format!("SET ROLE \"{admin_group}\"")).await;
+    refused(&pool, &format!("GRANT \"{admin_group}\" TO CURRENT_USER")).await;
+    refused(&pool, "SELECT vigil_create_login((SELECT id FROM users LIMIT 1), 'SCRAM-SHA-256$4096:x$y:z', 0)").await;
+
+    // Whatever the moderator tried, the chain the function built still verifies.
+    let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_cannot_change_roles() {
+    let t = team().await;
+    let o = t.operator("officer.one", &[Role::ComplianceOfficer]).await;
+    let pool = t.raw_as(&o.login).await;
+    let me = o.actor.user_id().to_string();
+    let admin = t.admin.user_id().to_string();
+    refused(&pool, "UPDATE user_roles SET role = 'admin'").await;
+    refused(
+        &pool,
+        &format!("INSERT INTO user_roles (user_id, role, granted_at) VALUES ('{me}', 'admin', 0)"),
+    )
+    .await;
+    // An officer may delete a platform account's roles during an erasure, but the rows of
+    // operators are not theirs to delete: Postgres' row-level security leaves them alone.
+    let gone = sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(gone, 0);
+    let gone = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(gone, 0);
+    let changed = sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1")
+        .bind(&admin)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(roles, ["admin"]);
+    // And through the core it is refused before any SQL.
+    assert!(users::set_roles(&o.store, &o.actor, "root-admin", &[Role::User])
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_operator_cannot_connect_and_is_disconnected() {
+    let t = team().await;
+    let m = t.operator("mod.two", &[Role::Moderator]).await;
+    let mut open = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut open)
+        .await
+        .unwrap();
+
+    users::set_suspended(&t.admin_store, &t.admin, "mod.two", true)
+        .await
+        .expect("an administrator suspends over their own login");
+
+    // The open connection was ended, and a new one is refused.
+    assert!(sqlx::query("SELECT 1").execute(&mut open).await.is_err());
+    let e = PgConnection::connect(&url_as(&t.db, &m.login))
+        .await
+        .expect_err("a suspended operator's login may not connect");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28000"), "{e}");
+    m.store.close().await;
+
+    // Reinstated, they connect again with their roles back.
+    users::set_suspended(&t.admin_store, &t.admin, "mod.two", false)
+        .await
+        .unwrap();
+    let mut again = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut again)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_moderator_is_refused_at_the_next_statement() {
+    let t = team().await;
+    let m = t.operator("mod.three", &[Role::Moderator]).await;
+    let mut conn = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    users::set_roles(&t.admin_store, &t.admin, "mod.three", &[Role::User])
+        .await
+        .unwrap();
+    refused(&mut conn, "SELECT COUNT(*) FROM incidents").await;
+    // Promoted to officer, the same connection reads requests but still not incidents' actions.
+    users::set_roles(
+        &t.admin_store,
+        &t.admin,
+        "mod.three",
+        &[Role::ComplianceOfficer],
+    )
+    .await
+    .unwrap();
+    sqlx::query("SELECT COUNT(*) FROM dsr_requests")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    refused(&mut conn, "INSERT INTO ip_blocks (id, ip, reason, created_at) VALUES ('x', '203.0.113.1', 'r', 0)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_database_password_is_refused() {
+    let t = team().await;
+    let e = PgConnection::connect(&url_with(&t.db, &t.admin_login.user, "not-the-password"))
+        .await
+        .expect_err("a wrong database password must be refused");
+    // 28P01: invalid_password. A server that trusts TCP connections accepts anything, so the
+    // test script's Postgres authenticates with scram-sha-256 (scripts/lib/postgres.sh).
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    let e = PgConnection::connect(&url_with(&t.db, "nobody_at_all", "x"))
+        .await
+        .expect_err("an unknown database user must be refused");
+    assert!(sqlstate(&e).is_some(), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_work_goes_through_each_operators_own_login() {
+    let t = team().await;
+    let m = t.operator("mod.four", &[Role::Moderator]).await;
+    let o = t.operator("officer.two", &[Role::ComplianceOfficer]).await;
+
+    // A platform account for the officer's request (the platform's own data, loaded by the
+    // owner here).
+    let owner = t.owner().await;
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at) \
+         VALUES ($1, 'pat.platform', 'Pat', 'platform', 'active', 0, 0)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .execute(&owner)
+    .await
+    .unwrap();
+
+    // The moderator lists incidents.
+    incidents::list(
+        &m.store,
+        &m.actor,
+        &QueueFilter {
+            limit: Some(50),
+            ..QueueFilter::default()
+        },
+    )
+    .await
+    .expect("a moderator lists incidents over their own login");
+
+    // The officer files a data-subject request.
+    let created = privacy::create(
+        &o.store,
+        None,
+        &o.actor,
+        RequestKind::Access,
+        &SubjectRef::Username("pat.platform".into()),
+    )
+    .await
+    .expect("an officer files a request over their own login");
+    privacy::list(&o.store, &o.actor, &Default::default())
+        .await
+        .expect("and lists requests");
+    assert!(!created.verification_code.is_empty());
+
+    // The administrator lists and creates operators (the two above were made that way).
+    let all = users::list(&t.admin_store, &t.admin, &Default::default())
+        .await
+        .unwrap();
+    assert!(all.iter().any(|a| a.username == "officer.two"));
+    // The moderator changes their own password over their own login.
+    let raw = t.raw_as(&m.login).await;
+    let before: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(m.actor.user_id().to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+
+    // The audit entries every step wrote through the definer function verify end to end.
+    let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+    let actors: Vec<String> = sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log")
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+    assert!(actors.contains(&format!("user:{}", o.actor.user_id())));
+    assert!(before.is_some());
+}
+
+/// Direct grants to `grantee`, from the catalogue: whole-table privileges and column privileges
+/// not implied by a whole-table one.
+async fn catalogue_grants(owner: &PgPool, grantee: &str) -> BTreeSet<(String, String, Option<String>)> {
+    let mut out = BTreeSet::new();
+    for r in sqlx::query(
+        "SELECT table_name::text, privilege_type::text FROM information_schema.role_table_grants \
+         WHERE grantee = $1 AND table_schema = 'public'",
+    )
+    .bind(grantee)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+    {
+        out.insert((r.get(0), r.get(1), None));
+    }
+    for r in sqlx::query(
+        "SELECT table_name::text, column_name::text, privilege_type::text \
+         FROM information_schema.column_privileges \
+         WHERE grantee = $1 AND table_schema = 'public'",
+    )
+    .bind(grantee)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+    {
+        let (table, column, p): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if !out.contains(&(table.clone(), p.clone(), None)) {
+            out.insert((table, p, Some(column)));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_privileges_match_the_permission_table() {
+    let t = team().await;
+    let owner = t.owner().await;
+    let prefix = team::prefix(&t.db.store).await.unwrap();
+    for role in GROUP_ROLES {
+        let group = team::group_name(&prefix, role);
+        let expected: BTreeSet<(String, String, Option<String>)> = role_grants(role)
+            .into_iter()
+            .map(|(t, p, c)| (t.to_owned(), p.as_sql().to_owned(), c.map(str::to_owned)))
+            .collect();
+        let granted = catalogue_grants(&owner, &group).await;
+        assert_eq!(
+            granted, expected,
+            "{role}: the catalogue (left) differs from the permission table (right)"
+        );
+        // Whatever the table says, some things no group may do at all.
+        for (table, p) in [
+            ("audit_log", "UPDATE"),
+            ("audit_log", "DELETE"),
+            ("audit_log", "INSERT"),
+            ("audit_head", "UPDATE"),
+            ("credentials", "SELECT"),
+            ("credentials", "UPDATE"),
+            ("operator_logins", "INSERT"),
+        ] {
+            let has: bool = sqlx::query_scalar("SELECT has_table_privilege($1, $2, $3)")
+                .bind(&group)
+                .bind(table)
+                .bind(p)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+            assert!(!has, "{group} has {p} on {table}");
+        }
+        let sees_hash: bool =
+            sqlx::query_scalar("SELECT has_column_privilege($1, 'credentials', 'password_hash', 'SELECT')")
+                .bind(&group)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+        assert!(!sees_hash, "{group} may read password hashes");
+        // And the groups cannot log in.
+        let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+            .bind(&group)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+        assert!(!login, "{group}");
+    }
+    // An operator's login holds exactly the groups of their roles.
+    let m = t.operator("mod.five", &[Role::Moderator, Role::ComplianceOfficer]).await;
+    let mut groups: Vec<String> = sqlx::query_scalar(
+        "SELECT g.rolname::text FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid \
+         JOIN pg_roles u ON u.oid = a.member WHERE u.rolname = $1 ORDER BY 1",
+    )
+    .bind(&m.login.user)
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    groups.sort();
+    let mut want = vec![
+        team::group_name(&prefix, Role::ComplianceOfficer),
+        team::group_name(&prefix, Role::Moderator),
+    ];
+    want.sort();
+    assert_eq!(groups, want);
+}
