@@ -517,3 +517,170 @@ async fn granted_privileges_match_the_permission_table() {
     want.sort();
     assert_eq!(groups, want);
 }
+
+// ---- Upgrading a database made before team mode. ----
+
+/// `vigil ARGS` with a clean environment, on `url`, with a file keystore in `keys`.
+fn vigil(url: &str, keys: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("VIGIL_DATABASE_URL", url)
+        .env("VIGIL_KEYSTORE", format!("file:{}", keys.join("ks").display()))
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "vigil {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The schema as migrations 0001-0006 left it, before team mode.
+async fn previous_schema(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir("migrations/postgres").unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.as_str() < "0007" {
+            std::fs::copy(e.path(), dir.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    assert_eq!(migrator.iter().count(), 6);
+    let pool = PgPool::connect(url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// An operator and their credential and role, written the way the previous version did.
+async fn old_operator(pool: &PgPool, username: &str, role: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    let name = auth::Username::parse(username).unwrap();
+    let hash = auth::hash_password(&auth::Password::parse_for_operator(PASSWORD, &name).unwrap());
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at) \
+         VALUES ($1, $2, $2, 'operator', 'active', 0, 0)",
+    )
+    .bind(&id)
+    .bind(username)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, 0)")
+        .bind(&id)
+        .bind(hash)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, 0)")
+        .bind(&id)
+        .bind(role)
+        .execute(pool)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_team_mode_upgrades_and_operators_get_logins() {
+    let owner_url = common::postgres_url().await;
+    previous_schema(&owner_url).await;
+    let pool = PgPool::connect(&owner_url).await.unwrap();
+    let admin_id = old_operator(&pool, "root-admin", "admin").await;
+    old_operator(&pool, "old.mod", "moderator").await;
+    sqlx::query(
+        "INSERT INTO app_meta (key, value, updated_at) VALUES ('initialised_at', '0', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // One audit entry on the old chain, hashed by the core as the previous version did.
+    let (actor, details) = (format!("system:init"), "{}".to_owned());
+    let canonical = vigil::audit::canonical_bytes(1, 1, &actor, "operator.bootstrapped", Some(&format!("user:{admin_id}")), &details);
+    let hash = vigil::audit::chain_hash(&[0u8; 32], &canonical).to_vec();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) \
+         VALUES (1, 1, $1, 'operator.bootstrapped', $2, $3, $4, $5)",
+    )
+    .bind(&actor)
+    .bind(format!("user:{admin_id}"))
+    .bind(&details)
+    .bind(vec![0u8; 32])
+    .bind(&hash)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 1, hash = $1")
+        .bind(&hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO incidents (id, kind, severity, status, dedup_key, summary, created_at, updated_at) \
+         VALUES ('i1', 'suspicious_activity', 'high', 'open', 'k', 'old incident', 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The database administrator migrates with the owner's URL...
+    let admin_keys = tempfile::tempdir().unwrap();
+    let out = vigil(&owner_url, admin_keys.path(), &["migrate", "--json"], &[]);
+    assert!(out.contains("\"migrated\": true"), "{out}");
+    // ...and an administrator gives the existing moderator a database login (here over the
+    // owner's URL, as no one has a login yet).
+    let out = vigil(
+        &owner_url,
+        admin_keys.path(),
+        &["user", "db-login", "old.mod", "--json"],
+        &[("VIGIL_USERNAME", "root-admin"), ("VIGIL_PASSWORD", PASSWORD)],
+    );
+    let login: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let db_user = login["database_user"].as_str().unwrap().to_owned();
+    let db_password = login["database_password"].as_str().unwrap().to_owned();
+    assert!(db_user.ends_with("_u_old.mod"), "{db_user}");
+
+    // The moderator keeps the password in their keystore; their config holds no password.
+    let mut url = url::Url::parse(&owner_url).unwrap();
+    url.set_username(&db_user).unwrap();
+    url.set_password(None).unwrap();
+    let mod_url = url.to_string();
+    let mod_keys = tempfile::tempdir().unwrap();
+    vigil(
+        &mod_url,
+        mod_keys.path(),
+        &["keystore", "set-database-password"],
+        &[("VIGIL_DATABASE_PASSWORD", &db_password)],
+    );
+    let out = vigil(
+        &mod_url,
+        mod_keys.path(),
+        &["incidents", "list", "--json"],
+        &[("VIGIL_USERNAME", "old.mod"), ("VIGIL_PASSWORD", PASSWORD)],
+    );
+    assert!(out.contains("old incident"), "{out}");
+
+    // Over that login Postgres refuses what a moderator may not do.
+    let mut direct = url::Url::parse(&mod_url).unwrap();
+    direct.set_password(Some(&db_password)).unwrap();
+    let mod_pool = PgPool::connect(direct.as_str()).await.unwrap();
+    refused(&mod_pool, "DELETE FROM audit_log").await;
+    refused(&mod_pool, "SELECT password_hash FROM credentials").await;
+
+    // The chain from before the upgrade continues through the definer function.
+    let store = Store::open(&DatabaseUrl::parse(&owner_url).unwrap(), &StoreOptions::default())
+        .await
+        .unwrap();
+    let v = vigil::audit::verify_chain(&store).await.unwrap();
+    match v {
+        vigil::audit::Verification::Ok { entries, .. } => assert!(entries >= 3, "{entries}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -52,6 +52,9 @@ enum Command {
         /// VIGIL_ADMIN_PASSWORD or asked for on the terminal.
         #[arg(long, value_name = "NAME")]
         admin: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Apply pending schema migrations and report the database.
     Migrate(JsonFlag),
@@ -164,6 +167,10 @@ enum ConfigCommand {
 enum KeystoreCommand {
     /// Store, read back and delete a test secret in the configured keystore.
     Check(JsonFlag),
+    /// Team mode: keep your database password (from VIGIL_DATABASE_PASSWORD, or asked for on
+    /// the terminal) in the keystore for the database user the configured URL names, after
+    /// checking it connects. The config file then holds postgres://USER@host/db, no password.
+    SetDatabasePassword,
 }
 
 #[derive(Subcommand)]
@@ -278,6 +285,18 @@ enum UserCommand {
         /// A role (repeat for several): user, moderator, compliance_officer, admin, service.
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Team mode (Postgres): give an existing operator their own database login, or a new
+    /// password for it; the database user and password are printed once.
+    DbLogin {
+        /// The operator's username.
+        username: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Operator accounts, by username, one page at a time.
     List {
@@ -752,12 +771,29 @@ fn init_logging(filter: &str) {
 }
 
 async fn open(config: &Config) -> Result<Store> {
-    Ok(Store::open(&config.database.url, &config.database.store_options()).await?)
+    Ok(Store::open(&connect_url(config), &config.database.store_options()).await?)
+}
+
+/// The configured URL, with the operator's database password from their keystore when the
+/// URL names a Postgres user without one (team mode keeps it out of the config file).
+fn connect_url(config: &Config) -> DatabaseUrl {
+    let url = &config.database.url;
+    if url.postgres_user().is_none() || url.has_password() {
+        return url.clone();
+    }
+    match config.keystore.open() {
+        Ok(ks) => vigil::store::team::with_remembered_password(ks.as_ref(), url)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the database password from the keystore");
+                url.clone()
+            }),
+        Err(_) => url.clone(),
+    }
 }
 
 async fn run(command: Command, config: Config, explicit_database: bool) -> Result<ExitCode> {
     match command {
-        Command::Init { admin } => init(&config, &admin).await,
+        Command::Init { admin, json } => init(&config, &admin, json).await,
         Command::Migrate(f) => {
             let store = open(&config).await?;
             let initialised = auth::is_initialised(&store).await?;
@@ -799,6 +835,9 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
+        Command::Keystore(KeystoreCommand::SetDatabasePassword) => {
+            set_database_password(&config).await
+        }
         Command::Audit(AuditCommand::Verify { archive, json }) => {
             let store = open(&config).await?;
             let (actor, _) = sign_in(&config, &store).await?;
@@ -1192,16 +1231,48 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
     match command {
-        UserCommand::Create { username, roles } => {
+        UserCommand::Create {
+            username,
+            roles,
+            json,
+        } => {
             let roles = parse_roles(&roles)?;
             let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
                 Ok(p) => (p, false),
                 Err(_) => (auth::random_password(20), true),
             };
-            let id = users::create(&store, &actor, &username, &temporary, &roles).await?;
-            println!("created {username} ({id})");
-            if shown {
-                println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
+            let (id, login) =
+                users::create_with_database_login(&store, &actor, &username, &temporary, &roles)
+                    .await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "id": id.to_string(),
+                    "username": username,
+                    "temporary_password": shown.then_some(&temporary),
+                    "database_user": login.as_ref().map(|l| &l.user),
+                    "database_password": login.as_ref().map(|l| l.password()),
+                }))?;
+            } else {
+                println!("created {username} ({id})");
+                if shown {
+                    println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
+                }
+                if let Some(login) = &login {
+                    print_database_login(&store, login);
+                }
+            }
+        }
+        UserCommand::DbLogin { username, json } => {
+            let login = users::database_login(&store, &actor, &username).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "username": username,
+                    "database_user": login.user,
+                    "database_password": login.password(),
+                }))?;
+            } else {
+                println!("database login for {username}:");
+                print_database_login(&store, &login);
             }
         }
         UserCommand::List {
@@ -1434,9 +1505,63 @@ async fn unlock(config: &Config, store: &Store) -> Result<(Actor, KeyRing)> {
     }
 }
 
-async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
+/// Prints a new database login once, and how the operator connects with it.
+fn print_database_login(store: &Store, login: &users::DatabaseLogin) {
+    println!("database user: {}", login.user);
+    println!(
+        "database password (shown once; give it to the operator only): {}",
+        login.password()
+    );
+    println!(
+        "the operator connects to {} as postgres://{}:PASSWORD@host/db, keeping the password \
+         in their keystore with `vigil keystore set-database-password`",
+        store.describe(),
+        login.user
+    );
+}
+
+async fn set_database_password(config: &Config) -> Result<ExitCode> {
+    let url = &config.database.url;
+    if url.postgres_user().is_none() {
+        bail!(
+            "the configured database URL names no Postgres user: set it to \
+             postgres://DATABASE_USER@host/db (without the password) first"
+        );
+    }
+    if url.has_password() {
+        bail!("the configured database URL already holds a password: remove it from the URL");
+    }
+    let password = zeroize::Zeroizing::new(match std::env::var("VIGIL_DATABASE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            rpassword::prompt_password("Database password: ")?
+        }
+        Err(_) => bail!("set VIGIL_DATABASE_PASSWORD or run on a terminal to be asked"),
+    });
+    let with = url
+        .with_password(&password)
+        .ok_or_else(|| anyhow!("cannot put a password into this database URL"))?;
+    let store = Store::open(&with, &config.database.store_options()).await?;
+    store.close().await;
+    let keystore = config.keystore.open()?;
+    vigil::store::team::remember_password(keystore.as_ref(), url, &password)?;
+    println!(
+        "the database password for {} is kept in {}",
+        url.redacted(),
+        keystore.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
     let username = Username::parse(admin)?;
     let store = open(config).await?;
+    if store.is_operator_login() {
+        bail!(
+            "`vigil init` makes the database's first administrator and their database login: \
+             run it with the database owner's URL"
+        );
+    }
     if auth::is_initialised(&store).await? {
         bail!("this database is already initialised (it has operators); nothing was changed");
     }
@@ -1464,10 +1589,28 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
         config.rsa_bits,
     )
     .await?;
-    println!(
-        "initialised {}: administrator {username} ({id})",
-        store.describe()
-    );
+    // Team mode: the administrator's own database login, so no console needs the owner's.
+    let login = match store.backend() {
+        vigil::store::Backend::Postgres => Some(users::bootstrap_database_login(&store, id).await?),
+        vigil::store::Backend::Sqlite => None,
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "database": store.describe(),
+            "administrator": username.as_str(),
+            "id": id.to_string(),
+            "database_user": login.as_ref().map(|l| &l.user),
+            "database_password": login.as_ref().map(|l| l.password()),
+        }))?;
+    } else {
+        println!(
+            "initialised {}: administrator {username} ({id})",
+            store.describe()
+        );
+        if let Some(login) = &login {
+            print_database_login(&store, login);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

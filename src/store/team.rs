@@ -302,6 +302,55 @@ pub async fn login_of(store: &super::Store, user_id: &str) -> Result<Option<Stri
     )
 }
 
+/// The keystore entry holding an operator's database password: filed under an id made from
+/// the database user and the server and database it is for (the operator's account id is
+/// not known before connecting), named `database-password`.
+pub fn password_entry(
+    url: &super::DatabaseUrl,
+) -> Option<(uuid::Uuid, crate::keys::keystore::SecretName)> {
+    let user = url.postgres_user()?;
+    let target = url.postgres_target()?;
+    let digest = Sha256::digest(format!("vigil.database-login\0{user}\0{target}").as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    let name = crate::keys::keystore::SecretName::parse("database-password").ok()?;
+    Some((uuid::Uuid::from_bytes(id), name))
+}
+
+/// Keeps an operator's database password in their keystore (never in the config file).
+pub fn remember_password(
+    keystore: &dyn crate::keys::keystore::Keystore,
+    url: &super::DatabaseUrl,
+    password: &str,
+) -> Result<bool, crate::keys::keystore::KeystoreError> {
+    let Some((id, name)) = password_entry(url) else {
+        return Ok(false);
+    };
+    keystore.put(id, &name, password.as_bytes())?;
+    Ok(true)
+}
+
+/// The URL to connect with: unchanged if it has a password or names no Postgres user, else
+/// with the password remembered in the keystore for that user and database, if any.
+pub fn with_remembered_password(
+    keystore: &dyn crate::keys::keystore::Keystore,
+    url: &super::DatabaseUrl,
+) -> Result<super::DatabaseUrl, crate::keys::keystore::KeystoreError> {
+    if url.has_password() {
+        return Ok(url.clone());
+    }
+    let Some((id, name)) = password_entry(url) else {
+        return Ok(url.clone());
+    };
+    Ok(match keystore.get(id, &name)? {
+        Some(secret) => {
+            let password = zeroize::Zeroizing::new(String::from_utf8_lossy(secret.expose()).into_owned());
+            url.with_password(&password).unwrap_or_else(|| url.clone())
+        }
+        None => url.clone(),
+    })
+}
+
 /// Iterations of the SCRAM verifier (Postgres' default).
 const SCRAM_ITERATIONS: u32 = 4096;
 
