@@ -166,6 +166,34 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
         .unwrap()
         .rows_affected();
     assert_eq!(changed, 0);
+    // Nor end another operator's sessions, or open one in their name.
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+         VALUES ('s-admin', $1, 'desktop', 0, 0, 99999999999999)",
+    )
+    .bind(&admin)
+    .execute(&t.owner().await)
+    .await
+    .unwrap();
+    let (ended,): (i64,) = sqlx::query_as(
+        "WITH e AS (UPDATE sessions SET revoked_at = 1 WHERE user_id = $1 RETURNING 1) \
+         SELECT COUNT(*) FROM e",
+    )
+    .bind(&admin)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, 0);
+    let e = sqlx::query(
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+         VALUES ('s-forged', $1, 'x', 0, 0, 99999999999999)",
+    )
+    .bind(&admin)
+    .execute(&pool)
+    .await
+    .expect_err("a session in another operator's name");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e}");
+
     // Nor can they switch off another operator's second factor.
     let changed = sqlx::query("UPDATE users SET mfa_enabled = FALSE WHERE id = $1")
         .bind(&admin)

@@ -403,3 +403,33 @@ CREATE POLICY team_retire ON user_keys FOR UPDATE
            OR vigil_session_may('keys_manage'));
 CREATE POLICY team_erase ON user_keys FOR DELETE
     USING (vigil_is_platform_account(user_id) OR vigil_session_may('users_manage'));
+
+-- Sessions and their refresh tokens: an operator opens, refreshes and ends their own; account
+-- managers end anyone's; incident responses end a platform account's; retention and erasure
+-- remove old or erased ones (their table privileges decide who deletes at all).
+CREATE FUNCTION vigil_may_touch_sessions_of(p_user_id TEXT) RETURNS BOOLEAN
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT p_user_id = vigil_session_user_id() OR vigil_session_may('users_manage')
+        OR vigil_is_platform_account(p_user_id)
+$$;
+CREATE FUNCTION vigil_may_touch_session(p_session_id TEXT) RETURNS BOOLEAN
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT COALESCE((SELECT vigil_may_touch_sessions_of(user_id) FROM sessions
+                     WHERE id = p_session_id), FALSE)
+$$;
+
+ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_read ON sessions FOR SELECT USING (TRUE);
+CREATE POLICY team_open ON sessions FOR INSERT WITH CHECK (user_id = vigil_session_user_id());
+CREATE POLICY team_end ON sessions FOR UPDATE
+    USING (vigil_may_touch_sessions_of(user_id)) WITH CHECK (vigil_may_touch_sessions_of(user_id));
+CREATE POLICY team_remove ON sessions FOR DELETE
+    USING (vigil_may_touch_sessions_of(user_id) OR vigil_session_may('retention_manage'));
+
+ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
+CREATE POLICY team_read ON refresh_tokens FOR SELECT USING (TRUE);
+CREATE POLICY team_issue ON refresh_tokens FOR INSERT WITH CHECK (vigil_may_touch_session(session_id));
+CREATE POLICY team_rotate ON refresh_tokens FOR UPDATE
+    USING (vigil_may_touch_session(session_id)) WITH CHECK (vigil_may_touch_session(session_id));
+CREATE POLICY team_remove ON refresh_tokens FOR DELETE
+    USING (vigil_may_touch_session(session_id) OR vigil_session_may('retention_manage'));

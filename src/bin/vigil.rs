@@ -797,13 +797,21 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Migrate(f) => {
             let store = open(&config).await?;
             let initialised = auth::is_initialised(&store).await?;
+            // An operator's own login checks the schema is current but may not change it.
+            let migrated = !store.is_operator_login();
             if f.json {
                 print_json(&serde_json::json!({
                     "database": store.describe(),
                     "backend": store.backend(),
-                    "migrated": true,
+                    "migrated": migrated,
                     "initialised": initialised,
                 }))?;
+            } else if !migrated {
+                println!(
+                    "up to date: {} (connected as an operator's login; the database owner \
+                     runs `vigil migrate`)",
+                    store.describe()
+                );
             } else {
                 println!("migrated: {} ({})", store.describe(), store.backend());
                 if !initialised {

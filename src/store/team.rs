@@ -21,6 +21,8 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_session_user_id()",
     "vigil_session_may(text)",
     "vigil_is_platform_account(text)",
+    "vigil_may_touch_sessions_of(text)",
+    "vigil_may_touch_session(text)",
     "vigil_audit_text(text)",
     "vigil_audit_append(text, text, text, text, bigint)",
     "vigil_audit_retire(bigint, bigint, bytea)",
