@@ -270,7 +270,10 @@ async fn sqlite_and_postgres_schemas_match() {
     // compared here (tests/team.rs checks them).
     for t in POSTGRES_ONLY_TABLES {
         assert!(pg_cols.remove(*t).is_some(), "{t} missing on Postgres");
-        assert!(!lite_cols.contains_key(*t), "{t} should not exist on SQLite");
+        assert!(
+            !lite_cols.contains_key(*t),
+            "{t} should not exist on SQLite"
+        );
     }
     pg_idx.retain(|_, (table, _, _)| !POSTGRES_ONLY_TABLES.contains(&table.as_str()));
 

@@ -76,10 +76,15 @@ impl Team {
     /// The administrator creates an operator (with their database login) over the
     /// administrator's own login; the operator then signs in over theirs.
     async fn operator(&self, name: &str, roles: &[Role]) -> Operator {
-        let (_, login) =
-            users::create_with_database_login(&self.admin_store, &self.admin, name, PASSWORD, roles)
-                .await
-                .expect("an administrator creates an operator over their own login");
+        let (_, login) = users::create_with_database_login(
+            &self.admin_store,
+            &self.admin,
+            name,
+            PASSWORD,
+            roles,
+        )
+        .await
+        .expect("an administrator creates an operator over their own login");
         let login = login.expect("a database login on Postgres");
         let store = open_as(&self.db, &login).await;
         let actor = auth::authenticate(&store, name, PASSWORD)
@@ -142,7 +147,11 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     refused(&pool, "UPDATE audit_head SET seq = 0").await;
     refused(&pool, "SELECT password_hash FROM credentials").await;
     refused(&pool, "SELECT * FROM credentials").await;
-    refused(&pool, &format!("UPDATE credentials SET password_hash = 'x' WHERE user_id = '{admin}'")).await;
+    refused(
+        &pool,
+        &format!("UPDATE credentials SET password_hash = 'x' WHERE user_id = '{admin}'"),
+    )
+    .await;
     refused(&pool, "DELETE FROM key_grants").await;
     refused(&pool, "UPDATE key_grants SET wrapped_key = ''").await;
     refused(
@@ -152,13 +161,25 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     )
     .await;
     refused(&pool, "INSERT INTO data_keys (id, purpose, version, status, created_at) VALUES ('x', 'pii', 99, 'active', 0)").await;
-    refused(&pool, "INSERT INTO operator_logins (user_id, db_role, created_at) VALUES ('x', 'postgres', 0)").await;
+    refused(
+        &pool,
+        "INSERT INTO operator_logins (user_id, db_role, created_at) VALUES ('x', 'postgres', 0)",
+    )
+    .await;
     refused(&pool, "SELECT * FROM dsr_requests").await;
     // Accounts: no column grant for the kind; the status grant (for suspending platform
     // accounts) reaches neither another operator's row (row-level security) nor one's own
     // beyond the sign-in bookkeeping (a trigger).
-    refused(&pool, &format!("UPDATE users SET kind = 'platform' WHERE id = '{me}'")).await;
-    refused(&pool, &format!("UPDATE users SET status = 'locked' WHERE id = '{me}'")).await;
+    refused(
+        &pool,
+        &format!("UPDATE users SET kind = 'platform' WHERE id = '{me}'"),
+    )
+    .await;
+    refused(
+        &pool,
+        &format!("UPDATE users SET status = 'locked' WHERE id = '{me}'"),
+    )
+    .await;
     let changed = sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
         .bind(&admin)
         .execute(&pool)
@@ -225,12 +246,16 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     assert!(mine.is_some_and(|h| h.starts_with("$argon2id$")));
     // Signing in as the administrator over the moderator's login fails, even with the
     // right password: the database login says who is signing in.
-    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD).await.is_err());
+    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD)
+        .await
+        .is_err());
 
     // The audit log takes entries only through the function, and only as oneself.
     refused(
         &pool,
-        &format!("SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0)"),
+        &format!(
+            "SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0)"
+        ),
     )
     .await;
     sqlx::query("SELECT vigil_audit_append($1, 'bench.entry', NULL, '{}', 0)")
@@ -243,7 +268,11 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     let admin_group = team::group_name(&team::prefix(&t.db.store).await.unwrap(), Role::Admin);
     refused(&pool, &format!("SET ROLE \"{admin_group}\"")).await;
     refused(&pool, &format!("GRANT \"{admin_group}\" TO CURRENT_USER")).await;
-    refused(&pool, "SELECT vigil_create_login((SELECT id FROM users LIMIT 1), 'SCRAM-SHA-256$4096:x$y:z', 0)").await;
+    refused(
+        &pool,
+        "SELECT vigil_create_login((SELECT id FROM users LIMIT 1), 'SCRAM-SHA-256$4096:x$y:z', 0)",
+    )
+    .await;
 
     // Whatever the moderator tried, the chain the function built still verifies.
     let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
@@ -293,9 +322,11 @@ async fn an_officer_cannot_change_roles() {
         .unwrap();
     assert_eq!(roles, ["admin"]);
     // And through the core it is refused before any SQL.
-    assert!(users::set_roles(&o.store, &o.actor, "root-admin", &[Role::User])
-        .await
-        .is_err());
+    assert!(
+        users::set_roles(&o.store, &o.actor, "root-admin", &[Role::User])
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,7 +388,11 @@ async fn a_demoted_moderator_is_refused_at_the_next_statement() {
         .execute(&mut conn)
         .await
         .unwrap();
-    refused(&mut conn, "INSERT INTO ip_blocks (id, ip, reason, created_at) VALUES ('x', '203.0.113.1', 'r', 0)").await;
+    refused(
+        &mut conn,
+        "INSERT INTO ip_blocks (id, ip, reason, created_at) VALUES ('x', '203.0.113.1', 'r', 0)",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +481,10 @@ async fn normal_work_goes_through_each_operators_own_login() {
 
 /// Direct grants to `grantee`, from the catalogue: whole-table privileges and column privileges
 /// not implied by a whole-table one.
-async fn catalogue_grants(owner: &PgPool, grantee: &str) -> BTreeSet<(String, String, Option<String>)> {
+async fn catalogue_grants(
+    owner: &PgPool,
+    grantee: &str,
+) -> BTreeSet<(String, String, Option<String>)> {
     let mut out = BTreeSet::new();
     for r in sqlx::query(
         "SELECT table_name::text, privilege_type::text FROM information_schema.role_table_grants \
@@ -512,12 +550,13 @@ async fn granted_privileges_match_the_permission_table() {
                 .unwrap();
             assert!(!has, "{group} has {p} on {table}");
         }
-        let sees_hash: bool =
-            sqlx::query_scalar("SELECT has_column_privilege($1, 'credentials', 'password_hash', 'SELECT')")
-                .bind(&group)
-                .fetch_one(&owner)
-                .await
-                .unwrap();
+        let sees_hash: bool = sqlx::query_scalar(
+            "SELECT has_column_privilege($1, 'credentials', 'password_hash', 'SELECT')",
+        )
+        .bind(&group)
+        .fetch_one(&owner)
+        .await
+        .unwrap();
         assert!(!sees_hash, "{group} may read password hashes");
         // And the groups cannot log in.
         let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
@@ -528,7 +567,9 @@ async fn granted_privileges_match_the_permission_table() {
         assert!(!login, "{group}");
     }
     // An operator's login holds exactly the groups of their roles.
-    let m = t.operator("mod.five", &[Role::Moderator, Role::ComplianceOfficer]).await;
+    let m = t
+        .operator("mod.five", &[Role::Moderator, Role::ComplianceOfficer])
+        .await;
     let mut groups: Vec<String> = sqlx::query_scalar(
         "SELECT g.rolname::text FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid \
          JOIN pg_roles u ON u.oid = a.member WHERE u.rolname = $1 ORDER BY 1",
@@ -556,7 +597,10 @@ fn vigil(url: &str, keys: &std::path::Path, args: &[&str], env: &[(&str, &str)])
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
         .env("VIGIL_DATABASE_URL", url)
-        .env("VIGIL_KEYSTORE", format!("file:{}", keys.join("ks").display()))
+        .env(
+            "VIGIL_KEYSTORE",
+            format!("file:{}", keys.join("ks").display()),
+        )
         .stdin(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -623,15 +667,20 @@ async fn a_database_from_before_team_mode_upgrades_and_operators_get_logins() {
     let pool = PgPool::connect(&owner_url).await.unwrap();
     let admin_id = old_operator(&pool, "root-admin", "admin").await;
     old_operator(&pool, "old.mod", "moderator").await;
-    sqlx::query(
-        "INSERT INTO app_meta (key, value, updated_at) VALUES ('initialised_at', '0', 0)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO app_meta (key, value, updated_at) VALUES ('initialised_at', '0', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
     // One audit entry on the old chain, hashed by the core as the previous version did.
-    let (actor, details) = (format!("system:init"), "{}".to_owned());
-    let canonical = vigil::audit::canonical_bytes(1, 1, &actor, "operator.bootstrapped", Some(&format!("user:{admin_id}")), &details);
+    let (actor, details) = ("system:init".to_owned(), "{}".to_owned());
+    let canonical = vigil::audit::canonical_bytes(
+        1,
+        1,
+        &actor,
+        "operator.bootstrapped",
+        Some(&format!("user:{admin_id}")),
+        &details,
+    );
     let hash = vigil::audit::chain_hash(&[0u8; 32], &canonical).to_vec();
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) \
@@ -668,7 +717,10 @@ async fn a_database_from_before_team_mode_upgrades_and_operators_get_logins() {
         &owner_url,
         admin_keys.path(),
         &["user", "db-login", "old.mod", "--json"],
-        &[("VIGIL_USERNAME", "root-admin"), ("VIGIL_PASSWORD", PASSWORD)],
+        &[
+            ("VIGIL_USERNAME", "root-admin"),
+            ("VIGIL_PASSWORD", PASSWORD),
+        ],
     );
     let login: serde_json::Value = serde_json::from_str(&out).unwrap();
     let db_user = login["database_user"].as_str().unwrap().to_owned();
@@ -703,9 +755,12 @@ async fn a_database_from_before_team_mode_upgrades_and_operators_get_logins() {
     refused(&mod_pool, "SELECT password_hash FROM credentials").await;
 
     // The chain from before the upgrade continues through the definer function.
-    let store = Store::open(&DatabaseUrl::parse(&owner_url).unwrap(), &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = Store::open(
+        &DatabaseUrl::parse(&owner_url).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
     let v = vigil::audit::verify_chain(&store).await.unwrap();
     match v {
         vigil::audit::Verification::Ok { entries, .. } => assert!(entries >= 3, "{entries}"),

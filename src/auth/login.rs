@@ -247,7 +247,10 @@ pub async fn login_at(
         repo::log_attempt(store, None, "failure", Some("unknown_user"), agent, now).await?;
         return Err(LoginError::InvalidCredentials);
     };
-    let (pw, hash) = (password.to_owned(), op.password_hash.clone().unwrap_or_default());
+    let (pw, hash) = (
+        password.to_owned(),
+        op.password_hash.clone().unwrap_or_default(),
+    );
     let ok = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
         .await
         .unwrap_or(false);

@@ -280,7 +280,10 @@ pub async fn change_password(
     let op = repo::find_operator(store, actor.username())
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
-    let (pw, hash) = (current.to_owned(), op.password_hash.clone().unwrap_or_default());
+    let (pw, hash) = (
+        current.to_owned(),
+        op.password_hash.clone().unwrap_or_default(),
+    );
     let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
         .await
         .unwrap_or(false);

@@ -40,9 +40,9 @@ pub(super) async fn find_operator(
         ),
     };
     let row = sqlx::query(&sql)
-    .bind(username.as_str())
-    .fetch_optional(store.pool())
-    .await?;
+        .bind(username.as_str())
+        .fetch_optional(store.pool())
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let id_text: String = row.try_get(0)?;
     let id = UserId::parse(&id_text)
@@ -152,8 +152,14 @@ pub(super) async fn set_password(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     if backend_of(tx) == Backend::Postgres {
-        return team::set_password(tx, &id.to_string(), password_hash, must_change, now.micros())
-            .await;
+        return team::set_password(
+            tx,
+            &id.to_string(),
+            password_hash,
+            must_change,
+            now.micros(),
+        )
+        .await;
     }
     sqlx::query("UPDATE credentials SET password_hash = $1, changed_at = $2 WHERE user_id = $3")
         .bind(password_hash)

@@ -74,9 +74,11 @@ pub async fn create(
     temporary: &str,
     roles: &[Role],
 ) -> Result<UserId, PasswordChangeError> {
-    Ok(create_account(store, actor, username, temporary, roles, false)
-        .await?
-        .0)
+    Ok(
+        create_account(store, actor, username, temporary, roles, false)
+            .await?
+            .0,
+    )
 }
 
 /// [`create`], and on a shared Postgres database (team mode) also the operator's own
@@ -167,7 +169,8 @@ async fn new_database_login(
     id: UserId,
 ) -> Result<DatabaseLogin, PasswordChangeError> {
     let password = zeroize::Zeroizing::new(super::random_password(DATABASE_PASSWORD_LEN));
-    let user = team::create_login(tx, &id.to_string(), &password, Timestamp::now().micros()).await?;
+    let user =
+        team::create_login(tx, &id.to_string(), &password, Timestamp::now().micros()).await?;
     audit::append(
         tx,
         &NewAuditEntry::new(actor, AuditAction::OperatorDatabaseLogin)
@@ -207,8 +210,7 @@ pub async fn bootstrap_database_login(
         return Err(PasswordChangeError::NotTeamDatabase);
     }
     let mut tx = store.begin().await?;
-    let login =
-        new_database_login(&mut tx, audit::AuditActor::System("init"), admin).await?;
+    let login = new_database_login(&mut tx, audit::AuditActor::System("init"), admin).await?;
     tx.commit().await?;
     Ok(login)
 }

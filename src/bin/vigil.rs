@@ -782,11 +782,12 @@ fn connect_url(config: &Config) -> DatabaseUrl {
         return url.clone();
     }
     match config.keystore.open() {
-        Ok(ks) => vigil::store::team::with_remembered_password(ks.as_ref(), url)
-            .unwrap_or_else(|e| {
+        Ok(ks) => {
+            vigil::store::team::with_remembered_password(ks.as_ref(), url).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the database password from the keystore");
                 url.clone()
-            }),
+            })
+        }
         Err(_) => url.clone(),
     }
 }

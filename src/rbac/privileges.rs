@@ -143,7 +143,12 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             c(
                 "users",
                 &[U],
-                &["status", "display_name", "must_change_password", "deleted_at"],
+                &[
+                    "status",
+                    "display_name",
+                    "must_change_password",
+                    "deleted_at"
+                ],
             ),
             t("user_keys", &[U]),
         ],
@@ -330,7 +335,10 @@ mod tests {
                 assert!(!g.contains(&("audit_log", p, None)), "{role} {p:?}");
                 assert!(!g.contains(&("audit_head", p, None)), "{role} {p:?}");
             }
-            assert!(!g.contains(&("credentials", Privilege::Select, None)), "{role}");
+            assert!(
+                !g.contains(&("credentials", Privilege::Select, None)),
+                "{role}"
+            );
             assert!(
                 !g.contains(&("credentials", Privilege::Select, Some("password_hash"))),
                 "{role}"
@@ -348,10 +356,21 @@ mod tests {
         for role in GROUP_ROLES {
             let g = role_grants(role);
             let writes_roles = g.contains(&("user_roles", Privilege::Insert, None));
-            assert_eq!(writes_roles, role_allows(role, Permission::RolesAssign), "{role}");
+            assert_eq!(
+                writes_roles,
+                role_allows(role, Permission::RolesAssign),
+                "{role}"
+            );
             let writes_grants = g.contains(&("key_grants", Privilege::Insert, None));
-            assert_eq!(writes_grants, role_allows(role, Permission::KeysManage), "{role}");
-            assert!(!g.contains(&("user_roles", Privilege::Update, None)), "{role}");
+            assert_eq!(
+                writes_grants,
+                role_allows(role, Permission::KeysManage),
+                "{role}"
+            );
+            assert!(
+                !g.contains(&("user_roles", Privilege::Update, None)),
+                "{role}"
+            );
         }
     }
 }

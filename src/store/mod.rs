@@ -153,8 +153,7 @@ impl Store {
             .map_err(connect_err)?;
         // An operator's own login (team mode) may not change the schema: it checks the owner
         // has migrated, and leaves migrating and granting to the owner.
-        let operator_login =
-            backend == Backend::Postgres && team::is_operator_login(&pool).await?;
+        let operator_login = backend == Backend::Postgres && team::is_operator_login(&pool).await?;
         let store = Self {
             pool,
             url: url.clone(),

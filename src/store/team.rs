@@ -83,7 +83,9 @@ pub fn privilege_statements(prefix: &str) -> Vec<String> {
     out.push("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC".to_owned());
     for role in GROUP_ROLES {
         let g = ident(&group_name(prefix, role));
-        out.push(format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {g}"));
+        out.push(format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {g}"
+        ));
         out.push(format!("GRANT USAGE ON SCHEMA public TO {g}"));
         for f in OPERATOR_FUNCTIONS {
             out.push(format!("GRANT EXECUTE ON FUNCTION {f} TO {g}"));
@@ -185,7 +187,10 @@ pub(super) async fn apply(pool: &AnyPool) -> Result<(), StoreError> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(statements = statements.len(), "granted team-mode privileges");
+    tracing::info!(
+        statements = statements.len(),
+        "granted team-mode privileges"
+    );
     Ok(())
 }
 
@@ -213,17 +218,15 @@ pub(crate) async fn audit_append(
     details: &str,
     at: i64,
 ) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query("SELECT vigil_audit_append($1, $2, $3, $4, $5)")
-            .bind(actor)
-            .bind(action)
-            .bind(target)
-            .bind(details)
-            .bind(at)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)?,
-    )
+    Ok(sqlx::query("SELECT vigil_audit_append($1, $2, $3, $4, $5)")
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(details)
+        .bind(at)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?)
 }
 
 /// Retires archived audit entries through `vigil_audit_retire`.
@@ -346,7 +349,8 @@ pub fn with_remembered_password(
     };
     Ok(match keystore.get(id, &name)? {
         Some(secret) => {
-            let password = zeroize::Zeroizing::new(String::from_utf8_lossy(secret.expose()).into_owned());
+            let password =
+                zeroize::Zeroizing::new(String::from_utf8_lossy(secret.expose()).into_owned());
             url.with_password(&password).unwrap_or_else(|| url.clone())
         }
         None => url.clone(),
@@ -412,7 +416,13 @@ mod tests {
     fn statements_never_grant_rewriting_the_audit_log() {
         for s in privilege_statements("db") {
             if s.starts_with("GRANT") && s.contains("\"audit_log\"") {
-                assert_eq!(s, format!("GRANT SELECT ON \"audit_log\" TO {}", &s[s.find(" TO ").unwrap() + 4..]));
+                assert_eq!(
+                    s,
+                    format!(
+                        "GRANT SELECT ON \"audit_log\" TO {}",
+                        &s[s.find(" TO ").unwrap() + 4..]
+                    )
+                );
             }
         }
     }

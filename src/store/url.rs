@@ -107,9 +107,8 @@ impl DatabaseUrl {
 
     /// Whether the URL carries a password (in its user part or as a `password=` parameter).
     pub fn has_password(&self) -> bool {
-        url::Url::parse(&self.connect).is_ok_and(|u| {
-            u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password")
-        })
+        url::Url::parse(&self.connect)
+            .is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
     }
 
     /// Server, port and database of a Postgres URL (`host:port/db`), without user or password:
