@@ -135,6 +135,22 @@ impl DatabaseUrl {
         })
     }
 
+    /// This Postgres URL as `user`, without any password in its user part: what a team-mode
+    /// operator's config file holds (their password is in their keystore).
+    pub fn with_user_only(&self, user: &str) -> Option<DatabaseUrl> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let mut u = url::Url::parse(&self.connect).ok()?;
+        u.set_username(user).ok()?;
+        u.set_password(None).ok()?;
+        Some(Self {
+            backend: self.backend,
+            connect: u.to_string(),
+            path: None,
+        })
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         match &self.path {
