@@ -171,9 +171,7 @@ pub async fn setup_initialise(
     let db = if owner_setup {
         // Switch this console to the administrator's own database login: its password goes
         // to the keystore and the config file names only the user.
-        let login = vigil::auth::users::bootstrap_database_login(&db.store, admin)
-            .await
-            ?;
+        let login = vigil::auth::users::bootstrap_database_login(&db.store, admin).await?;
         let own = url
             .with_user_only(&login.user)
             .ok_or_else(|| CommandError::invalid("cannot use this database URL"))?;
@@ -195,7 +193,10 @@ pub async fn setup_initialise(
         db
     };
     let keystore = db.keystore.as_deref().ok_or_else(|| {
-        CommandError::new(ErrorCode::KeysUnavailable, "the keystore could not be opened")
+        CommandError::new(
+            ErrorCode::KeysUnavailable,
+            "the keystore could not be opened",
+        )
     })?;
     let source = crate::state::login_source();
     let outcome = auth::login(

@@ -283,6 +283,14 @@ pub struct TemporaryPassword {
     pub username: String,
     /// The password.
     pub temporary_password: String,
+    /// Team mode (Postgres): the new operator's own database user, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub database_user: Option<String>,
+    /// And its password, shown once (the operator keeps it in their keystore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub database_password: Option<String>,
 }
 
 fn parse_roles(roles: &[String]) -> CommandResult<Vec<Role>> {
@@ -301,10 +309,19 @@ pub async fn user_create(
     let (db, _, actor) = state.authorised().await?;
     let roles = parse_roles(&req.roles)?;
     let temporary = vigil::auth::random_password(16);
-    users::create(&db.store, &actor, req.username.trim(), &temporary, &roles).await?;
+    let (_, login) = users::create_with_database_login(
+        &db.store,
+        &actor,
+        req.username.trim(),
+        &temporary,
+        &roles,
+    )
+    .await?;
     Ok(TemporaryPassword {
         username: req.username.trim().to_owned(),
         temporary_password: temporary,
+        database_user: login.as_ref().map(|l| l.user.clone()),
+        database_password: login.as_ref().map(|l| l.password().to_owned()),
     })
 }
 
@@ -390,6 +407,8 @@ pub async fn user_reset_password(
     Ok(TemporaryPassword {
         username: name,
         temporary_password: temporary,
+        database_user: None,
+        database_password: None,
     })
 }
 

@@ -11,4 +11,12 @@ username: string,
 /**
  * The password.
  */
-temporary_password: string, };
+temporary_password: string, 
+/**
+ * Team mode (Postgres): the new operator's own database user, shown once.
+ */
+database_user?: string, 
+/**
+ * And its password, shown once (the operator keeps it in their keystore).
+ */
+database_password?: string, };
