@@ -828,3 +828,84 @@ async fn a_service_account_runs_retention_and_archives_the_audit_log_over_its_ow
     let pool = t.raw_as(&w.login).await;
     refused(&pool, "DELETE FROM audit_log").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_and_user_create_print_each_database_login_once() {
+    let owner_url = common::postgres_url().await;
+    let admin_keys = tempfile::tempdir().unwrap();
+    let out = vigil(
+        &owner_url,
+        admin_keys.path(),
+        &["init", "--admin", "root-admin", "--json"],
+        &[("VIGIL_ADMIN_PASSWORD", PASSWORD)],
+    );
+    let init: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let admin_user = init["database_user"].as_str().unwrap().to_owned();
+    let admin_password = init["database_password"].as_str().unwrap().to_owned();
+    assert!(admin_user.ends_with("_u_root-admin"), "{admin_user}");
+    assert!(admin_password.len() >= 32);
+
+    // From now on the administrator works over their own login, its password in their
+    // keystore, their URL without it.
+    let mut url = url::Url::parse(&owner_url).unwrap();
+    url.set_username(&admin_user).unwrap();
+    url.set_password(None).unwrap();
+    let admin_url = url.to_string();
+    vigil(
+        &admin_url,
+        admin_keys.path(),
+        &["keystore", "set-database-password"],
+        &[("VIGIL_DATABASE_PASSWORD", &admin_password)],
+    );
+    let signed_in = [
+        ("VIGIL_USERNAME", "root-admin"),
+        ("VIGIL_PASSWORD", PASSWORD),
+    ];
+    let out = vigil(
+        &admin_url,
+        admin_keys.path(),
+        &["user", "create", "ana", "--role", "moderator", "--json"],
+        &signed_in,
+    );
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ana_user = created["database_user"].as_str().unwrap().to_owned();
+    let ana_password = created["database_password"].as_str().unwrap().to_owned();
+    let temporary = created["temporary_password"].as_str().unwrap().to_owned();
+    assert!(ana_user.ends_with("_u_ana"), "{ana_user}");
+    assert_ne!(ana_password, temporary);
+    // `migrate` over an operator's login only checks.
+    let out = vigil(&admin_url, admin_keys.path(), &["migrate", "--json"], &[]);
+    assert!(out.contains("\"migrated\": false"), "{out}");
+    // `init` over an operator's login is refused.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    let refused_init = cmd
+        .args(["init", "--admin", "someone"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("VIGIL_DATABASE_URL", &admin_url)
+        .env(
+            "VIGIL_KEYSTORE",
+            format!("file:{}", admin_keys.path().join("ks").display()),
+        )
+        .env("VIGIL_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!refused_init.status.success());
+    assert!(String::from_utf8_lossy(&refused_init.stderr).contains("owner"));
+
+    // Ana connects with her own login and the temporary password works (she must change it).
+    let mut ana = url::Url::parse(&owner_url).unwrap();
+    ana.set_username(&ana_user).unwrap();
+    ana.set_password(Some(&ana_password)).unwrap();
+    let store = Store::open(
+        &DatabaseUrl::parse(ana.as_str()).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(store.is_operator_login());
+    auth::authenticate(&store, "ana", &temporary)
+        .await
+        .expect("ana signs in over her own login");
+}
