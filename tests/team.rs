@@ -566,6 +566,16 @@ async fn granted_privileges_match_the_permission_table() {
             .unwrap();
         assert!(!login, "{group}");
     }
+    // The definer functions are not open to every role on the server, only to the groups.
+    for f in team::OPERATOR_FUNCTIONS {
+        let public: bool =
+            sqlx::query_scalar("SELECT has_function_privilege('public', $1, 'EXECUTE')")
+                .bind(f)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+        assert!(!public, "PUBLIC may execute {f}");
+    }
     // An operator's login holds exactly the groups of their roles.
     let m = t
         .operator("mod.five", &[Role::Moderator, Role::ComplianceOfficer])
