@@ -939,3 +939,59 @@ async fn init_and_user_create_print_each_database_login_once() {
         .await
         .expect("ana signs in over her own login");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_without_createrole_migrates_with_team_mode_off_until_it_may() {
+    // A deployment from before team mode: the database belongs to a plain login role.
+    let server = PgPool::connect(&common::postgres_server_url())
+        .await
+        .unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (owner, db) = (
+        format!("own_{}", &suffix[..12]),
+        format!("vigil_plain_{}", &suffix[..12]),
+    );
+    sqlx::query(&format!(
+        "CREATE ROLE {owner} LOGIN PASSWORD 'owner-password'"
+    ))
+    .execute(&server)
+    .await
+    .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db} OWNER {owner}"))
+        .execute(&server)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&common::postgres_server_url()).unwrap();
+    url.set_username(&owner).unwrap();
+    url.set_password(Some("owner-password")).unwrap();
+    url.set_path(&db);
+    let owner_url = DatabaseUrl::parse(url.as_str()).unwrap();
+    let store = Store::open(&owner_url, &StoreOptions::default())
+        .await
+        .expect("an owner without CREATEROLE still migrates");
+    assert!(!store.is_operator_login());
+    let prefix = team::prefix(&store).await.unwrap();
+    let groups = |pool: PgPool, prefix: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname LIKE $1 || '\\_%'",
+        )
+        .bind(prefix)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(groups(server.clone(), prefix.clone()).await, 0);
+    store.close().await;
+
+    // Once the owner may create roles, the next migrate sets team mode up.
+    sqlx::query(&format!("ALTER ROLE {owner} CREATEROLE"))
+        .execute(&server)
+        .await
+        .unwrap();
+    let store = Store::open(&owner_url, &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(groups(server.clone(), prefix.clone()).await, 4);
+    let v = vigil::audit::verify_chain(&store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+}

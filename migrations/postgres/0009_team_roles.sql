@@ -30,6 +30,8 @@ LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
     SELECT value || '_' || vigil_role FROM app_meta WHERE key = 'team_role_prefix'
 $$;
 
+-- An owner without CREATEROLE (a database set up before team mode) still migrates: team mode
+-- stays off, and `vigil migrate` creates the groups once the owner may.
 DO $$
 DECLARE
     r TEXT;
@@ -39,6 +41,8 @@ BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', vigil_group(r));
         END IF;
     END LOOP;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'vigil: the database owner may not create roles (CREATEROLE); team mode is off until it may';
 END
 $$;
 

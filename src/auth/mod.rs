@@ -241,7 +241,10 @@ pub enum PasswordChangeError {
     #[error("an operator named {0} already exists")]
     Exists(String),
     /// Database logins exist only on a shared Postgres database (team mode).
-    #[error("database logins exist only on a shared Postgres database (team mode)")]
+    #[error(
+        "database logins exist only in team mode: on Postgres, once the database owner may \
+         create roles (CREATEROLE) and has run `vigil migrate`"
+    )]
     NotTeamDatabase,
     /// The change would leave no active administrator.
     #[error("this would leave no active administrator")]

@@ -127,7 +127,7 @@ async fn create_account(
             })),
     )
     .await?;
-    let login = if with_login && store.backend() == Backend::Postgres {
+    let login = if with_login && team::enabled(store).await? {
         Some(new_database_login(&mut tx, actor, id).await?)
     } else {
         None
@@ -190,7 +190,7 @@ pub async fn database_login(
     username: &str,
 ) -> Result<DatabaseLogin, PasswordChangeError> {
     let _permit = rbac::require(actor, Permission::UsersManage)?;
-    if store.backend() != Backend::Postgres {
+    if !team::enabled(store).await? {
         return Err(PasswordChangeError::NotTeamDatabase);
     }
     let id = target(store, username).await?;
@@ -206,7 +206,7 @@ pub async fn bootstrap_database_login(
     store: &Store,
     admin: UserId,
 ) -> Result<DatabaseLogin, PasswordChangeError> {
-    if store.backend() != Backend::Postgres {
+    if !team::enabled(store).await? {
         return Err(PasswordChangeError::NotTeamDatabase);
     }
     let mut tx = store.begin().await?;

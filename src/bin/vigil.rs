@@ -1599,9 +1599,10 @@ async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
     )
     .await?;
     // Team mode: the administrator's own database login, so no console needs the owner's.
-    let login = match store.backend() {
-        vigil::store::Backend::Postgres => Some(users::bootstrap_database_login(&store, id).await?),
-        vigil::store::Backend::Sqlite => None,
+    let login = if vigil::store::team::enabled(&store).await? {
+        Some(users::bootstrap_database_login(&store, id).await?)
+    } else {
+        None
     };
     if json {
         print_json(&serde_json::json!({

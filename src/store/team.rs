@@ -155,6 +155,14 @@ pub(super) async fn apply(pool: &AnyPool) -> Result<(), StoreError> {
         .execute(&mut *tx)
         .await?;
     let prefix = role_prefix(&mut tx).await?;
+    if !ensure_groups(&mut tx, &prefix).await? {
+        // An owner without CREATEROLE: single-login use goes on; team mode waits.
+        tracing::warn!(
+            "team mode is off: the database owner may not create roles (grant it CREATEROLE, \
+             then run `vigil migrate`)"
+        );
+        return Ok(());
+    }
     let statements = privilege_statements(&prefix);
     // A later migration's new tables and functions need the statements run again too.
     let migrations: String = sqlx::query(
@@ -194,6 +202,34 @@ pub(super) async fn apply(pool: &AnyPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates the group roles that are missing, if the owner may; whether all exist now.
+async fn ensure_groups(tx: &mut Tx, prefix: &str) -> Result<bool, StoreError> {
+    let may_create: bool =
+        sqlx::query("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false);
+    for role in GROUP_ROLES {
+        let name = group_name(prefix, role);
+        let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
+            .bind(&name)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        if !exists {
+            if !may_create {
+                return Ok(false);
+            }
+            sqlx::query(&format!("CREATE ROLE {} NOLOGIN", ident(&name)))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(true)
+}
+
 async fn role_prefix(tx: &mut Tx) -> Result<String, StoreError> {
     sqlx::query("SELECT value FROM app_meta WHERE key = 'team_role_prefix'")
         .fetch_optional(&mut **tx)
@@ -201,6 +237,22 @@ async fn role_prefix(tx: &mut Tx) -> Result<String, StoreError> {
         .map(|r| r.try_get::<String, _>(0))
         .transpose()?
         .ok_or(StoreError::Corrupt("team_role_prefix"))
+}
+
+/// Whether team mode is set up on this database: a Postgres database whose group roles exist
+/// (an owner without CREATEROLE leaves them out, and everyone keeps using the owner's login).
+pub async fn enabled(store: &super::Store) -> Result<bool, StoreError> {
+    if store.backend() != super::Backend::Postgres {
+        return Ok(false);
+    }
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM pg_roles WHERE rolname IN (SELECT vigil_group(r) \
+         FROM unnest(ARRAY['moderator', 'compliance_officer', 'admin', 'service']) AS r)",
+    )
+    .fetch_one(store.pool())
+    .await?
+    .try_get(0)?;
+    Ok(n == GROUP_ROLES.len() as i64)
 }
 
 /// This database's prefix for role names (`<prefix>_moderator`, `<prefix>_u_<username>`).

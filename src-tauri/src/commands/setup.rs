@@ -116,7 +116,11 @@ pub async fn setup_initialise(
              with the database owner's URL",
         ));
     }
-    if url.backend() == Backend::Postgres && !store.is_operator_login() && initialised {
+    if url.backend() == Backend::Postgres
+        && !store.is_operator_login()
+        && initialised
+        && vigil::store::team::enabled(&store).await?
+    {
         // No console keeps the owner's URL (SECURITY.md, team mode).
         return Err(CommandError::invalid(
             "this database is set up already: connect with your own database user and \
@@ -142,7 +146,7 @@ pub async fn setup_initialise(
     }
     // A new team database: the first administrator gets their own database login below and
     // the console then keeps that (the owner's URL is used for this setup only).
-    let owner_setup = url.backend() == Backend::Postgres && !store.is_operator_login();
+    let owner_setup = !store.is_operator_login() && vigil::store::team::enabled(&store).await?;
     // Record the choice first: if creating the administrator fails, the next start offers
     // setup again on the same database.
     if url != config.database.url && !owner_setup {
