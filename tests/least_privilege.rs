@@ -225,8 +225,7 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
     .await;
     let (_mo, mks, _mdir) = operator(&db, &admin, &admin_ring, "mo-moderator", "moderator").await;
     for p in [Purpose::Contact, Purpose::Network, Purpose::ContentHash] {
-        let r = keys::relinquish(&db.store, &admin, p).await.unwrap();
-        assert_eq!(r.purpose, p);
+        assert_eq!(keys::relinquish(&db.store, &admin, p).await.unwrap(), p);
     }
     assert!(matches!(
         keys::relinquish(&db.store, &admin, Purpose::Contact).await,
@@ -234,15 +233,27 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
     ));
     let h = keys::holdings(&db.store, &admin).await.unwrap();
     assert_eq!(h.held, names(&purposes_of(&[Role::Admin])));
-    // The relinquished keys' rotations are under way; a fresh unlock opens no email.
+    // The relinquished keys' rotations are asked for, not started: the administrator made no
+    // new key. A fresh unlock opens no email.
     let raw = db.raw().await;
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM rotation_requests").await,
+        3
+    );
     assert_eq!(
         count(
             &raw,
             "SELECT COUNT(*) FROM key_rotations WHERE status = 'running'"
         )
         .await,
-        3
+        0
+    );
+    assert_eq!(
+        keys::holdings(&db.store, &admin)
+            .await
+            .unwrap()
+            .rotations_requested,
+        vec![Purpose::Contact, Purpose::ContentHash, Purpose::Network]
     );
     let admin_ring = keys::unlock(&db.store, &db.keystore, &admin, PASSWORD)
         .await
@@ -284,12 +295,11 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
     .await
     .unwrap();
     assert!(matches!(signed, LoginOutcome::SignedIn(_)));
-    let left = keys::holdings(&db.store, &admin)
-        .await
-        .unwrap()
-        .pending_grants;
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].purpose, "contact");
+    let left = keys::holdings(&db.store, &admin).await.unwrap();
+    assert_eq!(left.pending_grants.len(), 1);
+    assert_eq!(left.pending_grants[0].purpose, "contact");
+    // ... and starts the rotations of what they hold; contact's waits for an officer.
+    assert_eq!(left.rotations_requested, vec![Purpose::Contact]);
     // Olive, an officer, signs in: the last one completes and Bea reads the email.
     let signed = auth::login(
         &db.store,
@@ -301,11 +311,32 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
     .await
     .unwrap();
     assert!(matches!(signed, LoginOutcome::SignedIn(_)));
-    assert!(keys::holdings(&db.store, &admin)
-        .await
-        .unwrap()
-        .pending_grants
-        .is_empty());
+    let settled = keys::holdings(&db.store, &admin).await.unwrap();
+    assert!(settled.pending_grants.is_empty());
+    assert!(settled.rotations_requested.is_empty());
+    // Every new version was made by a holder and wrapped for holders only: none for the
+    // administrator who gave the purposes up.
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM key_rotations WHERE status = 'running'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(
+            &raw,
+            &format!(
+                "SELECT COUNT(*) FROM key_grants g JOIN user_keys k ON k.id = g.user_key_id \
+                 JOIN data_keys d ON d.id = g.data_key_id \
+                 WHERE k.user_id = '{}' AND d.purpose <> 'blind_index'",
+                admin.user_id()
+            )
+        )
+        .await,
+        0
+    );
     let bea_ring = keys::unlock(&db.store, &bks, &bea, PASSWORD).await.unwrap();
     assert_eq!(
         platform::user_email(&db.store, &bea_ring, ada)
@@ -380,13 +411,13 @@ async fn a_role_taken_away_takes_its_keys_with_it(db: TestDb) {
     assert_eq!(
         count(
             &raw,
-            "SELECT COUNT(*) FROM key_rotations WHERE status = 'running' AND purpose = 'contact'"
+            "SELECT COUNT(*) FROM rotation_requests WHERE purpose = 'contact'"
         )
         .await,
         1,
-        "the contact key she held is being rotated"
+        "the contact key she held is to be rotated"
     );
-    // The rotation finishes from a holder's console; her old copy opens nothing new.
+    // A holder's console takes the request up and rotates; her old copy opens nothing new.
     let r = rotation::start(&db.store, &admin_ring, &admin, Purpose::Contact)
         .await
         .unwrap();

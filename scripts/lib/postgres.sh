@@ -19,14 +19,23 @@ start_throwaway_postgres() {
     chown postgres:postgres "$dir"
     run_as=(runuser -u postgres --)
   fi
-  "${run_as[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+  # TCP connections authenticate with SCRAM-SHA-256, the superuser included, so a wrong
+  # database password is refused as on a real server (tests/team.rs relies on it). The local
+  # socket, in this private folder, stays trusted for pg_ctl.
+  local password
+  password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  printf '%s\n' "$password" >"$dir/pwfile"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir/pwfile"
+  "${run_as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --pwfile="$dir/pwfile" --no-sync >/dev/null
+  rm -f "$dir/pwfile"
   "${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
   PG_DIR=$dir
   PG_BIN=$bin
   PG_RUN_AS=("${run_as[@]}")
   trap stop_throwaway_postgres EXIT
-  PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  PG_URL="postgres://postgres:$password@127.0.0.1:$port/postgres"
 }
 
 stop_throwaway_postgres() {

@@ -161,14 +161,27 @@ impl AppState {
             return Ok(db.clone());
         }
         let config = self.config();
-        let store = Store::open(&config.database.url, &config.database.store_options()).await?;
-        let keystore = match config.keystore.open() {
-            Ok(k) => Some(Arc::from(k)),
-            Err(e) => {
-                tracing::warn!(error = %e, "keystore unavailable");
-                None
+        let keystore: Option<Arc<dyn vigil::keys::keystore::Keystore>> =
+            match config.keystore.open() {
+                Ok(k) => Some(Arc::from(k)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "keystore unavailable");
+                    None
+                }
+            };
+        // Team mode: the config names the operator's database user; the password is in
+        // their keystore.
+        let url = match &keystore {
+            Some(ks) => {
+                vigil::store::team::with_remembered_password(ks.as_ref(), &config.database.url)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the database password");
+                        config.database.url.clone()
+                    })
             }
+            None => config.database.url.clone(),
         };
+        let store = Store::open(&url, &config.database.store_options()).await?;
         let db = Arc::new(Db { store, keystore });
         *slot = Some(db.clone());
         Ok(db)

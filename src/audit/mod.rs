@@ -156,6 +156,8 @@ pub enum AuditAction {
     RetentionRan,
     /// A headless worker started or stopped.
     WorkerStarted,
+    /// An operator was given a database login (team mode), or a new password for it.
+    OperatorDatabaseLogin,
 }
 
 impl AuditAction {
@@ -214,6 +216,7 @@ impl AuditAction {
             AuditAction::RetentionPolicyChanged => "retention.policy_changed",
             AuditAction::RetentionRan => "retention.ran",
             AuditAction::WorkerStarted => "worker.started",
+            AuditAction::OperatorDatabaseLogin => "operator.database_login",
         }
     }
 }

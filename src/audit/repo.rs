@@ -26,6 +26,19 @@ pub(super) async fn append(
     entry: &NewAuditEntry,
     at: Timestamp,
 ) -> Result<i64, StoreError> {
+    if crate::store::backend_of(tx) == Backend::Postgres {
+        // Operators may not write the log or its head: a definer function appends, with the
+        // same canonical encoding and hash, under the same head lock.
+        return crate::store::team::audit_append(
+            tx,
+            &entry.actor.as_stored(),
+            entry.action.as_str(),
+            entry.target.as_deref(),
+            &entry.details.to_string(),
+            at.micros(),
+        )
+        .await;
+    }
     // Taking the head row's lock first serialises appenders on both backends; under
     // Postgres' READ COMMITTED a waiting appender re-reads the head once the first commits.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -364,6 +377,9 @@ pub(super) async fn retire(
     last: i64,
     last_hash: &[u8],
 ) -> Result<bool, StoreError> {
+    if crate::store::backend_of(tx) == Backend::Postgres {
+        return crate::store::team::audit_retire(tx, first, last, last_hash).await;
+    }
     let moved = sqlx::query(
         "UPDATE audit_head SET archived_through_seq = $1, archived_hash = $2 \
          WHERE id = 1 AND archived_through_seq = $3",

@@ -235,8 +235,12 @@ pub async fn login_at(
         repo::log_attempt(store, None, "failure", Some("throttled"), agent, now).await?;
         return Err(e);
     }
+    // An account whose hash this session may not read (team mode: another operator's) is
+    // treated as unknown, so a failure over someone else's login does not lock them out.
     let found = match Username::parse(username) {
-        Ok(u) => repo::find_operator(store, &u).await?,
+        Ok(u) => repo::find_operator(store, &u)
+            .await?
+            .filter(|o| o.password_hash.is_some()),
         Err(_) => None,
     };
     let Some(op) = found else {
@@ -249,7 +253,10 @@ pub async fn login_at(
         repo::log_attempt(store, None, "failure", Some("unknown_user"), agent, now).await?;
         return Err(LoginError::InvalidCredentials);
     };
-    let (pw, hash) = (password.to_owned(), op.password_hash.clone());
+    let (pw, hash) = (
+        password.to_owned(),
+        op.password_hash.clone().unwrap_or_default(),
+    );
     let password_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
         .await
         .ok()
@@ -367,12 +374,16 @@ pub async fn login_at(
     Ok(LoginOutcome::SignedIn(session))
 }
 
-/// A signed-in console that holds a purpose wraps the grants administrators ordered for it.
-/// Sign-in does not fail if it cannot: the next holder's sign-in tries again.
+/// A signed-in console that holds a purpose wraps the grants administrators ordered for it and
+/// starts the rotations others asked for. Sign-in does not fail if it cannot: the next holder's
+/// sign-in tries again.
 async fn complete_pending_grants(store: &Store, session: &Session) {
     if let Some(ring) = &session.keys {
         if let Err(e) = keys::complete_pending(store, ring).await {
             tracing::warn!(error = %e, "pending key grants not completed");
+        }
+        if let Err(e) = keys::rotation::start_requested(store, ring, &session.actor).await {
+            tracing::warn!(error = %e, "requested key rotations not started");
         }
     }
 }
@@ -454,7 +465,7 @@ async fn credential_at_sign_in(
     let stored = repo::set_credential_key(
         store,
         op.id,
-        &op.password_hash,
+        op.password_hash.as_deref().unwrap_or_default(),
         op.credential_key.as_deref(),
         &key.seal(password_key),
     )

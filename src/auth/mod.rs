@@ -93,11 +93,12 @@ pub async fn authenticate(
         Ok(u) => repo::find_operator(store, &u).await?,
         Err(_) => None,
     };
-    let Some(op) = found else {
+    // An account whose hash this session may not read (team mode: another operator's) is
+    // treated as unknown: only the operator the database login belongs to signs in over it.
+    let Some((op, hash)) = found.and_then(|o| o.password_hash.clone().map(|h| (o, h))) else {
         let _ = verify_password(password, password::dummy_hash());
         return Err(AuthError::InvalidCredentials);
     };
-    let hash = op.password_hash.clone();
     let pw = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
         .await
@@ -242,6 +243,12 @@ pub enum PasswordChangeError {
     /// An operator by that name exists already.
     #[error("an operator named {0} already exists")]
     Exists(String),
+    /// Database logins exist only on a shared Postgres database (team mode).
+    #[error(
+        "database logins exist only in team mode: on Postgres, once the database owner may \
+         create roles (CREATEROLE) and has run `vigil migrate`"
+    )]
+    NotTeamDatabase,
     /// The change would leave no active administrator.
     #[error("this would leave no active administrator")]
     LastAdmin,
@@ -282,7 +289,10 @@ pub async fn change_password(
     let op = repo::find_operator(store, actor.username())
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
-    let (pw, hash) = (current.to_owned(), op.password_hash.clone());
+    let (pw, hash) = (
+        current.to_owned(),
+        op.password_hash.clone().unwrap_or_default(),
+    );
     let old_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
         .await
         .ok()

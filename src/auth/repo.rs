@@ -4,14 +4,15 @@ use sqlx::Row;
 
 use super::{UserId, Username};
 use crate::rbac::Role;
-use crate::store::{flag, Store, StoreError, Timestamp, Tx};
+use crate::store::{backend_of, flag, team, Backend, Store, StoreError, Timestamp, Tx};
 
 pub(super) struct OperatorRow {
     pub id: UserId,
     pub username: Username,
     pub status: String,
     pub mfa_enabled: bool,
-    pub password_hash: String,
+    /// `None` when the database does not show it to this session (team mode: only one's own).
+    pub password_hash: Option<String>,
     pub roles: Vec<Role>,
     pub must_change_password: bool,
     pub failed_logins: i64,
@@ -24,15 +25,27 @@ pub(super) async fn find_operator(
     store: &Store,
     username: &Username,
 ) -> Result<Option<OperatorRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, u.must_change_password, \
-         u.failed_logins, u.locked_until, c.credential_key_sealed FROM users u \
-         JOIN credentials c ON c.user_id = u.id \
-         WHERE u.username = $1 AND u.kind IN ('operator', 'service')",
-    )
-    .bind(username.as_str())
-    .fetch_optional(store.pool())
-    .await?;
+    // In team mode an operator's login may not read the credentials table; definer functions
+    // show it only its own hash and credential key.
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, \
+             u.must_change_password, u.failed_logins, u.locked_until, c.credential_key_sealed \
+             FROM users u JOIN credentials c ON c.user_id = u.id \
+             WHERE u.username = $1 AND u.kind IN ('operator', 'service')"
+            .to_owned(),
+        Backend::Postgres => format!(
+            "SELECT u.id, u.status, u.mfa_enabled, {}, u.must_change_password, \
+             u.failed_logins, u.locked_until, {} FROM users u \
+             WHERE u.username = $1 AND u.kind IN ('operator', 'service') \
+             AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id)",
+            team::PASSWORD_HASH_EXPR,
+            team::CREDENTIAL_KEY_EXPR
+        ),
+    };
+    let row = sqlx::query(&sql)
+        .bind(username.as_str())
+        .fetch_optional(store.pool())
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let id_text: String = row.try_get(0)?;
     let id = UserId::parse(&id_text)
@@ -111,12 +124,26 @@ pub(super) async fn insert_operator(
     .bind(kind)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, $3)")
+    if backend_of(tx) == Backend::Postgres {
+        team::set_password(
+            tx,
+            &id.to_string(),
+            password_hash,
+            None,
+            false,
+            now.micros(),
+        )
+        .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
+        )
         .bind(id.to_string())
         .bind(password_hash)
         .bind(now.micros())
         .execute(&mut **tx)
         .await?;
+    }
     for role in roles {
         sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3)")
             .bind(id.to_string())
@@ -138,6 +165,17 @@ pub(super) async fn set_password(
     must_change: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    if backend_of(tx) == Backend::Postgres {
+        return team::set_password(
+            tx,
+            &id.to_string(),
+            password_hash,
+            credential_key,
+            must_change,
+            now.micros(),
+        )
+        .await;
+    }
     sqlx::query(
         "UPDATE credentials SET password_hash = $1, credential_key_sealed = $2, changed_at = $3 \
          WHERE user_id = $4",
@@ -169,6 +207,10 @@ pub(super) async fn set_credential_key(
     replaces: Option<&[u8]>,
     sealed: &[u8],
 ) -> Result<bool, StoreError> {
+    if store.backend() == Backend::Postgres {
+        return team::set_credential_key(store, &id.to_string(), password_hash, replaces, sealed)
+            .await;
+    }
     let done = sqlx::query(
         "UPDATE credentials SET credential_key_sealed = $1 WHERE user_id = $2 \
          AND password_hash = $3 AND (credential_key_sealed = $4 \
@@ -188,15 +230,17 @@ pub(super) async fn credential_key(
     store: &Store,
     id: UserId,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(
-        sqlx::query("SELECT credential_key_sealed FROM credentials WHERE user_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(store.pool())
-            .await?
-            .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
-            .transpose()?
-            .flatten(),
-    )
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT credential_key_sealed FROM credentials WHERE user_id = $1",
+        Backend::Postgres => "SELECT vigil_credential_key($1)",
+    };
+    Ok(sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+        .transpose()?
+        .flatten())
 }
 
 /// Sliding-window hits of `scope`/`subject` since `since`.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{repo, Actor, Password, PasswordChangeError, UserId, Username};
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::rbac::{self, Permission, Role};
-use crate::store::{Store, Timestamp};
+use crate::store::{team, Backend, Store, Timestamp, Tx};
 
 /// An operator account as administrators see it (no personal data).
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +74,34 @@ pub async fn create(
     temporary: &str,
     roles: &[Role],
 ) -> Result<UserId, PasswordChangeError> {
+    Ok(
+        create_account(store, actor, username, temporary, roles, false)
+            .await?
+            .0,
+    )
+}
+
+/// [`create`], and on a shared Postgres database (team mode) also the operator's own
+/// database login, in the same transaction. The login's password is returned here once and
+/// kept nowhere else. On SQLite there is no login (`None`).
+pub async fn create_with_database_login(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    temporary: &str,
+    roles: &[Role],
+) -> Result<(UserId, Option<DatabaseLogin>), PasswordChangeError> {
+    create_account(store, actor, username, temporary, roles, true).await
+}
+
+async fn create_account(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    temporary: &str,
+    roles: &[Role],
+    with_login: bool,
+) -> Result<(UserId, Option<DatabaseLogin>), PasswordChangeError> {
     let _permit = rbac::require(actor, Permission::UsersManage)?;
     if !roles.is_empty() {
         rbac::require(actor, Permission::RolesAssign)?;
@@ -99,8 +127,92 @@ pub async fn create(
             })),
     )
     .await?;
+    let login = if with_login && team::enabled(store).await? {
+        Some(new_database_login(&mut tx, actor, id).await?)
+    } else {
+        None
+    };
     tx.commit().await?;
-    Ok(id)
+    Ok((id, login))
+}
+
+/// An operator's database login (team mode): the Postgres user they connect as and its
+/// password, shown once. The password is wiped when this is dropped and never printed by
+/// `Debug`.
+pub struct DatabaseLogin {
+    /// The Postgres role name (`<prefix>_u_<username>`).
+    pub user: String,
+    password: zeroize::Zeroizing<String>,
+}
+
+impl DatabaseLogin {
+    /// The password, to show once or put in the operator's keystore.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for DatabaseLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseLogin")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Length of a generated database password (from a 54-letter alphabet: about 190 bits).
+const DATABASE_PASSWORD_LEN: usize = 33;
+
+async fn new_database_login(
+    tx: &mut Tx,
+    actor: impl Into<audit::AuditActor>,
+    id: UserId,
+) -> Result<DatabaseLogin, PasswordChangeError> {
+    let password = zeroize::Zeroizing::new(super::random_password(DATABASE_PASSWORD_LEN));
+    let user =
+        team::create_login(tx, &id.to_string(), &password, Timestamp::now().micros()).await?;
+    audit::append(
+        tx,
+        &NewAuditEntry::new(actor, AuditAction::OperatorDatabaseLogin)
+            .target(format!("user:{id}"))
+            .details(serde_json::json!({ "database_user": user })),
+    )
+    .await?;
+    Ok(DatabaseLogin { user, password })
+}
+
+/// Gives an existing operator a database login (team mode), or a new password for the one
+/// they have: for operators made before team mode, or one who lost theirs. Needs
+/// [`Permission::UsersManage`]; the database checks it again through the caller's own login.
+pub async fn database_login(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+) -> Result<DatabaseLogin, PasswordChangeError> {
+    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    if !team::enabled(store).await? {
+        return Err(PasswordChangeError::NotTeamDatabase);
+    }
+    let id = target(store, username).await?;
+    let mut tx = store.begin().await?;
+    let login = new_database_login(&mut tx, actor, id).await?;
+    tx.commit().await?;
+    Ok(login)
+}
+
+/// The first administrator's database login, made by `vigil init` over the owner's connection
+/// (the database refuses anyone else, as no operator holds a login yet).
+pub async fn bootstrap_database_login(
+    store: &Store,
+    admin: UserId,
+) -> Result<DatabaseLogin, PasswordChangeError> {
+    if !team::enabled(store).await? {
+        return Err(PasswordChangeError::NotTeamDatabase);
+    }
+    let mut tx = store.begin().await?;
+    let login = new_database_login(&mut tx, audit::AuditActor::System("init"), admin).await?;
+    tx.commit().await?;
+    Ok(login)
 }
 
 /// Operator accounts, filtered and paged, by username. Needs [`Permission::UsersRead`].
@@ -229,6 +341,11 @@ pub async fn set_suspended(
     )
     .await?;
     tx.commit().await?;
+    // The login's groups went and it became NOLOGIN with the commit (a trigger mirrors the
+    // status); its connections still open are ended now.
+    if suspended && store.backend() == Backend::Postgres {
+        team::end_connections(store, &id.to_string()).await?;
+    }
     Ok(())
 }
 

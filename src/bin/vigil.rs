@@ -53,6 +53,9 @@ enum Command {
         /// VIGIL_ADMIN_PASSWORD or asked for on the terminal.
         #[arg(long, value_name = "NAME")]
         admin: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Apply pending schema migrations and report the database.
     Migrate(JsonFlag),
@@ -165,6 +168,10 @@ enum ConfigCommand {
 enum KeystoreCommand {
     /// Store, read back and delete a test secret in the configured keystore.
     Check(JsonFlag),
+    /// Team mode: keep your database password (from VIGIL_DATABASE_PASSWORD, or asked for on
+    /// the terminal) in the keystore for the database user the configured URL names, after
+    /// checking it connects. The config file then holds postgres://USER@host/db, no password.
+    SetDatabasePassword,
 }
 
 #[derive(Subcommand)]
@@ -309,6 +316,18 @@ enum UserCommand {
         /// A role (repeat for several): user, moderator, compliance_officer, admin, service.
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Team mode (Postgres): give an existing operator their own database login, or a new
+    /// password for it; the database user and password are printed once.
+    DbLogin {
+        /// The operator's username.
+        username: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Operator accounts, by username, one page at a time.
     List {
@@ -783,22 +802,48 @@ fn init_logging(filter: &str) {
 }
 
 async fn open(config: &Config) -> Result<Store> {
-    Ok(Store::open(&config.database.url, &config.database.store_options()).await?)
+    Ok(Store::open(&connect_url(config), &config.database.store_options()).await?)
+}
+
+/// The configured URL, with the operator's database password from their keystore when the
+/// URL names a Postgres user without one (team mode keeps it out of the config file).
+fn connect_url(config: &Config) -> DatabaseUrl {
+    let url = &config.database.url;
+    if url.postgres_user().is_none() || url.has_password() {
+        return url.clone();
+    }
+    match config.keystore.open() {
+        Ok(ks) => {
+            vigil::store::team::with_remembered_password(ks.as_ref(), url).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the database password from the keystore");
+                url.clone()
+            })
+        }
+        Err(_) => url.clone(),
+    }
 }
 
 async fn run(command: Command, config: Config, explicit_database: bool) -> Result<ExitCode> {
     match command {
-        Command::Init { admin } => init(&config, &admin).await,
+        Command::Init { admin, json } => init(&config, &admin, json).await,
         Command::Migrate(f) => {
             let store = open(&config).await?;
             let initialised = auth::is_initialised(&store).await?;
+            // An operator's own login checks the schema is current but may not change it.
+            let migrated = !store.is_operator_login();
             if f.json {
                 print_json(&serde_json::json!({
                     "database": store.describe(),
                     "backend": store.backend(),
-                    "migrated": true,
+                    "migrated": migrated,
                     "initialised": initialised,
                 }))?;
+            } else if !migrated {
+                println!(
+                    "up to date: {} (connected as an operator's login; the database owner \
+                     runs `vigil migrate`)",
+                    store.describe()
+                );
             } else {
                 println!("migrated: {} ({})", store.describe(), store.backend());
                 if !initialised {
@@ -840,6 +885,9 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(&config, f.json),
+        Command::Keystore(KeystoreCommand::SetDatabasePassword) => {
+            set_database_password(&config).await
+        }
         Command::Audit(AuditCommand::Verify { archive, json }) => {
             let store = open(&config).await?;
             let (actor, _) = sign_in(&config, &store).await?;
@@ -1240,16 +1288,48 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
     match command {
-        UserCommand::Create { username, roles } => {
+        UserCommand::Create {
+            username,
+            roles,
+            json,
+        } => {
             let roles = parse_roles(&roles)?;
             let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
                 Ok(p) => (p, false),
                 Err(_) => (auth::random_password(20), true),
             };
-            let id = users::create(&store, &actor, &username, &temporary, &roles).await?;
-            println!("created {username} ({id})");
-            if shown {
-                println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
+            let (id, login) =
+                users::create_with_database_login(&store, &actor, &username, &temporary, &roles)
+                    .await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "id": id.to_string(),
+                    "username": username,
+                    "temporary_password": shown.then_some(&temporary),
+                    "database_user": login.as_ref().map(|l| &l.user),
+                    "database_password": login.as_ref().map(|l| l.password()),
+                }))?;
+            } else {
+                println!("created {username} ({id})");
+                if shown {
+                    println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
+                }
+                if let Some(login) = &login {
+                    print_database_login(&store, login);
+                }
+            }
+        }
+        UserCommand::DbLogin { username, json } => {
+            let login = users::database_login(&store, &actor, &username).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "username": username,
+                    "database_user": login.user,
+                    "database_password": login.password(),
+                }))?;
+            } else {
+                println!("database login for {username}:");
+                print_database_login(&store, &login);
             }
         }
         UserCommand::List {
@@ -1393,18 +1473,13 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             let (actor, ring) = unlock(config, &store).await?;
             let rotations = keys::revoke(&store, &ring, &actor, &operator).await?;
             if !json {
-                println!("revoked: {operator} holds no data keys; rotating every key they held");
+                println!(
+                    "revoked: {operator} holds no data keys; rotating the keys they held (those \
+                     this console does not hold rotate when a holder signs in)"
+                );
             }
             for r in rotations {
-                if ring.holds(&store, r.purpose).await? {
-                    run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
-                } else if !json {
-                    println!(
-                        "{}: rotation to v{} started; a console holding it finishes it with \
-                         `vigil keys rotate {}`",
-                        r.purpose, r.to, r.purpose
-                    );
-                }
+                run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
             }
         }
         KeysCommand::Rotate {
@@ -1440,13 +1515,13 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
         KeysCommand::Relinquish { purpose, json } => {
             let purpose = parse_purpose(&purpose)?;
             let (actor, _) = sign_in(config, &store).await?;
-            let r = keys::relinquish(&store, &actor, purpose).await?;
+            keys::relinquish(&store, &actor, purpose).await?;
             if json {
-                print_json(&r)?;
+                print_json(&serde_json::json!({ "purpose": purpose, "rotation": "requested" }))?;
             } else {
                 println!(
-                    "relinquished: you hold no {purpose} key now; its rotation to v{} has started",
-                    r.to
+                    "relinquished: you hold no {purpose} key now; its rotation starts when \
+                     another holder signs in"
                 );
             }
         }
@@ -1518,6 +1593,9 @@ fn print_key_status(
             p.requested_by.as_deref().unwrap_or("-"),
             p.requested_at
         );
+    }
+    for p in &holdings.rotations_requested {
+        println!("rotation asked for: {p} (starts when a console holding it signs in)");
     }
     if pii_rows_left > 0 {
         println!(
@@ -1605,9 +1683,63 @@ async fn unlock(config: &Config, store: &Store) -> Result<(Actor, KeyRing)> {
     }
 }
 
-async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
+/// Prints a new database login once, and how the operator connects with it.
+fn print_database_login(store: &Store, login: &users::DatabaseLogin) {
+    println!("database user: {}", login.user);
+    println!(
+        "database password (shown once; give it to the operator only): {}",
+        login.password()
+    );
+    println!(
+        "the operator connects to {} as postgres://{}:PASSWORD@host/db, keeping the password \
+         in their keystore with `vigil keystore set-database-password`",
+        store.describe(),
+        login.user
+    );
+}
+
+async fn set_database_password(config: &Config) -> Result<ExitCode> {
+    let url = &config.database.url;
+    if url.postgres_user().is_none() {
+        bail!(
+            "the configured database URL names no Postgres user: set it to \
+             postgres://DATABASE_USER@host/db (without the password) first"
+        );
+    }
+    if url.has_password() {
+        bail!("the configured database URL already holds a password: remove it from the URL");
+    }
+    let password = zeroize::Zeroizing::new(match std::env::var("VIGIL_DATABASE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            rpassword::prompt_password("Database password: ")?
+        }
+        Err(_) => bail!("set VIGIL_DATABASE_PASSWORD or run on a terminal to be asked"),
+    });
+    let with = url
+        .with_password(&password)
+        .ok_or_else(|| anyhow!("cannot put a password into this database URL"))?;
+    let store = Store::open(&with, &config.database.store_options()).await?;
+    store.close().await;
+    let keystore = config.keystore.open()?;
+    vigil::store::team::remember_password(keystore.as_ref(), url, &password)?;
+    println!(
+        "the database password for {} is kept in {}",
+        url.redacted(),
+        keystore.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
     let username = Username::parse(admin)?;
     let store = open(config).await?;
+    if store.is_operator_login() {
+        bail!(
+            "`vigil init` makes the database's first administrator and their database login: \
+             run it with the database owner's URL"
+        );
+    }
     if auth::is_initialised(&store).await? {
         bail!("this database is already initialised (it has operators); nothing was changed");
     }
@@ -1635,10 +1767,29 @@ async fn init(config: &Config, admin: &str) -> Result<ExitCode> {
         config.rsa_bits,
     )
     .await?;
-    println!(
-        "initialised {}: administrator {username} ({id})",
-        store.describe()
-    );
+    // Team mode: the administrator's own database login, so no console needs the owner's.
+    let login = if vigil::store::team::enabled(&store).await? {
+        Some(users::bootstrap_database_login(&store, id).await?)
+    } else {
+        None
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "database": store.describe(),
+            "administrator": username.as_str(),
+            "id": id.to_string(),
+            "database_user": login.as_ref().map(|l| &l.user),
+            "database_password": login.as_ref().map(|l| l.password()),
+        }))?;
+    } else {
+        println!(
+            "initialised {}: administrator {username} ({id})",
+            store.describe()
+        );
+        if let Some(login) = &login {
+            print_database_login(&store, login);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

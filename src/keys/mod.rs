@@ -653,13 +653,14 @@ pub async fn drop_unentitled(
 
 /// The signed-in operator gives up `purpose`, which their roles do not hold (the first
 /// administrator's extra purposes, once a compliance officer holds them too): their wraps of it
-/// are deleted and a rotation of it starts. Refused while nobody else holds it, since the data
-/// it opens would then open for nobody.
+/// are deleted and its rotation is asked for (made by the next other holder who signs in, so
+/// the new key never reaches them). Refused while nobody else holds it, since the data it
+/// opens would then open for nobody.
 pub async fn relinquish(
     store: &Store,
     actor: &Actor,
     purpose: Purpose,
-) -> Result<rotation::Rotation, KeyError> {
+) -> Result<Purpose, KeyError> {
     let mut tx = store.begin().await?;
     let id = actor.user_id().to_string();
     if entitled(&mut tx, &id).await?.contains(&purpose) {
@@ -678,9 +679,9 @@ pub async fn relinquish(
             .details(serde_json::json!({ "purposes": [purpose], "reason": "relinquished" })),
     )
     .await?;
-    let r = rotation::schedule_in(&mut tx, actor, purpose).await?;
+    rotation::schedule_in(&mut tx, actor, purpose).await?;
     tx.commit().await?;
-    Ok(r)
+    Ok(purpose)
 }
 
 /// A grant ordered and not yet wrapped, for `keys status`.
@@ -709,6 +710,8 @@ pub struct Holdings {
     pub entitled: Vec<Purpose>,
     /// Pending grants: every one for an administrator, their own for anyone else.
     pub pending_grants: Vec<PendingGrant>,
+    /// Purposes whose rotation was asked for and waits for a holder's console.
+    pub rotations_requested: Vec<Purpose>,
 }
 
 /// The signed-in operator's purposes and the pending grants they may see. Any operator.
@@ -733,13 +736,14 @@ pub async fn holdings(store: &Store, actor: &Actor) -> Result<Holdings, KeyError
         held,
         entitled: rbac::purposes_of(actor.roles()),
         pending_grants,
+        rotations_requested: repo::requested_rotations(store).await?,
     })
 }
 
-/// Removes every grant of `username`'s key pairs and starts a rotation of every purpose they
-/// held, so their copies open nothing written from now on. Run [`rotation::run`] on each
-/// returned rotation (from a console that holds its purpose) to re-encrypt existing rows. Needs
-/// [`Permission::KeysManage`].
+/// Removes every grant of `username`'s key pairs and rotates every purpose they held, so their
+/// copies open nothing written from now on: those this console holds start now (run
+/// [`rotation::run`] on each returned rotation to re-encrypt existing rows), the others are
+/// asked for and start at a holder's next sign-in. Needs [`Permission::KeysManage`].
 pub async fn revoke(
     store: &Store,
     ring: &KeyRing,
@@ -770,10 +774,17 @@ pub async fn revoke(
             .details(serde_json::json!({ "grants_removed": removed, "purposes": held })),
     )
     .await?;
+    // Purposes this console holds rotate now; the others are asked for, so the administrator
+    // never sees a new key of a purpose they do not hold.
     let mut rotations = Vec::new();
     for purpose in held {
-        let ring = ring.holds(store, purpose).await?.then_some(ring);
-        rotations.push(rotation::start_in(&mut tx, Some(store), ring, actor, purpose, true).await?);
+        if ring.holds(store, purpose).await? {
+            rotations.push(
+                rotation::start_in(&mut tx, Some(store), Some(ring), actor, purpose, true).await?,
+            );
+        } else {
+            rotation::schedule_in(&mut tx, actor, purpose).await?;
+        }
     }
     tx.commit().await?;
     Ok(rotations)

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::Purpose;
-use crate::store::{Store, StoreError, Timestamp, Tx};
+use crate::store::{backend_of, Backend, Store, StoreError, Timestamp, Tx};
 
 /// A `user_keys` row.
 pub(super) struct UserKeyRow {
@@ -205,6 +205,18 @@ pub(super) async fn insert_grant(
     granted_by: Option<&str>,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    if backend_of(tx) == Backend::Postgres {
+        // Checks that the caller and the key pair's owner both hold the purpose (team mode).
+        return Ok(sqlx::query("SELECT vigil_insert_grant($1, $2, $3, $4, $5)")
+            .bind(data_key_id)
+            .bind(user_key_id)
+            .bind(wrapped)
+            .bind(granted_by)
+            .bind(now.micros())
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?);
+    }
     let done = sqlx::query(
         "INSERT INTO key_grants (data_key_id, user_key_id, wrapped_key, granted_at, granted_by) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (data_key_id, user_key_id) DO NOTHING",
@@ -252,11 +264,17 @@ pub(super) async fn delete_grants_of_user(tx: &mut Tx, user_id: &str) -> Result<
     Ok(done.rows_affected())
 }
 
+/// Deletes the wraps of a data key already marked retired.
 pub(super) async fn delete_grants_of_data_key(
     tx: &mut Tx,
     data_key_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM key_grants WHERE data_key_id = $1")
+    let sql = match backend_of(tx) {
+        Backend::Sqlite => "DELETE FROM key_grants WHERE data_key_id = $1",
+        // Checks the key is retired and the caller holds its purpose (team mode).
+        Backend::Postgres => "SELECT vigil_delete_retired_grants($1)",
+    };
+    sqlx::query(sql)
         .bind(data_key_id)
         .execute(&mut **tx)
         .await?;
@@ -665,6 +683,50 @@ pub(super) async fn other_holders(
     .try_get(0)?)
 }
 
+/// Asks for a rotation of `purpose` (nothing if one is asked for already).
+pub(super) async fn request_rotation(
+    tx: &mut Tx,
+    purpose: Purpose,
+    by: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rotation_requests (purpose, requested_by, requested_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (purpose) DO NOTHING",
+    )
+    .bind(purpose.as_str())
+    .bind(by)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The purposes whose rotation was asked for.
+pub(super) async fn requested_rotations(store: &Store) -> Result<Vec<Purpose>, StoreError> {
+    Ok(
+        sqlx::query("SELECT purpose FROM rotation_requests ORDER BY purpose")
+            .fetch_all(store.pool())
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .filter_map(|p| Purpose::parse(&p))
+            .collect(),
+    )
+}
+
+/// Takes up the request to rotate `purpose`: true if there was one (and it is gone now).
+pub(super) async fn take_rotation_request(
+    tx: &mut Tx,
+    purpose: Purpose,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM rotation_requests WHERE purpose = $1")
+        .bind(purpose.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Orders a grant that will be wrapped by a holder of `purpose` (nothing if already ordered).
 pub(super) async fn insert_pending(
     tx: &mut Tx,
@@ -945,6 +1007,13 @@ pub(super) async fn grant_of(
 /// Deletes the retired `purpose`'s data keys, grants and rotations, unless a TOTP secret is still
 /// sealed with them.
 pub(super) async fn drop_purpose_unless_used(tx: &mut Tx, purpose: &str) -> Result<(), StoreError> {
+    if backend_of(tx) == Backend::Postgres && purpose == "totp" {
+        // Any sign-in may call it: it checks the condition itself (team mode).
+        sqlx::query("SELECT vigil_drop_unused_totp_keys()")
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
     let used: i64 =
         sqlx::query("SELECT COUNT(*) FROM mfa_secrets WHERE sealed_with = 'totp_data_key'")
             .fetch_one(&mut **tx)

@@ -152,7 +152,7 @@ impl Spec {
         }
     }
 
-    fn write_cols(&self) -> Vec<&'static str> {
+    pub(crate) fn write_cols(&self) -> Vec<&'static str> {
         match &self.kind {
             SpecKind::Sealed(cols) => cols.to_vec(),
             SpecKind::Blind { target, .. } => vec![target],
@@ -198,8 +198,9 @@ pub struct RotationReport {
     pub retired: Vec<u32>,
 }
 
-/// Starts a rotation of `purpose` (or returns the one already under way). Needs
-/// [`Permission::KeysManage`], or a role that holds `purpose`.
+/// Starts a rotation of `purpose` (or returns the one already under way, unless a rotation was
+/// asked for since: then a new one supersedes it). Needs [`Permission::KeysManage`], or a role
+/// that holds `purpose`.
 pub async fn start(
     store: &Store,
     ring: &KeyRing,
@@ -211,21 +212,47 @@ pub async fn start(
     if purpose == Purpose::Pii {
         return Err(KeyError::Retired(purpose));
     }
-    let r = start_in(&mut tx, Some(store), Some(ring), actor, purpose, false).await?;
+    let requested = repo::take_rotation_request(&mut tx, purpose).await?;
+    let r = start_in(&mut tx, Some(store), Some(ring), actor, purpose, requested).await?;
     tx.commit().await?;
     Ok(r)
 }
 
-/// Within `tx`, after someone lost `purpose`: a new version of it, wrapped for the key pairs
-/// still holding the current one, superseding a rotation under way. The caller needs no copy of
-/// the purpose: a console or worker that holds it re-encrypts the rows (`keys rotate PURPOSE`
-/// resumes the rotation).
+/// Within `tx`, after someone lost `purpose`: asks for its rotation. The caller need not hold
+/// the purpose and never sees the new key: the next console holding it that signs in makes the
+/// new version, wrapped for the key pairs still holding the current one, and starts the
+/// rotation ([`start_requested`]; `keys rotate PURPOSE` takes the request up too).
 pub(crate) async fn schedule_in(
     tx: &mut Tx,
     actor: &Actor,
     purpose: Purpose,
-) -> Result<Rotation, KeyError> {
-    start_in(tx, None, None, actor, purpose, true).await
+) -> Result<(), KeyError> {
+    repo::request_rotation(tx, purpose, &actor.user_id().to_string(), Timestamp::now()).await?;
+    Ok(())
+}
+
+/// Starts the rotations others asked for (see [`schedule_in`]) of the purposes `ring` holds and
+/// `actor` may rotate, superseding any under way. Called when an operator or worker signs in;
+/// returns the rotations started (their rows are re-encrypted by [`run`]).
+pub async fn start_requested(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+) -> Result<Vec<Rotation>, KeyError> {
+    let mut started = Vec::new();
+    for purpose in repo::requested_rotations(store).await? {
+        if may_rotate(actor, purpose).is_err() || !ring.holds(store, purpose).await? {
+            continue;
+        }
+        let mut tx = store.begin().await?;
+        // Another holder's console may have taken it up meanwhile.
+        if !repo::take_rotation_request(&mut tx, purpose).await? {
+            continue;
+        }
+        started.push(start_in(&mut tx, Some(store), Some(ring), actor, purpose, true).await?);
+        tx.commit().await?;
+    }
+    Ok(started)
 }
 
 /// Within `tx`: a new version of `purpose`, wrapped for every key pair holding the current

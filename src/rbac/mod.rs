@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::auth::Actor;
 
+pub mod privileges;
+
 /// A role an account holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +102,30 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// The permission's name, as serialised and as team mode's database functions know it.
+    pub fn as_str(self) -> &'static str {
+        use Permission::*;
+        match self {
+            AuditRead => "audit_read",
+            AuditVerify => "audit_verify",
+            DemoSeed => "demo_seed",
+            ConfigRead => "config_read",
+            UsersRead => "users_read",
+            UsersManage => "users_manage",
+            RolesAssign => "roles_assign",
+            KeysManage => "keys_manage",
+            DsrRead => "dsr_read",
+            DsrManage => "dsr_manage",
+            IncidentsRead => "incidents_read",
+            IncidentsAct => "incidents_act",
+            ActivityIngest => "activity_ingest",
+            MonitorRun => "monitor_run",
+            RetentionRead => "retention_read",
+            RetentionManage => "retention_manage",
+            LegalHoldManage => "legal_hold_manage",
+        }
+    }
+
     /// Every permission.
     pub const ALL: [Permission; 17] = [
         Permission::AuditRead,
@@ -289,6 +315,13 @@ pub fn require(actor: &Actor, permission: Permission) -> Result<Permit, Forbidde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permission_names_are_the_serialised_names() {
+        for p in Permission::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+    }
 
     #[test]
     fn role_names_round_trip() {

@@ -8,6 +8,7 @@
 mod bulk;
 pub mod files;
 mod lock;
+pub mod team;
 mod url;
 
 use std::str::FromStr;
@@ -60,6 +61,16 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// An operator's own database login found migrations missing; only the database's owner
+    /// can apply them.
+    #[error(
+        "the database schema is behind this version of Vigil (migrations {missing:?} are not \
+         applied): the database administrator must run `vigil migrate` with the owner's URL"
+    )]
+    SchemaBehind {
+        /// The versions not applied.
+        missing: Vec<i64>,
+    },
     /// A bookkeeping record in `app_meta` could not be read.
     #[error("the database's `{0}` record is unreadable")]
     Corrupt(&'static str),
@@ -88,6 +99,7 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     url: DatabaseUrl,
+    operator_login: bool,
 }
 
 impl Store {
@@ -146,11 +158,25 @@ impl Store {
             .connect_with(connect)
             .await
             .map_err(connect_err)?;
+        // An operator's own login (team mode) may not change the schema: it checks the owner
+        // has migrated, and leaves migrating and granting to the owner.
+        let operator_login = backend == Backend::Postgres && team::is_operator_login(&pool).await?;
         let store = Self {
             pool,
             url: url.clone(),
+            operator_login,
         };
+        if operator_login {
+            let missing = team::missing_migrations(&store.pool, &POSTGRES_MIGRATIONS).await?;
+            if !missing.is_empty() {
+                return Err(StoreError::SchemaBehind { missing });
+            }
+            return Ok(store);
+        }
         store.migrate().await?;
+        if backend == Backend::Postgres {
+            team::apply(&store.pool).await?;
+        }
         let rebuilt = store.rebuild_deferred_indexes().await?;
         if rebuilt > 0 {
             tracing::warn!(
@@ -168,6 +194,12 @@ impl Store {
         };
         migrator.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Whether this store is connected as an operator's own database login (team mode) rather
+    /// than as the database's owner.
+    pub fn is_operator_login(&self) -> bool {
+        self.operator_login
     }
 
     /// Which backend this store runs on.

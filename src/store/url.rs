@@ -95,6 +95,62 @@ impl DatabaseUrl {
         }
     }
 
+    /// For Postgres, the database user the URL names, if any.
+    pub fn postgres_user(&self) -> Option<String> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let u = url::Url::parse(&self.connect).ok()?;
+        let user = u.username();
+        (!user.is_empty()).then(|| percent_decode(user))
+    }
+
+    /// Whether the URL carries a password (in its user part or as a `password=` parameter).
+    pub fn has_password(&self) -> bool {
+        url::Url::parse(&self.connect)
+            .is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
+    }
+
+    /// Server, port and database of a Postgres URL (`host:port/db`), without user or password:
+    /// what a remembered database password is filed under.
+    pub fn postgres_target(&self) -> Option<String> {
+        let u = url::Url::parse(&self.connect).ok()?;
+        Some(format!(
+            "{}:{}{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path()
+        ))
+    }
+
+    /// This Postgres URL with `password` for its user (a team-mode operator's database
+    /// password, kept in their keystore rather than in the config file).
+    pub fn with_password(&self, password: &str) -> Option<DatabaseUrl> {
+        let mut u = url::Url::parse(&self.connect).ok()?;
+        u.set_password(Some(password)).ok()?;
+        Some(Self {
+            backend: self.backend,
+            connect: u.to_string(),
+            path: None,
+        })
+    }
+
+    /// This Postgres URL as `user`, without any password in its user part: what a team-mode
+    /// operator's config file holds (their password is in their keystore).
+    pub fn with_user_only(&self, user: &str) -> Option<DatabaseUrl> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let mut u = url::Url::parse(&self.connect).ok()?;
+        u.set_username(user).ok()?;
+        u.set_password(None).ok()?;
+        Some(Self {
+            backend: self.backend,
+            connect: u.to_string(),
+            path: None,
+        })
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         match &self.path {
@@ -114,6 +170,13 @@ impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("u={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
 }
 
 /// Replaces the password in `scheme://user:password@host...` and any `password=` parameter.

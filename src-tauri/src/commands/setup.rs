@@ -20,8 +20,18 @@ pub enum DatabaseChoice {
     Sqlite,
     /// A PostgreSQL server.
     Postgres {
-        /// `postgres://user:password@host/db`.
+        /// `postgres://host/db`; with the owner's `user:password` only to set up a new
+        /// database.
         url: String,
+        /// Team mode: the operator's own database user (from their administrator), to connect
+        /// to a database that is already set up.
+        #[serde(default)]
+        #[ts(optional)]
+        database_user: Option<String>,
+        /// That user's password: kept in this machine's keystore, never in the config file.
+        #[serde(default)]
+        #[ts(optional)]
+        database_password: Option<String>,
     },
 }
 
@@ -62,22 +72,61 @@ pub async fn setup_initialise(
     req: SetupRequest,
 ) -> CommandResult<SetupResult> {
     let mut config = state.config();
+    // `url` is what the config file keeps; `connect` what this setup connects with; `login`
+    // the operator's own database login, whose password goes to the keystore.
+    let mut login: Option<(String, String)> = None;
     let url = match &req.database {
         DatabaseChoice::Sqlite => DatabaseUrl::sqlite_file(
             &vigil::config::default_database_path()
                 .ok_or_else(|| CommandError::invalid("this machine has no data folder"))?,
         ),
-        DatabaseChoice::Postgres { url } => {
+        DatabaseChoice::Postgres {
+            url,
+            database_user,
+            database_password,
+        } => {
             let parsed =
                 DatabaseUrl::parse(url).map_err(|e| CommandError::invalid(e.to_string()))?;
             if parsed.backend() != Backend::Postgres {
                 return Err(CommandError::invalid("expected a postgres:// URL"));
             }
-            parsed
+            match database_user.as_deref().map(str::trim) {
+                Some(user) if !user.is_empty() => {
+                    let password = database_password.clone().unwrap_or_default();
+                    login = Some((user.to_owned(), password));
+                    parsed
+                        .with_user_only(user)
+                        .ok_or_else(|| CommandError::invalid("cannot use this database URL"))?
+                }
+                _ => parsed,
+            }
         }
     };
-    let store = Store::open(&url, &config.database.store_options()).await?;
+    let connect = match &login {
+        Some((_, password)) => url
+            .with_password(password)
+            .ok_or_else(|| CommandError::invalid("cannot use this database URL"))?,
+        None => url.clone(),
+    };
+    let store = Store::open(&connect, &config.database.store_options()).await?;
     let initialised = auth::is_initialised(&store).await?;
+    if store.is_operator_login() && !initialised {
+        return Err(CommandError::invalid(
+            "this database is not set up yet: its administrator runs `vigil init --admin NAME` \
+             with the database owner's URL",
+        ));
+    }
+    if url.backend() == Backend::Postgres
+        && !store.is_operator_login()
+        && initialised
+        && vigil::store::team::enabled(&store).await?
+    {
+        // No console keeps the owner's URL (SECURITY.md, team mode).
+        return Err(CommandError::invalid(
+            "this database is set up already: connect with your own database user and \
+             password (an administrator gives you them with `vigil user db-login`)",
+        ));
+    }
     let (username, password) = if initialised {
         (None, None)
     } else {
@@ -91,9 +140,16 @@ pub async fn setup_initialise(
         .keystore
         .open()
         .map_err(|e| CommandError::new(ErrorCode::KeysUnavailable, e.to_string()))?;
+    if let Some((_, password)) = &login {
+        vigil::store::team::remember_password(keystore.as_ref(), &url, password)
+            .map_err(|e| CommandError::new(ErrorCode::KeysUnavailable, e.to_string()))?;
+    }
+    // A new team database: the first administrator gets their own database login below and
+    // the console then keeps that (the owner's URL is used for this setup only).
+    let owner_setup = !store.is_operator_login() && vigil::store::team::enabled(&store).await?;
     // Record the choice first: if creating the administrator fails, the next start offers
     // setup again on the same database.
-    if url != config.database.url {
+    if url != config.database.url && !owner_setup {
         let file = config
             .source_file
             .clone()
@@ -101,7 +157,7 @@ pub async fn setup_initialise(
             .ok_or_else(|| CommandError::invalid("this machine has no config folder"))?;
         vigil::config::save_database_url(&file, &url)
             .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
-        config.database.url = url;
+        config.database.url = url.clone();
         config.source_file = Some(file);
     }
     state.set_config(config.clone()).await;
@@ -114,7 +170,38 @@ pub async fn setup_initialise(
         return Ok(SetupResult::Connected);
     };
     let keystore = db.keystore.as_deref().expect("opened above");
-    auth::bootstrap_admin(&db.store, keystore, &username, &password, config.rsa_bits).await?;
+    let admin =
+        auth::bootstrap_admin(&db.store, keystore, &username, &password, config.rsa_bits).await?;
+    let db = if owner_setup {
+        // Switch this console to the administrator's own database login: its password goes
+        // to the keystore and the config file names only the user.
+        let login = vigil::auth::users::bootstrap_database_login(&db.store, admin).await?;
+        let own = url
+            .with_user_only(&login.user)
+            .ok_or_else(|| CommandError::invalid("cannot use this database URL"))?;
+        vigil::store::team::remember_password(keystore, &own, login.password())
+            .map_err(|e| CommandError::new(ErrorCode::KeysUnavailable, e.to_string()))?;
+        let file = config
+            .source_file
+            .clone()
+            .or_else(vigil::config::default_config_file)
+            .ok_or_else(|| CommandError::invalid("this machine has no config folder"))?;
+        vigil::config::save_database_url(&file, &own)
+            .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
+        config.database.url = own;
+        config.source_file = Some(file);
+        state.set_config(config.clone()).await;
+        db.store.close().await;
+        state.db().await?
+    } else {
+        db
+    };
+    let keystore = db.keystore.as_deref().ok_or_else(|| {
+        CommandError::new(
+            ErrorCode::KeysUnavailable,
+            "the keystore could not be opened",
+        )
+    })?;
     let source = crate::state::login_source();
     let outcome = auth::login(
         &db.store,

@@ -286,6 +286,14 @@ pub struct TemporaryPassword {
     /// A reset removed the operator's MFA (their TOTP secret opened only with the old
     /// password): they enrol again after choosing their new password.
     pub mfa_removed: bool,
+    /// Team mode (Postgres): the new operator's own database user, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub database_user: Option<String>,
+    /// And its password, shown once (the operator keeps it in their keystore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub database_password: Option<String>,
 }
 
 fn parse_roles(roles: &[String]) -> CommandResult<Vec<Role>> {
@@ -304,11 +312,20 @@ pub async fn user_create(
     let (db, _, actor) = state.authorised().await?;
     let roles = parse_roles(&req.roles)?;
     let temporary = vigil::auth::random_password(16);
-    users::create(&db.store, &actor, req.username.trim(), &temporary, &roles).await?;
+    let (_, login) = users::create_with_database_login(
+        &db.store,
+        &actor,
+        req.username.trim(),
+        &temporary,
+        &roles,
+    )
+    .await?;
     Ok(TemporaryPassword {
         username: req.username.trim().to_owned(),
         temporary_password: temporary,
         mfa_removed: false,
+        database_user: login.as_ref().map(|l| l.user.clone()),
+        database_password: login.as_ref().map(|l| l.password().to_owned()),
     })
 }
 
@@ -396,6 +413,8 @@ pub async fn user_reset_password(
         username: name,
         temporary_password: temporary,
         mfa_removed: report.mfa_removed,
+        database_user: None,
+        database_password: None,
     })
 }
 

@@ -5,6 +5,16 @@
  */
 export type DatabaseChoice = { "kind": "sqlite" } | { "kind": "postgres", 
 /**
- * `postgres://user:password@host/db`.
+ * `postgres://host/db`; with the owner's `user:password` only to set up a new
+ * database.
  */
-url: string, };
+url: string, 
+/**
+ * Team mode: the operator's own database user (from their administrator), to connect
+ * to a database that is already set up.
+ */
+database_user?: string, 
+/**
+ * That user's password: kept in this machine's keystore, never in the config file.
+ */
+database_password?: string, };

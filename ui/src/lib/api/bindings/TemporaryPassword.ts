@@ -16,4 +16,12 @@ temporary_password: string,
  * A reset removed the operator's MFA (their TOTP secret opened only with the old
  * password): they enrol again after choosing their new password.
  */
-mfa_removed: boolean, };
+mfa_removed: boolean, 
+/**
+ * Team mode (Postgres): the new operator's own database user, shown once.
+ */
+database_user?: string, 
+/**
+ * And its password, shown once (the operator keeps it in their keystore).
+ */
+database_password?: string, };

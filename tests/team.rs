@@ -1,0 +1,1180 @@
+//! Team mode on Postgres: each operator connects as their own database login, and Postgres
+//! itself refuses what their roles do not allow, whatever client they run. Every refusal here
+//! is tried over the operator's own login, never the owner's.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{TestDb, PASSWORD};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use vigil::auth::users::{self, DatabaseLogin};
+use vigil::auth::{self, Actor};
+use vigil::crypto::KeyBits;
+use vigil::incidents::{self, QueueFilter};
+use vigil::keys::{self, keystore::FileKeystore, Purpose};
+use vigil::privacy::{self, RequestKind, SubjectRef};
+use vigil::rbac::privileges::{role_grants, GROUP_ROLES};
+use vigil::rbac::{purposes_of, Role};
+use vigil::store::{team, DatabaseUrl, Store, StoreOptions};
+
+/// A team database: the owner's store, and the first administrator signed in over their own
+/// database login.
+struct Team {
+    db: TestDb,
+    admin: Actor,
+    admin_store: Store,
+    admin_login: DatabaseLogin,
+}
+
+/// One operator working over their own login.
+struct Operator {
+    actor: Actor,
+    store: Store,
+    login: DatabaseLogin,
+}
+
+/// The test database's URL with the operator's database user and password instead of the
+/// owner's.
+fn url_as(db: &TestDb, login: &DatabaseLogin) -> String {
+    url_with(db, &login.user, login.password())
+}
+
+fn url_with(db: &TestDb, user: &str, password: &str) -> String {
+    let mut url = url::Url::parse(&db.raw_url).unwrap();
+    url.set_username(user).unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+async fn open_as(db: &TestDb, login: &DatabaseLogin) -> Store {
+    let url = DatabaseUrl::parse(&url_as(db, login)).unwrap();
+    Store::open(&url, &StoreOptions::default())
+        .await
+        .expect("open the store over the operator's own login")
+}
+
+async fn team() -> Team {
+    let db = common::postgres().await;
+    let owner_admin = common::admin(&db).await;
+    let admin_login = users::bootstrap_database_login(&db.store, owner_admin.user_id())
+        .await
+        .expect("init makes the first administrator's login");
+    let admin_store = open_as(&db, &admin_login).await;
+    assert!(admin_store.is_operator_login());
+    assert!(!db.store.is_operator_login());
+    let admin = auth::authenticate(&admin_store, "root-admin", PASSWORD)
+        .await
+        .expect("the administrator signs in over their own login");
+    Team {
+        db,
+        admin,
+        admin_store,
+        admin_login,
+    }
+}
+
+impl Team {
+    /// The administrator creates an operator (with their database login) over the
+    /// administrator's own login; the operator then signs in over theirs.
+    async fn operator(&self, name: &str, roles: &[Role]) -> Operator {
+        let (_, login) = users::create_with_database_login(
+            &self.admin_store,
+            &self.admin,
+            name,
+            PASSWORD,
+            roles,
+        )
+        .await
+        .expect("an administrator creates an operator over their own login");
+        let login = login.expect("a database login on Postgres");
+        let store = open_as(&self.db, &login).await;
+        let actor = auth::authenticate(&store, name, PASSWORD)
+            .await
+            .expect("the operator signs in over their own login");
+        Operator {
+            actor,
+            store,
+            login,
+        }
+    }
+
+    async fn raw_as(&self, login: &DatabaseLogin) -> PgPool {
+        PgPool::connect(&url_as(&self.db, login)).await.unwrap()
+    }
+
+    async fn conn_as(&self, login: &DatabaseLogin) -> PgConnection {
+        PgConnection::connect(&url_as(&self.db, login))
+            .await
+            .unwrap()
+    }
+
+    async fn owner(&self) -> PgPool {
+        PgPool::connect(&self.db.raw_url).await.unwrap()
+    }
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// Postgres refuses `sql` for lack of privilege (SQLSTATE 42501).
+async fn refused<'e, E: sqlx::PgExecutor<'e>>(ex: E, sql: &str) {
+    let e = sqlx::query(sql)
+        .execute(ex)
+        .await
+        .expect_err(&format!("Postgres should refuse: {sql}"));
+    assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{sql}: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
+    let t = team().await;
+    let m = t.operator("mod.one", &[Role::Moderator]).await;
+    let pool = t.raw_as(&m.login).await;
+    let me = m.actor.user_id().to_string();
+    let admin = t.admin.user_id().to_string();
+
+    refused(&pool, "UPDATE user_roles SET role = 'admin'").await;
+    refused(
+        &pool,
+        &format!("INSERT INTO user_roles (user_id, role, granted_at) VALUES ('{me}', 'admin', 0)"),
+    )
+    .await;
+    refused(&pool, "UPDATE audit_log SET details = '{}'").await;
+    refused(&pool, "DELETE FROM audit_log").await;
+    refused(&pool, "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES (999, 0, 'x', 'x', '{}', '', '')").await;
+    refused(&pool, "UPDATE audit_head SET seq = 0").await;
+    refused(&pool, "SELECT password_hash FROM credentials").await;
+    refused(&pool, "SELECT * FROM credentials").await;
+    refused(&pool, "SELECT credential_key_sealed FROM credentials").await;
+    refused(
+        &pool,
+        &format!("UPDATE credentials SET password_hash = 'x' WHERE user_id = '{admin}'"),
+    )
+    .await;
+    refused(&pool, "DELETE FROM key_grants").await;
+    refused(&pool, "UPDATE key_grants SET wrapped_key = ''").await;
+    refused(
+        &pool,
+        "INSERT INTO key_grants (data_key_id, user_key_id, wrapped_key, granted_at) \
+         SELECT d.id, k.id, '', 0 FROM data_keys d, user_keys k LIMIT 1",
+    )
+    .await;
+    refused(&pool, "INSERT INTO data_keys (id, purpose, version, status, created_at) VALUES ('x', 'pii', 99, 'active', 0)").await;
+    refused(
+        &pool,
+        "INSERT INTO operator_logins (user_id, db_role, created_at) VALUES ('x', 'postgres', 0)",
+    )
+    .await;
+    refused(&pool, "SELECT * FROM dsr_requests").await;
+    // Accounts: no column grant for the kind; the status grant (for suspending platform
+    // accounts) reaches neither another operator's row (row-level security) nor one's own
+    // beyond the sign-in bookkeeping (a trigger).
+    refused(
+        &pool,
+        &format!("UPDATE users SET kind = 'platform' WHERE id = '{me}'"),
+    )
+    .await;
+    refused(
+        &pool,
+        &format!("UPDATE users SET status = 'locked' WHERE id = '{me}'"),
+    )
+    .await;
+    let changed = sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    // Nor end another operator's sessions, or open one in their name.
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+         VALUES ('s-admin', $1, 'desktop', 0, 0, 99999999999999)",
+    )
+    .bind(&admin)
+    .execute(&t.owner().await)
+    .await
+    .unwrap();
+    let (ended,): (i64,) = sqlx::query_as(
+        "WITH e AS (UPDATE sessions SET revoked_at = 1 WHERE user_id = $1 RETURNING 1) \
+         SELECT COUNT(*) FROM e",
+    )
+    .bind(&admin)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, 0);
+    let e = sqlx::query(
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
+         VALUES ('s-forged', $1, 'x', 0, 0, 99999999999999)",
+    )
+    .bind(&admin)
+    .execute(&pool)
+    .await
+    .expect_err("a session in another operator's name");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e}");
+
+    // Nor can they switch off another operator's second factor.
+    let changed = sqlx::query("UPDATE users SET mfa_enabled = FALSE WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    let changed = sqlx::query("DELETE FROM mfa_secrets WHERE user_id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+
+    // Another account's hash is not shown by the sign-in function, only one's own.
+    let theirs: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(&admin)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(theirs, None);
+    let mine: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(&me)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(mine.is_some_and(|h| h.starts_with("$argon2id$")));
+    // Signing in as the administrator over the moderator's login fails, even with the
+    // right password: the database login says who is signing in.
+    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD)
+        .await
+        .is_err());
+
+    // The audit log takes entries only through the function, and only as oneself.
+    refused(
+        &pool,
+        &format!(
+            "SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0)"
+        ),
+    )
+    .await;
+    sqlx::query("SELECT vigil_audit_append($1, 'bench.entry', NULL, '{}', 0)")
+        .bind(format!("user:{me}"))
+        .execute(&pool)
+        .await
+        .expect("an operator appends as themselves");
+    // Nor can the moderator archive (delete) entries, or give itself a group.
+    refused(&pool, "SELECT vigil_audit_retire(1, 2, ''::bytea)").await;
+    let admin_group = team::group_name(&team::prefix(&t.db.store).await.unwrap(), Role::Admin);
+    refused(&pool, &format!("SET ROLE \"{admin_group}\"")).await;
+    refused(&pool, &format!("GRANT \"{admin_group}\" TO CURRENT_USER")).await;
+    refused(
+        &pool,
+        "SELECT vigil_create_login((SELECT id FROM users LIMIT 1), 'SCRAM-SHA-256$4096:x$y:z', 0)",
+    )
+    .await;
+
+    // Whatever the moderator tried, the chain the function built still verifies.
+    let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_cannot_change_roles() {
+    let t = team().await;
+    let o = t.operator("officer.one", &[Role::ComplianceOfficer]).await;
+    let pool = t.raw_as(&o.login).await;
+    let me = o.actor.user_id().to_string();
+    let admin = t.admin.user_id().to_string();
+    refused(&pool, "UPDATE user_roles SET role = 'admin'").await;
+    refused(
+        &pool,
+        &format!("INSERT INTO user_roles (user_id, role, granted_at) VALUES ('{me}', 'admin', 0)"),
+    )
+    .await;
+    // An officer may delete a platform account's roles during an erasure, but the rows of
+    // operators are not theirs to delete: Postgres' row-level security leaves them alone.
+    let gone = sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(gone, 0);
+    let gone = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(gone, 0);
+    let changed = sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
+        .bind(&admin)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1")
+        .bind(&admin)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(roles, ["admin"]);
+    // And through the core it is refused before any SQL.
+    assert!(
+        users::set_roles(&o.store, &o.actor, "root-admin", &[Role::User])
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_operator_cannot_connect_and_is_disconnected() {
+    let t = team().await;
+    let m = t.operator("mod.two", &[Role::Moderator]).await;
+    let mut open = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut open)
+        .await
+        .unwrap();
+
+    users::set_suspended(&t.admin_store, &t.admin, "mod.two", true)
+        .await
+        .expect("an administrator suspends over their own login");
+
+    // The open connection was ended, and a new one is refused.
+    assert!(sqlx::query("SELECT 1").execute(&mut open).await.is_err());
+    let e = PgConnection::connect(&url_as(&t.db, &m.login))
+        .await
+        .expect_err("a suspended operator's login may not connect");
+    assert_eq!(sqlstate(&e).as_deref(), Some("28000"), "{e}");
+    m.store.close().await;
+
+    // Reinstated, they connect again with their roles back.
+    users::set_suspended(&t.admin_store, &t.admin, "mod.two", false)
+        .await
+        .unwrap();
+    let mut again = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut again)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_moderator_is_refused_at_the_next_statement() {
+    let t = team().await;
+    let m = t.operator("mod.three", &[Role::Moderator]).await;
+    let mut conn = t.conn_as(&m.login).await;
+    sqlx::query("SELECT COUNT(*) FROM incidents")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    users::set_roles(&t.admin_store, &t.admin, "mod.three", &[Role::User])
+        .await
+        .unwrap();
+    refused(&mut conn, "SELECT COUNT(*) FROM incidents").await;
+    // Promoted to officer, the same connection reads requests but still not incidents' actions.
+    users::set_roles(
+        &t.admin_store,
+        &t.admin,
+        "mod.three",
+        &[Role::ComplianceOfficer],
+    )
+    .await
+    .unwrap();
+    sqlx::query("SELECT COUNT(*) FROM dsr_requests")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    refused(
+        &mut conn,
+        "INSERT INTO ip_blocks (id, ip, reason, created_at) VALUES ('x', '203.0.113.1', 'r', 0)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_database_password_is_refused() {
+    let t = team().await;
+    let e = PgConnection::connect(&url_with(&t.db, &t.admin_login.user, "not-the-password"))
+        .await
+        .expect_err("a wrong database password must be refused");
+    // 28P01: invalid_password. A server that trusts TCP connections accepts anything, so the
+    // test script's Postgres authenticates with scram-sha-256 (scripts/lib/postgres.sh).
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    let e = PgConnection::connect(&url_with(&t.db, "nobody_at_all", "x"))
+        .await
+        .expect_err("an unknown database user must be refused");
+    assert!(sqlstate(&e).is_some(), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_work_goes_through_each_operators_own_login() {
+    let t = team().await;
+    let m = t.operator("mod.four", &[Role::Moderator]).await;
+    let o = t.operator("officer.two", &[Role::ComplianceOfficer]).await;
+
+    // A platform account for the officer's request (the platform's own data, loaded by the
+    // owner here).
+    let owner = t.owner().await;
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at) \
+         VALUES ($1, 'pat.platform', 'Pat', 'platform', 'active', 0, 0)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .execute(&owner)
+    .await
+    .unwrap();
+
+    // The moderator lists incidents.
+    incidents::list(
+        &m.store,
+        &m.actor,
+        &QueueFilter {
+            limit: Some(50),
+            ..QueueFilter::default()
+        },
+    )
+    .await
+    .expect("a moderator lists incidents over their own login");
+
+    // The officer files a data-subject request.
+    let created = privacy::create(
+        &o.store,
+        None,
+        &o.actor,
+        RequestKind::Access,
+        &SubjectRef::Username("pat.platform".into()),
+    )
+    .await
+    .expect("an officer files a request over their own login");
+    privacy::list(&o.store, &o.actor, &Default::default())
+        .await
+        .expect("and lists requests");
+    assert!(!created.verification_code.is_empty());
+
+    // The administrator lists and creates operators (the two above were made that way).
+    let all = users::list(&t.admin_store, &t.admin, &Default::default())
+        .await
+        .unwrap();
+    assert!(all.iter().any(|a| a.username == "officer.two"));
+    // The moderator changes their own password over their own login.
+    let raw = t.raw_as(&m.login).await;
+    let before: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
+        .bind(m.actor.user_id().to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+
+    // The audit entries every step wrote through the definer function verify end to end.
+    let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+    let actors: Vec<String> = sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log")
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+    assert!(actors.contains(&format!("user:{}", o.actor.user_id())));
+    assert!(before.is_some());
+}
+
+/// Direct grants to `grantee`, from the catalogue: whole-table privileges and column privileges
+/// not implied by a whole-table one.
+async fn catalogue_grants(
+    owner: &PgPool,
+    grantee: &str,
+) -> BTreeSet<(String, String, Option<String>)> {
+    let mut out = BTreeSet::new();
+    for r in sqlx::query(
+        "SELECT table_name::text, privilege_type::text FROM information_schema.role_table_grants \
+         WHERE grantee = $1 AND table_schema = 'public'",
+    )
+    .bind(grantee)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+    {
+        out.insert((r.get(0), r.get(1), None));
+    }
+    for r in sqlx::query(
+        "SELECT table_name::text, column_name::text, privilege_type::text \
+         FROM information_schema.column_privileges \
+         WHERE grantee = $1 AND table_schema = 'public'",
+    )
+    .bind(grantee)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+    {
+        let (table, column, p): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if !out.contains(&(table.clone(), p.clone(), None)) {
+            out.insert((table, p, Some(column)));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_privileges_match_the_permission_table() {
+    let t = team().await;
+    let owner = t.owner().await;
+    let prefix = team::prefix(&t.db.store).await.unwrap();
+    for role in GROUP_ROLES {
+        let group = team::group_name(&prefix, role);
+        let expected: BTreeSet<(String, String, Option<String>)> = role_grants(role)
+            .into_iter()
+            .map(|(t, p, c)| (t.to_owned(), p.as_sql().to_owned(), c.map(str::to_owned)))
+            .collect();
+        let granted = catalogue_grants(&owner, &group).await;
+        assert_eq!(
+            granted, expected,
+            "{role}: the catalogue (left) differs from the permission table (right)"
+        );
+        // Whatever the table says, some things no group may do at all.
+        for (table, p) in [
+            ("audit_log", "UPDATE"),
+            ("audit_log", "DELETE"),
+            ("audit_log", "INSERT"),
+            ("audit_head", "UPDATE"),
+            ("credentials", "SELECT"),
+            ("credentials", "UPDATE"),
+            ("operator_logins", "INSERT"),
+        ] {
+            let has: bool = sqlx::query_scalar("SELECT has_table_privilege($1, $2, $3)")
+                .bind(&group)
+                .bind(table)
+                .bind(p)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+            assert!(!has, "{group} has {p} on {table}");
+        }
+        let sees_hash: bool = sqlx::query_scalar(
+            "SELECT has_column_privilege($1, 'credentials', 'password_hash', 'SELECT')",
+        )
+        .bind(&group)
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+        assert!(!sees_hash, "{group} may read password hashes");
+        // And the groups cannot log in.
+        let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+            .bind(&group)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+        assert!(!login, "{group}");
+    }
+    // Every table is in the privilege table: a migration that adds one must say who may use it
+    // (or, in operator mode, every console is refused it).
+    let granted_somewhere: BTreeSet<&str> = GROUP_ROLES
+        .into_iter()
+        .flat_map(role_grants)
+        .map(|(t, _, _)| t)
+        .collect();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    for table in &tables {
+        assert!(
+            granted_somewhere.contains(table.as_str()),
+            "table {table} has no team-mode grants: add it to src/rbac/privileges.rs"
+        );
+    }
+    // The definer functions are not open to every role on the server, only to the groups.
+    for f in team::OPERATOR_FUNCTIONS {
+        let public: bool =
+            sqlx::query_scalar("SELECT has_function_privilege('public', $1, 'EXECUTE')")
+                .bind(f)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+        assert!(!public, "PUBLIC may execute {f}");
+    }
+    // An operator's login holds exactly the groups of their roles.
+    let m = t
+        .operator("mod.five", &[Role::Moderator, Role::ComplianceOfficer])
+        .await;
+    let mut groups: Vec<String> = sqlx::query_scalar(
+        "SELECT g.rolname::text FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid \
+         JOIN pg_roles u ON u.oid = a.member WHERE u.rolname = $1 ORDER BY 1",
+    )
+    .bind(&m.login.user)
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    groups.sort();
+    let mut want = vec![
+        team::group_name(&prefix, Role::ComplianceOfficer),
+        team::group_name(&prefix, Role::Moderator),
+    ];
+    want.sort();
+    assert_eq!(groups, want);
+}
+
+// ---- Upgrading a database made before team mode. ----
+
+/// `vigil ARGS` with a clean environment, on `url`, with a file keystore in `keys`.
+fn vigil(url: &str, keys: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("VIGIL_DATABASE_URL", url)
+        .env(
+            "VIGIL_KEYSTORE",
+            format!("file:{}", keys.join("ks").display()),
+        )
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "vigil {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The schema as migrations 0001-0006 left it, before team mode.
+async fn previous_schema(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir("migrations/postgres").unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.as_str() < "0007" {
+            std::fs::copy(e.path(), dir.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    assert_eq!(migrator.iter().count(), 6);
+    let pool = PgPool::connect(url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// An operator and their credential and role, written the way the previous version did.
+async fn old_operator(pool: &PgPool, username: &str, role: &str) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    let name = auth::Username::parse(username).unwrap();
+    let hash = auth::hash_password(&auth::Password::parse_for_operator(PASSWORD, &name).unwrap());
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at) \
+         VALUES ($1, $2, $2, 'operator', 'active', 0, 0)",
+    )
+    .bind(&id)
+    .bind(username)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO credentials (user_id, password_hash, changed_at) VALUES ($1, $2, 0)")
+        .bind(&id)
+        .bind(hash)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, 0)")
+        .bind(&id)
+        .bind(role)
+        .execute(pool)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_team_mode_upgrades_and_operators_get_logins() {
+    let owner_url = common::postgres_url().await;
+    previous_schema(&owner_url).await;
+    let pool = PgPool::connect(&owner_url).await.unwrap();
+    let admin_id = old_operator(&pool, "root-admin", "admin").await;
+    old_operator(&pool, "old.mod", "moderator").await;
+    sqlx::query("INSERT INTO app_meta (key, value, updated_at) VALUES ('initialised_at', '0', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // One audit entry on the old chain, hashed by the core as the previous version did.
+    let (actor, details) = ("system:init".to_owned(), "{}".to_owned());
+    let canonical = vigil::audit::canonical_bytes(
+        1,
+        1,
+        &actor,
+        "operator.bootstrapped",
+        Some(&format!("user:{admin_id}")),
+        &details,
+    );
+    let hash = vigil::audit::chain_hash(&[0u8; 32], &canonical).to_vec();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) \
+         VALUES (1, 1, $1, 'operator.bootstrapped', $2, $3, $4, $5)",
+    )
+    .bind(&actor)
+    .bind(format!("user:{admin_id}"))
+    .bind(&details)
+    .bind(vec![0u8; 32])
+    .bind(&hash)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 1, hash = $1")
+        .bind(&hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO incidents (id, kind, severity, status, dedup_key, summary, created_at, updated_at) \
+         VALUES ('i1', 'suspicious_activity', 'high', 'open', 'k', 'old incident', 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The database administrator migrates with the owner's URL...
+    let admin_keys = tempfile::tempdir().unwrap();
+    let out = vigil(&owner_url, admin_keys.path(), &["migrate", "--json"], &[]);
+    assert!(out.contains("\"migrated\": true"), "{out}");
+    // ...and an administrator gives the existing moderator a database login (here over the
+    // owner's URL, as no one has a login yet).
+    let out = vigil(
+        &owner_url,
+        admin_keys.path(),
+        &["user", "db-login", "old.mod", "--json"],
+        &[
+            ("VIGIL_USERNAME", "root-admin"),
+            ("VIGIL_PASSWORD", PASSWORD),
+        ],
+    );
+    let login: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let db_user = login["database_user"].as_str().unwrap().to_owned();
+    let db_password = login["database_password"].as_str().unwrap().to_owned();
+    assert!(db_user.ends_with("_u_old.mod"), "{db_user}");
+
+    // The moderator keeps the password in their keystore; their config holds no password.
+    let mut url = url::Url::parse(&owner_url).unwrap();
+    url.set_username(&db_user).unwrap();
+    url.set_password(None).unwrap();
+    let mod_url = url.to_string();
+    let mod_keys = tempfile::tempdir().unwrap();
+    vigil(
+        &mod_url,
+        mod_keys.path(),
+        &["keystore", "set-database-password"],
+        &[("VIGIL_DATABASE_PASSWORD", &db_password)],
+    );
+    let out = vigil(
+        &mod_url,
+        mod_keys.path(),
+        &["incidents", "list", "--json"],
+        &[("VIGIL_USERNAME", "old.mod"), ("VIGIL_PASSWORD", PASSWORD)],
+    );
+    assert!(out.contains("old incident"), "{out}");
+
+    // Over that login Postgres refuses what a moderator may not do.
+    let mut direct = url::Url::parse(&mod_url).unwrap();
+    direct.set_password(Some(&db_password)).unwrap();
+    let mod_pool = PgPool::connect(direct.as_str()).await.unwrap();
+    refused(&mod_pool, "DELETE FROM audit_log").await;
+    refused(&mod_pool, "SELECT password_hash FROM credentials").await;
+
+    // The chain from before the upgrade continues through the definer function.
+    let store = Store::open(
+        &DatabaseUrl::parse(&owner_url).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let v = vigil::audit::verify_chain(&store).await.unwrap();
+    match v {
+        vigil::audit::Verification::Ok { entries, .. } => assert!(entries >= 3, "{entries}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_runs_retention_and_archives_the_audit_log_over_its_own_login() {
+    use vigil::retention::{self, RunOptions, RunStatus};
+    let t = team().await;
+    let w = t.operator("worker.one", &[Role::Service]).await;
+    // Old platform activity, an ended old session and a deleted platform account.
+    let owner = t.owner().await;
+    let person = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, status, created_at, updated_at, deleted_at) \
+         VALUES ($1, 'gone.platform', 'Gone', 'platform', 'deleted', 1, 1, 1)",
+    )
+    .bind(&person)
+    .execute(&owner)
+    .await
+    .unwrap();
+    for i in 0..5 {
+        sqlx::query(
+            "INSERT INTO activity_log (id, user_id, kind, outcome, occurred_at, ingested_at) \
+             VALUES ($1, NULL, 'comment', 'success', $2, $2)",
+        )
+        .bind(format!("act-{i}"))
+        .bind(1_000_000 + i)
+        .execute(&owner)
+        .await
+        .unwrap();
+    }
+    // Ages judged eight years on: every policy, the audit log's seven years too, is due.
+    let as_of = vigil::store::Timestamp::from_micros(
+        vigil::store::Timestamp::now().micros() + 8 * 366 * 86_400 * 1_000_000,
+    );
+    let archive = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        as_of: Some(as_of),
+        archive_dir: Some(archive.path().to_owned()),
+        ..RunOptions::default()
+    };
+    let rec = retention::run(&w.store, &w.actor, &options, &mut |_| {})
+        .await
+        .expect("the service account runs retention over its own login");
+    assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM activity_log WHERE id LIKE 'act-%'")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // The audit entries went to the archive through the definer function, and the live chain
+    // and the archive still verify.
+    let archived: i64 =
+        sqlx::query_scalar("SELECT archived_through_seq FROM audit_head WHERE id = 1")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert!(archived > 0, "nothing archived");
+    let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+    // But the service account still cannot delete audit entries itself.
+    let pool = t.raw_as(&w.login).await;
+    refused(&pool, "DELETE FROM audit_log").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_and_user_create_print_each_database_login_once() {
+    let owner_url = common::postgres_url().await;
+    let admin_keys = tempfile::tempdir().unwrap();
+    let out = vigil(
+        &owner_url,
+        admin_keys.path(),
+        &["init", "--admin", "root-admin", "--json"],
+        &[("VIGIL_ADMIN_PASSWORD", PASSWORD)],
+    );
+    let init: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let admin_user = init["database_user"].as_str().unwrap().to_owned();
+    let admin_password = init["database_password"].as_str().unwrap().to_owned();
+    assert!(admin_user.ends_with("_u_root-admin"), "{admin_user}");
+    assert!(admin_password.len() >= 32);
+
+    // From now on the administrator works over their own login, its password in their
+    // keystore, their URL without it.
+    let mut url = url::Url::parse(&owner_url).unwrap();
+    url.set_username(&admin_user).unwrap();
+    url.set_password(None).unwrap();
+    let admin_url = url.to_string();
+    vigil(
+        &admin_url,
+        admin_keys.path(),
+        &["keystore", "set-database-password"],
+        &[("VIGIL_DATABASE_PASSWORD", &admin_password)],
+    );
+    let signed_in = [
+        ("VIGIL_USERNAME", "root-admin"),
+        ("VIGIL_PASSWORD", PASSWORD),
+    ];
+    let out = vigil(
+        &admin_url,
+        admin_keys.path(),
+        &["user", "create", "ana", "--role", "moderator", "--json"],
+        &signed_in,
+    );
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ana_user = created["database_user"].as_str().unwrap().to_owned();
+    let ana_password = created["database_password"].as_str().unwrap().to_owned();
+    let temporary = created["temporary_password"].as_str().unwrap().to_owned();
+    assert!(ana_user.ends_with("_u_ana"), "{ana_user}");
+    assert_ne!(ana_password, temporary);
+    // `migrate` over an operator's login only checks.
+    let out = vigil(&admin_url, admin_keys.path(), &["migrate", "--json"], &[]);
+    assert!(out.contains("\"migrated\": false"), "{out}");
+    // `init` over an operator's login is refused.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    let refused_init = cmd
+        .args(["init", "--admin", "someone"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("VIGIL_DATABASE_URL", &admin_url)
+        .env(
+            "VIGIL_KEYSTORE",
+            format!("file:{}", admin_keys.path().join("ks").display()),
+        )
+        .env("VIGIL_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!refused_init.status.success());
+    assert!(String::from_utf8_lossy(&refused_init.stderr).contains("owner"));
+
+    // Ana connects with her own login and the temporary password works (she must change it).
+    let mut ana = url::Url::parse(&owner_url).unwrap();
+    ana.set_username(&ana_user).unwrap();
+    ana.set_password(Some(&ana_password)).unwrap();
+    let store = Store::open(
+        &DatabaseUrl::parse(ana.as_str()).unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(store.is_operator_login());
+    auth::authenticate(&store, "ana", &temporary)
+        .await
+        .expect("ana signs in over her own login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_without_createrole_migrates_with_team_mode_off_until_it_may() {
+    // A deployment from before team mode: the database belongs to a plain login role.
+    let server = PgPool::connect(&common::postgres_server_url())
+        .await
+        .unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (owner, db) = (
+        format!("own_{}", &suffix[..12]),
+        format!("vigil_plain_{}", &suffix[..12]),
+    );
+    sqlx::query(&format!(
+        "CREATE ROLE {owner} LOGIN PASSWORD 'owner-password'"
+    ))
+    .execute(&server)
+    .await
+    .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db} OWNER {owner}"))
+        .execute(&server)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&common::postgres_server_url()).unwrap();
+    url.set_username(&owner).unwrap();
+    url.set_password(Some("owner-password")).unwrap();
+    url.set_path(&db);
+    let owner_url = DatabaseUrl::parse(url.as_str()).unwrap();
+    let store = Store::open(&owner_url, &StoreOptions::default())
+        .await
+        .expect("an owner without CREATEROLE still migrates");
+    assert!(!store.is_operator_login());
+    let prefix = team::prefix(&store).await.unwrap();
+    let groups = |pool: PgPool, prefix: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname LIKE $1 || '\\_%'",
+        )
+        .bind(prefix)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(groups(server.clone(), prefix.clone()).await, 0);
+    store.close().await;
+
+    // Once the owner may create roles, the next migrate sets team mode up.
+    sqlx::query(&format!("ALTER ROLE {owner} CREATEROLE"))
+        .execute(&server)
+        .await
+        .unwrap();
+    let store = Store::open(&owner_url, &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(groups(server.clone(), prefix.clone()).await, 4);
+    let v = vigil::audit::verify_chain(&store).await.unwrap();
+    assert!(matches!(v, vigil::audit::Verification::Ok { .. }), "{v:?}");
+}
+
+impl Team {
+    /// `op` enrols a key pair on their own machine over their own login, and the administrator
+    /// grants it over theirs.
+    async fn enrolled(
+        &self,
+        op: &Operator,
+        admin_ring: &keys::KeyRing,
+    ) -> (FileKeystore, tempfile::TempDir) {
+        let (ks, dir) = common::keystore();
+        keys::enrol(&op.store, &ks, &op.actor, PASSWORD, KeyBits::B2048)
+            .await
+            .expect("an operator enrols over their own login");
+        keys::grant(
+            &self.admin_store,
+            admin_ring,
+            &self.admin,
+            op.actor.username().as_str(),
+        )
+        .await
+        .expect("the administrator grants over their own login");
+        (ks, dir)
+    }
+}
+
+/// Purpose names in the order `keys status` lists them.
+fn names(purposes: &[Purpose]) -> Vec<String> {
+    let mut n: Vec<String> = purposes.iter().map(|p| p.as_str().to_owned()).collect();
+    n.sort();
+    n
+}
+
+/// The id of `sql`'s one text value, read by the owner.
+async fn owner_text(t: &Team, sql: &str) -> String {
+    sqlx::query_scalar(sql)
+        .fetch_one(&t.owner().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_follow_roles_over_each_operators_own_login() {
+    let t = team().await;
+    let admin_ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .expect("the administrator unlocks over their own login");
+    let o = t
+        .operator("olive.officer", &[Role::ComplianceOfficer])
+        .await;
+    let m = t.operator("mo.moderator", &[Role::Moderator]).await;
+    let (oks, _od) = t.enrolled(&o, &admin_ring).await;
+    let (mks, _md) = t.enrolled(&m, &admin_ring).await;
+    for (op, roles) in [(&o, [Role::ComplianceOfficer]), (&m, [Role::Moderator])] {
+        let h = keys::holdings(&op.store, &op.actor).await.unwrap();
+        assert_eq!(
+            h.held,
+            names(&purposes_of(&roles)),
+            "{}",
+            op.actor.username()
+        );
+    }
+
+    // The moderator's own login cannot wrap a purpose they do not hold, nor write a wrap or a
+    // key version directly; the officer, who holds contact, cannot wrap it for the moderator.
+    let contact = owner_text(
+        &t,
+        "SELECT id FROM data_keys WHERE purpose = 'contact' AND status = 'active'",
+    )
+    .await;
+    let network = owner_text(
+        &t,
+        "SELECT id FROM data_keys WHERE purpose = 'network' AND status = 'active'",
+    )
+    .await;
+    let mod_pair = owner_text(
+        &t,
+        &format!(
+            "SELECT id FROM user_keys WHERE user_id = '{}'",
+            m.actor.user_id()
+        ),
+    )
+    .await;
+    let admin_pair = owner_text(
+        &t,
+        &format!(
+            "SELECT id FROM user_keys WHERE user_id = '{}'",
+            t.admin.user_id()
+        ),
+    )
+    .await;
+    let wrap = |key: &str, pair: &str| {
+        format!("SELECT vigil_insert_grant('{key}', '{pair}', '\\x00', NULL, 0)")
+    };
+    let mpool = t.raw_as(&m.login).await;
+    refused(&mpool, &wrap(&contact, &mod_pair)).await;
+    refused(
+        &mpool,
+        "INSERT INTO data_keys (id, purpose, version, status, created_at) \
+         VALUES ('forged', 'contact', 99, 'active', 0)",
+    )
+    .await;
+    let opool = t.raw_as(&o.login).await;
+    refused(&opool, &wrap(&contact, &mod_pair)).await;
+    // Holding network, the moderator still cannot hand it to an account whose roles do not
+    // (a second administrator, who holds only blind_index).
+    let a2 = t.operator("second.admin", &[Role::Admin]).await;
+    let (_a2ks, _a2d) = t.enrolled(&a2, &admin_ring).await;
+    let a2_pair = owner_text(
+        &t,
+        &format!(
+            "SELECT id FROM user_keys WHERE user_id = '{}'",
+            a2.actor.user_id()
+        ),
+    )
+    .await;
+    refused(&mpool, &wrap(&network, &a2_pair)).await;
+    let _ = admin_pair;
+
+    // The first administrator gives up what their role does not hold; the rotations wait for
+    // holders, and a second officer's grant waits too.
+    for p in [Purpose::Contact, Purpose::Network, Purpose::ContentHash] {
+        keys::relinquish(&t.admin_store, &t.admin, p).await.unwrap();
+    }
+    // A holder takes a request up only by starting the rotation, never by deleting it.
+    refused(
+        &mpool,
+        "DELETE FROM rotation_requests WHERE purpose = 'network'",
+    )
+    .await;
+    let b = t.operator("bea.officer", &[Role::ComplianceOfficer]).await;
+    let (bks, _bd) = common::keystore();
+    keys::enrol(&b.store, &bks, &b.actor, PASSWORD, KeyBits::B2048)
+        .await
+        .unwrap();
+    let admin_ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .unwrap();
+    let report = keys::grant(&t.admin_store, &admin_ring, &t.admin, "bea.officer")
+        .await
+        .unwrap();
+    assert_eq!(report.pending, vec![Purpose::Contact, Purpose::Network]);
+
+    // Olive and Mo sign in over their own logins: the grant completes and the rotations start,
+    // each through the definer function, none wrapped for the administrator.
+    for (name, store, ks) in [
+        ("olive.officer", &o.store, &oks),
+        ("mo.moderator", &m.store, &mks),
+    ] {
+        let signed = auth::login(
+            store,
+            Some(ks),
+            name,
+            PASSWORD,
+            &auth::LoginSource::default(),
+        )
+        .await
+        .expect("sign in over their own login");
+        assert!(matches!(signed, auth::LoginOutcome::SignedIn(_)));
+    }
+    let after = keys::holdings(&b.store, &b.actor).await.unwrap();
+    assert_eq!(after.held, names(&purposes_of(&[Role::ComplianceOfficer])));
+    assert!(after.pending_grants.is_empty());
+    assert!(after.rotations_requested.is_empty());
+    let owner = t.owner().await;
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM key_rotations WHERE status = 'running'")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(running, 3);
+    let admin_wraps: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM key_grants g JOIN user_keys k ON k.id = g.user_key_id \
+         JOIN data_keys d ON d.id = g.data_key_id WHERE k.user_id = $1 AND d.purpose <> 'blind_index'",
+    )
+    .bind(t.admin.user_id().to_string())
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(admin_wraps, 0);
+}
