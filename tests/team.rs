@@ -463,13 +463,40 @@ async fn normal_work_goes_through_each_operators_own_login() {
         .await
         .unwrap();
     assert!(all.iter().any(|a| a.username == "officer.two"));
-    // The moderator changes their own password over their own login.
+    // The moderator changes their own password over their own login (the guard on operators'
+    // rows lets the definer function through, not a direct UPDATE).
     let raw = t.raw_as(&m.login).await;
-    let before: Option<String> = sqlx::query_scalar("SELECT vigil_password_hash($1)")
-        .bind(m.actor.user_id().to_string())
-        .fetch_one(&raw)
+    let own_hash = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT vigil_password_hash($1)")
+            .bind(m.actor.user_id().to_string())
+            .fetch_one(&raw)
+            .await
+            .unwrap()
+    };
+    let before = own_hash().await;
+    let (mks, _md) = common::keystore();
+    keys::enrol(&m.store, &mks, &m.actor, PASSWORD, KeyBits::B2048)
         .await
         .unwrap();
+    let ring = keys::unlock(&m.store, &mks, &m.actor, PASSWORD)
+        .await
+        .unwrap();
+    const NEW_PASSWORD: &str = "a fresh passphrase of my own 31";
+    auth::change_password(&m.store, &mks, &m.actor, &ring, PASSWORD, NEW_PASSWORD)
+        .await
+        .expect("one's own password changes over one's own login");
+    assert_ne!(own_hash().await, before);
+    auth::authenticate(&m.store, "mod.four", NEW_PASSWORD)
+        .await
+        .expect("the new password signs in");
+    refused(
+        &raw,
+        &format!(
+            "UPDATE users SET must_change_password = TRUE WHERE id = '{}'",
+            m.actor.user_id()
+        ),
+    )
+    .await;
 
     // The audit entries every step wrote through the definer function verify end to end.
     let v = vigil::audit::verify_chain(&t.db.store).await.unwrap();

@@ -10,7 +10,7 @@
 use sqlx::{Connection, PgConnection};
 use vigil::auth::{self, users, Password, Username};
 use vigil::crypto::KeyBits;
-use vigil::keys::keystore::FileKeystore;
+use vigil::keys::{self, keystore::FileKeystore};
 use vigil::rbac::Role;
 use vigil::store::{DatabaseUrl, Store, StoreOptions};
 use vigil_e2e::{App, Result};
@@ -66,11 +66,29 @@ async fn a_second_operator_joins_a_team_database_with_their_own_login() -> Resul
         users::create_with_database_login(&store, &admin, MODERATOR, TEMPORARY, &[Role::Moderator])
             .await?;
     let login = login.ok_or("team mode makes a database login on Postgres")?;
+    // From here the administrator works over their own database login, not the owner's.
+    let admin_login = users::bootstrap_database_login(&store, admin.user_id()).await?;
     store.close().await;
+    let admin_url = format!(
+        "{}://{}:{}@{}",
+        "postgres",
+        admin_login.user,
+        admin_login.password(),
+        without_credentials(&owner_url)?.trim_start_matches("postgres://")
+    );
+    let admin_store =
+        Store::open(&DatabaseUrl::parse(&admin_url)?, &StoreOptions::default()).await?;
+    let admin_ring = keys::unlock(&admin_store, &admin_keys, &admin, ADMIN_PASSWORD).await?;
 
     let machine = home.join("moderator-machine");
     let app = App::launch(&machine, 4446).await?;
-    let outcome = join(&app, &owner_url, &login.user, login.password()).await;
+    let mut outcome = join(&app, &owner_url, &login.user, login.password()).await;
+    if outcome.is_ok() {
+        // The moderator's first sign-in made their key pair on their machine; the
+        // administrator grants it the data keys of the moderator's role.
+        keys::grant(&admin_store, &admin_ring, &admin, MODERATOR).await?;
+        outcome = work(&app).await;
+    }
     if let Err(e) = outcome {
         app.report_failure().await;
         return Err(e);
@@ -135,6 +153,10 @@ async fn join(app: &App, owner_url: &str, db_user: &str, db_password: &str) -> R
     app.fill("pw-confirm", MODERATOR_PASSWORD).await?;
     app.click("pw-submit").await?;
     assert_eq!(app.text("current-user").await?.trim(), MODERATOR);
+    Ok(())
+}
+
+async fn work(app: &App) -> Result<()> {
     // They work over their own login: the incident queue opens and the detectors run (which
     // writes checkpoints and the audit log); no administrator screens.
     app.click("nav-incidents").await?;

@@ -390,12 +390,18 @@ CREATE POLICY team_delete ON users FOR DELETE
 -- account managers to the sign-in bookkeeping columns of an operator's or service account's
 -- row (their own, as the policy above allows), so a column grant meant for platform accounts
 -- (status, for incident responses) does not let anyone reinstate or re-kind an operator.
+-- It runs as the invoker, so a change made inside one of the definer functions above (which
+-- check the caller themselves: `vigil_set_password` for one's own password) runs as the owner
+-- and passes.
 CREATE FUNCTION vigil_guard_operator_row() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = public, pg_temp AS $$
 DECLARE
     bookkeeping CONSTANT TEXT[] := ARRAY['failed_logins', 'locked_until', 'last_login_at',
                                         'mfa_enabled', 'updated_at'];
 BEGIN
+    IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+        RETURN NEW;
+    END IF;
     IF (OLD.kind <> 'platform' OR NEW.kind <> 'platform')
        AND NOT vigil_session_is_owner() AND NOT vigil_session_may('users_manage')
        AND (to_jsonb(NEW) - bookkeeping) IS DISTINCT FROM (to_jsonb(OLD) - bookkeeping) THEN
