@@ -349,6 +349,7 @@ async fn the_secret_follows_a_password_change_to_every_machine(db: TestDb) {
         &db.keystore,
         &admin.actor,
         admin.keys.as_ref().unwrap(),
+        None,
         PASSWORD,
         new_pw,
     )
@@ -453,11 +454,13 @@ async fn a_password_reset_removes_mfa_until_the_operator_enrols_again(db: TestDb
         &bob_keystore,
         &temp.actor,
         temp.keys.as_ref().unwrap(),
+        None,
         "temporary passphrase 1",
         "bob's own new passphrase",
     )
     .await
-    .unwrap();
+    .unwrap()
+    .credential;
     mfa::enroll(&db.store, &fresh, &temp.actor).await.unwrap();
 }
 on_both!(a_password_reset_removes_mfa_until_the_operator_enrols_again);

@@ -546,18 +546,18 @@ pub(super) async fn insert_session(
 
 pub(super) async fn insert_refresh(
     tx: &mut Tx,
+    id: &str,
     session: &str,
     family: &str,
     hash: &[u8],
     now: Timestamp,
     expires: Timestamp,
-) -> Result<String, StoreError> {
-    let id = uuid::Uuid::now_v7().to_string();
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO refresh_tokens (id, session_id, family_id, token_hash, issued_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(session)
     .bind(family)
     .bind(hash)
@@ -565,17 +565,20 @@ pub(super) async fn insert_refresh(
     .bind(expires.micros())
     .execute(&mut **tx)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
-/// A refresh token's row: (id, session, family, user, expires, rotated?, revoked?).
+/// A refresh token's row.
 pub(super) struct RefreshRow {
     pub id: String,
     pub session: String,
     pub family: String,
     pub user: String,
     pub expires_at: i64,
-    pub spent: bool,
+    /// Traded for a newer one already.
+    pub rotated: bool,
+    /// Revoked, or its session was.
+    pub revoked: bool,
 }
 
 pub(super) async fn refresh_by_hash(
@@ -584,8 +587,9 @@ pub(super) async fn refresh_by_hash(
 ) -> Result<Option<RefreshRow>, StoreError> {
     let row = sqlx::query(
         "SELECT r.id, r.session_id, r.family_id, s.user_id, r.expires_at, \
-         CAST(CASE WHEN r.rotated_at IS NOT NULL OR r.revoked_at IS NOT NULL \
-              OR s.revoked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) \
+         CAST(CASE WHEN r.rotated_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT), \
+         CAST(CASE WHEN r.revoked_at IS NOT NULL OR s.revoked_at IS NOT NULL \
+              THEN 1 ELSE 0 END AS BIGINT) \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
     )
     .bind(hash)
@@ -598,23 +602,30 @@ pub(super) async fn refresh_by_hash(
         family: r.try_get(2)?,
         user: r.try_get(3)?,
         expires_at: r.try_get(4)?,
-        spent: r.try_get::<i64, _>(5)? != 0,
+        rotated: r.try_get::<i64, _>(5)? != 0,
+        revoked: r.try_get::<i64, _>(6)? != 0,
     }))
 }
 
+/// Marks refresh token `id` as traded for `by`, if it is neither rotated nor revoked yet: one
+/// conditional statement, so of two concurrent refreshes of one token only one succeeds (on
+/// Postgres the second waits for the first's row lock, then finds the token rotated).
 pub(super) async fn rotate_refresh(
     tx: &mut Tx,
     id: &str,
     by: &str,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 WHERE id = $3")
-        .bind(now.micros())
-        .bind(by)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 \
+         WHERE id = $3 AND rotated_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(by)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Revokes a refresh-token family and its session.
@@ -668,6 +679,38 @@ pub(super) async fn sessions_of(tx: &mut Tx, user: UserId) -> Result<Vec<String>
         .map(|r| r.try_get(0))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// Revokes `user`'s live sessions but `keep` (if given), and their refresh tokens, with
+/// `reason`; returns how many sessions ended.
+pub(super) async fn end_sessions(
+    tx: &mut Tx,
+    user: UserId,
+    keep: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let ended = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1 \
+         AND ($4 IS NULL OR id <> $4)",
+    )
+    .bind(now.micros())
+    .bind(reason)
+    .bind(user.to_string())
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+         AND session_id IN (SELECT id FROM sessions WHERE user_id = $2 AND revoked_at IS NOT NULL)",
+    )
+    .bind(now.micros())
+    .bind(user.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(ended)
 }
 
 pub(super) async fn revoke_jti(

@@ -373,21 +373,27 @@ pub async fn regenerate_backup_codes(
 }
 
 /// An administrator turns MFA off for `username` (lost device): secret and backup codes are
-/// deleted and the operator must enrol again. Needs [`Permission::UsersManage`].
-pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<(), MfaError> {
+/// deleted, every session of the operator ends (tokens issued in them stop verifying and cannot
+/// be refreshed), and the operator must enrol again. Returns how many sessions ended. Needs
+/// [`Permission::UsersManage`].
+pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<u64, MfaError> {
     let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let now = Timestamp::now();
     let mut tx = store.begin().await?;
     let user = repo::operator_id(&mut tx, username)
         .await?
         .ok_or_else(|| MfaError::UnknownOperator(username.to_owned()))?;
     remove_in(&mut tx, user).await?;
+    let ended = crate::auth::end_sessions(&mut tx, user, None, "mfa_reset", now).await?;
     audit::append(
         &mut tx,
-        &NewAuditEntry::new(actor, AuditAction::MfaReset).target(format!("user:{user}")),
+        &NewAuditEntry::new(actor, AuditAction::MfaReset)
+            .target(format!("user:{user}"))
+            .details(serde_json::json!({ "sessions_ended": ended })),
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(ended)
 }
 
 /// Deletes `user`'s TOTP secret and backup codes and turns MFA off, within `tx` (an
