@@ -610,15 +610,24 @@ async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) 
             &bob_keystore,
             &bob,
             &ring,
+            None,
             "wrong password!!",
             new_pw
         )
         .await,
         Err(PasswordChangeError::WrongPassword)
     ));
-    auth::change_password(&db.store, &bob_keystore, &bob, &ring, PASSWORD, new_pw)
-        .await
-        .unwrap();
+    auth::change_password(
+        &db.store,
+        &bob_keystore,
+        &bob,
+        &ring,
+        None,
+        PASSWORD,
+        new_pw,
+    )
+    .await
+    .unwrap();
     // The keystore item now opens with the new password only, and the grants still work.
     assert!(matches!(
         keys::unlock(&db.store, &bob_keystore, &bob, PASSWORD).await,

@@ -1,12 +1,15 @@
 //! Signing in on both databases: one error for unknown user and wrong password, account
-//! status, throttling per account and per source, lockout with back-off and its release, and
-//! the MFA challenge (single use, expiring, useless for anything else).
+//! status, throttling per account and per source, lockout with back-off and its release, both
+//! counted before the password is checked (a burst of concurrent attempts gets no more checks
+//! than the limit), the MFA challenge (single use, expiring, useless for anything else), and
+//! wrong or replayed second factors counted like wrong passwords.
 
 mod common;
 
 use common::{admin_keys, count, TestDb, PASSWORD};
 use vigil::auth::{
-    self, LoginError, LoginOutcome, LoginSource, Session, CHALLENGE_SECONDS, WINDOW_SECONDS,
+    self, LoginError, LoginOutcome, LoginSource, MfaChallenge, Session, CHALLENGE_SECONDS,
+    LOCK_AFTER, MAX_ATTEMPTS, WINDOW_SECONDS,
 };
 use vigil::mfa::{self, MfaError, STEP_SECONDS};
 use vigil::store::Timestamp;
@@ -261,7 +264,8 @@ async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(d
     assert_eq!(session.actor.user_id(), admin.user_id());
 
     // A second challenge cannot be finished with the first one's token (used), nor with the
-    // same TOTP code again (replayed).
+    // same TOTP code again (replayed). The replay is refused exactly as a wrong code is: the
+    // refusal does not tell an onlooker that the code had been right.
     let t = plus(t, 2);
     let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
     assert!(matches!(
@@ -270,10 +274,20 @@ async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(d
     ));
     let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
     let token = c.token().to_owned();
-    assert!(matches!(
-        auth::finish_mfa_at(&db.store, c, &token, &code, t).await,
-        Err(LoginError::Mfa(MfaError::Replayed))
-    ));
+    let replayed = auth::finish_mfa_at(&db.store, c, &token, &code, t)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(replayed, LoginError::Mfa(MfaError::InvalidCode)),
+        "{replayed:?}"
+    );
+    let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.1", t).await);
+    let token = c.token().to_owned();
+    let wrong = auth::finish_mfa_at(&db.store, c, &token, &wrong_code(&secret, t), t)
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.to_string(), wrong.to_string());
+    assert!(!replayed.to_string().contains("used"));
     // Expired after five minutes, even with a fresh code.
     let t = plus(t, 60);
     let c = challenge(login(&db, "root-admin", PASSWORD, "192.0.2.9", t).await);
@@ -299,6 +313,21 @@ async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(d
         .await
             >= 2
     );
+    // Only the activity log tells the replay from the wrong code.
+    for reason in ["mfa_replayed", "mfa_failed"] {
+        assert_eq!(
+            count(
+                &raw,
+                &format!(
+                    "SELECT COUNT(*) FROM activity_log WHERE kind = 'vigil_login' \
+                     AND outcome = 'failure' AND reason = '{reason}'"
+                )
+            )
+            .await,
+            1,
+            "{reason}"
+        );
+    }
     // Tokens are stored only as hashes.
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM login_challenges")
         .fetch_all(&raw)
@@ -310,3 +339,240 @@ async fn the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else(d
     raw.close().await;
 }
 on_both!(the_mfa_challenge_is_single_use_short_lived_and_good_for_nothing_else);
+
+/// A six-digit code no step within one either side of `t` has.
+fn wrong_code(secret: &[u8], t: Timestamp) -> String {
+    let step = t.micros() as u64 / 1_000_000 / STEP_SECONDS;
+    let near: Vec<String> = (step - 1..=step + 1)
+        .map(|s| mfa::code_at(secret, s, 6))
+        .collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+fn challenge(r: Result<LoginOutcome, LoginError>) -> MfaChallenge {
+    match r {
+        Ok(LoginOutcome::MfaRequired(c)) => c,
+        other => panic!("expected an MFA challenge, got {other:?}"),
+    }
+}
+
+/// Signs `user` in with the right password at `at` and answers the challenge with `code`.
+async fn with_code(
+    db: &TestDb,
+    user: &str,
+    ip: &str,
+    code: &str,
+    at: Timestamp,
+) -> Result<Session, LoginError> {
+    let c = challenge(login(db, user, PASSWORD, ip, at).await);
+    let token = c.token().to_owned();
+    auth::finish_mfa_at(&db.store, c, &token, code, at).await
+}
+
+async fn failures_of(db: &TestDb, user: &str) -> (i64, Option<i64>) {
+    let raw = db.raw().await;
+    let row: (i64, Option<i64>) =
+        sqlx::query_as("SELECT failed_logins, locked_until FROM users WHERE username = $1")
+            .bind(user)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    raw.close().await;
+    row
+}
+
+async fn wrong_second_factors_count_like_wrong_passwords(db: TestDb) {
+    let (admin, _) = admin_keys(&db).await;
+    let _ = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
+    let (bob_keys, _dir) = common::keystore();
+    let bob = common::sign_in_with(&db, &bob_keys, "bob-officer", PASSWORD).await;
+    let ck = bob.credential.as_ref().unwrap();
+    let e = mfa::enroll(&db.store, ck, &bob.actor).await.unwrap();
+    let secret = totp_rs::Secret::Encoded(e.secret_base32.clone())
+        .to_bytes()
+        .unwrap();
+    let step = |t: Timestamp| t.micros() as u64 / 1_000_000 / STEP_SECONDS;
+    let backup = mfa::confirm(
+        &db.store,
+        ck,
+        &bob.actor,
+        &mfa::code_at(&secret, step(Timestamp::now()), 6),
+    )
+    .await
+    .unwrap();
+    let ip = |i: i64| format!("198.51.100.{i}");
+
+    // Lockout alone: wrong codes spaced beyond the throttling window, alternately TOTP and
+    // backup codes, each after the right password. Each challenge dies with its wrong code.
+    let mut t = plus(t0(), 600);
+    let mut spent_token = None;
+    for i in 0..LOCK_AFTER {
+        t = plus(t, WINDOW_SECONDS + 1);
+        let wrong = if i % 2 == 0 {
+            wrong_code(&secret, t)
+        } else {
+            "AAAA-BBBB-CCCC-DDDD".to_owned()
+        };
+        let c = challenge(login(&db, "bob-officer", PASSWORD, &ip(i), t).await);
+        let token = c.token().to_owned();
+        assert!(matches!(
+            auth::finish_mfa_at(&db.store, c, &token, &wrong, t).await,
+            Err(LoginError::Mfa(MfaError::InvalidCode))
+        ));
+        spent_token = Some(token);
+    }
+    assert_eq!(failures_of(&db, "bob-officer").await.0, LOCK_AFTER);
+    // Locked: even the right password and a right code are refused, before either is checked.
+    match login(&db, "bob-officer", PASSWORD, "203.0.113.1", plus(t, 10)).await {
+        Err(LoginError::Throttled {
+            retry_after_seconds,
+        }) => assert!(
+            (40..=60).contains(&retry_after_seconds),
+            "{retry_after_seconds}"
+        ),
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+    // After the lock, a challenge still takes one code only: the token a wrong code spent does
+    // not come back to life for the right code.
+    let t = plus(t, 61);
+    let c = challenge(login(&db, "bob-officer", PASSWORD, &ip(9), t).await);
+    assert!(matches!(
+        auth::finish_mfa_at(
+            &db.store,
+            c,
+            spent_token.as_deref().unwrap(),
+            &mfa::code_at(&secret, step(t), 6),
+            t
+        )
+        .await,
+        Err(LoginError::ChallengeInvalid)
+    ));
+    // That unfinished challenge was one more failure in a row: the lock doubled.
+    let (failures, locked) = failures_of(&db, "bob-officer").await;
+    assert_eq!(failures, LOCK_AFTER + 1);
+    assert_eq!(locked, Some(t.micros() + 120 * 1_000_000));
+
+    // The window alone: after an administrator's unlock, wrong codes in quick succession; the
+    // right password then gets no challenge.
+    auth::unlock_account(&db.store, &admin, "bob-officer")
+        .await
+        .unwrap();
+    let t = plus(t, 1);
+    for i in 0..MAX_ATTEMPTS {
+        let at = plus(t, i);
+        assert!(matches!(
+            with_code(
+                &db,
+                "bob-officer",
+                &ip(20 + i),
+                &wrong_code(&secret, at),
+                at
+            )
+            .await,
+            Err(LoginError::Mfa(MfaError::InvalidCode))
+        ));
+    }
+    assert!(matches!(
+        login(&db, "bob-officer", PASSWORD, &ip(40), plus(t, 6)).await,
+        Err(LoginError::Throttled { .. })
+    ));
+
+    // Later, the right code signs in and clears the count.
+    let t = plus(t, WINDOW_SECONDS + 600);
+    with_code(&db, "bob-officer", &ip(50), &backup[0], t)
+        .await
+        .unwrap();
+    assert_eq!(failures_of(&db, "bob-officer").await, (0, None));
+    let raw = db.raw().await;
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE reason = 'mfa_failed'"
+        )
+        .await,
+        LOCK_AFTER + MAX_ATTEMPTS
+    );
+    raw.close().await;
+}
+on_both!(wrong_second_factors_count_like_wrong_passwords);
+
+/// Thirty wrong passwords for `user`, all at once, each from its own address.
+async fn burst(db: &TestDb, user: &str, at: Timestamp) -> Vec<Result<LoginOutcome, LoginError>> {
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let (store, user) = (db.store.clone(), user.to_owned());
+            let source = src(&format!("203.0.113.{i}"));
+            tokio::spawn(async move {
+                auth::login_at(&store, None, &user, "wrong password 123", &source, at).await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Passwords checked so far (each check of a wrong one is logged once, as `bad_password`, or
+/// as `unknown_user` for the dummy hash of an unknown name).
+async fn checked(db: &TestDb, reason: &str) -> i64 {
+    let raw = db.raw().await;
+    let n = count(
+        &raw,
+        &format!(
+            "SELECT COUNT(*) FROM activity_log WHERE kind = 'vigil_login' AND reason = '{reason}'"
+        ),
+    )
+    .await;
+    raw.close().await;
+    n
+}
+
+fn refusals(results: &[Result<LoginOutcome, LoginError>]) -> (i64, i64) {
+    let n = |f: fn(&Result<LoginOutcome, LoginError>) -> bool| {
+        results.iter().filter(|r| f(r)).count() as i64
+    };
+    (
+        n(|r| matches!(r, Err(LoginError::InvalidCredentials))),
+        n(|r| matches!(r, Err(LoginError::Throttled { .. }))),
+    )
+}
+
+async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limit(db: TestDb) {
+    let _ = admin_keys(&db).await;
+    let _ = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
+    let t = t0();
+    let results = burst(&db, "bob-officer", t).await;
+    let (invalid, throttled) = refusals(&results);
+    assert_eq!(invalid + throttled, 30, "{results:?}");
+    assert!((1..=MAX_ATTEMPTS).contains(&invalid), "{invalid} checked");
+    assert_eq!(checked(&db, "bad_password").await, invalid);
+    // The lock is set: the right password is refused too.
+    let (_, locked) = failures_of(&db, "bob-officer").await;
+    assert!(locked.is_some_and(|u| u > t.micros()), "{locked:?}");
+    assert!(matches!(
+        login(&db, "bob-officer", PASSWORD, "192.0.2.1", plus(t, 1)).await,
+        Err(LoginError::Throttled { .. })
+    ));
+
+    // Once the lock and the window have passed, the next burst gets exactly one check: the
+    // statement that counts it also sets the doubled lock, before any other is counted.
+    let t = plus(t, WINDOW_SECONDS + 1);
+    let before = checked(&db, "bad_password").await;
+    let results = burst(&db, "bob-officer", t).await;
+    assert_eq!(refusals(&results), (1, 29), "{results:?}");
+    assert_eq!(checked(&db, "bad_password").await - before, 1);
+    let (failures, locked) = failures_of(&db, "bob-officer").await;
+    assert_eq!(failures, LOCK_AFTER + 1);
+    assert_eq!(locked, Some(t.micros() + 120 * 1_000_000));
+
+    // A name with no account has no lockout: its window alone holds the burst to the limit.
+    let results = burst(&db, "nobody-here", t).await;
+    assert_eq!(refusals(&results), (MAX_ATTEMPTS, 30 - MAX_ATTEMPTS));
+    assert_eq!(checked(&db, "unknown_user").await, MAX_ATTEMPTS);
+}
+on_both!(concurrent_wrong_passwords_get_no_more_checks_than_the_limit);

@@ -113,20 +113,21 @@ async fn each_code_once_within_one_step_either_side(db: TestDb) {
             Err(MfaError::InvalidCode)
         ));
     }
-    // One step early is accepted; replaying it, or using an older step, is refused.
+    // One step early is accepted; replaying it, or using an older step, is refused, with the
+    // same error as a wrong code.
     verify(mfa::code_at(&secret, later - 1, 6), at_step(later))
         .await
         .unwrap();
     assert!(matches!(
         verify(mfa::code_at(&secret, later - 1, 6), at_step(later)).await,
-        Err(MfaError::Replayed)
+        Err(MfaError::InvalidCode)
     ));
     verify(mfa::code_at(&secret, later, 6), at_step(later))
         .await
         .unwrap();
     assert!(matches!(
         verify(mfa::code_at(&secret, later, 6), at_step(later)).await,
-        Err(MfaError::Replayed)
+        Err(MfaError::InvalidCode)
     ));
     // One step late (clock ahead) is accepted once.
     verify(mfa::code_at(&secret, later + 1, 6), at_step(later))
@@ -134,7 +135,7 @@ async fn each_code_once_within_one_step_either_side(db: TestDb) {
         .unwrap();
     assert!(matches!(
         verify(mfa::code_at(&secret, later + 1, 6), at_step(later + 1)).await,
-        Err(MfaError::Replayed)
+        Err(MfaError::InvalidCode)
     ));
 }
 on_both!(each_code_once_within_one_step_either_side);
@@ -348,6 +349,7 @@ async fn the_secret_follows_a_password_change_to_every_machine(db: TestDb) {
         &db.keystore,
         &admin.actor,
         admin.keys.as_ref().unwrap(),
+        None,
         PASSWORD,
         new_pw,
     )
@@ -452,11 +454,13 @@ async fn a_password_reset_removes_mfa_until_the_operator_enrols_again(db: TestDb
         &bob_keystore,
         &temp.actor,
         temp.keys.as_ref().unwrap(),
+        None,
         "temporary passphrase 1",
         "bob's own new passphrase",
     )
     .await
-    .unwrap();
+    .unwrap()
+    .credential;
     mfa::enroll(&db.store, &fresh, &temp.actor).await.unwrap();
 }
 on_both!(a_password_reset_removes_mfa_until_the_operator_enrols_again);

@@ -482,9 +482,17 @@ async fn normal_work_goes_through_each_operators_own_login() {
         .await
         .unwrap();
     const NEW_PASSWORD: &str = "a fresh passphrase of my own 31";
-    auth::change_password(&m.store, &mks, &m.actor, &ring, PASSWORD, NEW_PASSWORD)
-        .await
-        .expect("one's own password changes over one's own login");
+    auth::change_password(
+        &m.store,
+        &mks,
+        &m.actor,
+        &ring,
+        None,
+        PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await
+    .expect("one's own password changes over one's own login");
     assert_ne!(own_hash().await, before);
     auth::authenticate(&m.store, "mod.four", NEW_PASSWORD)
         .await
@@ -1204,4 +1212,138 @@ async fn keys_follow_roles_over_each_operators_own_login() {
     .await
     .unwrap();
     assert_eq!(admin_wraps, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_bookkeeping_and_ended_sessions_work_over_each_operators_own_login() {
+    use vigil::auth::tokens::{self, TokenError};
+    use vigil::auth::{LoginError, LoginOutcome, LoginSource};
+    use vigil::store::Timestamp;
+
+    let t = team().await;
+    let m = t.operator("mod.six", &[Role::Moderator]).await;
+    let (mks, _md) = common::keystore();
+    let src = LoginSource::default();
+    let at = |secs: i64| Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000);
+    let login = |pw: &'static str, when: Timestamp| {
+        let (store, mks, src) = (&m.store, &mks, &src);
+        async move { auth::login_at(store, Some(mks), "mod.six", pw, src, when).await }
+    };
+    let signed_in = |r: Result<LoginOutcome, LoginError>| match r {
+        Ok(LoginOutcome::SignedIn(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    // A wrong password is counted over the operator's own login (the throttling window and the
+    // lockout counter); the right one clears it.
+    assert!(matches!(
+        login("not my password at all", at(0)).await,
+        Err(LoginError::InvalidCredentials)
+    ));
+    let owner = t.owner().await;
+    let failures = || async {
+        sqlx::query_scalar::<_, i64>("SELECT failed_logins FROM users WHERE username = 'mod.six'")
+            .fetch_one(&owner)
+            .await
+            .unwrap()
+    };
+    assert_eq!(failures().await, 1);
+    // The administrator chose the first password: it is changed before anything else.
+    let first = signed_in(login(PASSWORD, at(1)).await);
+    assert_eq!(failures().await, 0);
+    const OWN: &str = "a fresh passphrase of my own 31";
+    auth::change_password(
+        &m.store,
+        &mks,
+        &m.actor,
+        first
+            .keys
+            .as_ref()
+            .expect("a key pair made at first sign-in"),
+        None,
+        PASSWORD,
+        OWN,
+    )
+    .await
+    .unwrap();
+    let session = signed_in(login(OWN, at(2)).await);
+    let ring = session.keys.as_ref().unwrap();
+
+    // Sessions and their rotation over the operator's own login.
+    let issue = || tokens::issue(&m.store, ring, &session, "test");
+    let (current, other) = (issue().await.unwrap(), issue().await.unwrap());
+    let current = tokens::refresh(&m.store, ring, &current.refresh_token)
+        .await
+        .unwrap();
+
+    // A wrong code and a replayed code are both "invalid code", each a failure.
+    let ck = session.credential.as_ref().unwrap();
+    let e = vigil::mfa::enroll(&m.store, ck, &m.actor).await.unwrap();
+    let secret = totp_rs::Secret::Encoded(e.secret_base32.clone())
+        .to_bytes()
+        .unwrap();
+    let step = |t: Timestamp| t.micros() as u64 / 1_000_000 / vigil::mfa::STEP_SECONDS;
+    vigil::mfa::confirm(
+        &m.store,
+        ck,
+        &m.actor,
+        &vigil::mfa::code_at(&secret, step(at(0)), 6),
+    )
+    .await
+    .unwrap();
+    let later = at(120);
+    let code = vigil::mfa::code_at(&secret, step(later), 6);
+    for expect_ok in [true, false] {
+        let LoginOutcome::MfaRequired(c) = login(OWN, later).await.unwrap() else {
+            panic!("MFA is on");
+        };
+        let token = c.token().to_owned();
+        let r = auth::finish_mfa_at(&m.store, c, &token, &code, later).await;
+        assert_eq!(r.is_ok(), expect_ok, "{r:?}");
+    }
+    assert_eq!(failures().await, 1, "the replay counted");
+
+    // His password change ends his other session over his own login; the administrator's MFA
+    // reset and password reset end the rest over theirs.
+    let changed = auth::change_password(
+        &m.store,
+        &mks,
+        &m.actor,
+        ring,
+        Some(&current.session_id),
+        OWN,
+        "a fresh passphrase of my own 32",
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.sessions_ended, 1);
+    assert!(matches!(
+        tokens::verify_access_token(&m.store, &other.access_token).await,
+        Err(TokenError::Revoked)
+    ));
+    tokens::verify_access_token(&m.store, &current.access_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        vigil::mfa::reset(&t.admin_store, &t.admin, "mod.six")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        tokens::verify_access_token(&m.store, &current.access_token).await,
+        Err(TokenError::Revoked)
+    ));
+    let fresh = issue().await.unwrap();
+    let report = auth::reset_password(
+        &t.admin_store,
+        &t.admin,
+        "mod.six",
+        "temporary passphrase 7",
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.sessions_ended, 1);
+    assert!(tokens::refresh(&m.store, ring, &fresh.refresh_token)
+        .await
+        .is_err());
 }

@@ -1,7 +1,8 @@
 //! Access and refresh tokens on both databases: what verification refuses (forged algorithms,
 //! tampering, wrong issuer or audience, time claims, missing claims, size, critical headers,
 //! over-long lifetimes, keys of another operator or of a retired key pair), revocation by
-//! logout, role and status changes, refresh rotation with reuse detection, and the platform's
+//! logout, role and status changes, refresh rotation with reuse detection (and one winner when
+//! two refreshes of one token race), credential changes ending sessions, and the platform's
 //! users' tokens verified with the platform's public keys only.
 
 mod common;
@@ -12,6 +13,7 @@ use vigil::auth::platform_tokens::{self, PlatformTokenKeys};
 use vigil::auth::tokens::{self, Claims, TokenError, ACCESS_SECONDS};
 use vigil::crypto::TokenSigningKey;
 use vigil::keys::KeyRing;
+use vigil::mfa;
 use vigil::store::Timestamp;
 
 fn b64url(bytes: &[u8]) -> String {
@@ -337,9 +339,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family(db: TestDb) {
         tokens::refresh(&db.store, &ring, &first.refresh_token).await,
         Err(TokenError::Reused)
     ));
+    // The family's newer token was revoked with it.
     assert!(matches!(
         tokens::refresh(&db.store, &ring, &second.refresh_token).await,
-        Err(TokenError::Reused)
+        Err(TokenError::Revoked)
     ));
     assert!(matches!(
         refused(&db, &ring, &second.access_token).await,
@@ -746,3 +749,187 @@ async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) 
     assert!(PlatformTokenKeys::load(&bad).is_err());
 }
 on_both!(platform_tokens_verify_with_the_platforms_public_keys_only);
+
+/// Revocation reasons of `user`'s sessions, sorted.
+async fn ended_sessions(db: &TestDb, user: &str) -> Vec<String> {
+    let raw = db.raw().await;
+    let mut reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT s.revoked_reason FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.username = $1 AND s.revoked_at IS NOT NULL",
+    )
+    .bind(user)
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    reasons.sort();
+    reasons
+}
+
+async fn credential_changes_end_the_sessions_they_should(db: TestDb) {
+    let (admin, admin_ring) = admin_keys(&db).await;
+    let _ = common::operator_with_role(&db, "bob-officer", "compliance_officer").await;
+    let (bob_keystore, _dir) = common::keystore();
+    let bob = sign_in_with(&db, &bob_keystore, "bob-officer", PASSWORD).await;
+    let ring = bob.keys.as_ref().unwrap();
+    let issue = || tokens::issue(&db.store, ring, &bob, "test");
+    let (current, other, third) = (
+        issue().await.unwrap(),
+        issue().await.unwrap(),
+        issue().await.unwrap(),
+    );
+    let admins = tokens::issue_at(&db.store, &admin_ring, &admin, "test", Timestamp::now())
+        .await
+        .unwrap();
+    let verifier = tokens::Verifier::new();
+    for p in [&current, &other, &third, &admins] {
+        verifier.verify(&db.store, &p.access_token).await.unwrap();
+    }
+    let revoked = |r: Result<Claims, TokenError>| matches!(r, Err(TokenError::Revoked));
+
+    // Bob changes his password in `current`: his other sessions end, that one stays, and
+    // nobody else's is touched. The cached verifier sees it at once.
+    let new_pw = "bob's own new passphrase";
+    let changed = vigil::auth::change_password(
+        &db.store,
+        &bob_keystore,
+        &bob.actor,
+        ring,
+        Some(&current.session_id),
+        PASSWORD,
+        new_pw,
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.sessions_ended, 2);
+    for p in [&other, &third] {
+        assert!(revoked(
+            tokens::verify_access_token(&db.store, &p.access_token).await
+        ));
+        assert!(revoked(verifier.verify(&db.store, &p.access_token).await));
+        assert!(matches!(
+            tokens::refresh(&db.store, ring, &p.refresh_token).await,
+            Err(TokenError::Revoked)
+        ));
+    }
+    verifier
+        .verify(&db.store, &current.access_token)
+        .await
+        .unwrap();
+    verifier
+        .verify(&db.store, &admins.access_token)
+        .await
+        .unwrap();
+    let current = tokens::refresh(&db.store, ring, &current.refresh_token)
+        .await
+        .unwrap();
+
+    // An administrator resets Bob's MFA: all his sessions end, the current one too.
+    mfa::enroll(&db.store, &changed.credential, &bob.actor)
+        .await
+        .unwrap();
+    let fourth = issue().await.unwrap();
+    assert_eq!(
+        mfa::reset(&db.store, &admin, "bob-officer").await.unwrap(),
+        2
+    );
+    for p in [&current, &fourth] {
+        assert!(revoked(verifier.verify(&db.store, &p.access_token).await));
+        assert!(matches!(
+            tokens::refresh(&db.store, ring, &p.refresh_token).await,
+            Err(TokenError::Revoked)
+        ));
+    }
+
+    // An administrator resets Bob's password: all his sessions end (and his key pair retires,
+    // so nothing it signed verifies either).
+    let fifth = issue().await.unwrap();
+    let report =
+        vigil::auth::reset_password(&db.store, &admin, "bob-officer", "temporary passphrase 1")
+            .await
+            .unwrap();
+    assert_eq!(report.sessions_ended, 1);
+    assert!(verifier
+        .verify(&db.store, &fifth.access_token)
+        .await
+        .is_err());
+    assert!(tokens::refresh(&db.store, ring, &fifth.refresh_token)
+        .await
+        .is_err());
+    assert_eq!(
+        ended_sessions(&db, "bob-officer").await,
+        [
+            "mfa_reset",
+            "mfa_reset",
+            "password_changed",
+            "password_changed",
+            "password_reset"
+        ]
+    );
+    // The administrator's own session never ended.
+    assert!(ended_sessions(&db, "root-admin").await.is_empty());
+    verifier
+        .verify(&db.store, &admins.access_token)
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    for action in [
+        "operator.password_changed",
+        "mfa.reset",
+        "operator.password_reset",
+    ] {
+        assert_eq!(
+            count(
+                &raw,
+                &format!(
+                    "SELECT COUNT(*) FROM audit_log WHERE action = '{action}' \
+                     AND details LIKE '%sessions_ended%'"
+                )
+            )
+            .await,
+            1,
+            "{action}"
+        );
+    }
+    raw.close().await;
+}
+on_both!(credential_changes_end_the_sessions_they_should);
+
+async fn two_concurrent_refreshes_of_one_token_cannot_both_succeed(db: TestDb) {
+    let (admin, ring) = admin_keys(&db).await;
+    for _ in 0..10 {
+        let pair = tokens::issue_at(&db.store, &ring, &admin, "test", Timestamp::now())
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            tokens::refresh(&db.store, &ring, &pair.refresh_token),
+            tokens::refresh(&db.store, &ring, &pair.refresh_token),
+        );
+        let (won, lost) = match (a, b) {
+            (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+            (a, b) => panic!("exactly one refresh must succeed: {a:?} / {b:?}"),
+        };
+        // The loser presented a spent token: reuse, so the family ends, the winner's new
+        // token included.
+        assert!(matches!(lost, TokenError::Reused), "{lost:?}");
+        assert!(matches!(
+            tokens::refresh(&db.store, &ring, &won.refresh_token).await,
+            Err(TokenError::Revoked)
+        ));
+        let raw = db.raw().await;
+        assert_eq!(
+            count(
+                &raw,
+                &format!(
+                    "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = '{}'",
+                    pair.session_id
+                )
+            )
+            .await,
+            2,
+            "one new token stored, not two"
+        );
+        raw.close().await;
+    }
+}
+on_both!(two_concurrent_refreshes_of_one_token_cannot_both_succeed);

@@ -135,9 +135,11 @@ async fn administrators_manage_operators(db: TestDb) {
         sign_in(&db, "carol-officer", TEMP).await,
         Err(LoginError::NotActive(_))
     ));
+    // The ended session's refresh token is refused as revoked (no theft signal: it was never
+    // used twice).
     assert!(matches!(
         tokens::refresh(&db.store, carol.keys.as_ref().unwrap(), &pair.refresh_token).await,
-        Err(tokens::TokenError::Reused)
+        Err(tokens::TokenError::Revoked)
     ));
     users::set_suspended(&db.store, &admin, "carol-officer", false)
         .await

@@ -181,10 +181,9 @@ impl From<MfaError> for CommandError {
             MfaError::Store(s) => s.into(),
             MfaError::AlreadyEnabled => Self::new(ErrorCode::Conflict, e.to_string()),
             MfaError::UnknownOperator(_) => Self::new(ErrorCode::NotFound, e.to_string()),
-            MfaError::NotEnrolled
-            | MfaError::InvalidCode
-            | MfaError::Replayed
-            | MfaError::SecretUnavailable => Self::new(ErrorCode::MfaInvalid, e.to_string()),
+            MfaError::NotEnrolled | MfaError::InvalidCode | MfaError::SecretUnavailable => {
+                Self::new(ErrorCode::MfaInvalid, e.to_string())
+            }
             MfaError::NoCredentialKey => Self::new(ErrorCode::SessionEnded, e.to_string()),
         }
     }
@@ -408,7 +407,10 @@ mod tests {
                 ErrorCode::NotActive,
             ),
             (LoginError::ChallengeInvalid, ErrorCode::ChallengeExpired),
-            (LoginError::Mfa(MfaError::Replayed), ErrorCode::MfaInvalid),
+            (
+                LoginError::Mfa(MfaError::InvalidCode),
+                ErrorCode::MfaInvalid,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(CommandError::from(error).code, code);

@@ -127,17 +127,21 @@ async fn changes_made_elsewhere_end_or_update_the_desktop_session(f: Fixture) {
         session.session_id().await.is_some(),
         "tokens are signed with the key pair's own key: no grant needed"
     );
-    let credential = auth::change_password(
+    let current = session.session_id().await;
+    let changed = auth::change_password(
         &db.store,
         db.keystore.as_deref().unwrap(),
         &moderator,
         session.ring.as_ref().unwrap(),
+        current.as_deref(),
         TEMP,
         "the moderator's own passphrase",
     )
     .await
     .unwrap();
-    session.password_changed(credential);
+    session.password_changed(changed.credential);
+    // The password change ends the operator's other sessions, not this one.
+    state.authorised().await.unwrap();
 
     // Roles changed elsewhere end the session at the next command (its access token names the
     // old roles); signing in again gives the new ones. A suspension ends the session.

@@ -5,6 +5,14 @@
 //! attempt and usable for nothing but [`finish_mfa`]. Every attempt is written to
 //! `activity_log` (kind `vigil_login`) with a reason code, never the password.
 //!
+//! Throttling and lockout count an attempt before anything about it is checked: it takes its
+//! place in the sliding windows of its account name and source, and in the account's failures in
+//! a row (the statement that counts it also sets the lock), so a burst of concurrent attempts
+//! gets no more password checks than the limit. Only a complete sign-in gives its place back. A
+//! second factor is one more part of the same attempt: a wrong or replayed code (or a challenge
+//! never finished) leaves the attempt counted as a failure, and the challenge is spent by its
+//! first code, right or wrong.
+//!
 //! The argon2id run that checks the password also yields the key that opens the operator's
 //! credential key ([`CredentialKey`]), which opens their TOTP secret: the second factor needs
 //! nothing from this machine, and no second argon2id run.
@@ -22,11 +30,13 @@ use crate::mfa::{self, MfaError};
 use crate::store::{Store, Timestamp};
 
 /// Failed attempts allowed per window, per account name and per source (the origin document's
-/// figure). Successes do not count: every command-line call signs in.
+/// figure). Successes do not count: every command-line call signs in. A wrong second factor
+/// counts, as part of its attempt.
 pub const MAX_ATTEMPTS: i64 = 5;
 /// The sliding window.
 pub const WINDOW_SECONDS: i64 = 300;
-/// Failed passwords in a row before the account locks; each further failure doubles the lock.
+/// Failed attempts in a row (wrong password, or wrong second factor) before the account locks;
+/// each further failure doubles the lock.
 pub const LOCK_AFTER: i64 = 5;
 /// The first lockout's length; each further one doubles it.
 pub const FIRST_LOCK_SECONDS: i64 = 60;
@@ -59,11 +69,19 @@ pub struct Session {
     pub must_change_password: bool,
 }
 
+/// An attempt under way: its places in the throttling windows, given back only if it succeeds.
+#[derive(Debug)]
+struct Attempt {
+    hits: Vec<String>,
+    user_agent: Option<String>,
+}
+
 /// The password was right and a second factor is owed.
 pub struct MfaChallenge {
     token: Zeroizing<String>,
     expires_at: Timestamp,
     pending: Session,
+    attempt: Attempt,
 }
 
 impl std::fmt::Debug for MfaChallenge {
@@ -167,36 +185,37 @@ async fn subjects(
     Ok(subjects)
 }
 
-/// Refuses when either window already holds [`MAX_ATTEMPTS`] failed attempts.
-async fn check_throttle(
-    store: &Store,
-    subjects: &[(&'static str, Vec<u8>)],
-    now: Timestamp,
-) -> Result<(), LoginError> {
-    let window = WINDOW_SECONDS * 1_000_000;
-    let since = Timestamp::from_micros(now.micros() - window);
-    for (scope, s) in subjects {
-        let (n, oldest) = repo::hits_since(store, scope, s, since).await?;
-        if n >= MAX_ATTEMPTS {
-            let free_at = oldest.unwrap_or(now.micros()) + window;
-            return Err(LoginError::Throttled {
-                retry_after_seconds: ((free_at - now.micros()) / 1_000_000).max(1),
-            });
-        }
-    }
-    Ok(())
+const LOCKOUT: repo::Lockout = repo::Lockout {
+    after: LOCK_AFTER,
+    first_seconds: FIRST_LOCK_SECONDS,
+    max_seconds: MAX_LOCK_SECONDS,
+};
+
+/// Seconds from `now` until `until` (at least one).
+fn seconds_until(until: i64, now: Timestamp) -> i64 {
+    ((until - now.micros()) / 1_000_000).max(1)
 }
 
-/// Counts a failed attempt in both windows.
-async fn count_failure(
+/// A complete sign-in: the account's failures in a row are cleared and the attempt's places in
+/// the windows given back.
+async fn succeeded(
     store: &Store,
-    subjects: &[(&'static str, Vec<u8>)],
+    user: super::UserId,
+    attempt: &Attempt,
+    reason: Option<&str>,
     now: Timestamp,
 ) -> Result<(), LoginError> {
-    let forget = Timestamp::from_micros(now.micros() - WINDOW_SECONDS * 1_000_000);
-    for (scope, s) in subjects {
-        repo::add_hit(store, scope, s, now, forget).await?;
-    }
+    repo::record_success(store, user, now).await?;
+    repo::release_hits(store, &attempt.hits).await?;
+    repo::log_attempt(
+        store,
+        Some(user),
+        "success",
+        reason,
+        attempt.user_agent.as_deref(),
+        now,
+    )
+    .await?;
     Ok(())
 }
 
@@ -231,10 +250,20 @@ pub async fn login_at(
 ) -> Result<LoginOutcome, LoginError> {
     let agent = source.user_agent.as_deref();
     let subjects = subjects(store, username, source).await?;
-    if let Err(e) = check_throttle(store, &subjects, now).await {
-        repo::log_attempt(store, None, "failure", Some("throttled"), agent, now).await?;
-        return Err(e);
-    }
+    let since = Timestamp::from_micros(now.micros() - WINDOW_SECONDS * 1_000_000);
+    let hits = match repo::take_hits(store, &subjects, now, since, MAX_ATTEMPTS).await? {
+        repo::Taken::Counted(hits) => hits,
+        repo::Taken::Full { oldest } => {
+            repo::log_attempt(store, None, "failure", Some("throttled"), agent, now).await?;
+            return Err(LoginError::Throttled {
+                retry_after_seconds: seconds_until(oldest + WINDOW_SECONDS * 1_000_000, now),
+            });
+        }
+    };
+    let attempt = Attempt {
+        hits,
+        user_agent: source.user_agent.clone(),
+    };
     // An account whose hash this session may not read (team mode: another operator's) is
     // treated as unknown, so a failure over someone else's login does not lock them out.
     let found = match Username::parse(username) {
@@ -249,10 +278,21 @@ pub async fn login_at(
             password::verify_and_derive(&pw, password::dummy_hash())
         })
         .await;
-        count_failure(store, &subjects, now).await?;
         repo::log_attempt(store, None, "failure", Some("unknown_user"), agent, now).await?;
         return Err(LoginError::InvalidCredentials);
     };
+    // Counted as a failure before the password is checked; a locked account's password is not
+    // checked at all.
+    if !repo::count_attempt(store, op.id, now, &LOCKOUT).await? {
+        repo::release_hits(store, &attempt.hits).await?;
+        repo::log_attempt(store, Some(op.id), "failure", Some("locked"), agent, now).await?;
+        let until = repo::locked_until(store, op.id)
+            .await?
+            .unwrap_or(now.micros());
+        return Err(LoginError::Throttled {
+            retry_after_seconds: seconds_until(until, now),
+        });
+    }
     let (pw, hash) = (
         password.to_owned(),
         op.password_hash.clone().unwrap_or_default(),
@@ -261,24 +301,7 @@ pub async fn login_at(
         .await
         .ok()
         .flatten();
-    let ok = password_key.is_some();
-    if let Some(until) = op.locked_until.filter(|u| *u > now.micros()) {
-        repo::log_attempt(store, Some(op.id), "failure", Some("locked"), agent, now).await?;
-        return Err(LoginError::Throttled {
-            retry_after_seconds: ((until - now.micros()) / 1_000_000).max(1),
-        });
-    }
-    if !ok {
-        let failures = op.failed_logins + 1;
-        let lock = (failures >= LOCK_AFTER).then(|| {
-            let doublings = u32::try_from(failures - LOCK_AFTER)
-                .unwrap_or(u32::MAX)
-                .min(20);
-            let secs = (FIRST_LOCK_SECONDS << doublings).min(MAX_LOCK_SECONDS);
-            Timestamp::from_micros(now.micros() + secs * 1_000_000)
-        });
-        repo::record_failure(store, op.id, lock).await?;
-        count_failure(store, &subjects, now).await?;
+    let Some(password_key) = password_key else {
         repo::log_attempt(
             store,
             Some(op.id),
@@ -289,8 +312,11 @@ pub async fn login_at(
         )
         .await?;
         return Err(LoginError::InvalidCredentials);
-    }
+    };
     if op.status != "active" {
+        // The password was right: not a guess, so it does not count.
+        repo::clear_failures(store, op.id).await?;
+        repo::release_hits(store, &attempt.hits).await?;
         repo::log_attempt(
             store,
             Some(op.id),
@@ -302,10 +328,7 @@ pub async fn login_at(
         .await?;
         return Err(LoginError::NotActive(op.status));
     }
-    let credential = match password_key {
-        Some(key) => credential_at_sign_in(store, &op, &key).await?,
-        None => None,
-    };
+    let credential = credential_at_sign_in(store, &op, &password_key).await?;
     let actor = Actor {
         user_id: op.id,
         username: op.username,
@@ -362,14 +385,15 @@ pub async fn login_at(
             now,
         )
         .await?;
+        // The attempt stays counted until the second factor completes it.
         return Ok(LoginOutcome::MfaRequired(MfaChallenge {
             token,
             expires_at,
             pending: session,
+            attempt,
         }));
     }
-    repo::record_success(store, op.id, now).await?;
-    repo::log_attempt(store, Some(op.id), "success", None, agent, now).await?;
+    succeeded(store, op.id, &attempt, None, now).await?;
     complete_pending_grants(store, &session).await;
     Ok(LoginOutcome::SignedIn(session))
 }
@@ -399,6 +423,11 @@ pub async fn finish_mfa(
 }
 
 /// [`finish_mfa`] at a given time (tests step the clock).
+///
+/// The challenge is spent before the code is looked at, so it takes one code only: after a wrong
+/// one the operator starts again with the password, which the throttle and lockout count. A
+/// replayed TOTP code is refused exactly as a wrong one is (saying "already used" would tell an
+/// onlooker the code had been right); only the activity log tells them apart.
 pub async fn finish_mfa_at(
     store: &Store,
     challenge: MfaChallenge,
@@ -407,20 +436,21 @@ pub async fn finish_mfa_at(
     now: Timestamp,
 ) -> Result<Session, LoginError> {
     let user = challenge.pending.actor.user_id();
+    let agent = challenge.attempt.user_agent.as_deref();
     if !repo::spend_challenge(store, user, &Sha256::digest(token.as_bytes()), now).await? {
         repo::log_attempt(
             store,
             Some(user),
             "failure",
             Some("challenge_invalid"),
-            None,
+            agent,
             now,
         )
         .await?;
         return Err(LoginError::ChallengeInvalid);
     }
     let pending = &challenge.pending;
-    if let Err(e) = mfa::verify(
+    let verdict = mfa::check(
         store,
         pending.credential.as_ref(),
         pending.keys.as_ref(),
@@ -428,13 +458,19 @@ pub async fn finish_mfa_at(
         code,
         now,
     )
-    .await
-    {
-        repo::log_attempt(store, Some(user), "failure", Some("mfa_failed"), None, now).await?;
+    .await;
+    let refused = match verdict {
+        Ok(mfa::Verdict::Accepted) => None,
+        Ok(mfa::Verdict::Wrong) => Some(("mfa_failed", MfaError::InvalidCode)),
+        Ok(mfa::Verdict::Replayed) => Some(("mfa_replayed", MfaError::InvalidCode)),
+        Err(e) => Some(("mfa_failed", e)),
+    };
+    if let Some((reason, e)) = refused {
+        // The attempt the password step counted stays counted: a failure like a wrong password.
+        repo::log_attempt(store, Some(user), "failure", Some(reason), agent, now).await?;
         return Err(e.into());
     }
-    repo::record_success(store, user, now).await?;
-    repo::log_attempt(store, Some(user), "success", Some("mfa"), None, now).await?;
+    succeeded(store, user, &challenge.attempt, Some("mfa"), now).await?;
     complete_pending_grants(store, &challenge.pending).await;
     Ok(challenge.pending)
 }

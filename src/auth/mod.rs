@@ -18,7 +18,7 @@ use rand::RngCore;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::rbac::Role;
-use crate::store::{Store, StoreError, Timestamp};
+use crate::store::{Store, StoreError, Timestamp, Tx};
 
 pub use credential::CredentialKey;
 pub use login::{
@@ -273,19 +273,52 @@ pub(super) async fn hash_off_thread(password: &Password) -> String {
         .expect("hashing task panicked")
 }
 
+/// Ends `user`'s sessions within `tx`, all but `keep` if given: each session and its refresh
+/// tokens are revoked with `reason`, so access tokens issued in them stop verifying (their `sid`
+/// is no longer live, and the authorisation epoch moves, so no cached verification outlives
+/// it) and cannot be refreshed. Returns how many live sessions ended.
+pub(crate) async fn end_sessions(
+    tx: &mut Tx,
+    user: UserId,
+    keep: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    repo::end_sessions(tx, user, keep, reason, now).await
+}
+
+/// What a password change did.
+pub struct PasswordChanged {
+    /// The credential key, sealed now with the new password.
+    pub credential: CredentialKey,
+    /// The operator's other sessions, ended.
+    pub sessions_ended: u64,
+}
+
+impl std::fmt::Debug for PasswordChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChanged")
+            .field("sessions_ended", &self.sessions_ended)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The signed-in operator changes their own password. Their key pair on this machine and their
 /// credential key (which seals their TOTP secret) are re-sealed with the new password in the
-/// same step, so both keep opening, on every machine. Returns the credential key. After an
-/// administrator's reset the credential key is a new one: the temporary password was known to
-/// the administrator, so nothing sealed under it is trusted.
+/// same step, so both keep opening, on every machine. Every other session of theirs ends in the
+/// same transaction (a session opened with the old password is not trusted with the new one);
+/// `current`, the session making the change, stays (none: the change ends them all).
+/// After an administrator's reset the credential key is a new one: the temporary password was
+/// known to the administrator, so nothing sealed under it is trusted.
 pub async fn change_password(
     store: &Store,
     keystore: &dyn crate::keys::keystore::Keystore,
     actor: &Actor,
     ring: &crate::keys::KeyRing,
+    current_session: Option<&str>,
     current: &str,
     new: &str,
-) -> Result<CredentialKey, PasswordChangeError> {
+) -> Result<PasswordChanged, PasswordChangeError> {
     let op = repo::find_operator(store, actor.username())
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
@@ -311,6 +344,7 @@ pub async fn change_password(
         .filter(|_| !op.must_change_password)
         .and_then(|sealed| CredentialKey::open(op.id, sealed, &old_key).ok())
         .unwrap_or_else(|| CredentialKey::random(op.id));
+    let now = Timestamp::now();
     let mut tx = store.begin().await?;
     repo::set_password(
         &mut tx,
@@ -318,13 +352,22 @@ pub async fn change_password(
         &hash,
         Some(&credential.seal(&new_key)),
         false,
-        Timestamp::now(),
+        now,
+    )
+    .await?;
+    let ended = end_sessions(
+        &mut tx,
+        actor.user_id(),
+        current_session,
+        "password_changed",
+        now,
     )
     .await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordChanged)
-            .target(format!("user:{}", actor.user_id())),
+            .target(format!("user:{}", actor.user_id()))
+            .details(serde_json::json!({ "sessions_ended": ended })),
     )
     .await?;
     // Re-seal before committing; if the commit fails, seal it back under the old password.
@@ -333,7 +376,10 @@ pub async fn change_password(
         let _ = crate::keys::reseal(keystore, ring, current);
         return Err(e.into());
     }
-    Ok(credential)
+    Ok(PasswordChanged {
+        credential,
+        sessions_ended: ended,
+    })
 }
 
 /// What an administrator's password reset undid.
@@ -344,13 +390,16 @@ pub struct ResetReport {
     /// MFA was on (or being set up) and was removed: the TOTP secret was sealed with a key only
     /// the old password opened, so the operator must enrol again.
     pub mfa_removed: bool,
+    /// The operator's sessions, all ended.
+    pub sessions_ended: u64,
 }
 
 /// An administrator sets a temporary password for another operator, who must change it at the
 /// next sign-in. Their key pairs are retired (the old sealed keys no longer open with a
 /// password the operator knows); they enrol a new one and an administrator grants it. Their
 /// credential key, which only the old password opened, is dropped, and with it their MFA: the
-/// TOTP secret and backup codes are deleted and they enrol again.
+/// TOTP secret and backup codes are deleted and they enrol again. Every session of theirs ends
+/// (tokens issued in them stop verifying and cannot be refreshed).
 /// Needs [`crate::rbac::Permission::UsersManage`].
 pub async fn reset_password(
     store: &Store,
@@ -369,10 +418,12 @@ pub async fn reset_password(
     }
     let temporary = Password::parse_for_operator(temporary, &name)?;
     let hash = hash_off_thread(&temporary).await;
+    let now = Timestamp::now();
     let mut tx = store.begin().await?;
-    repo::set_password(&mut tx, op.id, &hash, None, true, Timestamp::now()).await?;
+    repo::set_password(&mut tx, op.id, &hash, None, true, now).await?;
     let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
     let mfa_removed = crate::mfa::remove_in(&mut tx, op.id).await?;
+    let ended = end_sessions(&mut tx, op.id, None, "password_reset", now).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordReset)
@@ -380,6 +431,7 @@ pub async fn reset_password(
             .details(serde_json::json!({
                 "key_pairs_retired": retired,
                 "mfa_removed": mfa_removed,
+                "sessions_ended": ended,
             })),
     )
     .await?;
@@ -387,6 +439,7 @@ pub async fn reset_password(
     Ok(ResetReport {
         key_pairs_retired: retired,
         mfa_removed,
+        sessions_ended: ended,
     })
 }
 

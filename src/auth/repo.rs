@@ -15,8 +15,6 @@ pub(super) struct OperatorRow {
     pub password_hash: Option<String>,
     pub roles: Vec<Role>,
     pub must_change_password: bool,
-    pub failed_logins: i64,
-    pub locked_until: Option<i64>,
     /// The credential key sealed with this password's key, if one was made.
     pub credential_key: Option<Vec<u8>>,
 }
@@ -29,13 +27,13 @@ pub(super) async fn find_operator(
     // show it only its own hash and credential key.
     let sql = match store.backend() {
         Backend::Sqlite => "SELECT u.id, u.status, u.mfa_enabled, c.password_hash, \
-             u.must_change_password, u.failed_logins, u.locked_until, c.credential_key_sealed \
+             u.must_change_password, c.credential_key_sealed \
              FROM users u JOIN credentials c ON c.user_id = u.id \
              WHERE u.username = $1 AND u.kind IN ('operator', 'service')"
             .to_owned(),
         Backend::Postgres => format!(
-            "SELECT u.id, u.status, u.mfa_enabled, {}, u.must_change_password, \
-             u.failed_logins, u.locked_until, {} FROM users u \
+            "SELECT u.id, u.status, u.mfa_enabled, {}, u.must_change_password, {} \
+             FROM users u \
              WHERE u.username = $1 AND u.kind IN ('operator', 'service') \
              AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id)",
             team::PASSWORD_HASH_EXPR,
@@ -66,9 +64,7 @@ pub(super) async fn find_operator(
         password_hash: row.try_get(3)?,
         roles,
         must_change_password: flag(&row, 4)?,
-        failed_logins: row.try_get(5)?,
-        locked_until: row.try_get(6)?,
-        credential_key: row.try_get(7)?,
+        credential_key: row.try_get(5)?,
     }))
 }
 
@@ -243,43 +239,109 @@ pub(super) async fn credential_key(
         .flatten())
 }
 
-/// Sliding-window hits of `scope`/`subject` since `since`.
-pub(super) async fn hits_since(
-    store: &Store,
-    scope: &str,
-    subject: &[u8],
-    since: Timestamp,
-) -> Result<(i64, Option<i64>), StoreError> {
-    let row = sqlx::query(
-        "SELECT COUNT(*), MIN(at) FROM rate_limit_hits WHERE scope = $1 AND subject = $2 AND at >= $3",
-    )
-    .bind(scope)
-    .bind(subject)
-    .bind(since.micros())
-    .fetch_one(store.pool())
-    .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+/// What counting an attempt in the throttling windows gave.
+pub(super) enum Taken {
+    /// Counted in every window: the hits' ids, given back if the attempt succeeds.
+    Counted(Vec<String>),
+    /// A window already held the limit; nothing was counted. `oldest` is that window's oldest
+    /// hit, which leaves it first.
+    Full { oldest: i64 },
 }
 
-/// Records a hit, and forgets hits older than `forget_before` (they count for nothing).
-pub(super) async fn add_hit(
+/// The advisory lock that serialises the attempts counted against one throttling subject on
+/// Postgres: the first eight bytes of `SHA-256("vigil.throttle." + scope + 0 + subject)`.
+fn throttle_lock_key(scope: &str, subject: &[u8]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"vigil.throttle.");
+    h.update(scope.as_bytes());
+    h.update([0]);
+    h.update(subject);
+    let d = h.finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("eight bytes"))
+}
+
+/// Counts one attempt in the sliding window of each of `subjects`, unless one of them already
+/// holds `limit` hits since `since`: all windows or none, in one transaction, before anything
+/// about the attempt is checked. Each hit is inserted by one statement that counts the window
+/// first; the transaction holds SQLite's write lock from its start, and on Postgres it first
+/// takes an advisory lock per subject, so two attempts can never both count the same hits and
+/// both pass.
+pub(super) async fn take_hits(
     store: &Store,
-    scope: &str,
-    subject: &[u8],
+    subjects: &[(&str, Vec<u8>)],
     at: Timestamp,
-    forget_before: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO rate_limit_hits (id, scope, subject, at) VALUES ($1, $2, $3, $4)")
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(scope)
-        .bind(subject)
+    since: Timestamp,
+    limit: i64,
+) -> Result<Taken, StoreError> {
+    let mut tx = store.begin().await?;
+    if store.backend() == Backend::Postgres {
+        // In one order, so two attempts sharing both subjects cannot deadlock.
+        let mut keys: Vec<i64> = subjects
+            .iter()
+            .map(|(scope, subject)| throttle_lock_key(scope, subject))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let mut ids = Vec::with_capacity(subjects.len());
+    for (scope, subject) in subjects {
+        let id = uuid::Uuid::now_v7().to_string();
+        let counted = sqlx::query(
+            "INSERT INTO rate_limit_hits (id, scope, subject, at) SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM rate_limit_hits \
+                    WHERE scope = $2 AND subject = $3 AND at >= $5) < $6",
+        )
+        .bind(&id)
+        .bind(*scope)
+        .bind(subject.as_slice())
         .bind(at.micros())
-        .execute(store.pool())
-        .await?;
+        .bind(since.micros())
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !counted {
+            let oldest: Option<i64> = sqlx::query(
+                "SELECT MIN(at) FROM rate_limit_hits WHERE scope = $1 AND subject = $2 AND at >= $3",
+            )
+            .bind(*scope)
+            .bind(subject.as_slice())
+            .bind(since.micros())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            // Dropping the transaction takes back the hits counted in the other windows.
+            return Ok(Taken::Full {
+                oldest: oldest.unwrap_or(at.micros()),
+            });
+        }
+        ids.push(id);
+    }
+    tx.commit().await?;
+    // Hits older than the window count for nothing.
     sqlx::query("DELETE FROM rate_limit_hits WHERE at < $1")
-        .bind(forget_before.micros())
+        .bind(since.micros())
         .execute(store.pool())
         .await?;
+    Ok(Taken::Counted(ids))
+}
+
+/// Takes back the hits of an attempt that succeeded (successes do not count).
+pub(super) async fn release_hits(store: &Store, ids: &[String]) -> Result<(), StoreError> {
+    for id in ids {
+        sqlx::query("DELETE FROM rate_limit_hits WHERE id = $1")
+            .bind(id)
+            .execute(store.pool())
+            .await?;
+    }
     Ok(())
 }
 
@@ -292,20 +354,66 @@ pub(super) async fn clear_hits(tx: &mut Tx, scope: &str, subject: &[u8]) -> Resu
     Ok(())
 }
 
-/// Counts a failed password; locks the account from `locked_until` when given.
-pub(super) async fn record_failure(
+/// How an account locks: after `after` failed attempts in a row, for `first_seconds`, doubled
+/// for each further failure, at most `max_seconds`.
+pub(super) struct Lockout {
+    pub after: i64,
+    pub first_seconds: i64,
+    pub max_seconds: i64,
+}
+
+/// Counts an attempt as a failure of `id` before its password is checked, unless the account is
+/// locked at `now` (then false, and nothing is counted). The one conditional statement that
+/// counts it also sets the lock when this makes `after` failures in a row or more, so
+/// concurrent attempts cannot all pass a check made before any of them was counted. A success
+/// clears the count ([`record_success`]).
+pub(super) async fn count_attempt(
     store: &Store,
     id: UserId,
-    locked_until: Option<Timestamp>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE users SET failed_logins = failed_logins + 1, \
-         locked_until = COALESCE($1, locked_until) WHERE id = $2",
+    now: Timestamp,
+    lockout: &Lockout,
+) -> Result<bool, StoreError> {
+    // Past this many doublings the lock is the longest one (and the shift cannot overflow).
+    let mut cap: i64 = 0;
+    while cap < 62 && lockout.first_seconds.saturating_mul(1 << cap) < lockout.max_seconds {
+        cap += 1;
+    }
+    let done = sqlx::query(
+        "UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE \
+           WHEN failed_logins + 1 < $3 THEN locked_until \
+           WHEN failed_logins + 1 - $3 >= $6 THEN $2 + $5 * 1000000 \
+           ELSE $2 + $4 * (CAST(1 AS BIGINT) << CAST(failed_logins + 1 - $3 AS INTEGER)) * 1000000 END \
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
     )
-    .bind(locked_until.map(Timestamp::micros))
     .bind(id.to_string())
+    .bind(now.micros())
+    .bind(lockout.after)
+    .bind(lockout.first_seconds)
+    .bind(lockout.max_seconds)
+    .bind(cap)
     .execute(store.pool())
     .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// When `id`'s lock ends, if it is locked.
+pub(super) async fn locked_until(store: &Store, id: UserId) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query("SELECT locked_until FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get::<Option<i64>, _>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// Clears `id`'s failures in a row and lock (the password was right, but the account may not
+/// sign in for another reason).
+pub(super) async fn clear_failures(store: &Store, id: UserId) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id.to_string())
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
@@ -438,18 +546,18 @@ pub(super) async fn insert_session(
 
 pub(super) async fn insert_refresh(
     tx: &mut Tx,
+    id: &str,
     session: &str,
     family: &str,
     hash: &[u8],
     now: Timestamp,
     expires: Timestamp,
-) -> Result<String, StoreError> {
-    let id = uuid::Uuid::now_v7().to_string();
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO refresh_tokens (id, session_id, family_id, token_hash, issued_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(session)
     .bind(family)
     .bind(hash)
@@ -457,17 +565,20 @@ pub(super) async fn insert_refresh(
     .bind(expires.micros())
     .execute(&mut **tx)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
-/// A refresh token's row: (id, session, family, user, expires, rotated?, revoked?).
+/// A refresh token's row.
 pub(super) struct RefreshRow {
     pub id: String,
     pub session: String,
     pub family: String,
     pub user: String,
     pub expires_at: i64,
-    pub spent: bool,
+    /// Traded for a newer one already.
+    pub rotated: bool,
+    /// Revoked, or its session was.
+    pub revoked: bool,
 }
 
 pub(super) async fn refresh_by_hash(
@@ -476,8 +587,9 @@ pub(super) async fn refresh_by_hash(
 ) -> Result<Option<RefreshRow>, StoreError> {
     let row = sqlx::query(
         "SELECT r.id, r.session_id, r.family_id, s.user_id, r.expires_at, \
-         CAST(CASE WHEN r.rotated_at IS NOT NULL OR r.revoked_at IS NOT NULL \
-              OR s.revoked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) \
+         CAST(CASE WHEN r.rotated_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT), \
+         CAST(CASE WHEN r.revoked_at IS NOT NULL OR s.revoked_at IS NOT NULL \
+              THEN 1 ELSE 0 END AS BIGINT) \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
     )
     .bind(hash)
@@ -490,23 +602,30 @@ pub(super) async fn refresh_by_hash(
         family: r.try_get(2)?,
         user: r.try_get(3)?,
         expires_at: r.try_get(4)?,
-        spent: r.try_get::<i64, _>(5)? != 0,
+        rotated: r.try_get::<i64, _>(5)? != 0,
+        revoked: r.try_get::<i64, _>(6)? != 0,
     }))
 }
 
+/// Marks refresh token `id` as traded for `by`, if it is neither rotated nor revoked yet: one
+/// conditional statement, so of two concurrent refreshes of one token only one succeeds (on
+/// Postgres the second waits for the first's row lock, then finds the token rotated).
 pub(super) async fn rotate_refresh(
     tx: &mut Tx,
     id: &str,
     by: &str,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 WHERE id = $3")
-        .bind(now.micros())
-        .bind(by)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 \
+         WHERE id = $3 AND rotated_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now.micros())
+    .bind(by)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Revokes a refresh-token family and its session.
@@ -560,6 +679,38 @@ pub(super) async fn sessions_of(tx: &mut Tx, user: UserId) -> Result<Vec<String>
         .map(|r| r.try_get(0))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// Revokes `user`'s live sessions but `keep` (if given), and their refresh tokens, with
+/// `reason`; returns how many sessions ended.
+pub(super) async fn end_sessions(
+    tx: &mut Tx,
+    user: UserId,
+    keep: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let ended = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1 \
+         AND ($4 IS NULL OR id <> $4)",
+    )
+    .bind(now.micros())
+    .bind(reason)
+    .bind(user.to_string())
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+         AND session_id IN (SELECT id FROM sessions WHERE user_id = $2 AND revoked_at IS NOT NULL)",
+    )
+    .bind(now.micros())
+    .bind(user.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(ended)
 }
 
 pub(super) async fn revoke_jti(

@@ -9,8 +9,11 @@
 //! to `sub`, checks the signature and every claim (30 s leeway) and that the lifetime is at most
 //! [`ACCESS_SECONDS`], then in one database round trip that the `jti` is not revoked, the
 //! session is live, the account is active and still holds exactly those roles.
-//! Refresh tokens are 256 random bits, stored as SHA-256, 30 days, rotated on every use; a
-//! rotated token presented again revokes its whole family and session (theft signal, audited).
+//! Refresh tokens are 256 random bits, stored as SHA-256, 30 days, rotated on every use (one
+//! conditional update, so a token is traded once even when two refreshes race); a rotated
+//! token presented again revokes its whole family and session (theft signal, audited).
+//! A credential change ends sessions (`auth::change_password`, `auth::reset_password`,
+//! `mfa::reset`): tokens issued in them stop verifying, and their refresh tokens are refused.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use rand::RngCore;
@@ -211,7 +214,17 @@ pub async fn issue_at(
     let refresh = random_token();
     let mut tx = store.begin().await?;
     let family = uuid::Uuid::now_v7().to_string();
-    repo::insert_refresh(&mut tx, &session_id, &family, &hash(&refresh), now, expires).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    repo::insert_refresh(
+        &mut tx,
+        &id,
+        &session_id,
+        &family,
+        &hash(&refresh),
+        now,
+        expires,
+    )
+    .await?;
     tx.commit().await?;
     let roles = actor
         .roles()
@@ -478,7 +491,8 @@ async fn check_token(store: &Store, token: &str, now: Timestamp) -> Result<Claim
 }
 
 /// Trades a refresh token for a new pair in the same session; the old one is spent. A spent
-/// token presented again revokes the family and the session.
+/// token presented again revokes the family and the session; one whose session ended (logout,
+/// a credential change, an administrator) is refused as revoked.
 pub async fn refresh(
     store: &Store,
     ring: &KeyRing,
@@ -488,6 +502,9 @@ pub async fn refresh(
 }
 
 /// [`refresh`] at a given time.
+///
+/// The old token is spent by one conditional update, before the new one is stored: of two
+/// concurrent refreshes of one token, only one succeeds, and the other counts as reuse.
 pub async fn refresh_at(
     store: &Store,
     ring: &KeyRing,
@@ -501,20 +518,11 @@ pub async fn refresh_at(
     if row.user != ring.operator().to_string() {
         return Err(TokenError::WrongSigner);
     }
-    if row.spent {
-        repo::revoke_family(&mut tx, &row.family, &row.session, "refresh_reuse", now).await?;
-        audit::append(
-            &mut tx,
-            &NewAuditEntry::new(
-                AuditActor::System("tokens"),
-                AuditAction::RefreshTokenReused,
-            )
-            .target(format!("user:{}", row.user))
-            .details(serde_json::json!({ "session": row.session })),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(TokenError::Reused);
+    if row.revoked {
+        return Err(TokenError::Revoked);
+    }
+    if row.rotated {
+        return Err(reused(tx, &row, now).await?);
     }
     if row.expires_at <= now.micros() {
         return Err(TokenError::InvalidRefresh);
@@ -525,8 +533,14 @@ pub async fn refresh_at(
     }
     let fresh = random_token();
     let expires = Timestamp::from_micros(now.micros() + REFRESH_SECONDS * 1_000_000);
-    let new_id = repo::insert_refresh(
+    let new_id = uuid::Uuid::now_v7().to_string();
+    if !repo::rotate_refresh(&mut tx, &row.id, &new_id, now).await? {
+        // A concurrent refresh of the same token spent it first.
+        return Err(reused(tx, &row, now).await?);
+    }
+    repo::insert_refresh(
         &mut tx,
+        &new_id,
         &row.session,
         &row.family,
         &hash(&fresh),
@@ -534,7 +548,6 @@ pub async fn refresh_at(
         expires,
     )
     .await?;
-    repo::rotate_refresh(&mut tx, &row.id, &new_id, now).await?;
     tx.commit().await?;
     let (access_token, access_expires_at) = sign(ring, &row.user, &row.session, roles, now)?;
     Ok(TokenPair {
@@ -543,6 +556,28 @@ pub async fn refresh_at(
         session_id: row.session,
         access_expires_at,
     })
+}
+
+/// A spent refresh token presented again (a theft signal): its family and session are revoked,
+/// and the reuse audited. Returns the error to give.
+async fn reused(
+    mut tx: crate::store::Tx,
+    row: &repo::RefreshRow,
+    now: Timestamp,
+) -> Result<TokenError, TokenError> {
+    repo::revoke_family(&mut tx, &row.family, &row.session, "refresh_reuse", now).await?;
+    audit::append(
+        &mut tx,
+        &NewAuditEntry::new(
+            AuditActor::System("tokens"),
+            AuditAction::RefreshTokenReused,
+        )
+        .target(format!("user:{}", row.user))
+        .details(serde_json::json!({ "session": row.session })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(TokenError::Reused)
 }
 
 /// Ends the session of `claims`: the session and its refresh tokens are revoked, and the

@@ -1152,8 +1152,23 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             let actor = session.actor;
             let new = new_password("New password: ")?;
             let keystore = config.keystore.open()?;
-            auth::change_password(&store, keystore.as_ref(), &actor, &ring, &current, &new).await?;
-            println!("password changed; your key pair on this machine is sealed with it");
+            // This command's own sign-in opened no session, so every session of the operator
+            // ends, including one `vigil login` keeps on this machine.
+            let changed = auth::change_password(
+                &store,
+                keystore.as_ref(),
+                &actor,
+                &ring,
+                None,
+                &current,
+                &new,
+            )
+            .await?;
+            println!(
+                "password changed; your key pair on this machine is sealed with it; {} session(s) \
+                 signed in with the old password ended",
+                changed.sessions_ended
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -1393,10 +1408,10 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
                 println!("temporary password for {username} (shown once): {temporary}");
             }
             println!(
-                "{username} must change it at the next sign-in; {} key pair(s) retired: \
-                 they sign in on their machine (which makes a new one), then an administrator \
-                 runs `vigil keys grant {username}`",
-                report.key_pairs_retired
+                "{username} must change it at the next sign-in; {} session(s) ended; {} key \
+                 pair(s) retired: they sign in on their machine (which makes a new one), then an \
+                 administrator runs `vigil keys grant {username}`",
+                report.sessions_ended, report.key_pairs_retired
             );
             if report.mfa_removed {
                 println!(
@@ -1406,8 +1421,8 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
             }
         }
         UserCommand::ResetMfa { username } => {
-            mfa::reset(&store, &actor, &username).await?;
-            println!("MFA is off for {username}; they must enrol again");
+            let ended = mfa::reset(&store, &actor, &username).await?;
+            println!("MFA is off for {username}; {ended} session(s) ended; they must enrol again");
         }
     }
     Ok(ExitCode::SUCCESS)

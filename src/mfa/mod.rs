@@ -6,7 +6,9 @@
 //! data key, no other operator and no administrator can read them (an administrator can only
 //! delete them, with [`reset`]). A code is accepted for the current step or one step either
 //! side, and each step at most once per operator (RFC 6238 §5.2): the last used step is stored
-//! and only a later one is accepted.
+//! and only a later one is accepted. A replayed code is refused with the same error as a wrong
+//! one, so the refusal does not tell an onlooker that the code had been right; sign-in records
+//! the difference in its own log.
 //!
 //! Secrets made before per-operator sealing were sealed with the shared `totp` data key, now
 //! retired. Such a secret opens once more, at its owner's next sign-in with a correct code, if
@@ -50,12 +52,10 @@ pub enum MfaError {
     /// No enrolment to confirm, or MFA is not on.
     #[error("MFA is not set up for this account")]
     NotEnrolled,
-    /// The code is wrong or outside the accepted window.
+    /// The code is wrong, outside the accepted window, or was used already (a replay is not
+    /// told apart, on purpose).
     #[error("invalid code")]
     InvalidCode,
-    /// The code was valid but has been used already.
-    #[error("this code was already used; wait for the next one")]
-    Replayed,
     /// This sign-in cannot open the operator's TOTP secret: it was sealed with the retired
     /// shared `totp` key and this machine's key pair does not hold it, or it was sealed under a
     /// password replaced outside Vigil.
@@ -230,7 +230,11 @@ pub async fn confirm(
     if repo::mfa_enabled(store, user).await? {
         return Err(MfaError::AlreadyEnabled);
     }
-    check_totp(store, Some(credential), None, user, code, Timestamp::now()).await?;
+    if check_totp(store, Some(credential), None, user, code, Timestamp::now()).await?
+        != Verdict::Accepted
+    {
+        return Err(MfaError::InvalidCode);
+    }
     let codes = new_backup_codes();
     let mut tx = store.begin().await?;
     repo::enable(&mut tx, user, Timestamp::now()).await?;
@@ -244,10 +248,23 @@ pub async fn confirm(
     Ok(codes)
 }
 
+/// What checking a second factor found. Only sign-in's own log tells [`Verdict::Wrong`] from
+/// [`Verdict::Replayed`]; every caller's error is [`MfaError::InvalidCode`] for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The code is right and now spent.
+    Accepted,
+    /// No step in the window has this code, or no unused backup code is this one.
+    Wrong,
+    /// The code is right for a step already used (RFC 6238 §5.2).
+    Replayed,
+}
+
 /// Checks a second factor for `user` at `now`: a TOTP code (each step once) or an unused
 /// backup code (then spent). `credential` is the credential key this sign-in opened, which opens
 /// the TOTP secret; `legacy` is the sign-in's key ring, needed only for a secret still sealed
-/// with the retired shared `totp` key, which is then re-sealed with `credential`.
+/// with the retired shared `totp` key, which is then re-sealed with `credential`. A wrong code
+/// and a replayed one are both [`MfaError::InvalidCode`].
 pub async fn verify(
     store: &Store,
     credential: Option<&CredentialKey>,
@@ -256,16 +273,31 @@ pub async fn verify(
     code: &str,
     now: Timestamp,
 ) -> Result<(), MfaError> {
+    match check(store, credential, legacy, user, code, now).await? {
+        Verdict::Accepted => Ok(()),
+        Verdict::Wrong | Verdict::Replayed => Err(MfaError::InvalidCode),
+    }
+}
+
+/// [`verify`], telling a replay from a wrong code, for sign-in's log.
+pub(crate) async fn check(
+    store: &Store,
+    credential: Option<&CredentialKey>,
+    legacy: Option<&KeyRing>,
+    user: UserId,
+    code: &str,
+    now: Timestamp,
+) -> Result<Verdict, MfaError> {
     let code = code.trim();
     if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
         return check_totp(store, credential, legacy, user, code, now).await;
     }
     let hash = backup_hash(user, &normalise_backup(code));
-    if repo::spend_backup_code(store, user, &hash, now).await? {
-        Ok(())
+    Ok(if repo::spend_backup_code(store, user, &hash, now).await? {
+        Verdict::Accepted
     } else {
-        Err(MfaError::InvalidCode)
-    }
+        Verdict::Wrong
+    })
 }
 
 async fn check_totp(
@@ -275,7 +307,7 @@ async fn check_totp(
     user: UserId,
     code: &str,
     now: Timestamp,
-) -> Result<(), MfaError> {
+) -> Result<Verdict, MfaError> {
     let (sealed, sealed_with) = repo::secret(store, user)
         .await?
         .ok_or(MfaError::NotEnrolled)?;
@@ -295,9 +327,11 @@ async fn check_totp(
             .await?
             .ok_or(MfaError::SecretUnavailable)?
     };
-    let step = matching_step(&secret, code, step_of(now)).ok_or(MfaError::InvalidCode)?;
+    let Some(step) = matching_step(&secret, code, step_of(now)) else {
+        return Ok(Verdict::Wrong);
+    };
     if !repo::use_step(store, user, step).await? {
-        return Err(MfaError::Replayed);
+        return Ok(Verdict::Replayed);
     }
     if let (false, Some(credential)) = (per_operator, credential) {
         // The owner proved the code: from now on only their own sign-in opens the secret.
@@ -313,7 +347,7 @@ async fn check_totp(
         tx.commit().await?;
         crate::keys::legacy::retire_totp_keys_if_unused(store).await?;
     }
-    Ok(())
+    Ok(Verdict::Accepted)
 }
 
 /// Replaces the signed-in operator's backup codes with ten new ones (shown once).
@@ -339,21 +373,27 @@ pub async fn regenerate_backup_codes(
 }
 
 /// An administrator turns MFA off for `username` (lost device): secret and backup codes are
-/// deleted and the operator must enrol again. Needs [`Permission::UsersManage`].
-pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<(), MfaError> {
+/// deleted, every session of the operator ends (tokens issued in them stop verifying and cannot
+/// be refreshed), and the operator must enrol again. Returns how many sessions ended. Needs
+/// [`Permission::UsersManage`].
+pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<u64, MfaError> {
     let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let now = Timestamp::now();
     let mut tx = store.begin().await?;
     let user = repo::operator_id(&mut tx, username)
         .await?
         .ok_or_else(|| MfaError::UnknownOperator(username.to_owned()))?;
     remove_in(&mut tx, user).await?;
+    let ended = crate::auth::end_sessions(&mut tx, user, None, "mfa_reset", now).await?;
     audit::append(
         &mut tx,
-        &NewAuditEntry::new(actor, AuditAction::MfaReset).target(format!("user:{user}")),
+        &NewAuditEntry::new(actor, AuditAction::MfaReset)
+            .target(format!("user:{user}"))
+            .details(serde_json::json!({ "sessions_ended": ended })),
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(ended)
 }
 
 /// Deletes `user`'s TOTP secret and backup codes and turns MFA off, within `tx` (an

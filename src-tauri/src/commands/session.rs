@@ -197,6 +197,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// Changes the signed-in operator's password (and re-seals their key pair on this machine).
+/// Their other sessions end; this one stays.
 #[tauri::command]
 pub async fn change_password(
     state: State<'_, AppState>,
@@ -211,15 +212,17 @@ pub async fn change_password(
         .ring
         .as_ref()
         .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
-    let credential = auth::change_password(
+    let current = session.session_id().await;
+    let changed = auth::change_password(
         &db.store,
         keystore,
         &actor,
         ring,
+        current.as_deref(),
         &req.current,
         &req.new_password,
     )
     .await?;
-    session.password_changed(credential);
+    session.password_changed(changed.credential);
     me_of(&db, &session).await
 }
