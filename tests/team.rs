@@ -1347,3 +1347,145 @@ async fn sign_in_bookkeeping_and_ended_sessions_work_over_each_operators_own_log
         .await
         .is_err());
 }
+
+/// Rotation and the `pii` split write each chunk with one set-based statement; over the
+/// administrator's own login they stay within its privileges and row-level security.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_and_the_split_run_over_the_administrators_own_login() {
+    use vigil::crypto::field::{self, Place};
+    use vigil::crypto::{KeyVersion, SymmetricKey};
+    use vigil::keys::{rotation, split, WriteKeys};
+    use vigil::platform::{self, NewPlatformUser};
+
+    let t = team().await;
+    let ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .unwrap();
+    let people: Vec<NewPlatformUser> = (1..=5)
+        .map(|i| NewPlatformUser {
+            id: uuid::Uuid::now_v7(),
+            username: format!("person{i}"),
+            display_name: format!("Person {i}"),
+            country: "GB".into(),
+            email: Some(format!("person{i}@example.org")),
+            phone: None,
+            created_at: vigil::store::Timestamp::now(),
+            last_login_at: None,
+        })
+        .collect();
+    let ids: Vec<uuid::Uuid> = people.iter().map(|p| p.id).collect();
+    let write = WriteKeys::current(&t.db.store, &ring, &keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
+    let mut tx = t.db.store.begin().await.unwrap();
+    platform::insert_users(&mut tx, &write, &people)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // A rotation of `contact` and of `network` (numbering them above the `pii` v1 planted next).
+    for p in [Purpose::Contact, Purpose::Network] {
+        let r = rotation::start(&t.admin_store, &ring, &t.admin, p)
+            .await
+            .unwrap();
+        let report = rotation::run(&t.admin_store, &ring, &t.admin, &r, 2, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.retired, [1]);
+    }
+    let owner = t.owner().await;
+    let at_v2: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE kind = 'platform' AND contact_key_version = 2",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(at_v2, 5);
+
+    // What an older version wrote: two emails and an incident's address under `pii` v1.
+    let pii = SymmetricKey::random();
+    let pii_id = uuid::Uuid::now_v7().to_string();
+    sqlx::query("INSERT INTO data_keys (id, purpose, version, status, created_at) VALUES ($1, 'pii', 1, 'active', 0)")
+        .bind(&pii_id)
+        .execute(&owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO key_grants (data_key_id, user_key_id, wrapped_key, granted_at) \
+         VALUES ($1, $2, $3, 0)",
+    )
+    .bind(&pii_id)
+    .bind(
+        sqlx::query_scalar::<_, String>(
+            "SELECT id FROM user_keys WHERE user_id = $1 AND retired_at IS NULL",
+        )
+        .bind(t.admin.user_id().to_string())
+        .fetch_one(&owner)
+        .await
+        .unwrap(),
+    )
+    .bind(
+        ring.public_key()
+            .encrypt("vigil-data-key-v1:pii:1", pii.expose())
+            .unwrap(),
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    for (i, id) in ids.iter().enumerate().take(2) {
+        let id = id.to_string();
+        let place = Place::new("users", "email_enc", &id);
+        let email = format!("person{}@example.org", i + 1);
+        sqlx::query("UPDATE users SET email_enc = $1, pii_key_version = 1, contact_key_version = NULL WHERE id = $2")
+            .bind(field::seal(&pii, KeyVersion(1), &place, email.as_bytes()))
+            .bind(&id)
+            .execute(&owner)
+            .await
+            .unwrap();
+    }
+    let incident = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO incidents (id, kind, severity, status, source_ip_enc, dedup_key, summary, \
+         created_at, updated_at) VALUES ($1, 'brute_force', 'high', 'open', $2, 'd', 's', 0, 0)",
+    )
+    .bind(&incident)
+    .bind(field::seal(
+        &pii,
+        KeyVersion(1),
+        &Place::new("incidents", "source_ip_enc", &incident),
+        b"203.0.113.9",
+    ))
+    .execute(&owner)
+    .await
+    .unwrap();
+
+    let ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .unwrap();
+    let report = split::run(&t.admin_store, &ring, &t.admin, 2, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.rows, report.unreadable, report.retired),
+        (3, 0, vec![1])
+    );
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            platform::user_email(&t.admin_store, &ring, *id)
+                .await
+                .unwrap(),
+            Some(format!("person{}@example.org", i + 1))
+        );
+    }
+    let row = sqlx::query(
+        "SELECT network_key_version, bidx_key_version, source_ip_bidx IS NOT NULL \
+         FROM incidents WHERE id = $1",
+    )
+    .bind(&incident)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<Option<i64>, _>(0), Some(2));
+    assert!(row.get::<Option<i64>, _>(1).is_some());
+    assert!(row.get::<bool, _>(2));
+}

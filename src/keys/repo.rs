@@ -1,9 +1,16 @@
 //! SQL of key pairs, data keys, grants and rotations.
 
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use super::Purpose;
-use crate::store::{backend_of, Backend, Store, StoreError, Timestamp, Tx};
+use crate::crypto::KeyVersion;
+use crate::store::{
+    backend_of, values_placeholders, Backend, Store, StoreError, Timestamp, Tx, MAX_PARAMS,
+};
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 /// A `user_keys` row.
 pub(super) struct UserKeyRow {
@@ -478,41 +485,48 @@ pub(super) async fn field_rows_after(
         .map_err(StoreError::from)
 }
 
-/// Writes a row's new values and version, if it still has the version it was read with.
-pub(super) async fn update_field_row(
+/// A row remade by rotation: its id, the version it was read with, and its new values.
+pub(super) struct RemadeRow {
+    pub id: String,
+    pub old_version: u32,
+    pub values: Vec<Option<Vec<u8>>>,
+}
+
+/// Writes rows' new values (into `cols`) and `new_version`, each only if it still has the
+/// version it was read with; returns how many were written.
+pub(super) async fn update_field_rows(
     tx: &mut Tx,
     t: &FieldTable<'_>,
     cols: &[&str],
-    id: &str,
-    old_version: u32,
+    rows: &[RemadeRow],
     new_version: u32,
-    values: &[Option<Vec<u8>>],
-) -> Result<bool, StoreError> {
-    let (table, id_col, version_col) = (t.table, t.id_col, t.version_col);
-    let sets: Vec<String> = cols
+) -> Result<u64, StoreError> {
+    let (table, version_col) = (t.table, t.version_col);
+    let mut v_cols = vec!["ver".to_owned()];
+    v_cols.extend((0..cols.len()).map(|i| format!("c{i}")));
+    let mut sets: Vec<String> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .map(|(i, c)| format!("{c} = v.c{i}"))
         .collect();
-    let n = cols.len();
-    let sql = format!(
-        "UPDATE {table} SET {}, {version_col} = ${} WHERE {id_col} = ${} AND {version_col} = ${}",
-        sets.join(", "),
-        n + 1,
-        n + 2,
-        n + 3
-    );
-    let mut q = sqlx::query(&sql);
-    for v in values {
-        q = q.bind(v.clone());
-    }
-    let done = q
-        .bind(i64::from(new_version))
-        .bind(id)
-        .bind(i64::from(old_version))
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    sets.push(format!("{version_col} = {new_version}"));
+    let cond = format!("{table}.{version_col} = v.ver");
+    update_from_values(
+        tx,
+        (table, t.id_col),
+        &v_cols,
+        &sets,
+        &cond,
+        rows,
+        |q, r| {
+            let mut q = q.bind(r.id.as_str()).bind(i64::from(r.old_version));
+            for v in &r.values {
+                q = q.bind(v.as_deref());
+            }
+            q
+        },
+    )
+    .await
 }
 
 /// Rows of `table` per `version_col` value.
@@ -860,6 +874,20 @@ pub(super) async fn roles_and_status(
 
 // ---- The split of `pii` (the specs' table, column and predicate texts are constants). ----
 
+/// Refreshes Postgres' statistics of `table`, which plan the chunk queries: statistics taken
+/// before its `pii` rows were written (a bulk load since the last analysis) say none match,
+/// and Postgres then scans the whole table for every chunk instead of walking the primary key.
+/// Only the database's owner may analyze, so nothing over an operator's own login (team mode);
+/// nothing on SQLite, which walks the primary key regardless.
+pub(super) async fn analyze(store: &Store, table: &str) -> Result<(), StoreError> {
+    if store.backend() == Backend::Postgres && !store.is_operator_login() {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(store.pool())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Rows of `table` matching `predicate`.
 pub(super) async fn count_where(
     tx: &mut Tx,
@@ -904,51 +932,123 @@ pub(super) async fn legacy_rows(
         .map_err(StoreError::from)
 }
 
-/// Writes a row's re-sealed `cols` and the new purpose's version (and a recomputed blind
-/// index), clearing `pii_key_version` where the table has it, if the row still matches
-/// `predicate`.
+/// A row re-sealed by the split: its id, its columns' new values, and its recomputed blind
+/// index (for a table that has one).
+pub(super) struct ResealedRow {
+    pub id: String,
+    pub values: Vec<Option<Vec<u8>>>,
+    pub bidx: Option<Vec<u8>>,
+}
+
+/// Writes re-sealed rows of `table`: their `cols` and the new purpose's `version` (and, with
+/// `bidx`, a row's blind index into its target column and the blind index key's version into
+/// its version column, where the row has one), clearing `pii_key_version` where the table has
+/// it. Only rows still matching `predicate` are written (another run may have written some
+/// since they were read); returns how many were.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn reseal_legacy_row(
+pub(super) async fn reseal_legacy_rows(
     tx: &mut Tx,
     table: &str,
     cols: &[&str],
     version_col: &str,
     predicate: &str,
-    id: &str,
-    values: &[Option<Vec<u8>>],
-    version: crate::crypto::KeyVersion,
-    bidx: Option<(&str, &str, Vec<u8>, crate::crypto::KeyVersion)>,
-) -> Result<bool, StoreError> {
+    rows: &[ResealedRow],
+    version: KeyVersion,
+    bidx: Option<(&str, &str, KeyVersion)>,
+) -> Result<u64, StoreError> {
+    let mut v_cols: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
     let mut sets: Vec<String> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .map(|(i, c)| format!("{c} = v.c{i}"))
         .collect();
-    let mut n = cols.len();
-    n += 1;
-    sets.push(format!("{version_col} = ${n}"));
+    sets.push(format!("{version_col} = {}", version.0));
     if matches!(table, "users" | "activity_log") {
         sets.push("pii_key_version = NULL".into());
     }
-    if let Some((target, bidx_col, _, _)) = &bidx {
-        sets.push(format!("{target} = ${}", n + 1));
-        sets.push(format!("{bidx_col} = ${}", n + 2));
-        n += 2;
+    if let Some((target, bidx_col, v)) = bidx {
+        v_cols.push("b".into());
+        sets.push(format!("{target} = COALESCE(v.b, {target})"));
+        sets.push(format!(
+            "{bidx_col} = CASE WHEN v.b IS NULL THEN {bidx_col} ELSE {} END",
+            v.0
+        ));
     }
-    let sql = format!(
-        "UPDATE {table} SET {} WHERE id = ${} AND {predicate}",
-        sets.join(", "),
-        n + 1
-    );
-    let mut q = sqlx::query(&sql);
-    for v in values {
-        q = q.bind(v.clone());
+    let with_bidx = bidx.is_some();
+    update_from_values(
+        tx,
+        (table, "id"),
+        &v_cols,
+        &sets,
+        predicate,
+        rows,
+        |q, r| {
+            let mut q = q.bind(r.id.as_str());
+            for v in &r.values {
+                q = q.bind(v.as_deref());
+            }
+            if with_bidx {
+                q = q.bind(r.bidx.as_deref());
+            }
+            q
+        },
+    )
+    .await
+}
+
+/// `UPDATE {table} SET {sets} FROM v WHERE {table}.{id_col} = v.k AND {cond}`, where the
+/// values list `v (k, {v_cols})` holds `rows` (each bound by `bind`: its id, then its values):
+/// one statement for as many rows as fit under [`MAX_PARAMS`], so a chunk costs one round
+/// trip, not one per row. Versions in `sets` are numbers written into the text. Returns the
+/// rows written.
+///
+/// The target rows are also bounded by the lowest and highest id in `v`, so Postgres reads
+/// only the chunk's stretch of the primary key, never the whole table; and its nested loops
+/// are off for these statements: one here compares every row with every value (25M
+/// comparisons for 5,000 rows), and the planner picks one when stale statistics say no row
+/// matches `cond`. SQLite looks each id up in the primary key.
+async fn update_from_values<T>(
+    tx: &mut Tx,
+    (table, id_col): (&str, &str),
+    v_cols: &[String],
+    sets: &[String],
+    cond: &str,
+    rows: &[T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
     }
-    q = q.bind(i64::from(version.0));
-    if let Some((_, _, value, v)) = bidx {
-        q = q.bind(value).bind(i64::from(v.0));
+    let width = 1 + v_cols.len();
+    let backend = backend_of(tx);
+    if backend == Backend::Postgres {
+        sqlx::query("SET LOCAL enable_nestloop = off")
+            .execute(&mut **tx)
+            .await?;
     }
-    Ok(q.bind(id).execute(&mut **tx).await?.rows_affected() == 1)
+    let mut done = 0;
+    for part in rows.chunks((MAX_PARAMS / width).max(1)) {
+        let sql = format!(
+            "WITH v (k, {}) AS (VALUES {}) UPDATE {table} SET {} FROM v \
+             WHERE {table}.{id_col} = v.k \
+             AND {table}.{id_col} BETWEEN (SELECT MIN(k) FROM v) AND (SELECT MAX(k) FROM v) \
+             AND {cond}",
+            v_cols.join(", "),
+            values_placeholders(backend, part.len(), width),
+            sets.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for row in part {
+            q = bind(q, row);
+        }
+        done += q.execute(&mut **tx).await?.rows_affected();
+    }
+    if backend == Backend::Postgres {
+        sqlx::query("SET LOCAL enable_nestloop = DEFAULT")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(done)
 }
 
 /// Stores the token-signing public key of key pair `id`.

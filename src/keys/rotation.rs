@@ -384,24 +384,17 @@ pub async fn run(
                 tx.commit().await?;
                 continue;
             };
-            let write_cols = spec.write_cols();
-            let mut n = 0i64;
-            for r in &rows {
-                let values = remake(store, ring, purpose, spec, &new_key, to, r).await?;
-                if repo::update_field_row(
-                    &mut tx,
-                    &table,
-                    &write_cols,
-                    &r.id,
-                    r.version,
-                    to,
-                    &values,
-                )
-                .await?
-                {
-                    n += 1;
-                }
+            let mut remade = Vec::with_capacity(rows.len());
+            for r in rows {
+                let values = remake(store, ring, purpose, spec, &new_key, to, &r).await?;
+                remade.push(repo::RemadeRow {
+                    id: r.id,
+                    old_version: r.version,
+                    values,
+                });
             }
+            let n = repo::update_field_rows(&mut tx, &table, &spec.write_cols(), &remade, to)
+                .await? as i64;
             repo::advance_rotation(&mut tx, &rotation.id, &format!("{spec_at}:{last}"), n).await?;
             tx.commit().await?;
             after = last;

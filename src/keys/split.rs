@@ -5,6 +5,9 @@
 //! re-sealed records its new purpose's version), so a killed run resumes where it stopped; when
 //! no `pii` value is left, the `pii` keys are retired and their wraps deleted.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{repo, wrap_label, KeyError, KeyRing, Purpose};
@@ -12,7 +15,7 @@ use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::auth::Actor;
 use crate::crypto::field::{self, Place};
 use crate::crypto::mac::{self, BlindKind};
-use crate::crypto::{PublicKey, SymmetricKey};
+use crate::crypto::{KeyVersion, PublicKey, SymmetricKey};
 use crate::rbac::{self, Permission};
 use crate::store::{Store, Timestamp};
 
@@ -122,7 +125,7 @@ pub async fn run(
         return Ok(report);
     }
     report.provisioned = provision(store, ring, actor).await?;
-    let mut old = std::collections::HashMap::new();
+    let mut old = HashMap::new();
     for v in &pii_keys {
         old.insert(v.0, ring.key(store, Purpose::Pii, *v).await?);
     }
@@ -130,6 +133,7 @@ pub async fn run(
     let blind = ring.current(store, Purpose::BlindIndex).await?;
     for spec in SPECS {
         let (to_version, to_key) = ring.current(store, spec.to).await?;
+        repo::analyze(store, spec.table).await?;
         let mut after = String::new();
         loop {
             let mut tx = store.begin().await?;
@@ -140,54 +144,25 @@ pub async fn run(
                 tx.rollback().await?;
                 break;
             };
-            for (id, values) in &rows {
-                let mut out = Vec::with_capacity(values.len());
-                let mut first_plain = None;
-                let mut ok = true;
-                for (col, value) in spec.cols.iter().zip(values) {
-                    let Some(sealed) = value else {
-                        out.push(None);
-                        continue;
-                    };
-                    let place = Place::new(spec.table, col, id);
-                    let opened = field::key_version(sealed)
-                        .ok()
-                        .and_then(|v| old.get(&v.0))
-                        .and_then(|k| field::open(k, &place, sealed).ok());
-                    let Some(plain) = opened else {
-                        ok = false;
-                        break;
-                    };
-                    out.push(Some(field::seal(&to_key, to_version, &place, &plain)));
-                    first_plain.get_or_insert(plain);
+            let mut resealed = Vec::with_capacity(rows.len());
+            for (id, values) in rows {
+                match reseal(spec, id, &values, &old, (to_version, &to_key), &blind) {
+                    Some(row) => resealed.push(row),
+                    None => report.unreadable += 1,
                 }
-                if !ok {
-                    report.unreadable += 1;
-                    continue;
-                }
-                let bidx = match (spec.bidx, &first_plain) {
-                    (Some((target, version_col, kind)), Some(plain)) => Some((
-                        target,
-                        version_col,
-                        mac::blind_index(&blind.1, kind, &String::from_utf8_lossy(plain)).to_vec(),
-                        blind.0,
-                    )),
-                    _ => None,
-                };
-                repo::reseal_legacy_row(
-                    &mut tx,
-                    spec.table,
-                    spec.cols,
-                    spec.version_col,
-                    spec.legacy,
-                    id,
-                    &out,
-                    to_version,
-                    bidx,
-                )
-                .await?;
-                report.rows += 1;
             }
+            report.rows += repo::reseal_legacy_rows(
+                &mut tx,
+                spec.table,
+                spec.cols,
+                spec.version_col,
+                spec.legacy,
+                &resealed,
+                to_version,
+                spec.bidx
+                    .map(|(target, version_col, _)| (target, version_col, blind.0)),
+            )
+            .await?;
             tx.commit().await?;
             after = last;
             progress(SplitProgress {
@@ -200,6 +175,45 @@ pub async fn run(
         report.retired = retire_pii(store, actor, report.rows).await?;
     }
     Ok(report)
+}
+
+/// A legacy row's values re-sealed under `to` (with the blind index of its first value where
+/// the spec recomputes one, under `blind`), or `None` if a value opens with none of the `pii`
+/// keys `old`.
+fn reseal(
+    spec: &SplitSpec,
+    id: String,
+    values: &[Option<Vec<u8>>],
+    old: &HashMap<u32, Arc<SymmetricKey>>,
+    to: (KeyVersion, &SymmetricKey),
+    blind: &(KeyVersion, Arc<SymmetricKey>),
+) -> Option<repo::ResealedRow> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut first_plain = None;
+    for (col, value) in spec.cols.iter().zip(values) {
+        let Some(sealed) = value else {
+            out.push(None);
+            continue;
+        };
+        let place = Place::new(spec.table, col, &id);
+        let plain = field::key_version(sealed)
+            .ok()
+            .and_then(|v| old.get(&v.0))
+            .and_then(|k| field::open(k, &place, sealed).ok())?;
+        out.push(Some(field::seal(to.1, to.0, &place, &plain)));
+        first_plain.get_or_insert(plain);
+    }
+    let bidx = match (spec.bidx, first_plain) {
+        (Some((_, _, kind)), Some(plain)) => {
+            Some(mac::blind_index(&blind.1, kind, &String::from_utf8_lossy(&plain)).to_vec())
+        }
+        _ => None,
+    };
+    Some(repo::ResealedRow {
+        id,
+        values: out,
+        bidx,
+    })
 }
 
 /// Makes `contact` and `network` if they do not exist yet, numbered after `pii`'s versions, and

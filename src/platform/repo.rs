@@ -44,10 +44,7 @@ pub(super) struct SealedActivity<'a> {
     pub network_version: Option<i64>,
     pub bidx_version: Option<i64>,
 }
-use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx};
-
-/// Bound parameters per statement: below SQLite's 32,766 and Postgres' 65,535.
-const MAX_PARAMS: usize = 30_000;
+use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx, MAX_PARAMS};
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 

@@ -385,6 +385,9 @@ pub(crate) fn backend_of(tx: &mut Tx) -> Backend {
     }
 }
 
+/// Bound parameters per statement: below SQLite's 32,766 and Postgres' 65,535.
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
 /// Builds `(p, p, ...), (p, ...)` for a multi-row insert of `rows` rows of `cols` values.
 ///
 /// Postgres gets `$1, $2, ...`. SQLite gets anonymous `?`: it looks named parameters such as
