@@ -872,6 +872,16 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 println!("keystore:         {}", config.keystore);
                 println!("log:              {}", config.log);
                 println!(
+                    "auth.require_mfa: {} (from {})",
+                    config.auth.require_mfa_text(),
+                    config.auth.require_mfa_source
+                );
+                println!("auth.idle_timeout_secs: {}", config.auth.idle_timeout_secs);
+                println!(
+                    "auth.absolute_lifetime_secs: {}",
+                    config.auth.absolute_lifetime_secs
+                );
+                println!(
                     "platform.token_keys: {}",
                     config
                         .platform

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyBits;
 use crate::keys::keystore::KeystoreChoice;
+use crate::rbac::Role;
 use crate::store::{DatabaseUrl, StoreOptions};
 
 /// The effective configuration.
@@ -28,6 +29,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The platform's token keys (`[platform]`).
     pub platform: PlatformConfig,
+    /// Sign-in and session policy (`[auth]`).
+    pub auth: AuthConfig,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -153,6 +156,145 @@ impl Default for PlatformConfig {
     }
 }
 
+/// Sign-in and session policy (`[auth]` in the file).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Roles whose operators must have a second factor: without one they may only enrol.
+    /// `VIGIL_REQUIRE_MFA` (a comma-separated list, or `none`) overrides the file.
+    pub require_mfa: Vec<Role>,
+    /// Where `require_mfa` came from: `default`, `config file` or `VIGIL_REQUIRE_MFA`.
+    pub require_mfa_source: &'static str,
+    /// Seconds without use after which an operator session ends (the desktop locks), 5 to
+    /// 86,400 (`VIGIL_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout_secs: u64,
+    /// Seconds after sign-in at which an operator session ends whatever its use; refresh stops
+    /// there. 60 to 2,592,000 (`VIGIL_SESSION_LIFETIME_SECS`).
+    pub absolute_lifetime_secs: u64,
+}
+
+/// The roles that must have MFA unless configured otherwise.
+pub const DEFAULT_REQUIRE_MFA: [Role; 2] = [Role::Admin, Role::ComplianceOfficer];
+/// The default idle timeout: 15 minutes.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 15 * 60;
+/// The default absolute session lifetime: 12 hours.
+pub const DEFAULT_ABSOLUTE_LIFETIME_SECS: u64 = 12 * 3600;
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            require_mfa: DEFAULT_REQUIRE_MFA.to_vec(),
+            require_mfa_source: "default",
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            absolute_lifetime_secs: DEFAULT_ABSOLUTE_LIFETIME_SECS,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether an operator holding `roles` must have a second factor.
+    pub fn requires_mfa(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.require_mfa.contains(r))
+    }
+
+    /// The `require_mfa` list as text: role names joined by commas, or `none`.
+    pub fn require_mfa_text(&self) -> String {
+        if self.require_mfa.is_empty() {
+            "none".into()
+        } else {
+            let names: Vec<&str> = self.require_mfa.iter().map(|r| r.as_str()).collect();
+            names.join(",")
+        }
+    }
+}
+
+/// `[auth]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    require_mfa: Option<Vec<String>>,
+    idle_timeout_secs: Option<u64>,
+    absolute_lifetime_secs: Option<u64>,
+}
+
+/// Parses role names (`none` alone, or an empty list, means no role).
+fn parse_roles<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    key: &str,
+) -> Result<Vec<Role>, ConfigError> {
+    let mut roles = Vec::new();
+    let names: Vec<&str> = names
+        .into_iter()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names == ["none"] {
+        return Ok(roles);
+    }
+    for name in names {
+        let role = Role::parse(name).ok_or_else(|| ConfigError::Invalid {
+            key: key.into(),
+            message: format!(
+                "unknown role {name:?}; expected `none` or roles among {}",
+                Role::ALL.map(|r| r.as_str()).join(", ")
+            ),
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
+}
+
+fn load_auth(
+    file: Option<FileAuth>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<AuthConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let mut auth = AuthConfig::default();
+    if let Some(list) = env("VIGIL_REQUIRE_MFA") {
+        auth.require_mfa = parse_roles(list.split(','), "VIGIL_REQUIRE_MFA")?;
+        auth.require_mfa_source = "VIGIL_REQUIRE_MFA";
+    } else if let Some(list) = &file.require_mfa {
+        auth.require_mfa = parse_roles(list.iter().map(String::as_str), "auth.require_mfa")?;
+        auth.require_mfa_source = "config file";
+    }
+    let seconds = |env_key: &str,
+                   file_key: &str,
+                   file_value: Option<u64>,
+                   range: std::ops::RangeInclusive<u64>,
+                   default: u64| {
+        let (value, key) = match env(env_key) {
+            Some(v) => (v.trim().parse::<u64>().ok(), env_key),
+            None => (Some(file_value.unwrap_or(default)), file_key),
+        };
+        value
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| ConfigError::Invalid {
+                key: key.into(),
+                message: format!(
+                    "expected a number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            })
+    };
+    auth.idle_timeout_secs = seconds(
+        "VIGIL_IDLE_TIMEOUT_SECS",
+        "auth.idle_timeout_secs",
+        file.idle_timeout_secs,
+        5..=86_400,
+        DEFAULT_IDLE_TIMEOUT_SECS,
+    )?;
+    auth.absolute_lifetime_secs = seconds(
+        "VIGIL_SESSION_LIFETIME_SECS",
+        "auth.absolute_lifetime_secs",
+        file.absolute_lifetime_secs,
+        60..=30 * 86_400,
+        DEFAULT_ABSOLUTE_LIFETIME_SECS,
+    )?;
+    Ok(auth)
+}
+
 /// Database settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseConfig {
@@ -189,6 +331,7 @@ struct FileConfig {
     retention: Option<RetentionConfig>,
     worker: Option<WorkerConfig>,
     platform: Option<PlatformConfig>,
+    auth: Option<FileAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +522,7 @@ impl Config {
                 }
                 p
             },
+            auth: load_auth(file.auth, &env)?,
             source_file,
         })
     }
@@ -544,6 +688,65 @@ mod tests {
         let e = load(&[("VIGIL_CONFIG", path)]).unwrap_err();
         assert!(e.to_string().contains("platform.token_keys"), "{e}");
         std::fs::write(&f, "[platform]\ntoken_secret = \"x\"\n").unwrap();
+        assert!(load(&[("VIGIL_CONFIG", path)]).is_err());
+    }
+
+    #[test]
+    fn the_mfa_policy_and_session_limits_come_from_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        let path = f.to_str().unwrap();
+        let c = load(&[]).unwrap().auth;
+        assert_eq!(c.require_mfa, vec![Role::Admin, Role::ComplianceOfficer]);
+        assert_eq!(c.require_mfa_source, "default");
+        assert_eq!(
+            (c.idle_timeout_secs, c.absolute_lifetime_secs),
+            (900, 43_200)
+        );
+        assert!(c.requires_mfa(&[Role::Moderator, Role::Admin]));
+        assert!(!c.requires_mfa(&[Role::Moderator]));
+        std::fs::write(
+            &f,
+            "[auth]\nrequire_mfa = [\"moderator\"]\nidle_timeout_secs = 60\nabsolute_lifetime_secs = 3600\n",
+        )
+        .unwrap();
+        let c = load(&[("VIGIL_CONFIG", path)]).unwrap().auth;
+        assert_eq!(
+            (c.require_mfa.as_slice(), c.require_mfa_source),
+            (&[Role::Moderator][..], "config file")
+        );
+        assert_eq!((c.idle_timeout_secs, c.absolute_lifetime_secs), (60, 3600));
+        // The environment overrides the file; `none` turns the policy off.
+        let c = load(&[("VIGIL_CONFIG", path), ("VIGIL_REQUIRE_MFA", "none")])
+            .unwrap()
+            .auth;
+        assert!(c.require_mfa.is_empty());
+        assert_eq!(
+            (c.require_mfa_source, c.require_mfa_text().as_str()),
+            ("VIGIL_REQUIRE_MFA", "none")
+        );
+        let c = load(&[
+            ("VIGIL_REQUIRE_MFA", "admin, moderator,admin"),
+            ("VIGIL_IDLE_TIMEOUT_SECS", "5"),
+        ])
+        .unwrap()
+        .auth;
+        assert_eq!(c.require_mfa, vec![Role::Admin, Role::Moderator]);
+        assert_eq!(c.idle_timeout_secs, 5);
+        // Bad values name the setting.
+        for (k, v) in [
+            ("VIGIL_REQUIRE_MFA", "root"),
+            ("VIGIL_IDLE_TIMEOUT_SECS", "4"),
+            ("VIGIL_IDLE_TIMEOUT_SECS", "soon"),
+            ("VIGIL_SESSION_LIFETIME_SECS", "59"),
+        ] {
+            let e = load(&[(k, v)]).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        std::fs::write(&f, "[auth]\nrequire_mfa = [\"admin\", \"wizard\"]\n").unwrap();
+        let e = load(&[("VIGIL_CONFIG", path)]).unwrap_err();
+        assert!(e.to_string().contains("auth.require_mfa"), "{e}");
+        std::fs::write(&f, "[auth]\nidle_timeout = 60\n").unwrap();
         assert!(load(&[("VIGIL_CONFIG", path)]).is_err());
     }
 
