@@ -27,8 +27,9 @@ pub use login::{
     MAX_LOCK_SECONDS, WINDOW_SECONDS,
 };
 pub use password::{
-    hash_password, is_common, verify_password, Password, PasswordRejected,
-    MAX_LENGTH as PASSWORD_MAX_LENGTH, MIN_LENGTH as PASSWORD_MIN_LENGTH,
+    hash_password, is_common, normalize as normalize_password, verify_password, Password,
+    PasswordRejected, COMMON_PASSWORDS, MAX_LENGTH as PASSWORD_MAX_LENGTH,
+    MIN_LENGTH as PASSWORD_MIN_LENGTH,
 };
 pub use types::{InvalidUsername, UserId, Username};
 
@@ -99,7 +100,7 @@ pub async fn authenticate(
         let _ = verify_password(password, password::dummy_hash());
         return Err(AuthError::InvalidCredentials);
     };
-    let pw = password.to_owned();
+    let pw = zeroize::Zeroizing::new(password.to_owned());
     let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
         .await
         .unwrap_or(false);
@@ -323,7 +324,7 @@ pub async fn change_password(
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
     let (pw, hash) = (
-        current.to_owned(),
+        zeroize::Zeroizing::new(current.to_owned()),
         op.password_hash.clone().unwrap_or_default(),
     );
     let old_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
