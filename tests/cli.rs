@@ -595,6 +595,13 @@ fn operator_accounts_through_the_command_line() {
         "{}",
         text(&first.stderr)
     );
+    // A new account's first password was set at its creation, not reset.
+    assert!(
+        text(&first.stderr).contains("set by an administrator when it was created")
+            && !text(&first.stderr).contains("reset"),
+        "{}",
+        text(&first.stderr)
+    );
     cli.ok(
         &["passwd"],
         &[

@@ -149,3 +149,67 @@ async fn passwords_over_128_characters_are_refused_and_change_nothing(db: TestDb
     raw.close().await;
 }
 on_both!(passwords_over_128_characters_are_refused_and_change_nothing);
+
+async fn a_new_operator_is_told_their_password_was_set_at_creation_not_reset(db: TestDb) {
+    let (admin, _) = common::admin_keys(&db).await;
+    users::create(
+        &db.store,
+        &admin,
+        "carol-officer",
+        TEMP_NFC,
+        &[Role::ComplianceOfficer],
+    )
+    .await
+    .unwrap();
+    let first = sign_in(&db, "carol-officer", TEMP_NFC).await.unwrap();
+    assert!(first.must_change_password);
+    // Asked over the store the sign-in used (in team mode an operator's own login may ask only
+    // about its own account; the test store is the owner's).
+    let why = auth::password_to_change(&db.store, &first.actor)
+        .await
+        .unwrap();
+    assert_eq!(why, Some(auth::PasswordToChange::SetAtAccountCreation));
+    assert!(why
+        .unwrap()
+        .to_string()
+        .contains("set by an administrator when it was created"));
+    assert!(!why.unwrap().to_string().contains("reset"));
+
+    // Once she chose her own, nothing is owed.
+    auth::change_password(
+        &db.store,
+        &db.keystore,
+        &first.actor,
+        first.keys.as_ref().unwrap(),
+        None,
+        TEMP_NFC,
+        OWN_NFC,
+    )
+    .await
+    .unwrap();
+    let own = sign_in(&db, "carol-officer", OWN_NFC).await.unwrap();
+    assert_eq!(
+        auth::password_to_change(&db.store, &own.actor)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // After an administrator's reset, it says reset.
+    auth::reset_password(&db.store, &admin, "carol-officer", TEMP_NFD)
+        .await
+        .unwrap();
+    let after = sign_in(&db, "carol-officer", TEMP_NFC).await.unwrap();
+    assert_eq!(
+        auth::password_to_change(&db.store, &after.actor)
+            .await
+            .unwrap(),
+        Some(auth::PasswordToChange::ResetByAdministrator)
+    );
+    // The administrator themselves owes nothing.
+    assert_eq!(
+        auth::password_to_change(&db.store, &admin).await.unwrap(),
+        None
+    );
+}
+on_both!(a_new_operator_is_told_their_password_was_set_at_creation_not_reset);

@@ -223,6 +223,42 @@ pub fn random_password(len: usize) -> String {
         .collect()
 }
 
+/// Why an operator must choose a new password before doing anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordToChange {
+    /// An administrator set it when creating the account: this is the operator's first
+    /// password, not a reset.
+    #[error(
+        "your account is new and its password was set by an administrator when it was created"
+    )]
+    SetAtAccountCreation,
+    /// An administrator reset it.
+    #[error("your password was reset by an administrator")]
+    ResetByAdministrator,
+}
+
+/// Why `actor` must change their password before anything else, or `None` if they need not.
+/// Derived, not stored: a password still unchanged since the account was made was set at its
+/// creation; any other password an administrator set came from a reset.
+pub async fn password_to_change(
+    store: &Store,
+    actor: &Actor,
+) -> Result<Option<PasswordToChange>, StoreError> {
+    let Some(op) = repo::find_operator(store, actor.username()).await? else {
+        return Ok(None);
+    };
+    if !op.must_change_password {
+        return Ok(None);
+    }
+    Ok(Some(
+        if repo::password_set_at_creation(store, op.id).await? {
+            PasswordToChange::SetAtAccountCreation
+        } else {
+            PasswordToChange::ResetByAdministrator
+        },
+    ))
+}
+
 /// Why a password change or reset failed. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {

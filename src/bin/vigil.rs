@@ -1866,11 +1866,14 @@ async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
         bail!("this database is already initialised (it has operators); nothing was changed");
     }
     let secret = match std::env::var("VIGIL_ADMIN_PASSWORD") {
-        Ok(p) => p,
+        Ok(p) => zeroize::Zeroizing::new(p),
         Err(_) if std::io::stdin().is_terminal() => {
-            let first = rpassword::prompt_password(format!("Password for {username}: "))?;
-            let again = rpassword::prompt_password("Repeat the password: ")?;
-            if first != again {
+            let first = zeroize::Zeroizing::new(rpassword::prompt_password(format!(
+                "Password for {username}: "
+            ))?);
+            let again =
+                zeroize::Zeroizing::new(rpassword::prompt_password("Repeat the password: ")?);
+            if *first != *again {
                 bail!("the passwords did not match; nothing was changed");
             }
             first
@@ -1971,7 +1974,10 @@ async fn signed_in_session(
         }
     };
     if session.must_change_password && !may_change {
-        bail!("your password was reset by an administrator: run `vigil passwd` to choose a new one first");
+        let why = auth::password_to_change(store, &session.actor)
+            .await?
+            .unwrap_or(auth::PasswordToChange::ResetByAdministrator);
+        bail!("{why}: run `vigil passwd` to choose your own first");
     }
     Ok((session, password))
 }
