@@ -452,16 +452,21 @@ fn mfa_enrolment_by_qr_then_sign_in_needs_a_code() {
     let wrong = cli.run(&["mfa", "confirm", "000000"], &[]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(text(&wrong.stderr).contains("invalid code"));
-    let confirmed = cli.ok(
-        &[
-            "mfa",
-            "confirm",
-            &vigil::mfa::code_at(&secret, step, 6),
-            "--json",
-        ],
-        &[],
+    // Without a terminal, a left-out code is a clear error (never a hang on a prompt).
+    let missing = cli.run(&["mfa", "confirm"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("no authenticator code given"),
+        "{}",
+        text(&missing.stderr)
     );
-    let codes: serde_json::Value = serde_json::from_str(&confirmed).unwrap();
+    // The code from standard input (`-`), so it is not in the process list.
+    let confirmed = cli.run_with_stdin(
+        &["mfa", "confirm", "-", "--json"],
+        &format!("{}\n", vigil::mfa::code_at(&secret, step, 6)),
+    );
+    assert!(confirmed.status.success(), "{}", text(&confirmed.stderr));
+    let codes: serde_json::Value = serde_json::from_str(&text(&confirmed.stdout)).unwrap();
     let codes: Vec<String> = codes["backup_codes"]
         .as_array()
         .unwrap()
@@ -590,6 +595,13 @@ fn operator_accounts_through_the_command_line() {
         "{}",
         text(&first.stderr)
     );
+    // A new account's first password was set at its creation, not reset.
+    assert!(
+        text(&first.stderr).contains("set by an administrator when it was created")
+            && !text(&first.stderr).contains("reset"),
+        "{}",
+        text(&first.stderr)
+    );
     cli.ok(
         &["passwd"],
         &[
@@ -669,7 +681,9 @@ async fn an_erasure_killed_mid_run_resumes_and_completes() {
         "{}",
         text(&out.stderr)
     );
-    cli.ok(&["dsr", "verify", &id, "--code", &code], &[]);
+    // The code from standard input, not the command line.
+    let verified = cli.run_with_stdin(&["dsr", "verify", &id, "--code", "-"], &format!("{code}\n"));
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
 
     // Kill -9 as soon as the first step reports.
     let mut cmd = cli.command(&["dsr", "run", &id, "--json"]);
@@ -1189,4 +1203,131 @@ fn each_operator_holds_the_purposes_of_their_role_row() {
         "{}",
         text(&bad.stderr)
     );
+}
+
+#[test]
+fn mfa_enroll_qr_png_is_made_new_and_private_and_never_overwrites_or_follows_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("qr.png");
+    cli.ok(&["mfa", "enroll", "--qr-png", png.to_str().unwrap()], &[]);
+    let meta = std::fs::symlink_metadata(&png).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "owner-only");
+    let first = std::fs::read(&png).unwrap();
+    assert_eq!(&first[..4], b"\x89PNG");
+
+    // An existing file is not overwritten.
+    let again = cli.run(&["mfa", "enroll", "--qr-png", png.to_str().unwrap()], &[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already exists: not overwritten"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&png).unwrap(), first, "unchanged");
+
+    // A symbolic link to an existing file is not followed: the target is unchanged.
+    let target = dir.path().join("precious.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("link.png");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = cli.run(&["mfa", "enroll", "--qr-png", link.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is a symbolic link: not followed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+
+    // Nor is a dangling one: nothing is created where it points.
+    let nowhere = dir.path().join("created-through-the-link.png");
+    let dangling = dir.path().join("dangling.png");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    let out = cli.run(
+        &["mfa", "enroll", "--qr-png", dangling.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is a symbolic link: not followed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!nowhere.exists());
+}
+
+#[test]
+fn codes_and_addresses_come_from_standard_input_with_a_dash() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &["user", "create", "mo-moderator", "--role", "moderator"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "mo-moderator"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_NEW_PASSWORD", "mo's own long passphrase"),
+        ],
+    );
+    let as_mo = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut cmd = cli.command(args);
+        cmd.env("VIGIL_USERNAME", "mo-moderator")
+            .env("VIGIL_PASSWORD", "mo's own long passphrase")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // An IP address from standard input; an empty line is refused and changes nothing.
+    let empty = as_mo(&["blocks", "add", "-", "--reason", "test"], "\n");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        text(&empty.stderr).contains("no IP address to block given"),
+        "{}",
+        text(&empty.stderr)
+    );
+    let added = as_mo(
+        &["blocks", "add", "-", "--reason", "abuse"],
+        "203.0.113.77\n",
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let listed = as_mo(&["blocks", "list"], "");
+    assert!(
+        text(&listed.stdout).contains("203.0.113.77"),
+        "{}",
+        text(&listed.stdout)
+    );
+    // Lifted by the address, from standard input too.
+    let lifted = as_mo(&["blocks", "remove", "-"], "203.0.113.77\r\n");
+    assert!(
+        text(&lifted.stdout).contains("lifted 1 block"),
+        "{}",
+        text(&lifted.stderr)
+    );
+    // Left out without a terminal: a clear error, not a prompt.
+    let missing = cli.run(&["blocks", "add", "--reason", "abuse"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("run on a terminal to be asked"),
+        "{}",
+        text(&missing.stderr)
+    );
+    // The help says what the argument form exposes.
+    let help = cli.ok(&["dsr", "verify", "--help"], &[]);
+    assert!(help.contains("process list"), "{help}");
 }

@@ -1489,3 +1489,30 @@ async fn rotation_and_the_split_run_over_the_administrators_own_login() {
     assert!(row.get::<Option<i64>, _>(1).is_some());
     assert!(row.get::<bool, _>(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_operator_learns_over_their_own_login_that_their_password_was_set_at_creation() {
+    let t = team().await;
+    let m = t.operator("mod.new", &[Role::Moderator]).await;
+    assert_eq!(
+        auth::password_to_change(&m.store, &m.actor).await.unwrap(),
+        Some(auth::PasswordToChange::SetAtAccountCreation)
+    );
+    // Another operator's login learns nothing about it (the function answers only for one's own
+    // account), and the administrator owes no change.
+    let o = t.operator("officer.new", &[Role::ComplianceOfficer]).await;
+    let raw = t.raw_as(&o.login).await;
+    let theirs: Option<bool> = sqlx::query_scalar("SELECT vigil_password_set_at_creation($1)")
+        .bind(m.actor.user_id().to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(theirs, None);
+    raw.close().await;
+    assert_eq!(
+        auth::password_to_change(&t.admin_store, &t.admin)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -259,7 +259,8 @@ impl AppState {
         if session.must_change_password() {
             return Err(CommandError::new(
                 ErrorCode::MustChangePassword,
-                "your password was reset by an administrator: choose a new one first",
+                "your password was set by an administrator (for a new account or a reset): \
+                 choose your own first",
             ));
         }
         Ok((db, session, actor))

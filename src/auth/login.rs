@@ -273,7 +273,7 @@ pub async fn login_at(
         Err(_) => None,
     };
     let Some(op) = found else {
-        let pw = password.to_owned();
+        let pw = Zeroizing::new(password.to_owned());
         let _ = tokio::task::spawn_blocking(move || {
             password::verify_and_derive(&pw, password::dummy_hash())
         })
@@ -294,7 +294,7 @@ pub async fn login_at(
         });
     }
     let (pw, hash) = (
-        password.to_owned(),
+        Zeroizing::new(password.to_owned()),
         op.password_hash.clone().unwrap_or_default(),
     );
     let password_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))

@@ -27,8 +27,9 @@ pub use login::{
     MAX_LOCK_SECONDS, WINDOW_SECONDS,
 };
 pub use password::{
-    hash_password, is_common, verify_password, Password, PasswordRejected,
-    MAX_LENGTH as PASSWORD_MAX_LENGTH, MIN_LENGTH as PASSWORD_MIN_LENGTH,
+    hash_password, is_common, normalize as normalize_password, verify_password, Password,
+    PasswordRejected, COMMON_PASSWORDS, MAX_LENGTH as PASSWORD_MAX_LENGTH,
+    MIN_LENGTH as PASSWORD_MIN_LENGTH,
 };
 pub use types::{InvalidUsername, UserId, Username};
 
@@ -99,7 +100,7 @@ pub async fn authenticate(
         let _ = verify_password(password, password::dummy_hash());
         return Err(AuthError::InvalidCredentials);
     };
-    let pw = password.to_owned();
+    let pw = zeroize::Zeroizing::new(password.to_owned());
     let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
         .await
         .unwrap_or(false);
@@ -222,6 +223,42 @@ pub fn random_password(len: usize) -> String {
         .collect()
 }
 
+/// Why an operator must choose a new password before doing anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordToChange {
+    /// An administrator set it when creating the account: this is the operator's first
+    /// password, not a reset.
+    #[error(
+        "your account is new and its password was set by an administrator when it was created"
+    )]
+    SetAtAccountCreation,
+    /// An administrator reset it.
+    #[error("your password was reset by an administrator")]
+    ResetByAdministrator,
+}
+
+/// Why `actor` must change their password before anything else, or `None` if they need not.
+/// Derived, not stored: a password still unchanged since the account was made was set at its
+/// creation; any other password an administrator set came from a reset.
+pub async fn password_to_change(
+    store: &Store,
+    actor: &Actor,
+) -> Result<Option<PasswordToChange>, StoreError> {
+    let Some(op) = repo::find_operator(store, actor.username()).await? else {
+        return Ok(None);
+    };
+    if !op.must_change_password {
+        return Ok(None);
+    }
+    Ok(Some(
+        if repo::password_set_at_creation(store, op.id).await? {
+            PasswordToChange::SetAtAccountCreation
+        } else {
+            PasswordToChange::ResetByAdministrator
+        },
+    ))
+}
+
 /// Why a password change or reset failed. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {
@@ -323,7 +360,7 @@ pub async fn change_password(
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(actor.username().to_string()))?;
     let (pw, hash) = (
-        current.to_owned(),
+        zeroize::Zeroizing::new(current.to_owned()),
         op.password_hash.clone().unwrap_or_default(),
     );
     let old_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))

@@ -151,6 +151,30 @@ pub(super) async fn insert_operator(
     Ok(())
 }
 
+/// Whether `id`'s password is still the one written when the account was created (the
+/// credential's last change is the account's creation time); false after any change or reset.
+/// Team mode asks a definer function, as the credentials table is hidden there.
+pub(super) async fn password_set_at_creation(
+    store: &Store,
+    id: UserId,
+) -> Result<bool, StoreError> {
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT COALESCE(c.changed_at = u.created_at, FALSE) FROM credentials c \
+             JOIN users u ON u.id = c.user_id WHERE c.user_id = $1"
+        }
+        Backend::Postgres => "SELECT COALESCE(vigil_password_set_at_creation($1), FALSE)",
+    };
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => flag(&r, 0)?,
+        None => false,
+    })
+}
+
 /// Replaces an operator's password hash and the credential key sealed with it (none after an
 /// administrator's reset); `must_change` forces a change at next sign-in.
 pub(super) async fn set_password(

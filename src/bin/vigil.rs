@@ -280,7 +280,8 @@ fn parse_purpose(purpose: &str) -> Result<Purpose> {
 enum MfaCommand {
     /// Start TOTP enrolment: prints the otpauth URI and a QR code to scan (on a terminal).
     Enroll {
-        /// Also write the QR code as a PNG file.
+        /// Also write the QR code as a PNG file: made new, readable by you alone (0600); an
+        /// existing file or a symbolic link there is refused, never overwritten or followed.
         #[arg(long, value_name = "FILE")]
         qr_png: Option<std::path::PathBuf>,
         /// Print JSON (URI, secret, SVG) instead of text.
@@ -289,8 +290,10 @@ enum MfaCommand {
     },
     /// Confirm enrolment with a current code; prints ten backup codes, once.
     Confirm {
-        /// The 6-digit code from the authenticator app.
-        code: String,
+        /// The 6-digit code from the authenticator app. Leave it out on a terminal to be asked
+        /// for it without echo, or give `-` to read one line from standard input: given here, it
+        /// is visible to other local users in the process list while the command runs.
+        code: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -428,9 +431,12 @@ enum DsrCommand {
         #[arg(long = "type", value_name = "T")]
         kind: String,
         /// The subject's username.
-        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        #[arg(long, conflicts_with = "email")]
         user: Option<String>,
         /// The subject's email (found through the blind index; not stored with the request).
+        /// `-` reads it from standard input, and with neither --user nor --email a terminal
+        /// asks for it without echo: given here, it is visible to other local users in the
+        /// process list while the command runs.
         #[arg(long)]
         email: Option<String>,
         /// The day the request was received, if earlier than today (YYYY-MM-DD).
@@ -445,8 +451,10 @@ enum DsrCommand {
     Verify {
         /// The request id.
         id: String,
-        /// The code the subject received.
-        #[arg(long, required_unless_present = "token")]
+        /// The code the subject received. `-` reads it from standard input, and leaving it out
+        /// on a terminal asks for it without echo: given here, it is visible to other local users
+        /// in the process list while the command runs.
+        #[arg(long)]
         code: Option<String>,
         /// Read the subject's access token from stdin instead.
         #[arg(long, conflicts_with = "code")]
@@ -498,6 +506,8 @@ enum DsrCommand {
         #[arg(long, default_value = "anonymise")]
         comments: String,
         /// A correction for a rectification: display_name=..., email=... or phone=... (repeat).
+        /// `email=-` or `phone=-` reads the value from standard input (or asks without echo on a
+        /// terminal): given here, it is visible to other local users in the process list.
         #[arg(long = "set", value_name = "FIELD=VALUE")]
         set: Vec<String>,
         /// Print JSON progress lines and the outcome instead of text.
@@ -615,8 +625,10 @@ enum BlocksCommand {
     },
     /// Block an address.
     Add {
-        /// The IP address.
-        ip: String,
+        /// The IP address. Leave it out on a terminal to be asked for it without echo, or give
+        /// `-` to read one line from standard input: given here, it is visible to other local
+        /// users in the process list while the command runs.
+        ip: Option<String>,
         /// For this many hours (until lifted if absent).
         #[arg(long)]
         hours: Option<u32>,
@@ -626,8 +638,10 @@ enum BlocksCommand {
     },
     /// Lift a block, by its id or by address.
     Remove {
-        /// Block id or IP address.
-        which: String,
+        /// Block id or IP address. `-` reads it from standard input, and leaving it out on a
+        /// terminal asks for it without echo: an address given here is visible to other local
+        /// users in the process list while the command runs.
+        which: Option<String>,
     },
 }
 
@@ -1200,6 +1214,99 @@ fn new_password(prompt: &str) -> Result<zeroize::Zeroizing<String>> {
     Ok(first)
 }
 
+/// The most a value read from standard input may be (one line; a code, an address or an email).
+const MAX_INPUT_LINE: usize = 4096;
+
+/// A value that should not sit in the process list (a code, an email, a phone number, an IP
+/// address): the argument as given (scripts; visible to other local users while the command
+/// runs), `-` for one line of standard input, or, left out, asked for without echo on a
+/// terminal. Without a terminal, leaving it out is an error. Kept in a buffer wiped when dropped.
+fn sensitive_value(given: Option<String>, what: &str) -> Result<zeroize::Zeroizing<String>> {
+    match given {
+        Some(v) if v != "-" => Ok(zeroize::Zeroizing::new(v)),
+        given => {
+            let value = if std::io::stdin().is_terminal() {
+                zeroize::Zeroizing::new(rpassword::prompt_password(format!("{what}: "))?)
+            } else if given.is_some() {
+                read_stdin_line(what)?
+            } else {
+                bail!(
+                    "no {what} given: pass it as `-` with one line on standard input, or run on \
+                     a terminal to be asked for it"
+                );
+            };
+            let trimmed = value.trim();
+            if trimmed.is_empty() {
+                bail!("no {what} given: the input was empty");
+            }
+            Ok(zeroize::Zeroizing::new(trimmed.to_owned()))
+        }
+    }
+}
+
+/// One line of standard input (without its line end), at most [`MAX_INPUT_LINE`] bytes, in a
+/// buffer allocated once and wiped when dropped.
+fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_INPUT_LINE + 1));
+    let mut stdin = std::io::stdin().lock();
+    let mut byte = [0u8; 1];
+    while bytes.len() <= MAX_INPUT_LINE {
+        match stdin.read(&mut byte)? {
+            0 => break,
+            _ if byte[0] == b'\n' => break,
+            _ => bytes.push(byte[0]),
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut byte);
+    if bytes.len() > MAX_INPUT_LINE {
+        bail!("the {what} on standard input is longer than {MAX_INPUT_LINE} bytes");
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("the {what} on standard input is not UTF-8"))?;
+    Ok(zeroize::Zeroizing::new(text.to_owned()))
+}
+
+/// Writes `bytes` to a new file at `path` that only its owner can read (0600). Refuses to
+/// overwrite an existing file or to follow a symbolic link (`O_CREAT | O_EXCL | O_NOFOLLOW`), so
+/// a link planted in a shared folder cannot redirect the write, and says which it was.
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || is_symlink(path) => {
+            if is_symlink(path) {
+                bail!(
+                    "{} is a symbolic link: not followed, nothing written; give a new file name",
+                    path.display()
+                );
+            }
+            bail!(
+                "{} already exists: not overwritten, nothing written; give a new file name",
+                path.display()
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
 fn print_codes(codes: &[String], json: bool) -> Result<()> {
     if json {
         print_json(&serde_json::json!({ "backup_codes": codes }))?;
@@ -1226,8 +1333,7 @@ async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
         MfaCommand::Enroll { qr_png, json } => {
             let e = mfa::enroll(&store, credential()?, &actor).await?;
             if let Some(path) = &qr_png {
-                std::fs::write(path, &e.qr_png)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                write_private_file(path, &e.qr_png)?;
             }
             if json {
                 print_json(&e)?;
@@ -1241,6 +1347,7 @@ async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
             }
         }
         MfaCommand::Confirm { code, json } => {
+            let code = sensitive_value(code, "authenticator code")?;
             let codes = mfa::confirm(&store, credential()?, &actor, &code).await?;
             if !json {
                 println!("MFA is on for {}.", actor.username());
@@ -1769,11 +1876,14 @@ async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
         bail!("this database is already initialised (it has operators); nothing was changed");
     }
     let secret = match std::env::var("VIGIL_ADMIN_PASSWORD") {
-        Ok(p) => p,
+        Ok(p) => zeroize::Zeroizing::new(p),
         Err(_) if std::io::stdin().is_terminal() => {
-            let first = rpassword::prompt_password(format!("Password for {username}: "))?;
-            let again = rpassword::prompt_password("Repeat the password: ")?;
-            if first != again {
+            let first = zeroize::Zeroizing::new(rpassword::prompt_password(format!(
+                "Password for {username}: "
+            ))?);
+            let again =
+                zeroize::Zeroizing::new(rpassword::prompt_password("Repeat the password: ")?);
+            if *first != *again {
                 bail!("the passwords did not match; nothing was changed");
             }
             first
@@ -1874,7 +1984,10 @@ async fn signed_in_session(
         }
     };
     if session.must_change_password && !may_change {
-        bail!("your password was reset by an administrator: run `vigil passwd` to choose a new one first");
+        let why = auth::password_to_change(store, &session.actor)
+            .await?
+            .unwrap_or(auth::PasswordToChange::ResetByAdministrator);
+        bail!("{why}: run `vigil passwd` to choose your own first");
     }
     Ok((session, password))
 }
@@ -2182,12 +2295,15 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
             let kind = RequestKind::parse(&kind).ok_or_else(|| {
                 anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
             })?;
-            let (actor, ring) = unlock(config, &store).await?;
-            let subject = match (user, email) {
-                (Some(u), _) => SubjectRef::Username(u),
-                (None, Some(e)) => SubjectRef::Email(e),
-                (None, None) => bail!("give --user or --email"),
+            let subject = match user {
+                Some(u) => SubjectRef::Username(u),
+                None => SubjectRef::Email(
+                    sensitive_value(email, "subject's email")
+                        .context("give --user, or --email (`-` for standard input)")?
+                        .to_string(),
+                ),
             };
+            let (actor, ring) = unlock(config, &store).await?;
             let received = match received {
                 None => Timestamp::now(),
                 Some(d) => {
@@ -2227,8 +2343,9 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
                 privacy::verify_token(&store, &platform, &actor, id, t.trim()).await?
             } else {
+                let code = sensitive_value(code, "verification code")
+                    .context("give --code (`-` for standard input) or --token")?;
                 let (actor, _) = sign_in(config, &store).await?;
-                let code = code.ok_or_else(|| anyhow!("give --code or --token"))?;
                 privacy::verify_code(&store, &actor, id, &code).await?
             };
             println!("verified: request {} may run", request.id);
@@ -2334,6 +2451,12 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
                 .iter()
                 .map(|s| match s.split_once('=') {
                     Some(("display_name", v)) => Ok(privacy::Correction::DisplayName(v.into())),
+                    Some(("email", "-")) => Ok(privacy::Correction::Email(
+                        sensitive_value(Some("-".into()), "new email")?.to_string(),
+                    )),
+                    Some(("phone", "-")) => Ok(privacy::Correction::Phone(
+                        sensitive_value(Some("-".into()), "new phone number")?.to_string(),
+                    )),
                     Some(("email", v)) => Ok(privacy::Correction::Email(v.into())),
                     Some(("phone", v)) => Ok(privacy::Correction::Phone(v.into())),
                     _ => Err(anyhow!(
@@ -2790,10 +2913,12 @@ async fn blocks_cmd(config: &Config, command: BlocksCommand) -> Result<ExitCode>
             }
         }
         BlocksCommand::Add { ip, hours, reason } => {
+            let ip = sensitive_value(ip, "IP address to block")?;
             let id = incidents::block(&store, &actor, &ip, hours, &reason).await?;
             println!("blocked: {id}");
         }
         BlocksCommand::Remove { which } => {
+            let which = sensitive_value(which, "block id or IP address")?;
             let n = incidents::unblock(&store, &actor, &which).await?;
             println!("lifted {n} block(s)");
         }

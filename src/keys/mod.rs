@@ -305,7 +305,7 @@ async fn make_key_pair(
     let signing = TokenSigningKey::generate();
     repo::set_signing_key(&mut **tx, &user_key.to_string(), signing.public_key()).await?;
     let sealed = {
-        let pw = password.to_owned();
+        let pw = zeroize::Zeroizing::new(password.to_owned());
         let der = key.to_pkcs8_der();
         let op = operator.as_uuid();
         tokio::task::spawn_blocking(move || {
@@ -404,7 +404,7 @@ pub async fn unlock(
     if row.retired {
         return Err(KeyError::KeyPairRetired);
     }
-    let pw = password.to_owned();
+    let pw = zeroize::Zeroizing::new(password.to_owned());
     let opened = tokio::task::spawn_blocking(move || {
         sealed::SealedKey(&bytes).open_all(operator.as_uuid(), &pw)
     })

@@ -28,6 +28,7 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_audit_retire(bigint, bigint, bytea)",
     "vigil_password_hash(text)",
     "vigil_credential_key(text)",
+    "vigil_password_set_at_creation(text)",
     "vigil_set_password(text, text, bytea, boolean, bigint)",
     "vigil_set_credential_key(text, text, bytea, bytea)",
     "vigil_create_login(text, text, bigint)",

@@ -95,6 +95,13 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+// The password is wiped when the request is dropped, as soon as the command has used it.
+impl Drop for LoginRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.password);
+    }
+}
+
 /// What the password step gave.
 #[derive(Debug, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -150,6 +157,12 @@ pub struct CodeRequest {
     pub code: String,
 }
 
+impl Drop for CodeRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.code);
+    }
+}
+
 /// The MFA step of signing in.
 #[tauri::command]
 pub async fn login_mfa(state: State<'_, AppState>, req: CodeRequest) -> CommandResult<Me> {
@@ -194,6 +207,13 @@ pub struct ChangePasswordRequest {
     pub current: String,
     /// The new one.
     pub new_password: String,
+}
+
+impl Drop for ChangePasswordRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.current);
+        zeroize::Zeroize::zeroize(&mut self.new_password);
+    }
 }
 
 /// Changes the signed-in operator's password (and re-seals their key pair on this machine).

@@ -58,10 +58,12 @@ pub async fn settings_show(state: State<'_, AppState>) -> CommandResult<Settings
         policy(
             "Operator passwords",
             format!(
-                "{} to {} characters, not containing the username, not among 30,000 common \
-                 passwords; argon2id (19 MiB, 2 passes)",
+                "{} to {} characters (Unicode NFC), not containing the username, not on the list of \
+                 {} common and breached passwords nor one with a few digits added; argon2id \
+                 (19 MiB, 2 passes)",
                 auth::PASSWORD_MIN_LENGTH,
-                auth::PASSWORD_MAX_LENGTH
+                auth::PASSWORD_MAX_LENGTH,
+                auth::COMMON_PASSWORDS
             ),
         ),
         policy(

@@ -47,6 +47,13 @@ pub struct SetupRequest {
     pub password: String,
 }
 
+// The password is wiped when the request is dropped, as soon as setup has used it.
+impl Drop for SetupRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.password);
+    }
+}
+
 /// What setup did.
 #[derive(Debug, serde::Serialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -296,6 +296,14 @@ pub struct TemporaryPassword {
     pub database_password: Option<String>,
 }
 
+// Both passwords are wiped once the reply has been sent to the window.
+impl Drop for TemporaryPassword {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.temporary_password);
+        zeroize::Zeroize::zeroize(&mut self.database_password);
+    }
+}
+
 fn parse_roles(roles: &[String]) -> CommandResult<Vec<Role>> {
     roles
         .iter()

@@ -50,7 +50,8 @@ const FALLBACK_DETAIL: Record<ErrorCode, string> = {
     'Enter the current 6-digit code from your authenticator app, or an unused backup code.',
   challenge_expired: 'Enter your username and password again.',
   password_rejected: 'The password does not meet the password policy.',
-  must_change_password: 'An administrator reset your password; set a new one to continue.',
+  must_change_password:
+    'An administrator set your password (for a new account or a reset); choose your own to continue.',
   not_found: 'It may have been removed in the meantime.',
   conflict: 'Refresh and try again.',
   keys_unavailable: 'Ask a key holder to grant you the data keys.',

@@ -18,6 +18,15 @@ describe('checkNewPassword', () => {
   it('accepts a long matching pair', () => {
     expect(checkNewPassword('correct horse battery', 'correct horse battery')).toBeNull();
   });
+
+  it('allows 128 characters, counted in NFC as the core counts them, and refuses 129', () => {
+    const at = 'a long enough passphrase '.repeat(6).slice(0, 128);
+    expect(checkNewPassword(at, at)).toBeNull();
+    expect(checkNewPassword(at + 'x', at + 'x')).toMatch(/at most 128 characters/);
+    // 128 decomposed "é" are 256 code points but 128 characters in NFC.
+    const nfd = 'e\u0301'.repeat(128);
+    expect(checkNewPassword(nfd, nfd)).toBeNull();
+  });
 });
 
 describe('checkPostgresUrl', () => {
