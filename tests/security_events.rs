@@ -270,3 +270,63 @@ async fn audit_entries_carry_their_outcome_and_session_and_still_chain(db: TestD
     assert!(matches!(v, Verification::Broken { .. }), "{v:?}");
 }
 on_both!(audit_entries_carry_their_outcome_and_session_and_still_chain);
+
+async fn an_email_search_is_audited_without_the_address(db: TestDb) {
+    use vigil::auth::users::{self, DirectoryQuery, DirectorySearch};
+    let (admin, ring) = admin_keys(&db).await;
+    let opts = vigil::demo::SeedOptions {
+        users: 5,
+        comments: 5,
+        days: 1,
+        seed: 3,
+        scenarios: false,
+    };
+    vigil::demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let id = vigil::platform::sample_user_ids(&db.store, 1)
+        .await
+        .unwrap()[0];
+    let email = vigil::platform::user_email(&db.store, &ring, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let search = |text: String| DirectoryQuery {
+        search: DirectorySearch::from_text(&text),
+        page_size: 10,
+        ..DirectoryQuery::default()
+    };
+    let before = audit::head_seq(&db.store).await.unwrap();
+    let hit = users::directory(&db.store, &admin, Some(&ring), &search(email.clone()))
+        .await
+        .unwrap();
+    assert_eq!(hit.total, 1);
+    users::directory(&db.store, &admin, Some(&ring), &search(format!("x{email}")))
+        .await
+        .unwrap();
+    // A search by username is not a read of personal data.
+    users::directory(&db.store, &admin, Some(&ring), &search("user".into()))
+        .await
+        .unwrap();
+
+    let entries = audit::list(&db.store, &admin, &AuditFilter::default())
+        .await
+        .unwrap();
+    let reads: Vec<_> = entries
+        .iter()
+        .filter(|e| e.seq > before && e.action == "pii.read")
+        .collect();
+    assert_eq!(reads.len(), 2, "one entry per search: {reads:?}");
+    for r in &reads {
+        assert!(r.details.contains("\"purpose\":\"directory_email_search\""));
+        assert!(!r.details.contains(&email), "{r:?}");
+        assert!(!r.details.contains('@'), "{r:?}");
+        assert_eq!(r.actor, format!("user:{}", admin.user_id()));
+    }
+    // Newest first: the miss names no account, the hit names the account found.
+    assert_eq!(reads[0].target, None);
+    assert_eq!(reads[1].target, Some(format!("user:{id}")));
+    let v = audit::verify_chain(&db.store).await.unwrap();
+    assert!(matches!(v, Verification::Ok { .. }), "{v:?}");
+}
+on_both!(an_email_search_is_audited_without_the_address);

@@ -158,6 +158,10 @@ pub enum AuditAction {
     WorkerStarted,
     /// An operator was given a database login (team mode), or a new password for it.
     OperatorDatabaseLogin,
+    /// Personal data was read (an email or phone opened, an email search, incident evidence
+    /// with addresses, a residual scan); details name the purpose and hold counts, never the
+    /// data.
+    PersonalDataRead,
 }
 
 impl AuditAction {
@@ -217,6 +221,7 @@ impl AuditAction {
             AuditAction::RetentionRan => "retention.ran",
             AuditAction::WorkerStarted => "worker.started",
             AuditAction::OperatorDatabaseLogin => "operator.database_login",
+            AuditAction::PersonalDataRead => "pii.read",
         }
     }
 }
@@ -414,6 +419,29 @@ pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> ChainHash {
 /// the change it records. Returns its sequence number.
 pub async fn append(tx: &mut Tx, entry: &NewAuditEntry) -> Result<i64, StoreError> {
     repo::append(tx, entry, Timestamp::now()).await
+}
+
+/// Records that `actor` read personal data, in a transaction of its own, after the read: one
+/// entry per read action, naming the `purpose` (`directory_email_search`, `dsr_scan`,
+/// `contact_opened`, `incident_addresses`, ...), the account it concerns if any, and counts in
+/// `details`; never the data itself.
+pub async fn record_personal_data_read(
+    store: &Store,
+    actor: &Actor,
+    purpose: &str,
+    target: Option<String>,
+    details: serde_json::Value,
+) -> Result<i64, StoreError> {
+    let mut details = details;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("purpose".into(), serde_json::Value::from(purpose));
+    }
+    let mut entry = NewAuditEntry::new(actor, AuditAction::PersonalDataRead).details(details);
+    entry.target = target;
+    let mut tx = store.begin().await?;
+    let seq = append(&mut tx, &entry).await?;
+    tx.commit().await?;
+    Ok(seq)
 }
 
 /// Why the chain failed verification, at the first bad entry.

@@ -646,7 +646,18 @@ pub async fn directory(
         }
         Some(DirectorySearch::Email(email)) => {
             let ring = ring.ok_or(crate::keys::KeyError::NoKeyPairHere)?;
-            match crate::platform::find_user_by_email(store, ring, email).await? {
+            let found = crate::platform::find_user_by_email(store, ring, email).await?;
+            // A search by email is a read of personal data: audited, with the result's
+            // account (if any), never the address.
+            crate::audit::record_personal_data_read(
+                store,
+                actor,
+                "directory_email_search",
+                found.map(|id| format!("user:{id}")),
+                serde_json::json!({ "matches": u8::from(found.is_some()) }),
+            )
+            .await?;
+            match found {
                 Some(id) => filter.id = Some(id.to_string()),
                 None => {
                     return Ok(DirectoryPage {

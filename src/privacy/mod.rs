@@ -931,7 +931,21 @@ pub async fn residual_scan(
     identifiers: &Identifiers,
 ) -> Result<ScanReport, PrivacyError> {
     rbac::require(store, actor, Permission::DsrManage).await?;
-    scan::scan(store, ring, identifiers, None).await
+    let report = scan::scan(store, ring, identifiers, None).await?;
+    // The scan opens every sealed value: audited, with counts only.
+    crate::audit::record_personal_data_read(
+        store,
+        actor,
+        "dsr_scan",
+        None,
+        serde_json::json!({
+            "tables": report.tables,
+            "values_opened": report.values_opened,
+            "hits": report.hits.len(),
+        }),
+    )
+    .await?;
+    Ok(report)
 }
 
 /// The identifiers of an account (username, display name, email, phone), for a scan.
