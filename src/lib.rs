@@ -21,6 +21,7 @@ pub mod platform;
 pub mod privacy;
 pub mod rbac;
 pub mod retention;
+pub mod security_events;
 pub mod store;
 pub mod worker;
 

@@ -257,11 +257,11 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     refused(
         &pool,
         &format!(
-            "SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0)"
+            "SELECT vigil_audit_append('user:{admin}', 'operator.roles_changed', NULL, '{{}}', 0, 'success', NULL)"
         ),
     )
     .await;
-    sqlx::query("SELECT vigil_audit_append($1, 'bench.entry', NULL, '{}', 0)")
+    sqlx::query("SELECT vigil_audit_append($1, 'bench.entry', NULL, '{}', 0, 'denied', 's-1')")
         .bind(format!("user:{me}"))
         .execute(&pool)
         .await
@@ -1515,4 +1515,70 @@ async fn a_new_operator_learns_over_their_own_login_that_their_password_was_set_
             .unwrap(),
         None
     );
+}
+
+/// Security events are recorded over each operator's own login (a denial by an officer, who
+/// may not read them), read by a moderator over theirs, and no operator can forge, alter or
+/// delete one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_are_append_only_and_recorded_over_each_operators_own_login() {
+    use vigil::security_events::{self as events, SecurityEventFilter};
+    let t = team().await;
+    let o = t
+        .operator("officer.events", &[Role::ComplianceOfficer])
+        .await;
+    let m = t.operator("mod.events", &[Role::Moderator]).await;
+
+    // The officer lacks the permission: refused, and the refusal is recorded over their login.
+    let e = events::list(&o.store, &o.actor, &SecurityEventFilter::default())
+        .await
+        .expect_err("an officer may not read security events");
+    assert!(matches!(e, events::SecurityEventError::Forbidden(_)), "{e}");
+    let seen = events::list(&m.store, &m.actor, &SecurityEventFilter::default())
+        .await
+        .expect("a moderator reads security events over their own login");
+    let officer = format!("user:{}", o.actor.user_id());
+    assert!(
+        seen.iter().any(|e| e.kind == "authorization_denied"
+            && e.actor.as_deref() == Some(officer.as_str())
+            && e.attempted == "security_events_read"
+            && e.outcome == "denied"),
+        "{seen:?}"
+    );
+
+    let pool = t.raw_as(&m.login).await;
+    let me = m.actor.user_id().to_string();
+    let admin = t.admin.user_id().to_string();
+    refused(&pool, "UPDATE security_events SET outcome = 'success'").await;
+    refused(&pool, "DELETE FROM security_events").await;
+    refused(
+        &pool,
+        "INSERT INTO security_events (id, at, kind, actor, attempted, outcome, details) \
+         VALUES ('x', 0, 'logout', NULL, 'session', 'success', '{}')",
+    )
+    .await;
+    refused(
+        &pool,
+        &format!(
+            "SELECT vigil_security_event_append('f1', 'logout', 'user:{admin}', 'session', \
+             'success', NULL, '{{}}', 0)"
+        ),
+    )
+    .await;
+    sqlx::query(
+        "SELECT vigil_security_event_append('f2', 'logout', $1, 'session', 'success', NULL, '{}', 0)",
+    )
+    .bind(format!("user:{me}"))
+    .execute(&pool)
+    .await
+    .expect("an operator records as themselves");
+    // Stamped with the server's clock, not the time the client sent.
+    let at: i64 = sqlx::query_scalar("SELECT at FROM security_events WHERE id = 'f2'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(at > 0);
+    // The officer's login cannot read the table at all.
+    let opool = t.raw_as(&o.login).await;
+    refused(&opool, "SELECT * FROM security_events").await;
 }

@@ -221,7 +221,11 @@ impl AppState {
         };
         let signed_in = Arc::new(DesktopSession {
             serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            actor: Mutex::new(session.actor),
+            // Security events and audit entries name the session the tokens belong to.
+            actor: Mutex::new(match &tokens {
+                Some(pair) => session.actor.with_session_id(pair.session_id.clone()),
+                None => session.actor,
+            }),
             ring: session.keys,
             credential: Mutex::new(session.credential),
             tokens: tokio::sync::Mutex::new(tokens),

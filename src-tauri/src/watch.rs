@@ -94,7 +94,7 @@ impl Watch {
         session: &DesktopSession,
         actor: &Actor,
     ) -> CommandResult<RunReport> {
-        rbac::require(actor, Permission::MonitorRun)?;
+        rbac::require(&db.store, actor, Permission::MonitorRun).await?;
         let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
         let screener = Screener::from_config(&config.monitor, &[])?;
         let _one = self.running.lock().await;
@@ -158,7 +158,7 @@ async fn tick(app: &AppHandle, state: &AppState) {
         }
     };
     retention_if_due(app, state, &db, &actor).await;
-    if rbac::require(&actor, Permission::MonitorRun).is_ok() && session.ring.is_some() {
+    if rbac::allows(&actor, Permission::MonitorRun) && session.ring.is_some() {
         match state
             .watch
             .run(&state.config(), &db, &session, &actor)
@@ -208,7 +208,7 @@ async fn tick(app: &AppHandle, state: &AppState) {
 /// An open Retention screen hears of a finished run through the `retention-ran` event. A run
 /// once started goes on to its end (each chunk committed), even if the operator signs out.
 async fn retention_if_due(app: &AppHandle, state: &AppState, db: &Arc<Db>, actor: &Actor) {
-    if rbac::require(actor, Permission::RetentionManage).is_err() {
+    if !rbac::allows(actor, Permission::RetentionManage) {
         return;
     }
     // This app's previous background run is still going.
@@ -291,7 +291,7 @@ async fn tell_critical(
     actor: &Actor,
     opened: &[String],
 ) -> Vec<String> {
-    if rbac::require(actor, Permission::IncidentsRead).is_err() {
+    if !rbac::allows(actor, Permission::IncidentsRead) {
         return Vec::new();
     }
     let Some(session) = state.current() else {

@@ -353,7 +353,7 @@ pub async fn chart_data(
     period: Period,
     now: Timestamp,
 ) -> Result<ChartData, AnalyticsError> {
-    rbac::require(actor, kind.permission())?;
+    rbac::require(store, actor, kind.permission()).await?;
     let w = Window::ending(now, period);
     let series = match kind {
         ChartKind::IncidentsBySeverity => incidents_by_severity(store, &w).await?,

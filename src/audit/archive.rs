@@ -73,6 +73,19 @@ struct Line {
     details: String,
     prev_hash: String,
     hash: String,
+    /// Absent in segments written before entries had an outcome.
+    #[serde(default = "success", skip_serializing_if = "is_success")]
+    outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+}
+
+fn success() -> String {
+    "success".into()
+}
+
+fn is_success(s: &str) -> bool {
+    s == "success"
 }
 
 /// What can go wrong archiving.
@@ -160,6 +173,8 @@ pub async fn archive_next(
             e.details.as_str().into(),
             e.prev_hash.clone(),
             e.hash.clone(),
+            e.outcome.as_str().into(),
+            e.session_id.as_deref().map(Into::into),
         );
         if let Some((seq, fault)) = walker.check(&stored) {
             return Err(ArchiveError::Broken { seq, fault });
@@ -173,6 +188,8 @@ pub async fn archive_next(
             details: e.details.clone(),
             prev_hash: hex::encode(&e.prev_hash),
             hash: hex::encode(&e.hash),
+            outcome: e.outcome.clone(),
+            session_id: e.session_id.clone(),
         });
     }
     let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
@@ -348,7 +365,7 @@ pub async fn verify_with_archive(
     actor: &Actor,
     dir: &Path,
 ) -> Result<FullVerification, AuditError> {
-    let _permit = rbac::require(actor, Permission::AuditVerify)?;
+    let _permit = rbac::require(store, actor, Permission::AuditVerify).await?;
     let (checkpoint, checkpoint_hash) = repo::checkpoint(store).await?;
     let dir_owned = dir.to_owned();
     let archive =
@@ -449,6 +466,8 @@ pub fn walk_archive(dir: &Path, checkpoint: i64, checkpoint_hash: &[u8]) -> Arch
                 l.details.as_str().into(),
                 hex::decode(&l.prev_hash).unwrap_or_default(),
                 hex::decode(&l.hash).unwrap_or_default(),
+                l.outcome.as_str().into(),
+                l.session_id.as_deref().map(Into::into),
             );
             if let Some((seq, fault)) = walker.check(&entry) {
                 return broken(

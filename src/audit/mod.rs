@@ -158,6 +158,10 @@ pub enum AuditAction {
     WorkerStarted,
     /// An operator was given a database login (team mode), or a new password for it.
     OperatorDatabaseLogin,
+    /// Personal data was read (an email or phone opened, an email search, incident evidence
+    /// with addresses, a residual scan); details name the purpose and hold counts, never the
+    /// data.
+    PersonalDataRead,
 }
 
 impl AuditAction {
@@ -217,7 +221,40 @@ impl AuditAction {
             AuditAction::RetentionRan => "retention.ran",
             AuditAction::WorkerStarted => "worker.started",
             AuditAction::OperatorDatabaseLogin => "operator.database_login",
+            AuditAction::PersonalDataRead => "pii.read",
         }
+    }
+}
+
+/// Who an entry names, and the session they act in: an [`AuditActor`], or an operator's
+/// [`Actor`] (whose session, if known, the entry records).
+pub trait Acting {
+    /// The stored actor.
+    fn audit_actor(&self) -> AuditActor;
+    /// The session, if one is known.
+    fn acting_session(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Acting for AuditActor {
+    fn audit_actor(&self) -> AuditActor {
+        self.clone()
+    }
+}
+
+impl Acting for &Actor {
+    fn audit_actor(&self) -> AuditActor {
+        AuditActor::from(*self)
+    }
+    fn acting_session(&self) -> Option<String> {
+        self.session_id().map(str::to_owned)
+    }
+}
+
+impl Acting for &AuditActor {
+    fn audit_actor(&self) -> AuditActor {
+        (*self).clone()
     }
 }
 
@@ -226,6 +263,10 @@ impl AuditAction {
 pub struct NewAuditEntry {
     /// Who acted.
     pub actor: AuditActor,
+    /// How it ended (most entries record what was done: `success`).
+    pub outcome: crate::security_events::Outcome,
+    /// The session the actor acted in, if known.
+    pub session_id: Option<String>,
     /// What they did.
     pub action: AuditAction,
     /// What it was done to (an id), if anything.
@@ -236,9 +277,11 @@ pub struct NewAuditEntry {
 
 impl NewAuditEntry {
     /// An entry with no target and empty details.
-    pub fn new(actor: impl Into<AuditActor>, action: AuditAction) -> Self {
+    pub fn new(actor: impl Acting, action: AuditAction) -> Self {
         Self {
-            actor: actor.into(),
+            actor: actor.audit_actor(),
+            outcome: crate::security_events::Outcome::Success,
+            session_id: actor.acting_session(),
             action,
             target: None,
             details: serde_json::json!({}),
@@ -254,6 +297,18 @@ impl NewAuditEntry {
     /// Sets the details.
     pub fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Sets the outcome.
+    pub fn outcome(mut self, outcome: crate::security_events::Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Sets the session.
+    pub fn session(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
         self
     }
 }
@@ -273,6 +328,10 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// JSON text, exactly as hashed.
     pub details: String,
+    /// `success`, `denied` or `failed`.
+    pub outcome: String,
+    /// The session the actor acted in, if known.
+    pub session_id: Option<String>,
     /// The previous entry's hash.
     #[serde(with = "hex_bytes")]
     pub prev_hash: Vec<u8>,
@@ -315,6 +374,39 @@ pub fn canonical_bytes(
     buf
 }
 
+/// [`canonical_bytes`] with the outcome and session: when either differs from the default
+/// (`success`, none) a tail follows the details, `1 | outcome | session` (the session preceded
+/// by 0 or 1 as `target` is), so entries written before the two existed hash as they did.
+#[allow(clippy::too_many_arguments)]
+pub fn canonical_bytes_with(
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    details: &str,
+    outcome: &str,
+    session: Option<&str>,
+) -> Vec<u8> {
+    let mut buf = canonical_bytes(seq, at, actor, action, target, details);
+    if outcome != "success" || session.is_some() {
+        let text = |buf: &mut Vec<u8>, s: &str| {
+            buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            buf.extend_from_slice(s.as_bytes());
+        };
+        buf.push(1);
+        text(&mut buf, outcome);
+        match session {
+            None => buf.push(0),
+            Some(s) => {
+                buf.push(1);
+                text(&mut buf, s);
+            }
+        }
+    }
+    buf
+}
+
 /// `SHA-256(prev || canonical)`.
 pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> ChainHash {
     let mut h = Sha256::new();
@@ -327,6 +419,29 @@ pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> ChainHash {
 /// the change it records. Returns its sequence number.
 pub async fn append(tx: &mut Tx, entry: &NewAuditEntry) -> Result<i64, StoreError> {
     repo::append(tx, entry, Timestamp::now()).await
+}
+
+/// Records that `actor` read personal data, in a transaction of its own, after the read: one
+/// entry per read action, naming the `purpose` (`directory_email_search`, `dsr_scan`,
+/// `contact_opened`, `incident_addresses`, ...), the account it concerns if any, and counts in
+/// `details`; never the data itself.
+pub async fn record_personal_data_read(
+    store: &Store,
+    actor: &Actor,
+    purpose: &str,
+    target: Option<String>,
+    details: serde_json::Value,
+) -> Result<i64, StoreError> {
+    let mut details = details;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("purpose".into(), serde_json::Value::from(purpose));
+    }
+    let mut entry = NewAuditEntry::new(actor, AuditAction::PersonalDataRead).details(details);
+    entry.target = target;
+    let mut tx = store.begin().await?;
+    let seq = append(&mut tx, &entry).await?;
+    tx.commit().await?;
+    Ok(seq)
 }
 
 /// Why the chain failed verification, at the first bad entry.
@@ -415,7 +530,7 @@ impl From<sqlx::Error> for AuditError {
 /// Walks the live chain from its start (or the archive checkpoint) to its head, and records
 /// that it did so (with the result) as a new entry.
 pub async fn verify(store: &Store, actor: &Actor) -> Result<Verification, AuditError> {
-    let _permit = rbac::require(actor, Permission::AuditVerify)?;
+    let _permit = rbac::require(store, actor, Permission::AuditVerify).await?;
     let result = verify_chain(store).await?;
     let mut tx = store.begin().await?;
     append(
@@ -439,7 +554,7 @@ pub async fn list(
     actor: &Actor,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, AuditError> {
-    let _permit = rbac::require(actor, Permission::AuditRead)?;
+    let _permit = rbac::require(store, actor, Permission::AuditRead).await?;
     Ok(repo::list(store, filter).await?)
 }
 
@@ -450,7 +565,7 @@ pub async fn usernames(
     actor: &Actor,
     entries: &[AuditEntry],
 ) -> Result<std::collections::HashMap<String, String>, AuditError> {
-    let _permit = rbac::require(actor, Permission::AuditRead)?;
+    let _permit = rbac::require(store, actor, Permission::AuditRead).await?;
     let refs: Vec<&str> = entries
         .iter()
         .flat_map(|e| std::iter::once(e.actor.as_str()).chain(e.target.as_deref()))
@@ -482,6 +597,16 @@ mod tests {
         let absent = canonical_bytes(1, 2, "a", "b", None, "{}");
         let empty = canonical_bytes(1, 2, "a", "b", Some(""), "{}");
         assert_ne!(absent, empty);
+        // The default outcome and no session add nothing; anything else adds a tail.
+        assert_eq!(
+            canonical_bytes_with(1, 2, "a", "b", None, "{}", "success", None),
+            absent
+        );
+        let denied = canonical_bytes_with(1, 2, "a", "b", None, "{}", "denied", None);
+        let in_session = canonical_bytes_with(1, 2, "a", "b", None, "{}", "success", Some("s"));
+        assert_ne!(denied, absent);
+        assert_ne!(in_session, absent);
+        assert_ne!(denied, in_session);
     }
 
     #[test]

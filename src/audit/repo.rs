@@ -3,7 +3,9 @@
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use super::{canonical_bytes, chain_hash, AuditEntry, ChainFault, NewAuditEntry, Verification};
+use super::{
+    canonical_bytes_with, chain_hash, AuditEntry, ChainFault, NewAuditEntry, Verification,
+};
 use crate::store::{Backend, Store, StoreError, Timestamp, Tx};
 
 /// Filters for listing entries.
@@ -36,6 +38,8 @@ pub(super) async fn append(
             entry.target.as_deref(),
             &entry.details.to_string(),
             at.micros(),
+            entry.outcome.as_str(),
+            entry.session_id.as_deref(),
         )
         .await;
     }
@@ -48,18 +52,20 @@ pub(super) async fn append(
     let prev: Vec<u8> = head.try_get(1)?;
     let actor = entry.actor.as_stored();
     let details = entry.details.to_string();
-    let canonical = canonical_bytes(
+    let canonical = canonical_bytes_with(
         seq,
         at.micros(),
         &actor,
         entry.action.as_str(),
         entry.target.as_deref(),
         &details,
+        entry.outcome.as_str(),
+        entry.session_id.as_deref(),
     );
     let hash = chain_hash(&prev, &canonical);
     sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash, \
+         outcome, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(seq)
     .bind(at.micros())
@@ -69,6 +75,8 @@ pub(super) async fn append(
     .bind(details)
     .bind(prev)
     .bind(hash.to_vec())
+    .bind(entry.outcome.as_str())
+    .bind(entry.session_id.as_deref())
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -95,6 +103,10 @@ pub(super) struct StoredEntry<'a>(
     pub(super) std::borrow::Cow<'a, str>,
     pub(super) Vec<u8>,
     pub(super) Vec<u8>,
+    /// Outcome.
+    pub(super) std::borrow::Cow<'a, str>,
+    /// Session.
+    pub(super) Option<std::borrow::Cow<'a, str>>,
 );
 
 impl ChainWalker {
@@ -107,7 +119,16 @@ impl ChainWalker {
         if e.6 != self.running {
             return Some((seq, ChainFault::BrokenLink));
         }
-        let canonical = canonical_bytes(seq, e.1, &e.2, &e.3, e.4.as_deref(), &e.5);
+        let canonical = canonical_bytes_with(
+            seq,
+            e.1,
+            &e.2,
+            &e.3,
+            e.4.as_deref(),
+            &e.5,
+            &e.8,
+            e.9.as_deref(),
+        );
         if e.7.as_slice() != chain_hash(&e.6, &canonical).as_slice() {
             return Some((seq, ChainFault::HashMismatch));
         }
@@ -180,8 +201,8 @@ pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
     match backend {
         Backend::Postgres => {
             let mut rows = sqlx::query(
-                "SELECT seq, at, actor, action, target, details, prev_hash, hash \
-                 FROM audit_log WHERE seq > $1 ORDER BY seq",
+                "SELECT seq, at, actor, action, target, details, prev_hash, hash, outcome, \
+                 session_id FROM audit_log WHERE seq > $1 ORDER BY seq",
             )
             .bind(start)
             .fetch(&mut *tx);
@@ -195,6 +216,8 @@ pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
                     r.try_get::<&str, _>(5)?.into(),
                     r.try_get(6)?,
                     r.try_get(7)?,
+                    r.try_get::<&str, _>(8)?.into(),
+                    r.try_get::<Option<&str>, _>(9)?.map(Into::into),
                 );
                 fault = walker.check(&entry);
                 if fault.is_some() {
@@ -210,7 +233,7 @@ pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
             loop {
                 let page: Option<String> = sqlx::query(
                     "SELECT json_group_array(json_array(seq, at, actor, action, target, details, \
-                     hex(prev_hash), hex(hash)) ORDER BY seq) FROM \
+                     hex(prev_hash), hex(hash), outcome, session_id) ORDER BY seq) FROM \
                      (SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2) \
                      HAVING COUNT(*) > 0",
                 )
@@ -235,6 +258,8 @@ pub(super) async fn verify(store: &Store) -> Result<Verification, StoreError> {
                         h.5,
                         hex::decode(h.6.as_ref()).unwrap_or_default(),
                         hex::decode(h.7.as_ref()).unwrap_or_default(),
+                        h.8,
+                        h.9,
                     );
                     fault = walker.check(&entry);
                     if fault.is_some() {
@@ -262,12 +287,15 @@ struct HexEntry<'a>(
     #[serde(borrow)] std::borrow::Cow<'a, str>,
     #[serde(borrow)] std::borrow::Cow<'a, str>,
     #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] std::borrow::Cow<'a, str>,
+    #[serde(borrow)] Option<std::borrow::Cow<'a, str>>,
 );
 
 pub(super) async fn list(store: &Store, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
     let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 10_000));
     let rows = sqlx::query(
-        "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log \
+        "SELECT seq, at, actor, action, target, details, prev_hash, hash, outcome, session_id \
+         FROM audit_log \
          WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
            AND ($3 IS NULL OR at >= $3) AND ($5 IS NULL OR seq < $5) \
          ORDER BY seq DESC LIMIT $4",
@@ -316,7 +344,8 @@ pub(super) async fn head_seq(store: &Store) -> Result<i64, StoreError> {
         .try_get(0)?)
 }
 
-/// An entry as `SELECT seq, at, actor, action, target, details, prev_hash, hash` reads it.
+/// An entry as `SELECT seq, at, actor, action, target, details, prev_hash, hash, outcome,
+/// session_id` reads it.
 fn entry(r: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
     Ok(AuditEntry {
         seq: r.try_get(0)?,
@@ -327,6 +356,8 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
         details: r.try_get(5)?,
         prev_hash: r.try_get(6)?,
         hash: r.try_get(7)?,
+        outcome: r.try_get(8)?,
+        session_id: r.try_get(9)?,
     })
 }
 
@@ -346,7 +377,8 @@ pub(super) async fn entries_before(
     limit: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log \
+        "SELECT seq, at, actor, action, target, details, prev_hash, hash, outcome, session_id \
+         FROM audit_log \
          WHERE seq > $1 AND at < $2 ORDER BY seq LIMIT $3",
     )
     .bind(after)

@@ -333,6 +333,7 @@ pub async fn login_at(
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        session_id: None,
     };
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so); the TOTP secret opens with the credential key.

@@ -39,9 +39,22 @@ pub struct Actor {
     user_id: UserId,
     username: Username,
     roles: Vec<Role>,
+    session_id: Option<String>,
 }
 
 impl Actor {
+    /// The same operator acting in session `session_id` (set where a token pair is issued or
+    /// verified), so security events and audit entries name the session.
+    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// The session the operator acts in, if one is known.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
     /// The operator's account id.
     pub fn user_id(&self) -> UserId {
         self.user_id
@@ -117,6 +130,7 @@ pub async fn authenticate(
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        session_id: None,
     })
 }
 
@@ -138,6 +152,7 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        session_id: actor.session_id.clone(),
     })
 }
 
@@ -444,7 +459,7 @@ pub async fn reset_password(
     username: &str,
     temporary: &str,
 ) -> Result<ResetReport, PasswordChangeError> {
-    let _permit = crate::rbac::require(actor, crate::rbac::Permission::UsersManage)?;
+    let _permit = crate::rbac::require(store, actor, crate::rbac::Permission::UsersManage).await?;
     let name = Username::parse(username)
         .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
     let op = repo::find_operator(store, &name)
@@ -487,7 +502,7 @@ pub async fn unlock_account(
     actor: &Actor,
     username: &str,
 ) -> Result<(), PasswordChangeError> {
-    let _permit = crate::rbac::require(actor, crate::rbac::Permission::UsersManage)?;
+    let _permit = crate::rbac::require(store, actor, crate::rbac::Permission::UsersManage).await?;
     let name = Username::parse(username)
         .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
     let op = repo::find_operator(store, &name)

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use super::{repo, Actor, Session, UserId};
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::keys::KeyRing;
+use crate::security_events::{self as events, NewSecurityEvent, Outcome, SecurityEventKind};
 use crate::store::{Store, StoreError, Timestamp};
 
 /// `iss` of every access token.
@@ -141,6 +142,50 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
+impl TokenError {
+    /// A short stable name for the refusal, as security events record it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::Algorithm => "algorithm",
+            TokenError::CriticalHeader => "critical_header",
+            TokenError::Signature => "signature",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::KeyRetired => "key_retired",
+            TokenError::WrongSigner => "wrong_signer",
+            TokenError::LifetimeTooLong => "lifetime_too_long",
+            TokenError::WrongAudience => "wrong_audience",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::Revoked => "revoked",
+            TokenError::AccountChanged => "account_changed",
+            TokenError::StepUpRequired => "step_up_required",
+            TokenError::Reused => "reused",
+            TokenError::InvalidRefresh => "invalid_refresh",
+            TokenError::Store(_) => "store",
+        }
+    }
+}
+
+/// Records a refused access token. The actor and session are named only once the signature
+/// has verified (`claims`): before that, what the token says about itself is not believed.
+/// A database failure is not a refusal and is not recorded.
+async fn record_rejected(store: &Store, e: &TokenError, claims: Option<&Claims>) {
+    if matches!(e, TokenError::Store(_)) {
+        return;
+    }
+    let mut event = NewSecurityEvent::new(
+        SecurityEventKind::TokenRejected,
+        "access_token",
+        Outcome::Failed,
+    )
+    .details(serde_json::json!({ "reason": e.reason() }));
+    if let Some(c) = claims {
+        event = event.by_user(&c.sub).session(c.sid.clone());
+    }
+    events::record(store, event).await;
+}
+
 impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
         TokenError::Store(e.into())
@@ -252,8 +297,17 @@ pub async fn verify_access_token_at(
     token: &str,
     now: Timestamp,
 ) -> Result<Claims, TokenError> {
-    let c = check_token(store, token, now).await?;
-    check_account(store, &c, now).await?;
+    let c = match check_token(store, token, now).await {
+        Ok(c) => c,
+        Err((e, claims)) => {
+            record_rejected(store, &e, claims.as_ref()).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = check_account(store, &c, now).await {
+        record_rejected(store, &e, Some(&c)).await;
+        return Err(e);
+    }
     Ok(c)
 }
 
@@ -305,13 +359,28 @@ impl Verifier {
             .cloned();
         if let Some((claims, epoch, session_end)) = cached {
             // The same bytes verified before; the clock and the epoch decide the rest.
-            check_times(&claims, now)?;
+            if let Err(e) = check_times(&claims, now) {
+                record_rejected(store, &e, Some(&claims)).await;
+                return Err(e);
+            }
             if session_end > now.micros() && self.epoch(store).await? == epoch {
                 return Ok(claims);
             }
         }
-        let c = check_token(store, token, now).await?;
-        let (epoch, session_end) = check_account(store, &c, now).await?;
+        let c = match check_token(store, token, now).await {
+            Ok(c) => c,
+            Err((e, claims)) => {
+                record_rejected(store, &e, claims.as_ref()).await;
+                return Err(e);
+            }
+        };
+        let (epoch, session_end) = match check_account(store, &c, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                record_rejected(store, &e, Some(&c)).await;
+                return Err(e);
+            }
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 50_000 {
             cache.clear();
@@ -454,38 +523,47 @@ pub(super) fn check_times(c: &Claims, now: Timestamp) -> Result<(), TokenError> 
 }
 
 /// The token itself: size, header, key, signature, issuer, audience, time claims and lifetime.
-async fn check_token(store: &Store, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
+/// A refusal after the signature verified comes with the claims (they are the signer's).
+async fn check_token(
+    store: &Store,
+    token: &str,
+    now: Timestamp,
+) -> Result<Claims, (TokenError, Option<Claims>)> {
     let token = token.trim();
-    let header = read_header(token)?;
+    let header = read_header(token).map_err(|e| (e, None))?;
     // The algorithm is pinned; it is read from the raw header first, so `none` (in any casing),
     // HMAC and names the JWT crate does not even parse are reported as what they are.
     if header.alg != "EdDSA" {
-        return Err(TokenError::Algorithm);
+        return Err((TokenError::Algorithm, None));
     }
-    let kid = header.kid.ok_or(TokenError::Malformed)?;
+    let kid = header.kid.ok_or((TokenError::Malformed, None))?;
     let key = crate::keys::signing::verifying_key(store, &kid)
-        .await?
-        .ok_or(TokenError::UnknownKey)?;
+        .await
+        .map_err(|e| (e.into(), None))?
+        .ok_or((TokenError::UnknownKey, None))?;
     if token.split('.').count() == 3 && !signature_is_base64(token) {
-        return Err(TokenError::Signature);
+        return Err((TokenError::Signature, None));
     }
     let data = jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_ed_der(&key.public),
         &validation(Algorithm::EdDSA, ISSUER, AUDIENCE),
     )
-    .map_err(decode_error)?;
+    .map_err(|e| (decode_error(e), None))?;
     let c = data.claims;
     // Only now are the claims the signer's: the signer must be the subject's own key pair.
     if key.owner != c.sub {
-        return Err(TokenError::WrongSigner);
+        return Err((TokenError::WrongSigner, None));
     }
+    let fail = |e: TokenError, c: Claims| Err((e, Some(c)));
     if key.retired {
-        return Err(TokenError::KeyRetired);
+        return fail(TokenError::KeyRetired, c);
     }
-    check_times(&c, now)?;
+    if let Err(e) = check_times(&c, now) {
+        return fail(e, c);
+    }
     if c.exp - c.iat > ACCESS_SECONDS {
-        return Err(TokenError::LifetimeTooLong);
+        return fail(TokenError::LifetimeTooLong, c);
     }
     Ok(c)
 }
@@ -511,6 +589,54 @@ pub async fn refresh_at(
     refresh_token: &str,
     now: Timestamp,
 ) -> Result<TokenPair, TokenError> {
+    let mut session = None;
+    let result = refresh_inner(store, ring, refresh_token, now, &mut session).await;
+    // Recorded as the console's operator (the one whose key signs), in the token's session.
+    let event = |kind, outcome| {
+        let e =
+            NewSecurityEvent::new(kind, "refresh", outcome).by_user(&ring.operator().to_string());
+        match &session {
+            Some(s) => e.session(s.clone()),
+            None => e,
+        }
+    };
+    match &result {
+        Ok(_) => {
+            events::record(
+                store,
+                event(SecurityEventKind::TokenRefreshed, Outcome::Success),
+            )
+            .await
+        }
+        Err(TokenError::Store(_)) => {}
+        Err(e) => {
+            if matches!(e, TokenError::InvalidRefresh) && session.is_some() {
+                // A known token past its end: the session expired.
+                events::record(
+                    store,
+                    event(SecurityEventKind::SessionExpired, Outcome::Success)
+                        .details(serde_json::json!({ "reason": "refresh_lifetime" })),
+                )
+                .await;
+            }
+            events::record(
+                store,
+                event(SecurityEventKind::TokenRefreshed, Outcome::Failed)
+                    .details(serde_json::json!({ "reason": e.reason() })),
+            )
+            .await;
+        }
+    }
+    result
+}
+
+async fn refresh_inner(
+    store: &Store,
+    ring: &KeyRing,
+    refresh_token: &str,
+    now: Timestamp,
+    session: &mut Option<String>,
+) -> Result<TokenPair, TokenError> {
     let mut tx = store.begin().await?;
     let row = repo::refresh_by_hash(&mut tx, &hash(refresh_token.trim()))
         .await?
@@ -518,6 +644,7 @@ pub async fn refresh_at(
     if row.user != ring.operator().to_string() {
         return Err(TokenError::WrongSigner);
     }
+    *session = Some(row.session.clone());
     if row.revoked {
         return Err(TokenError::Revoked);
     }
@@ -596,6 +723,13 @@ pub async fn logout(store: &Store, claims: &Claims) -> Result<(), TokenError> {
     )
     .await?;
     tx.commit().await?;
+    events::record(
+        store,
+        NewSecurityEvent::new(SecurityEventKind::Logout, "session", Outcome::Success)
+            .by_user(&claims.sub)
+            .session(claims.sid.clone()),
+    )
+    .await;
     Ok(())
 }
 
@@ -608,6 +742,13 @@ pub async fn logout_everywhere(store: &Store, user: UserId) -> Result<usize, Tok
         repo::revoke_session(&mut tx, s, "logout_all", now).await?;
     }
     tx.commit().await?;
+    events::record(
+        store,
+        NewSecurityEvent::new(SecurityEventKind::Logout, "all_sessions", Outcome::Success)
+            .by_user(&user.to_string())
+            .details(serde_json::json!({ "sessions": sessions.len() })),
+    )
+    .await;
     Ok(sessions.len())
 }
 
@@ -626,5 +767,12 @@ pub async fn logout_refresh(store: &Store, refresh_token: &str) -> Result<bool, 
     };
     repo::revoke_session(&mut tx, &row.session, "logout", now).await?;
     tx.commit().await?;
+    events::record(
+        store,
+        NewSecurityEvent::new(SecurityEventKind::Logout, "session", Outcome::Success)
+            .by_user(&row.user)
+            .session(row.session.clone()),
+    )
+    .await;
     Ok(true)
 }

@@ -102,9 +102,9 @@ async fn create_account(
     roles: &[Role],
     with_login: bool,
 ) -> Result<(UserId, Option<DatabaseLogin>), PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let _permit = rbac::require(store, actor, Permission::UsersManage).await?;
     if !roles.is_empty() {
-        rbac::require(actor, Permission::RolesAssign)?;
+        rbac::require(store, actor, Permission::RolesAssign).await?;
     }
     let name = Username::parse(username)
         .map_err(|_| PasswordChangeError::UnknownOperator(username.to_owned()))?;
@@ -165,7 +165,7 @@ const DATABASE_PASSWORD_LEN: usize = 33;
 
 async fn new_database_login(
     tx: &mut Tx,
-    actor: impl Into<audit::AuditActor>,
+    actor: impl audit::Acting,
     id: UserId,
 ) -> Result<DatabaseLogin, PasswordChangeError> {
     let password = zeroize::Zeroizing::new(super::random_password(DATABASE_PASSWORD_LEN));
@@ -189,7 +189,7 @@ pub async fn database_login(
     actor: &Actor,
     username: &str,
 ) -> Result<DatabaseLogin, PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let _permit = rbac::require(store, actor, Permission::UsersManage).await?;
     if !team::enabled(store).await? {
         return Err(PasswordChangeError::NotTeamDatabase);
     }
@@ -221,7 +221,7 @@ pub async fn list(
     actor: &Actor,
     filter: &AccountFilter,
 ) -> Result<Vec<Account>, PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let _permit = rbac::require(store, actor, Permission::UsersRead).await?;
     let rows = repo::list_accounts(
         store,
         filter.role.map(Role::as_str),
@@ -240,7 +240,7 @@ pub async fn show(
     actor: &Actor,
     username: &str,
 ) -> Result<Account, PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let _permit = rbac::require(store, actor, Permission::UsersRead).await?;
     let all = repo::list_accounts(store, None, None, None, 100_000, 0).await?;
     all.into_iter()
         .find(|a| a.username == username)
@@ -266,7 +266,7 @@ pub async fn set_roles(
     username: &str,
     roles: &[Role],
 ) -> Result<(), PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::RolesAssign)?;
+    let _permit = rbac::require(store, actor, Permission::RolesAssign).await?;
     let id = target(store, username).await?;
     let mut tx = store.begin().await?;
     if !roles.contains(&Role::Admin) && repo::other_active_admins(&mut tx, id).await? == 0 {
@@ -297,7 +297,7 @@ pub async fn set_suspended(
     username: &str,
     suspended: bool,
 ) -> Result<(), PasswordChangeError> {
-    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let _permit = rbac::require(store, actor, Permission::UsersManage).await?;
     let id = target(store, username).await?;
     if id == actor.user_id() {
         return Err(PasswordChangeError::ResetSelf);
@@ -373,7 +373,7 @@ pub async fn sessions(
     everyone: bool,
 ) -> Result<Vec<SessionInfo>, PasswordChangeError> {
     if everyone {
-        rbac::require(actor, Permission::UsersManage)?;
+        rbac::require(store, actor, Permission::UsersManage).await?;
     }
     let user = (!everyone).then(|| actor.user_id());
     Ok(session_infos(
@@ -387,7 +387,7 @@ pub async fn sessions_of(
     actor: &Actor,
     user: UserId,
 ) -> Result<Vec<SessionInfo>, PasswordChangeError> {
-    rbac::require(actor, Permission::UsersManage)?;
+    rbac::require(store, actor, Permission::UsersManage).await?;
     Ok(session_infos(
         repo::list_sessions(store, Some(user), Timestamp::now()).await?,
     ))
@@ -418,7 +418,7 @@ pub async fn revoke_session(
         .await?
         .ok_or_else(|| PasswordChangeError::UnknownOperator(format!("session {session}")))?;
     if owner != actor.user_id().to_string() {
-        rbac::require(actor, Permission::UsersManage)?;
+        rbac::require(store, actor, Permission::UsersManage).await?;
     }
     repo::revoke_session(&mut tx, session, "revoked", Timestamp::now()).await?;
     audit::append(
@@ -630,7 +630,7 @@ pub async fn directory(
     ring: Option<&crate::keys::KeyRing>,
     query: &DirectoryQuery,
 ) -> Result<DirectoryPage, DirectoryError> {
-    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let _permit = rbac::require(store, actor, Permission::UsersRead).await?;
     let mut filter = repo::DirectoryFilter {
         kind: query.kind.map(AccountKind::as_str),
         role: query.role.map(Role::as_str),
@@ -646,7 +646,18 @@ pub async fn directory(
         }
         Some(DirectorySearch::Email(email)) => {
             let ring = ring.ok_or(crate::keys::KeyError::NoKeyPairHere)?;
-            match crate::platform::find_user_by_email(store, ring, email).await? {
+            let found = crate::platform::find_user_by_email(store, ring, email).await?;
+            // A search by email is a read of personal data: audited, with the result's
+            // account (if any), never the address.
+            crate::audit::record_personal_data_read(
+                store,
+                actor,
+                "directory_email_search",
+                found.map(|id| format!("user:{id}")),
+                serde_json::json!({ "matches": u8::from(found.is_some()) }),
+            )
+            .await?;
+            match found {
                 Some(id) => filter.id = Some(id.to_string()),
                 None => {
                     return Ok(DirectoryPage {
@@ -677,7 +688,7 @@ pub async fn directory_entry(
     actor: &Actor,
     id: UserId,
 ) -> Result<Option<DirectoryEntry>, DirectoryError> {
-    let _permit = rbac::require(actor, Permission::UsersRead)?;
+    let _permit = rbac::require(store, actor, Permission::UsersRead).await?;
     let filter = repo::DirectoryFilter {
         id: Some(id.to_string()),
         ..repo::DirectoryFilter::default()

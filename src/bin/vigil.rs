@@ -68,6 +68,9 @@ enum Command {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The security-event log: denials, token failures, refreshes, logouts, expiry and locks.
+    #[command(subcommand, name = "security-events")]
+    SecurityEvents(SecurityEventsCommand),
     /// Operator key pairs and data keys: enrol, grant, revoke, rotate, status.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -198,6 +201,32 @@ enum AuditCommand {
         #[arg(long)]
         since: Option<String>,
         /// Most entries to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecurityEventsCommand {
+    /// List events, newest first (moderators and administrators).
+    List {
+        /// Operator username, or a stored actor (user:<uuid>, system:<name>).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Event kind: authorization_denied, token_rejected, token_refreshed, logout,
+        /// session_expired, session_locked, session_unlocked.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Outcome: success, denied or failed.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only events since this time: RFC 3339, YYYY-MM-DD, or an age such as 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Most events to show.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
         /// Print JSON instead of text.
@@ -996,6 +1025,70 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                         e.actor,
                         e.action,
                         e.target.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SecurityEvents(SecurityEventsCommand::List {
+            actor,
+            kind,
+            outcome,
+            since,
+            limit,
+            json,
+        }) => {
+            use vigil::security_events::{self as events, Outcome, SecurityEventKind};
+            if let Some(k) = kind.as_deref() {
+                if SecurityEventKind::parse(k).is_none() {
+                    let all: Vec<&str> =
+                        SecurityEventKind::ALL.iter().map(|k| k.as_str()).collect();
+                    bail!("unknown event kind; use one of: {}", all.join(", "));
+                }
+            }
+            if let Some(o) = outcome.as_deref() {
+                if Outcome::parse(o).is_none() {
+                    bail!("unknown outcome; use success, denied or failed");
+                }
+            }
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let store = open(&config).await?;
+            let (me, _) = sign_in(&config, &store).await?;
+            let actor = match actor {
+                None => None,
+                Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
+                Some(name) => {
+                    let name = Username::parse(&name)?;
+                    let id = auth::operator_id(&store, &name)
+                        .await?
+                        .ok_or_else(|| anyhow!("no operator with that username"))?;
+                    Some(format!("user:{id}"))
+                }
+            };
+            let filter = events::SecurityEventFilter {
+                kind,
+                actor,
+                outcome,
+                since,
+                limit: Some(limit),
+            };
+            let list = events::list(&store, &me, &filter).await?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<27}  {:<20}  {:<43}  {:<22}  {:<7}  session",
+                    "at", "kind", "actor", "attempted", "outcome"
+                );
+                for e in &list {
+                    println!(
+                        "{:<27}  {:<20}  {:<43}  {:<22}  {:<7}  {}",
+                        e.at.to_rfc3339(),
+                        e.kind,
+                        e.actor.as_deref().unwrap_or("-"),
+                        e.attempted,
+                        e.outcome,
+                        e.session_id.as_deref().unwrap_or("-")
                     );
                 }
             }

@@ -130,7 +130,7 @@ pub async fn seed(
     opts: SeedOptions,
     progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<SeedReport, DemoError> {
-    let _permit = rbac::require(actor, Permission::DemoSeed)?;
+    let _permit = rbac::require(store, actor, Permission::DemoSeed).await?;
     if opts.users == 0 || opts.users > 10_000_000 {
         return Err(DemoError::Invalid("--users must be from 1 to 10,000,000"));
     }

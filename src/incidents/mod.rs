@@ -488,7 +488,7 @@ pub async fn list(
     actor: &Actor,
     filter: &QueueFilter,
 ) -> Result<Vec<IncidentSummary>, IncidentError> {
-    rbac::require(actor, Permission::IncidentsRead)?;
+    rbac::require(store, actor, Permission::IncidentsRead).await?;
     Ok(repo::list(store, filter, actor.user_id().as_uuid()).await?)
 }
 
@@ -517,7 +517,7 @@ pub struct IncidentDetail {
 
 /// One incident in full. Needs [`Permission::IncidentsRead`].
 pub async fn show(store: &Store, actor: &Actor, id: &str) -> Result<IncidentDetail, IncidentError> {
-    rbac::require(actor, Permission::IncidentsRead)?;
+    rbac::require(store, actor, Permission::IncidentsRead).await?;
     let id = parse_id(id)?;
     let now = Timestamp::now();
     let incident = repo::summary(store, id, actor.user_id().as_uuid())
@@ -648,7 +648,7 @@ pub async fn act(
     action: &Action,
     reason: Option<&str>,
 ) -> Result<(), IncidentError> {
-    rbac::require(actor, Permission::IncidentsAct)?;
+    rbac::require(store, actor, Permission::IncidentsAct).await?;
     let id = parse_id(id)?;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.len() > MAX_REASON) {
@@ -838,7 +838,7 @@ pub async fn blocks(
     actor: &Actor,
     all: bool,
 ) -> Result<Vec<BlockInfo>, IncidentError> {
-    rbac::require(actor, Permission::IncidentsRead)?;
+    rbac::require(store, actor, Permission::IncidentsRead).await?;
     Ok(repo::blocks(store, all, Timestamp::now()).await?)
 }
 
@@ -850,7 +850,7 @@ pub async fn block(
     hours: Option<u32>,
     reason: &str,
 ) -> Result<uuid::Uuid, IncidentError> {
-    rbac::require(actor, Permission::IncidentsAct)?;
+    rbac::require(store, actor, Permission::IncidentsAct).await?;
     let ip: std::net::IpAddr = ip
         .trim()
         .parse()
@@ -893,7 +893,7 @@ pub async fn block(
 /// Lifts a block, by its id or by address (every block of it in force). Needs
 /// [`Permission::IncidentsAct`]. Returns how many were lifted.
 pub async fn unblock(store: &Store, actor: &Actor, which: &str) -> Result<u64, IncidentError> {
-    rbac::require(actor, Permission::IncidentsAct)?;
+    rbac::require(store, actor, Permission::IncidentsAct).await?;
     let now = Timestamp::now();
     let me = actor.user_id().as_uuid();
     let mut tx = store.begin().await?;
@@ -943,7 +943,7 @@ pub async fn rule_feedback(
     store: &Store,
     actor: &Actor,
 ) -> Result<Vec<(String, i64)>, IncidentError> {
-    rbac::require(actor, Permission::IncidentsRead)?;
+    rbac::require(store, actor, Permission::IncidentsRead).await?;
     Ok(repo::rule_feedback(store).await?)
 }
 
@@ -953,7 +953,7 @@ pub async fn critical_since(
     actor: &Actor,
     since: Timestamp,
 ) -> Result<Vec<IncidentSummary>, IncidentError> {
-    rbac::require(actor, Permission::IncidentsRead)?;
+    rbac::require(store, actor, Permission::IncidentsRead).await?;
     Ok(repo::critical_since(store, since, actor.user_id().as_uuid()).await?)
 }
 

@@ -463,7 +463,7 @@ pub async fn grant(
     actor: &Actor,
     username: &str,
 ) -> Result<GrantReport, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    let _permit = rbac::require(store, actor, Permission::KeysManage).await?;
     let mut tx = store.begin().await?;
     let target = repo::operator_id(&mut tx, username)
         .await?
@@ -719,7 +719,7 @@ pub async fn holdings(store: &Store, actor: &Actor) -> Result<Holdings, KeyError
     let id = actor.user_id().to_string();
     let mut conn = store.pool().acquire().await?;
     let held = repo::held_purposes(&mut conn, &id).await?;
-    let all = rbac::require(actor, Permission::KeysManage).is_ok();
+    let all = rbac::allows(actor, Permission::KeysManage);
     let pending_grants = repo::pending_grants(&mut conn, (!all).then_some(id.as_str()))
         .await?
         .into_iter()
@@ -750,7 +750,7 @@ pub async fn revoke(
     actor: &Actor,
     username: &str,
 ) -> Result<Vec<rotation::Rotation>, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    let _permit = rbac::require(store, actor, Permission::KeysManage).await?;
     let mut tx = store.begin().await?;
     let target = repo::operator_id(&mut tx, username)
         .await?
@@ -851,7 +851,7 @@ pub struct KeyHolder {
 /// Operators and service accounts, their key pairs and the purposes granted to them. Needs
 /// [`Permission::KeysManage`].
 pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    let _permit = rbac::require(store, actor, Permission::KeysManage).await?;
     Ok(repo::key_holders(store)
         .await?
         .into_iter()
@@ -879,7 +879,7 @@ pub async fn holders(store: &Store, actor: &Actor) -> Result<Vec<KeyHolder>, Key
 /// Every purpose's versions, their use and grants, and rotations under way. Needs
 /// [`Permission::KeysManage`].
 pub async fn status(store: &Store, actor: &Actor) -> Result<Vec<PurposeStatus>, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    let _permit = rbac::require(store, actor, Permission::KeysManage).await?;
     let mut out = Vec::new();
     for purpose in Purpose::ALL {
         let mut counts: HashMap<u32, i64> = HashMap::new();

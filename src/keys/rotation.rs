@@ -207,7 +207,7 @@ pub async fn start(
     actor: &Actor,
     purpose: Purpose,
 ) -> Result<Rotation, KeyError> {
-    may_rotate(actor, purpose)?;
+    require_rotate(store, actor, purpose).await?;
     let mut tx = store.begin().await?;
     if purpose == Purpose::Pii {
         return Err(KeyError::Retired(purpose));
@@ -241,7 +241,7 @@ pub async fn start_requested(
 ) -> Result<Vec<Rotation>, KeyError> {
     let mut started = Vec::new();
     for purpose in repo::requested_rotations(store).await? {
-        if may_rotate(actor, purpose).is_err() || !ring.holds(store, purpose).await? {
+        if !may_rotate(actor, purpose) || !ring.holds(store, purpose).await? {
             continue;
         }
         let mut tx = store.begin().await?;
@@ -341,7 +341,7 @@ pub async fn run(
     chunk: usize,
     progress: &mut (dyn FnMut(RotationProgress) + Send),
 ) -> Result<RotationReport, KeyError> {
-    may_rotate(actor, rotation.purpose)?;
+    require_rotate(store, actor, rotation.purpose).await?;
     let purpose = rotation.purpose;
     let to = rotation.to;
     let chunk = chunk.clamp(1, 50_000);
@@ -455,12 +455,17 @@ pub async fn run(
 
 /// Administrators rotate keys; so may any role that holds the purpose (an administrator who
 /// opens no personal data cannot remake it, a compliance officer can).
-fn may_rotate(actor: &Actor, purpose: Purpose) -> Result<(), KeyError> {
-    match rbac::require(actor, Permission::KeysManage) {
-        Ok(_) => Ok(()),
-        Err(_) if rbac::purposes_of(actor.roles()).contains(&purpose) => Ok(()),
-        Err(e) => Err(e.into()),
+fn may_rotate(actor: &Actor, purpose: Purpose) -> bool {
+    rbac::allows(actor, Permission::KeysManage)
+        || rbac::purposes_of(actor.roles()).contains(&purpose)
+}
+
+/// [`may_rotate`], enforced: a refusal is the `KeysManage` denial, recorded.
+async fn require_rotate(store: &Store, actor: &Actor, purpose: Purpose) -> Result<(), KeyError> {
+    if !may_rotate(actor, purpose) {
+        rbac::require(store, actor, Permission::KeysManage).await?;
     }
+    Ok(())
 }
 
 fn parse_cursor(c: Option<&str>) -> (usize, String) {

@@ -112,7 +112,7 @@ pub async fn run(
     chunk: usize,
     progress: &mut (dyn FnMut(SplitProgress) + Send),
 ) -> Result<SplitReport, KeyError> {
-    let _permit = rbac::require(actor, Permission::KeysManage)?;
+    let _permit = rbac::require(store, actor, Permission::KeysManage).await?;
     let chunk = chunk.clamp(1, 50_000);
     let mut report = SplitReport {
         provisioned: Vec::new(),

@@ -377,7 +377,7 @@ pub async fn regenerate_backup_codes(
 /// be refreshed), and the operator must enrol again. Returns how many sessions ended. Needs
 /// [`Permission::UsersManage`].
 pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<u64, MfaError> {
-    let _permit = rbac::require(actor, Permission::UsersManage)?;
+    let _permit = rbac::require(store, actor, Permission::UsersManage).await?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
     let user = repo::operator_id(&mut tx, username)

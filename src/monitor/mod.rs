@@ -92,7 +92,7 @@ pub async fn ingest_reader(
     actor: &Actor,
     input: impl BufRead,
 ) -> Result<IngestReport, MonitorError> {
-    rbac::require(actor, Permission::ActivityIngest)?;
+    rbac::require(store, actor, Permission::ActivityIngest).await?;
     let keys = WriteKeys::current(
         store,
         ring,
@@ -269,7 +269,7 @@ pub async fn run(
     policy: &Policy,
     screener: &Screener,
 ) -> Result<RunReport, MonitorError> {
-    rbac::require(actor, Permission::MonitorRun)?;
+    rbac::require(store, actor, Permission::MonitorRun).await?;
     let lock = store.try_job_lock(JOB).await?.ok_or(MonitorError::Busy)?;
     let result = run_locked(store, ring, actor, policy, screener).await;
     lock.release().await;

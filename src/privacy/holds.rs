@@ -49,7 +49,7 @@ pub async fn place(
     target: &HoldTarget,
     reason: &str,
 ) -> Result<Hold, PrivacyError> {
-    rbac::require(actor, Permission::LegalHoldManage)?;
+    rbac::require(store, actor, Permission::LegalHoldManage).await?;
     let reason = clean_reason(reason)?;
     let (kind, target_id) = match target {
         HoldTarget::User(name) => (
@@ -96,7 +96,7 @@ pub async fn place(
 
 /// Releases a hold.
 pub async fn release(store: &Store, actor: &Actor, id: uuid::Uuid) -> Result<(), PrivacyError> {
-    rbac::require(actor, Permission::LegalHoldManage)?;
+    rbac::require(store, actor, Permission::LegalHoldManage).await?;
     let mut tx = store.begin().await?;
     let n = repo::release_hold(
         &mut tx,
@@ -125,8 +125,8 @@ pub async fn list(
     actor: &Actor,
     include_released: bool,
 ) -> Result<Vec<Hold>, PrivacyError> {
-    if rbac::require(actor, Permission::DsrRead).is_err() {
-        rbac::require(actor, Permission::RetentionRead)?;
+    if !rbac::allows(actor, Permission::DsrRead) {
+        rbac::require(store, actor, Permission::RetentionRead).await?;
     }
     repo::list_holds(store, include_released)
         .await?

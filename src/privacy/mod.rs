@@ -496,7 +496,7 @@ pub async fn create_at(
     subject: &SubjectRef,
     now: Timestamp,
 ) -> Result<Created, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let subject_id = find_subject(store, ring, subject).await?;
     let id = RequestId(uuid::Uuid::now_v7());
     let due = add_months(now, 1)?;
@@ -543,7 +543,7 @@ pub async fn reissue_code(
     actor: &Actor,
     id: RequestId,
 ) -> Result<Zeroizing<String>, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
     let (_, status) = locked(&mut tx, id).await?;
@@ -590,7 +590,7 @@ pub async fn verify_code_at(
     code: &str,
     now: Timestamp,
 ) -> Result<Request, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let mut tx = store.begin().await?;
     let (row, status) = locked(&mut tx, id).await?;
     if status != RequestStatus::Verifying {
@@ -649,7 +649,7 @@ pub async fn verify_token(
     id: RequestId,
     token: &str,
 ) -> Result<Request, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let now = Timestamp::now();
     let claims = platform_tokens::verify(store, platform, token)
         .await
@@ -718,7 +718,7 @@ pub async fn list_at(
     filter: &RequestFilter,
     now: Timestamp,
 ) -> Result<Vec<Request>, PrivacyError> {
-    rbac::require(actor, Permission::DsrRead)?;
+    rbac::require(store, actor, Permission::DsrRead).await?;
     let soon = now.micros() + DUE_SOON_DAYS * 86_400 * 1_000_000;
     let rows = repo::list_requests(
         store,
@@ -744,7 +744,7 @@ pub async fn show(
     actor: &Actor,
     id: RequestId,
 ) -> Result<RequestDetail, PrivacyError> {
-    rbac::require(actor, Permission::DsrRead)?;
+    rbac::require(store, actor, Permission::DsrRead).await?;
     let now = Timestamp::now();
     let request = get(store, id, now).await?;
     let steps = repo::steps_of(store, &id.to_string()).await?;
@@ -771,7 +771,7 @@ pub async fn extend(
     months: u32,
     reason: &str,
 ) -> Result<Request, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     if !(1..=MAX_EXTENSION_MONTHS).contains(&months) {
         return Err(PrivacyError::Invalid(format!(
             "a deadline may be extended by 1 to {MAX_EXTENSION_MONTHS} months"
@@ -839,7 +839,7 @@ async fn close(
     reason: &str,
     to: RequestStatus,
 ) -> Result<Request, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let reason = clean_reason(reason)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
@@ -884,7 +884,7 @@ pub async fn run(
     options: &RunOptions,
     progress: &mut (dyn FnMut(&RunProgress) -> Flow + Send),
 ) -> Result<RunOutcome, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let now = Timestamp::now();
     let row = repo::request(store, &id.to_string())
         .await?
@@ -930,8 +930,22 @@ pub async fn residual_scan(
     actor: &Actor,
     identifiers: &Identifiers,
 ) -> Result<ScanReport, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
-    scan::scan(store, ring, identifiers, None).await
+    rbac::require(store, actor, Permission::DsrManage).await?;
+    let report = scan::scan(store, ring, identifiers, None).await?;
+    // The scan opens every sealed value: audited, with counts only.
+    crate::audit::record_personal_data_read(
+        store,
+        actor,
+        "dsr_scan",
+        None,
+        serde_json::json!({
+            "tables": report.tables,
+            "values_opened": report.values_opened,
+            "hits": report.hits.len(),
+        }),
+    )
+    .await?;
+    Ok(report)
 }
 
 /// The identifiers of an account (username, display name, email, phone), for a scan.
@@ -941,7 +955,7 @@ pub async fn identifiers_of(
     actor: &Actor,
     subject: &SubjectRef,
 ) -> Result<Identifiers, PrivacyError> {
-    rbac::require(actor, Permission::DsrManage)?;
+    rbac::require(store, actor, Permission::DsrManage).await?;
     let id = find_subject(store, Some(ring), subject).await?;
     scan::identifiers(store, ring, id)
         .await?

@@ -99,6 +99,8 @@ pub enum Permission {
     RetentionManage,
     /// Place and release legal holds.
     LegalHoldManage,
+    /// Read the security-event log (denials, token failures, refreshes, logouts, expiry).
+    SecurityEventsRead,
 }
 
 impl Permission {
@@ -123,11 +125,12 @@ impl Permission {
             RetentionRead => "retention_read",
             RetentionManage => "retention_manage",
             LegalHoldManage => "legal_hold_manage",
+            SecurityEventsRead => "security_events_read",
         }
     }
 
     /// Every permission.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::AuditRead,
         Permission::AuditVerify,
         Permission::DemoSeed,
@@ -145,6 +148,7 @@ impl Permission {
         Permission::RetentionRead,
         Permission::RetentionManage,
         Permission::LegalHoldManage,
+        Permission::SecurityEventsRead,
     ];
 }
 
@@ -155,7 +159,13 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         Role::User => false,
         Role::Moderator => matches!(
             permission,
-            AuditRead | UsersRead | IncidentsRead | IncidentsAct | ActivityIngest | MonitorRun
+            AuditRead
+                | UsersRead
+                | IncidentsRead
+                | IncidentsAct
+                | ActivityIngest
+                | MonitorRun
+                | SecurityEventsRead
         ),
         Role::ComplianceOfficer => matches!(
             permission,
@@ -186,6 +196,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
                 | RetentionRead
                 | RetentionManage
                 | LegalHoldManage
+                | SecurityEventsRead
         ),
         Role::Service => matches!(
             permission,
@@ -303,13 +314,38 @@ pub struct Forbidden {
     pub permission: Permission,
 }
 
-/// Checks that `actor` holds `permission` through one of its roles.
-pub fn require(actor: &Actor, permission: Permission) -> Result<Permit, Forbidden> {
-    if actor.roles().iter().any(|r| role_allows(*r, permission)) {
-        Ok(Permit { permission })
-    } else {
-        Err(Forbidden { permission })
+/// Whether `actor` holds `permission` through one of its roles: for deciding what to *show*
+/// (menus, optional extras). It records nothing and makes no [`Permit`]; an operation checks
+/// with [`require`].
+pub fn allows(actor: &Actor, permission: Permission) -> bool {
+    actor.roles().iter().any(|r| role_allows(*r, permission))
+}
+
+/// Checks that `actor` holds `permission` through one of its roles. A refusal is recorded in
+/// the security-event log (`authorization_denied`, with the actor, the permission, the outcome
+/// and the session) before it is returned: this is the only way to make a [`Permit`], so no
+/// guarded operation can be refused without the record. The record is written in its own
+/// transaction (the refused operation has none to roll back), so call this before opening one.
+pub async fn require(
+    store: &crate::store::Store,
+    actor: &Actor,
+    permission: Permission,
+) -> Result<Permit, Forbidden> {
+    if allows(actor, permission) {
+        return Ok(Permit { permission });
     }
+    use crate::security_events::{self as events, NewSecurityEvent, Outcome, SecurityEventKind};
+    events::record(
+        store,
+        NewSecurityEvent::new(
+            SecurityEventKind::AuthorizationDenied,
+            permission.as_str(),
+            Outcome::Denied,
+        )
+        .by(actor),
+    )
+    .await;
+    Err(Forbidden { permission })
 }
 
 #[cfg(test)]
@@ -344,13 +380,13 @@ mod tests {
     fn every_role_and_permission_pair_matches_the_specification() {
         // Columns: AuditRead AuditVerify DemoSeed ConfigRead UsersRead UsersManage RolesAssign
         // KeysManage DsrRead DsrManage IncidentsRead IncidentsAct ActivityIngest MonitorRun
-        // RetentionRead RetentionManage LegalHoldManage
+        // RetentionRead RetentionManage LegalHoldManage SecurityEventsRead
         let spec: [(Role, &str); 5] = [
-            (Role::User, "................."),
-            (Role::Moderator, "X...X.....XXXX..."),
-            (Role::ComplianceOfficer, "XX..X...XXX...XXX"),
-            (Role::Admin, "XXXXXXXXX.X.XXXXX"),
-            (Role::Service, ".X..........XXXX."),
+            (Role::User, ".................."),
+            (Role::Moderator, "X...X.....XXXX...X"),
+            (Role::ComplianceOfficer, "XX..X...XXX...XXX."),
+            (Role::Admin, "XXXXXXXXX.X.XXXXXX"),
+            (Role::Service, ".X..........XXXX.."),
         ];
         let mut checked = 0;
         for (role, row) in spec {

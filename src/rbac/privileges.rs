@@ -321,6 +321,9 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             t("users", &[D]),
         ],
         LegalHoldManage => grants![t("legal_holds", &[S, I, U])],
+        // Read only: events are appended through `vigil_security_event_append`, and no group
+        // may change or delete one.
+        SecurityEventsRead => grants![t("security_events", &[S])],
     }
 }
 

@@ -219,7 +219,7 @@ impl From<sqlx::Error> for RetentionError {
 
 /// Every policy, in run order. Needs [`Permission::RetentionRead`].
 pub async fn policies(store: &Store, actor: &Actor) -> Result<Vec<Policy>, RetentionError> {
-    rbac::require(actor, Permission::RetentionRead)?;
+    rbac::require(store, actor, Permission::RetentionRead).await?;
     load_policies(store).await
 }
 
@@ -284,7 +284,7 @@ pub async fn set_policy(
     category: Category,
     change: &PolicyChange,
 ) -> Result<Policy, RetentionError> {
-    rbac::require(actor, Permission::RetentionManage)?;
+    rbac::require(store, actor, Permission::RetentionManage).await?;
     validate(category, change)?;
     let old = load_policies(store)
         .await?
@@ -369,7 +369,7 @@ pub async fn plan(
     actor: &Actor,
     as_of: Option<Timestamp>,
 ) -> Result<Vec<PlanItem>, RetentionError> {
-    rbac::require(actor, Permission::RetentionRead)?;
+    rbac::require(store, actor, Permission::RetentionRead).await?;
     let as_of = as_of.unwrap_or_else(Timestamp::now);
     let mut out = Vec::new();
     for p in load_policies(store).await? {
@@ -529,7 +529,7 @@ pub async fn runs(
     actor: &Actor,
     limit: u32,
 ) -> Result<Vec<RunRecord>, RetentionError> {
-    rbac::require(actor, Permission::RetentionRead)?;
+    rbac::require(store, actor, Permission::RetentionRead).await?;
     repo::runs(store, i64::from(limit.clamp(1, 500)))
         .await?
         .into_iter()
@@ -587,7 +587,7 @@ pub async fn run(
     options: &RunOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<RunRecord, RetentionError> {
-    rbac::require(actor, Permission::RetentionManage)?;
+    rbac::require(store, actor, Permission::RetentionManage).await?;
     if !(1..=MAX_CHUNK).contains(&options.chunk) {
         return Err(RetentionError::Invalid(
             "the chunk size must be from 1 to 200,000 records".into(),
@@ -609,7 +609,7 @@ pub async fn run_scheduled(
     interval: std::time::Duration,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Option<RunRecord>, RetentionError> {
-    rbac::require(actor, Permission::RetentionManage)?;
+    rbac::require(store, actor, Permission::RetentionManage).await?;
     let lock = store.try_job_lock(JOB).await?.ok_or(RetentionError::Busy)?;
     let result = match schedule_due(store, interval).await {
         Ok(true) => run_locked(store, actor, options, progress).await.map(Some),

@@ -24,7 +24,8 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_may_touch_sessions_of(text)",
     "vigil_may_touch_session(text)",
     "vigil_audit_text(text)",
-    "vigil_audit_append(text, text, text, text, bigint)",
+    "vigil_audit_append(text, text, text, text, bigint, text, text)",
+    "vigil_security_event_append(text, text, text, text, text, text, text, bigint)",
     "vigil_audit_retire(bigint, bigint, bytea)",
     "vigil_password_hash(text)",
     "vigil_credential_key(text)",
@@ -295,6 +296,7 @@ pub async fn prefix(store: &super::Store) -> Result<String, StoreError> {
 }
 
 /// Appends an audit entry through `vigil_audit_append` (which hashes it onto the chain).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn audit_append(
     tx: &mut Tx,
     actor: &str,
@@ -302,16 +304,22 @@ pub(crate) async fn audit_append(
     target: Option<&str>,
     details: &str,
     at: i64,
+    outcome: &str,
+    session_id: Option<&str>,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query("SELECT vigil_audit_append($1, $2, $3, $4, $5)")
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(details)
-        .bind(at)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?)
+    Ok(
+        sqlx::query("SELECT vigil_audit_append($1, $2, $3, $4, $5, $6, $7)")
+            .bind(actor)
+            .bind(action)
+            .bind(target)
+            .bind(details)
+            .bind(at)
+            .bind(outcome)
+            .bind(session_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+    )
 }
 
 /// Retires archived audit entries through `vigil_audit_retire`.

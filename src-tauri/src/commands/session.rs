@@ -47,7 +47,7 @@ pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me
     let actor = session.actor();
     let permissions = Permission::ALL
         .into_iter()
-        .filter(|p| rbac::require(&actor, *p).is_ok())
+        .filter(|p| rbac::allows(&actor, *p))
         .map(|p| {
             serde_json::to_value(p)
                 .ok()

@@ -52,7 +52,7 @@ fn policy(label: &str, value: String) -> PolicyView {
 #[tauri::command]
 pub async fn settings_show(state: State<'_, AppState>) -> CommandResult<SettingsView> {
     let (db, _, actor) = state.authorised().await?;
-    rbac::require(&actor, Permission::ConfigRead)?;
+    rbac::require(&db.store, &actor, Permission::ConfigRead).await?;
     let c = state.config();
     let policies = vec![
         policy(

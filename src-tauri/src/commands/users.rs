@@ -181,7 +181,7 @@ fn actions_for(actor: &Actor, e: &DirectoryEntry) -> Vec<String> {
     if e.kind == "platform" {
         return Vec::new();
     }
-    let may = |p| rbac::require(actor, p).is_ok();
+    let may = |p| rbac::allows(actor, p);
     let is_self = e.id == actor.user_id().to_string();
     if may(Permission::UsersManage) && !is_self {
         match e.status.as_str() {
@@ -218,7 +218,7 @@ async fn detail_of(
         .ok_or_else(|| CommandError::new(ErrorCode::NotFound, "no such user"))?;
     let operator = entry.kind != "platform";
     let mut sessions = Vec::new();
-    if operator && rbac::require(actor, Permission::UsersManage).is_ok() {
+    if operator && rbac::allows(actor, Permission::UsersManage) {
         let own = session.session_id().await;
         for s in users::sessions_of(&db.store, actor, id).await? {
             sessions.push(SessionView {

@@ -1,0 +1,81 @@
+//! SQL of the security-event log.
+
+use sqlx::Row;
+
+use super::{NewSecurityEvent, SecurityEvent};
+use crate::store::{Backend, Store, StoreError, Timestamp, Tx};
+
+/// Filters for listing events.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityEventFilter {
+    /// Only this kind (stored name).
+    pub kind: Option<String>,
+    /// Only this actor (`user:<uuid>` or `system:<name>`).
+    pub actor: Option<String>,
+    /// Only this outcome (`success`, `denied`, `failed`).
+    pub outcome: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Most events to return (default 50, at most 10,000).
+    pub limit: Option<u32>,
+}
+
+pub(super) async fn append(
+    tx: &mut Tx,
+    e: &NewSecurityEvent,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let details = e.details.to_string();
+    let sql = if crate::store::backend_of(tx) == Backend::Postgres {
+        // Operators may not write the table: a definer function appends, as themselves only.
+        "SELECT vigil_security_event_append($1, $2, $3, $4, $5, $6, $7, $8)"
+    } else {
+        "INSERT INTO security_events (id, kind, actor, attempted, outcome, session_id, details, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(e.kind.as_str())
+        .bind(e.actor.as_deref())
+        .bind(e.attempted.as_str())
+        .bind(e.outcome.as_str())
+        .bind(e.session_id.as_deref())
+        .bind(details)
+        .bind(at.micros())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn list(
+    store: &Store,
+    f: &SecurityEventFilter,
+) -> Result<Vec<SecurityEvent>, StoreError> {
+    let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 10_000));
+    let rows = sqlx::query(
+        "SELECT id, at, kind, actor, attempted, outcome, session_id, details FROM security_events \
+         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR actor = $2) \
+           AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR at >= $4) \
+         ORDER BY at DESC, id DESC LIMIT $5",
+    )
+    .bind(f.kind.as_deref())
+    .bind(f.actor.as_deref())
+    .bind(f.outcome.as_deref())
+    .bind(f.since.map(Timestamp::micros))
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    crate::store::map_rows(&rows, |r| {
+        Ok(SecurityEvent {
+            id: r.try_get(0)?,
+            at: Timestamp::from_micros(r.try_get(1)?),
+            kind: r.try_get(2)?,
+            actor: r.try_get(3)?,
+            attempted: r.try_get(4)?,
+            outcome: r.try_get(5)?,
+            session_id: r.try_get(6)?,
+            details: r.try_get(7)?,
+        })
+    })
+}
