@@ -63,9 +63,14 @@ async fn team() -> Team {
     let admin_store = open_as(&db, &admin_login).await;
     assert!(admin_store.is_operator_login());
     assert!(!db.store.is_operator_login());
-    let admin = auth::authenticate(&admin_store, "root-admin", PASSWORD)
-        .await
-        .expect("the administrator signs in over their own login");
+    let admin = auth::authenticate(
+        &admin_store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .expect("the administrator signs in over their own login");
     Team {
         db,
         admin,
@@ -89,7 +94,7 @@ impl Team {
         .expect("an administrator creates an operator over their own login");
         let login = login.expect("a database login on Postgres");
         let store = open_as(&self.db, &login).await;
-        let actor = auth::authenticate(&store, name, PASSWORD)
+        let actor = auth::authenticate(&store, name, PASSWORD, &vigil::auth::MfaPolicy::none())
             .await
             .expect("the operator signs in over their own login");
         Operator {
@@ -249,9 +254,14 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     assert!(mine.is_some_and(|h| h.starts_with("$argon2id$")));
     // Signing in as the administrator over the moderator's login fails, even with the
     // right password: the database login says who is signing in.
-    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD)
-        .await
-        .is_err());
+    assert!(auth::authenticate(
+        &m.store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none()
+    )
+    .await
+    .is_err());
 
     // The audit log takes entries only through the function, and only as oneself.
     refused(
@@ -494,9 +504,14 @@ async fn normal_work_goes_through_each_operators_own_login() {
     .await
     .expect("one's own password changes over one's own login");
     assert_ne!(own_hash().await, before);
-    auth::authenticate(&m.store, "mod.four", NEW_PASSWORD)
-        .await
-        .expect("the new password signs in");
+    auth::authenticate(
+        &m.store,
+        "mod.four",
+        NEW_PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .expect("the new password signs in");
     refused(
         &raw,
         &format!(
@@ -669,6 +684,7 @@ fn vigil(url: &str, keys: &std::path::Path, args: &[&str], env: &[(&str, &str)])
             "VIGIL_KEYSTORE",
             format!("file:{}", keys.join("ks").display()),
         )
+        .env("VIGIL_REQUIRE_MFA", "none")
         .stdin(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -973,7 +989,7 @@ async fn init_and_user_create_print_each_database_login_once() {
     .await
     .unwrap();
     assert!(store.is_operator_login());
-    auth::authenticate(&store, "ana", &temporary)
+    auth::authenticate(&store, "ana", &temporary, &vigil::auth::MfaPolicy::none())
         .await
         .expect("ana signs in over her own login");
 }
@@ -1187,6 +1203,7 @@ async fn keys_follow_roles_over_each_operators_own_login() {
             name,
             PASSWORD,
             &auth::LoginSource::default(),
+            &vigil::auth::MfaPolicy::none(),
         )
         .await
         .expect("sign in over their own login");
@@ -1227,7 +1244,18 @@ async fn sign_in_bookkeeping_and_ended_sessions_work_over_each_operators_own_log
     let at = |secs: i64| Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000);
     let login = |pw: &'static str, when: Timestamp| {
         let (store, mks, src) = (&m.store, &mks, &src);
-        async move { auth::login_at(store, Some(mks), "mod.six", pw, src, when).await }
+        async move {
+            auth::login_at(
+                store,
+                Some(mks),
+                "mod.six",
+                pw,
+                src,
+                &vigil::auth::MfaPolicy::none(),
+                when,
+            )
+            .await
+        }
     };
     let signed_in = |r: Result<LoginOutcome, LoginError>| match r {
         Ok(LoginOutcome::SignedIn(s)) => s,

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::credential::CredentialKey;
 use super::password::PasswordKey;
-use super::{password, repo, Actor, AuthError, Username};
+use super::{password, repo, Actor, AuthError, MfaPolicy, Username};
 use crate::keys::keystore::Keystore;
 use crate::keys::{self, KeyError, KeyRing};
 use crate::mfa::{self, MfaError};
@@ -221,12 +221,17 @@ async fn succeeded(
 
 /// The password step. The keystore, if there is one, opens this machine's key pair (for the
 /// TOTP secret and the session's data keys).
+///
+/// Under `policy`, an operator whose roles require MFA and who has none signs in held at
+/// enrolment: the session's actor passes no permission check ([`Actor::must_enrol_mfa`]) until
+/// they enrol and confirm a second factor.
 pub async fn login(
     store: &Store,
     keystore: Option<&dyn Keystore>,
     username: &str,
     password: &str,
     source: &LoginSource,
+    policy: &MfaPolicy,
 ) -> Result<LoginOutcome, LoginError> {
     login_at(
         store,
@@ -234,6 +239,7 @@ pub async fn login(
         username,
         password,
         source,
+        policy,
         Timestamp::now(),
     )
     .await
@@ -246,6 +252,7 @@ pub async fn login_at(
     username: &str,
     password: &str,
     source: &LoginSource,
+    policy: &MfaPolicy,
     now: Timestamp,
 ) -> Result<LoginOutcome, LoginError> {
     let agent = source.user_agent.as_deref();
@@ -329,10 +336,14 @@ pub async fn login_at(
         return Err(LoginError::NotActive(op.status));
     }
     let credential = credential_at_sign_in(store, &op, &password_key).await?;
+    // With MFA on, the second factor is owed below; without it, a role the policy covers may
+    // only enrol one.
+    let must_enrol_mfa = !op.mfa_enabled && policy.requires(&op.roles);
     let actor = Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        must_enrol_mfa,
     };
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so); the TOTP secret opens with the credential key.
@@ -402,6 +413,9 @@ pub async fn login_at(
 /// starts the rotations others asked for. Sign-in does not fail if it cannot: the next holder's
 /// sign-in tries again.
 async fn complete_pending_grants(store: &Store, session: &Session) {
+    if session.actor.must_enrol_mfa() {
+        return;
+    }
     if let Some(ring) = &session.keys {
         if let Err(e) = keys::complete_pending(store, ring).await {
             tracing::warn!(error = %e, "pending key grants not completed");

@@ -38,6 +38,37 @@ pub struct Actor {
     user_id: UserId,
     username: Username,
     roles: Vec<Role>,
+    /// Signed in under a policy that requires MFA for these roles, without MFA: the actor may
+    /// enrol a second factor and nothing else ([`crate::rbac::require`] refuses every
+    /// permission) until MFA is on.
+    must_enrol_mfa: bool,
+}
+
+/// Which roles must have MFA on before they may do anything but enrol it (`[auth]
+/// require_mfa`, `VIGIL_REQUIRE_MFA`). Sign-in takes it as a parameter, so every caller says
+/// which policy it signs in under; [`MfaPolicy::none`] is for throwaway and demo databases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MfaPolicy {
+    roles: Vec<Role>,
+}
+
+impl MfaPolicy {
+    /// No role requires MFA.
+    pub fn none() -> Self {
+        Self { roles: Vec::new() }
+    }
+
+    /// These roles require MFA.
+    pub fn roles(roles: &[Role]) -> Self {
+        Self {
+            roles: roles.to_vec(),
+        }
+    }
+
+    /// Whether an operator holding `roles` must have MFA on.
+    pub fn requires(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.roles.contains(r))
+    }
 }
 
 impl Actor {
@@ -54,6 +85,13 @@ impl Actor {
     /// The roles the operator held when authenticated.
     pub fn roles(&self) -> &[Role] {
         &self.roles
+    }
+
+    /// Whether this operator must enrol MFA before anything else: their roles require it and it
+    /// is not on. Such an actor passes no [`crate::rbac::require`]; it may enrol and confirm
+    /// MFA, change its password, see who it is and sign out.
+    pub fn must_enrol_mfa(&self) -> bool {
+        self.must_enrol_mfa
     }
 }
 
@@ -84,10 +122,14 @@ impl From<sqlx::Error> for AuthError {
 ///
 /// An unknown username costs the same argon2id work as a known one (a fixed dummy hash is
 /// verified), so timing does not tell which usernames exist.
+///
+/// Under `policy`, an operator whose roles require MFA and who has none gets an actor that
+/// may only enrol it ([`Actor::must_enrol_mfa`]).
 pub async fn authenticate(
     store: &Store,
     username: &str,
     password: &str,
+    policy: &MfaPolicy,
 ) -> Result<Actor, AuthError> {
     let found = match Username::parse(username) {
         Ok(u) => repo::find_operator(store, &u).await?,
@@ -112,17 +154,19 @@ pub async fn authenticate(
     if op.mfa_enabled {
         return Err(AuthError::MfaRequired);
     }
+    let must_enrol_mfa = policy.requires(&op.roles);
     Ok(Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        must_enrol_mfa,
     })
 }
 
 /// Reads a signed-in operator's account again: the [`Actor`] with its current roles, or why it
 /// may no longer act (suspended or deleted). A long-lived client (the desktop console)
 /// calls this before each operation, so a change an administrator makes elsewhere takes
-/// effect at once.
+/// effect at once. An actor held at MFA enrolment is released once MFA is on.
 pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     let op = repo::find_operator(store, actor.username())
         .await?
@@ -133,10 +177,13 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     if op.status != "active" {
         return Err(AuthError::NotActive(op.status));
     }
+    // A sign-in held at MFA enrolment stays held until MFA is on (an MFA reset meanwhile has
+    // ended the session).
     Ok(Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+        must_enrol_mfa: actor.must_enrol_mfa && !op.mfa_enabled,
     })
 }
 

@@ -295,20 +295,42 @@ impl Permit {
     }
 }
 
-/// The actor lacks a permission.
+/// The actor lacks a permission, or may do nothing until they enrol MFA.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("permission denied: this operation needs the {permission:?} permission")]
+#[error("{}", forbidden_message(*.permission, *.mfa_enrolment_required))]
 pub struct Forbidden {
-    /// The permission that was missing.
+    /// The permission that was missing (or asked for, while MFA enrolment is owed).
     pub permission: Permission,
+    /// The actor's roles require MFA and it is not on: nothing is allowed until it is.
+    pub mfa_enrolment_required: bool,
 }
 
-/// Checks that `actor` holds `permission` through one of its roles.
+fn forbidden_message(permission: Permission, mfa_enrolment_required: bool) -> String {
+    if mfa_enrolment_required {
+        "MFA enrolment required: your role requires a second factor; enrol one (`vigil mfa \
+         enroll`, then `vigil mfa confirm`) before anything else"
+            .to_owned()
+    } else {
+        format!("permission denied: this operation needs the {permission:?} permission")
+    }
+}
+
+/// Checks that `actor` holds `permission` through one of its roles. An actor held at MFA
+/// enrolment ([`Actor::must_enrol_mfa`]) holds none.
 pub fn require(actor: &Actor, permission: Permission) -> Result<Permit, Forbidden> {
+    if actor.must_enrol_mfa() {
+        return Err(Forbidden {
+            permission,
+            mfa_enrolment_required: true,
+        });
+    }
     if actor.roles().iter().any(|r| role_allows(*r, permission)) {
         Ok(Permit { permission })
     } else {
-        Err(Forbidden { permission })
+        Err(Forbidden {
+            permission,
+            mfa_enrolment_required: false,
+        })
     }
 }
 

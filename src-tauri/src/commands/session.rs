@@ -38,6 +38,9 @@ pub struct Me {
     pub mfa_enabled: bool,
     /// A reset password must be changed before anything else.
     pub must_change_password: bool,
+    /// The operator's role requires MFA and it is not on: enrolment comes before anything
+    /// else (the `[auth] require_mfa` policy).
+    pub must_enrol_mfa: bool,
     /// Data keys on this machine.
     pub keys: KeysState,
 }
@@ -81,6 +84,7 @@ pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me
         permissions,
         mfa_enabled: vigil::mfa::is_enabled(&db.store, actor.user_id()).await?,
         must_change_password: session.must_change_password(),
+        must_enrol_mfa: actor.must_enrol_mfa(),
         keys,
     })
 }
@@ -125,6 +129,7 @@ pub async fn login(state: State<'_, AppState>, req: LoginRequest) -> CommandResu
         &req.username,
         &req.password,
         &source,
+        &state.config().auth.mfa_policy(),
     )
     .await?;
     match outcome {
