@@ -1517,3 +1517,91 @@ async fn rotation_and_the_split_run_over_the_administrators_own_login() {
     assert!(row.get::<Option<i64>, _>(1).is_some());
     assert!(row.get::<bool, _>(2));
 }
+
+/// Notices over each operator's own login: an operator reads and dismisses only their own, adds
+/// notices only for themselves, and an administrator's reset tells the operator it was done to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_each_operators_own_over_their_login() {
+    use vigil::notices::{self, NoticeKind};
+    let t = team().await;
+    let m = t.operator("mod.notice", &[Role::Moderator]).await;
+    let admin_id = t.admin.user_id().to_string();
+    let m_id = m.actor.user_id().to_string();
+    // The administrator resets the moderator's MFA over the administrator's own login: the
+    // notice is the moderator's.
+    vigil::mfa::reset(&t.admin_store, &t.admin, "mod.notice")
+        .await
+        .expect("an administrator's reset tells the operator");
+    let theirs = notices::pending(&m.store, &m.actor).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].kind, NoticeKind::MfaReset);
+    assert!(notices::pending(&t.admin_store, &t.admin)
+        .await
+        .unwrap()
+        .is_empty());
+    // One of the administrator's own, added by the owner.
+    let owner = t.owner().await;
+    sqlx::query("SELECT vigil_notice_add('n-admin', $1, 'password_changed', '{}', 0)")
+        .bind(&admin_id)
+        .execute(&owner)
+        .await
+        .unwrap();
+
+    let mut mc = t.conn_as(&m.login).await;
+    // Row-level security: only one's own rows are seen or dismissed.
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operator_notices")
+        .fetch_one(&mut mc)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    let touched = sqlx::query("UPDATE operator_notices SET dismissed_at = 1 WHERE id = 'n-admin'")
+        .execute(&mut mc)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(touched, 0);
+    // No direct writes; through the definer function, only for oneself.
+    refused(
+        &mut mc,
+        &format!(
+            "INSERT INTO operator_notices (id, user_id, kind, created_at) \
+             VALUES ('forged', '{admin_id}', 'mfa_reset', 0)"
+        ),
+    )
+    .await;
+    refused(
+        &mut mc,
+        &format!("SELECT vigil_notice_add('forged', '{admin_id}', 'mfa_reset', '{{}}', 0)"),
+    )
+    .await;
+    sqlx::query("SELECT vigil_notice_add('n-self', $1, 'new_machine', '{}', 0)")
+        .bind(&m_id)
+        .execute(&mut mc)
+        .await
+        .expect("one's own notice");
+    // An administrator adds only a reset's notices for someone else.
+    let mut ac = t.conn_as(&t.admin_login).await;
+    refused(
+        &mut ac,
+        &format!("SELECT vigil_notice_add('forged2', '{m_id}', 'password_changed', '{{}}', 0)"),
+    )
+    .await;
+    // The moderator dismisses their own over their login; the administrator's stays.
+    assert_eq!(notices::dismiss(&m.store, &m.actor, None).await.unwrap(), 2);
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM operator_notices WHERE dismissed_at IS NULL")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(left, 1);
+    // Each notice is queued for delivery, stamped with the server's clock over a login.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE kind = 'operator_notice' AND state = 'queued' \
+         AND created_at > 0 AND recipient_id = $1",
+    )
+    .bind(&m_id)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(queued, 2);
+}

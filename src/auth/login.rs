@@ -74,6 +74,9 @@ pub struct Session {
 struct Attempt {
     hits: Vec<String>,
     user_agent: Option<String>,
+    /// This machine had no key pair for the operator, who has one elsewhere: a complete sign-in
+    /// tells them (a notice).
+    new_machine: bool,
 }
 
 /// The password was right and a second factor is owed.
@@ -207,6 +210,15 @@ async fn succeeded(
 ) -> Result<(), LoginError> {
     repo::record_success(store, user, now).await?;
     repo::release_hits(store, &attempt.hits).await?;
+    if attempt.new_machine {
+        crate::notices::add_now(
+            store,
+            user,
+            crate::notices::NoticeKind::NewMachine,
+            attempt.user_agent.as_deref(),
+        )
+        .await?;
+    }
     repo::log_attempt(
         store,
         Some(user),
@@ -267,9 +279,10 @@ pub async fn login_at(
             });
         }
     };
-    let attempt = Attempt {
+    let mut attempt = Attempt {
         hits,
         user_agent: source.user_agent.clone(),
+        new_machine: false,
     };
     // An account whose hash this session may not read (team mode: another operator's) is
     // treated as unknown, so a failure over someone else's login does not lock them out.
@@ -365,7 +378,13 @@ pub async fn login_at(
     };
     let keys = match unlocked {
         Ok(ring) => Some(ring),
-        Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired | KeyError::Keystore(_)) => None,
+        // A keystore that holds no key pair of theirs while one is live elsewhere: another
+        // machine. (A first sign-in, or the first after a reset, makes the key pair above.)
+        Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired) => {
+            attempt.new_machine = keystore.is_some();
+            None
+        }
+        Err(KeyError::Keystore(_)) => None,
         Err(e) => return Err(e.into()),
     };
     let session = Session {

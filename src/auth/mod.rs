@@ -410,6 +410,15 @@ pub async fn change_password(
         now,
     )
     .await?;
+    crate::notices::add(
+        &mut tx,
+        actor.user_id(),
+        crate::notices::NoticeKind::PasswordChanged,
+        None,
+        None,
+        now,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordChanged)
@@ -471,6 +480,27 @@ pub async fn reset_password(
     let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
     let mfa_removed = crate::mfa::remove_in(&mut tx, op.id).await?;
     let ended = end_sessions(&mut tx, op.id, None, "password_reset", now).await?;
+    use crate::notices::{self, NoticeKind};
+    notices::add(
+        &mut tx,
+        op.id,
+        NoticeKind::PasswordReset,
+        Some(actor),
+        None,
+        now,
+    )
+    .await?;
+    if mfa_removed {
+        notices::add(
+            &mut tx,
+            op.id,
+            NoticeKind::MfaDisabled,
+            Some(actor),
+            None,
+            now,
+        )
+        .await?;
+    }
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordReset)

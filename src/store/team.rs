@@ -25,6 +25,7 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_may_touch_session(text)",
     "vigil_audit_text(text)",
     "vigil_audit_append(text, text, text, text, bigint)",
+    "vigil_notice_add(text, text, text, text, bigint)",
     "vigil_audit_retire(bigint, bigint, bytea)",
     "vigil_password_hash(text)",
     "vigil_credential_key(text)",
