@@ -1240,8 +1240,34 @@ fn the_mfa_policy_holds_an_administrator_at_enrolment() {
         &["mfa", "confirm", &vigil::mfa::code_at(&secret, step, 6)],
         &policy,
     );
-    // Enrolled: the operator proceeds (with a code from now on).
+    // Enrolled: the operator proceeds (with a code from now on), and is told MFA went on.
     let code = vigil::mfa::code_at(&secret, step + 1, 6);
     let out = cli.ok(&["audit", "verify"], &[policy[0], ("VIGIL_TOTP", &code)]);
     assert!(out.starts_with("ok:"), "{out}");
+}
+
+/// Notices are printed by `whoami` and `login`, listed and dismissed by `notices`.
+#[test]
+fn notices_on_whoami_and_dismissed_from_the_command_line() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    assert!(!cli.ok(&["whoami"], &[]).contains("notices"));
+    cli.ok(
+        &["passwd"],
+        &[("VIGIL_NEW_PASSWORD", "another long passphrase 7")],
+    );
+    let new_pw = [("VIGIL_PASSWORD", "another long passphrase 7")];
+    let me = cli.ok(&["whoami"], &new_pw);
+    assert!(me.contains("Your password was changed"), "{me}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["notices", "--json"], &new_pw)).unwrap();
+    assert_eq!(listed[0]["kind"], "password_changed");
+    assert!(cli
+        .ok(&["login"], &new_pw)
+        .contains("Your password was changed"));
+    assert!(cli
+        .ok(&["notices", "--dismiss"], &new_pw)
+        .contains("dismissed 1"));
+    assert_eq!(cli.ok(&["notices"], &new_pw).trim(), "no notices");
+    assert!(!cli.ok(&["whoami"], &new_pw).contains("notices"));
 }

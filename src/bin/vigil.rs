@@ -23,6 +23,7 @@ use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::mfa;
 use vigil::monitor;
+use vigil::notices;
 use vigil::privacy;
 use vigil::rbac::Role;
 
@@ -87,8 +88,18 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Who you are signed in as: account, roles, MFA, this machine's key pair.
+    /// Who you are signed in as: account, roles, MFA, this machine's key pair, and your notices.
     Whoami(JsonFlag),
+    /// Notices of changes to your own account (password, MFA, backup codes, a sign-in from a new
+    /// machine), shown until dismissed.
+    Notices {
+        /// Dismiss the notices listed.
+        #[arg(long)]
+        dismiss: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -1070,6 +1081,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 pair.session_id,
                 keystore.describe()
             );
+            print_notices(&notices::pending(&store, &session.actor).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Logout { all } => {
@@ -1107,6 +1119,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 "key_pair": session.keys.as_ref().map(|k| k.public_key().fingerprint().to_hex()),
                 "must_change_password": session.must_change_password,
                 "must_enrol_mfa": a.must_enrol_mfa(),
+                "notices": notices::pending(&store, a).await?,
             });
             if f.json {
                 print_json(&info)?;
@@ -1127,6 +1140,28 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                     "key pair:  {}",
                     info["key_pair"].as_str().unwrap_or("none on this machine")
                 );
+                print_notices(&notices::pending(&store, a).await?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notices { dismiss, json } => {
+            let store = open(&config).await?;
+            let (session, _) = enrolment_session(&config, &store).await?;
+            let pending = notices::pending(&store, &session.actor).await?;
+            if dismiss {
+                for n in &pending {
+                    notices::dismiss(&store, &session.actor, Some(&n.id)).await?;
+                }
+            }
+            if json {
+                print_json(&pending)?;
+            } else if pending.is_empty() {
+                println!("no notices");
+            } else {
+                print_notices(&pending);
+                if dismiss {
+                    println!("dismissed {}", pending.len());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1186,6 +1221,27 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The operator's notices, newest first, with how to dismiss them.
+fn print_notices(pending: &[notices::Notice]) {
+    if pending.is_empty() {
+        return;
+    }
+    println!(
+        "notices ({}; `vigil notices --dismiss` marks them read):",
+        pending.len()
+    );
+    for n in pending {
+        let mut line = format!("  {}  {}", n.created_at, n.message);
+        if let Some(by) = &n.by {
+            line.push_str(&format!(" (by {by})"));
+        }
+        if let Some(client) = &n.client {
+            line.push_str(&format!(" (client: {client})"));
+        }
+        println!("{line}");
     }
 }
 
