@@ -231,3 +231,59 @@ pub async fn change_password(
     session.password_changed(changed.credential);
     me_of(&db, &session).await
 }
+
+/// A notice of a change to the signed-in operator's own account (password, MFA, backup codes, a
+/// sign-in from a new machine), shown until dismissed.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct NoticeView {
+    /// Id, to dismiss it.
+    pub id: String,
+    /// What it tells of (`password_changed`, `password_reset`, `mfa_enabled`, `mfa_disabled`,
+    /// `mfa_reset`, `backup_codes_regenerated`, `new_machine`).
+    pub kind: String,
+    /// The sentence shown.
+    pub message: String,
+    /// Who made the change, when it was someone else.
+    pub by: Option<String>,
+    /// The program that signed in, for a new machine.
+    pub client: Option<String>,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// The signed-in operator's notices, newest first (also while MFA enrolment is owed).
+#[tauri::command]
+pub async fn notices(state: State<'_, AppState>) -> CommandResult<Vec<NoticeView>> {
+    let (db, _, actor) = state.authorised_for_enrolment().await?;
+    Ok(vigil::notices::pending(&db.store, &actor)
+        .await?
+        .into_iter()
+        .map(|n| NoticeView {
+            id: n.id,
+            kind: n.kind.as_str().to_owned(),
+            message: n.message,
+            by: n.by,
+            client: n.client,
+            created_at: n.created_at,
+        })
+        .collect())
+}
+
+/// Which notice to dismiss: one by id, or all of them.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct DismissNoticeRequest {
+    /// The notice; none dismisses them all.
+    pub id: Option<String>,
+}
+
+/// Dismisses one of the signed-in operator's notices, or all of them.
+#[tauri::command]
+pub async fn notices_dismiss(
+    state: State<'_, AppState>,
+    req: DismissNoticeRequest,
+) -> CommandResult<u64> {
+    let (db, _, actor) = state.authorised_for_enrolment().await?;
+    Ok(vigil::notices::dismiss(&db.store, &actor, req.id.as_deref()).await?)
+}
