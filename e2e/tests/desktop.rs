@@ -323,14 +323,6 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.el("backup-codes").await?;
     app.click("backup-codes-done").await?;
     assert_eq!(app.text("current-user").await?.trim(), OFFICER);
-    // The console tells the officer what changed on their account: dismissable notices.
-    app.wait_css("[data-testid=\"notice\"][data-kind=\"password_changed\"]")
-        .await?;
-    app.wait_css("[data-testid=\"notice\"][data-kind=\"mfa_enabled\"]")
-        .await?;
-    app.screenshot("notices").await?;
-    app.click("notices-dismiss-all").await?;
-    app.wait_gone("[data-testid=\"notices\"]").await?;
     app.el("nav-requests").await?;
     app.el("nav-holds").await?;
     app.el("nav-retention").await?;
