@@ -54,9 +54,14 @@ async fn run(backend: &str, url: &DatabaseUrl, users: u32, comments: u32) {
     auth::bootstrap_admin(&store, &ks, &name, &pw, KeyBits::B2048)
         .await
         .unwrap();
-    let admin = auth::authenticate(&store, "root-admin", PASSWORD)
-        .await
-        .unwrap();
+    let admin = auth::authenticate(
+        &store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
     let ring = keys::unlock(&store, &ks, &admin, PASSWORD).await.unwrap();
     // `pii` v1 below `contact` and `network` v2, as the split numbers them.
     for p in [Purpose::Contact, Purpose::Network] {

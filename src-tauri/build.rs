@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "mfa_begin",
     "mfa_confirm",
     "mfa_save_backup_codes",
+    "notices",
+    "notices_dismiss",
     "users_list",
     "user_detail",
     "user_create",

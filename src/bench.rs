@@ -182,6 +182,8 @@ pub async fn run(
             actor.username().as_str(),
             &secret,
             &auth::LoginSource::default(),
+            // A throwaway database: the administrator it makes enrols no second factor.
+            &auth::MfaPolicy::none(),
         )
         .await
         .map_err(|e| step(&e))?;
@@ -372,7 +374,7 @@ async fn scratch_admin(
         .await
         .map_err(|e| step(&e))?;
     if !extra.is_empty() {
-        let admin = auth::authenticate(store, name.as_str(), &secret)
+        let admin = auth::authenticate(store, name.as_str(), &secret, &auth::MfaPolicy::none())
             .await
             .map_err(|e| step(&e))?;
         let mut roles = vec![crate::rbac::Role::Admin];
@@ -381,7 +383,7 @@ async fn scratch_admin(
             .await
             .map_err(|e| step(&e))?;
     }
-    let actor = auth::authenticate(store, name.as_str(), &secret)
+    let actor = auth::authenticate(store, name.as_str(), &secret, &auth::MfaPolicy::none())
         .await
         .map_err(|e| step(&e))?;
     let ring = keys::unlock(store, keystore, &actor, &secret)

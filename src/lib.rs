@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod keys;
 pub mod mfa;
 pub mod monitor;
+pub mod notices;
 pub mod platform;
 pub mod privacy;
 pub mod rbac;

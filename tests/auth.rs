@@ -50,9 +50,14 @@ async fn bootstrap_once_then_refuse_without_change(db: TestDb) {
     assert_eq!(count(&raw, "SELECT COUNT(*) FROM audit_log").await, entries);
     raw.close().await;
 
-    let actor = auth::authenticate(&db.store, "root-admin", PASSWORD)
-        .await
-        .unwrap();
+    let actor = auth::authenticate(
+        &db.store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
     assert_eq!(actor.user_id(), id);
     assert_eq!(actor.roles(), &[Role::Admin]);
 }
@@ -60,15 +65,30 @@ on_both!(bootstrap_once_then_refuse_without_change);
 
 async fn wrong_password_and_unknown_user_look_the_same(db: TestDb) {
     let _ = common::admin(&db).await;
-    let wrong = auth::authenticate(&db.store, "root-admin", "not the password at all")
-        .await
-        .unwrap_err();
-    let unknown = auth::authenticate(&db.store, "nobody-here", PASSWORD)
-        .await
-        .unwrap_err();
-    let invalid_name = auth::authenticate(&db.store, "Not A Name", PASSWORD)
-        .await
-        .unwrap_err();
+    let wrong = auth::authenticate(
+        &db.store,
+        "root-admin",
+        "not the password at all",
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap_err();
+    let unknown = auth::authenticate(
+        &db.store,
+        "nobody-here",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap_err();
+    let invalid_name = auth::authenticate(
+        &db.store,
+        "Not A Name",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap_err();
     for e in [&wrong, &unknown, &invalid_name] {
         assert!(matches!(e, AuthError::InvalidCredentials), "{e:?}");
     }
@@ -85,12 +105,18 @@ async fn suspended_and_mfa_accounts_cannot_sign_in_with_a_password_alone(db: Tes
         .await
         .unwrap();
     assert!(matches!(
-        auth::authenticate(&db.store, "root-admin", PASSWORD).await,
+        auth::authenticate(&db.store, "root-admin", PASSWORD, &vigil::auth::MfaPolicy::none()).await,
         Err(AuthError::NotActive(s)) if s == "suspended"
     ));
     // A wrong password on a suspended account still says only "invalid".
     assert!(matches!(
-        auth::authenticate(&db.store, "root-admin", "a wrong password here").await,
+        auth::authenticate(
+            &db.store,
+            "root-admin",
+            "a wrong password here",
+            &vigil::auth::MfaPolicy::none()
+        )
+        .await,
         Err(AuthError::InvalidCredentials)
     ));
     sqlx::query(
@@ -100,7 +126,13 @@ async fn suspended_and_mfa_accounts_cannot_sign_in_with_a_password_alone(db: Tes
     .await
     .unwrap();
     assert!(matches!(
-        auth::authenticate(&db.store, "root-admin", PASSWORD).await,
+        auth::authenticate(
+            &db.store,
+            "root-admin",
+            PASSWORD,
+            &vigil::auth::MfaPolicy::none()
+        )
+        .await,
         Err(AuthError::MfaRequired)
     ));
     raw.close().await;

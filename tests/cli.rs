@@ -46,7 +46,9 @@ impl Cli {
                 format!("file:{}", self.keys.path().join("ks").display()),
             )
             .env("VIGIL_USERNAME", "root-admin")
-            .env("VIGIL_PASSWORD", PASSWORD);
+            .env("VIGIL_PASSWORD", PASSWORD)
+            // Tests not about the MFA policy run without it; those about it set their own.
+            .env("VIGIL_REQUIRE_MFA", "none");
         cmd
     }
 
@@ -404,9 +406,14 @@ async fn a_rotation_killed_mid_run_resumes_and_every_row_opens() {
     .await
     .unwrap();
     let ks = FileKeystore::open(&cli.keys.path().join("ks")).unwrap();
-    let admin = vigil::auth::authenticate(&store, "root-admin", PASSWORD)
-        .await
-        .unwrap();
+    let admin = vigil::auth::authenticate(
+        &store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
     let ring = vigil::keys::unlock(&store, &ks, &admin, PASSWORD)
         .await
         .unwrap();
@@ -1330,4 +1337,78 @@ fn codes_and_addresses_come_from_standard_input_with_a_dash() {
     // The help says what the argument form exposes.
     let help = cli.ok(&["dsr", "verify", "--help"], &[]);
     assert!(help.contains("process list"), "{help}");
+}
+
+/// The default `[auth] require_mfa` policy holds an administrator without MFA at enrolment:
+/// only `mfa enroll`/`confirm`, `whoami` and `logout` work until MFA is on.
+#[test]
+fn the_mfa_policy_holds_an_administrator_at_enrolment() {
+    let cli = Cli::sqlite();
+    let init = cli.ok(
+        &["init", "--admin", "root-admin"],
+        &[ADMIN_PW, ("VIGIL_REQUIRE_MFA", "admin,compliance_officer")],
+    );
+    assert!(init.contains("vigil mfa enroll"), "{init}");
+    let policy = [("VIGIL_REQUIRE_MFA", "admin,compliance_officer")];
+    for args in [
+        &["audit", "verify"][..],
+        &["user", "list"],
+        &["login"],
+        &["keys", "status"],
+    ] {
+        let out = cli.run(args, &policy);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("MFA enrolment required"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let me: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["whoami", "--json"], &policy)).unwrap();
+    assert_eq!(me["must_enrol_mfa"], true);
+    let e: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["mfa", "enroll", "--json"], &policy)).unwrap();
+    let secret = totp_rs::Secret::Encoded(e["secret_base32"].as_str().unwrap().into())
+        .to_bytes()
+        .unwrap();
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30;
+    cli.ok(
+        &["mfa", "confirm", &vigil::mfa::code_at(&secret, step, 6)],
+        &policy,
+    );
+    // Enrolled: the operator proceeds (with a code from now on), and is told MFA went on.
+    let code = vigil::mfa::code_at(&secret, step + 1, 6);
+    let out = cli.ok(&["audit", "verify"], &[policy[0], ("VIGIL_TOTP", &code)]);
+    assert!(out.starts_with("ok:"), "{out}");
+}
+
+/// Notices are printed by `whoami` and `login`, listed and dismissed by `notices`.
+#[test]
+fn notices_on_whoami_and_dismissed_from_the_command_line() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    assert!(!cli.ok(&["whoami"], &[]).contains("notices"));
+    cli.ok(
+        &["passwd"],
+        &[("VIGIL_NEW_PASSWORD", "another long passphrase 7")],
+    );
+    let new_pw = [("VIGIL_PASSWORD", "another long passphrase 7")];
+    let me = cli.ok(&["whoami"], &new_pw);
+    assert!(me.contains("Your password was changed"), "{me}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["notices", "--json"], &new_pw)).unwrap();
+    assert_eq!(listed[0]["kind"], "password_changed");
+    assert!(cli
+        .ok(&["login"], &new_pw)
+        .contains("Your password was changed"));
+    assert!(cli
+        .ok(&["notices", "--dismiss"], &new_pw)
+        .contains("dismissed 1"));
+    assert_eq!(cli.ok(&["notices"], &new_pw).trim(), "no notices");
+    assert!(!cli.ok(&["whoami"], &new_pw).contains("notices"));
 }

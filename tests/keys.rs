@@ -633,9 +633,14 @@ async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) 
         keys::unlock(&db.store, &bob_keystore, &bob, PASSWORD).await,
         Err(KeyError::Unseal)
     ));
-    let bob = auth::authenticate(&db.store, "bob-officer", new_pw)
-        .await
-        .unwrap();
+    let bob = auth::authenticate(
+        &db.store,
+        "bob-officer",
+        new_pw,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
     let ring = keys::unlock(&db.store, &bob_keystore, &bob, new_pw)
         .await
         .unwrap();
@@ -654,9 +659,14 @@ async fn a_password_change_reseals_and_a_reset_needs_a_new_key_pair(db: TestDb) 
         .unwrap();
     assert_eq!(retired.key_pairs_retired, 1);
     assert!(!retired.mfa_removed, "Bob had no MFA");
-    let bob = auth::authenticate(&db.store, "bob-officer", "temporary passphrase 1")
-        .await
-        .unwrap();
+    let bob = auth::authenticate(
+        &db.store,
+        "bob-officer",
+        "temporary passphrase 1",
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         keys::unlock(&db.store, &bob_keystore, &bob, "temporary passphrase 1").await,
         Err(KeyError::KeyPairRetired)

@@ -293,6 +293,7 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
         "mo-moderator",
         PASSWORD,
         &LoginSource::default(),
+        &vigil::auth::MfaPolicy::none(),
     )
     .await
     .unwrap();
@@ -309,6 +310,7 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
         "olive-officer",
         PASSWORD,
         &LoginSource::default(),
+        &vigil::auth::MfaPolicy::none(),
     )
     .await
     .unwrap();
@@ -373,6 +375,7 @@ async fn a_grant_the_administrator_cannot_wrap_waits_for_a_holder(db: TestDb) {
         "olive-officer",
         PASSWORD,
         &LoginSource::default(),
+        &vigil::auth::MfaPolicy::none(),
     )
     .await
     .unwrap();

@@ -38,7 +38,16 @@ async fn login(
     ip: &str,
     at: Timestamp,
 ) -> Result<LoginOutcome, LoginError> {
-    auth::login_at(&db.store, Some(&db.keystore), user, pw, &src(ip), at).await
+    auth::login_at(
+        &db.store,
+        Some(&db.keystore),
+        user,
+        pw,
+        &src(ip),
+        &vigil::auth::MfaPolicy::none(),
+        at,
+    )
+    .await
 }
 
 fn signed_in(r: Result<LoginOutcome, LoginError>) -> Session {
@@ -506,7 +515,16 @@ async fn burst(db: &TestDb, user: &str, at: Timestamp) -> Vec<Result<LoginOutcom
             let (store, user) = (db.store.clone(), user.to_owned());
             let source = src(&format!("203.0.113.{i}"));
             tokio::spawn(async move {
-                auth::login_at(&store, None, &user, "wrong password 123", &source, at).await
+                auth::login_at(
+                    &store,
+                    None,
+                    &user,
+                    "wrong password 123",
+                    &source,
+                    &vigil::auth::MfaPolicy::none(),
+                    at,
+                )
+                .await
             })
         })
         .collect();

@@ -242,7 +242,17 @@ async fn sign_in_with_code(
     at: Timestamp,
 ) -> Result<Session, LoginError> {
     let src = LoginSource::default();
-    match auth::login_at(&db.store, keystore, username, password, &src, at).await? {
+    match auth::login_at(
+        &db.store,
+        keystore,
+        username,
+        password,
+        &src,
+        &vigil::auth::MfaPolicy::none(),
+        at,
+    )
+    .await?
+    {
         LoginOutcome::MfaRequired(c) => {
             let token = c.token().to_owned();
             auth::finish_mfa_at(&db.store, c, &token, code, at).await

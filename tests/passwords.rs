@@ -26,6 +26,7 @@ async fn sign_in(db: &TestDb, name: &str, pw: &str) -> Result<auth::Session, Log
         name,
         pw,
         &LoginSource::default(),
+        &auth::MfaPolicy::none(),
     )
     .await?
     {
@@ -48,7 +49,7 @@ async fn nfc_and_nfd_forms_are_one_password_on_every_path(db: TestDb) {
         assert!(s.keys.is_some(), "the key pair unlocks");
         assert!(s.credential.is_some(), "the credential key opens");
     }
-    let admin = auth::authenticate(&db.store, "root-admin", ADMIN_NFD)
+    let admin = auth::authenticate(&db.store, "root-admin", ADMIN_NFD, &auth::MfaPolicy::none())
         .await
         .unwrap();
 

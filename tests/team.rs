@@ -63,9 +63,14 @@ async fn team() -> Team {
     let admin_store = open_as(&db, &admin_login).await;
     assert!(admin_store.is_operator_login());
     assert!(!db.store.is_operator_login());
-    let admin = auth::authenticate(&admin_store, "root-admin", PASSWORD)
-        .await
-        .expect("the administrator signs in over their own login");
+    let admin = auth::authenticate(
+        &admin_store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .expect("the administrator signs in over their own login");
     Team {
         db,
         admin,
@@ -89,7 +94,7 @@ impl Team {
         .expect("an administrator creates an operator over their own login");
         let login = login.expect("a database login on Postgres");
         let store = open_as(&self.db, &login).await;
-        let actor = auth::authenticate(&store, name, PASSWORD)
+        let actor = auth::authenticate(&store, name, PASSWORD, &vigil::auth::MfaPolicy::none())
             .await
             .expect("the operator signs in over their own login");
         Operator {
@@ -249,9 +254,14 @@ async fn a_moderator_cannot_touch_roles_audit_hashes_or_key_grants() {
     assert!(mine.is_some_and(|h| h.starts_with("$argon2id$")));
     // Signing in as the administrator over the moderator's login fails, even with the
     // right password: the database login says who is signing in.
-    assert!(auth::authenticate(&m.store, "root-admin", PASSWORD)
-        .await
-        .is_err());
+    assert!(auth::authenticate(
+        &m.store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none()
+    )
+    .await
+    .is_err());
 
     // The audit log takes entries only through the function, and only as oneself.
     refused(
@@ -494,9 +504,14 @@ async fn normal_work_goes_through_each_operators_own_login() {
     .await
     .expect("one's own password changes over one's own login");
     assert_ne!(own_hash().await, before);
-    auth::authenticate(&m.store, "mod.four", NEW_PASSWORD)
-        .await
-        .expect("the new password signs in");
+    auth::authenticate(
+        &m.store,
+        "mod.four",
+        NEW_PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .expect("the new password signs in");
     refused(
         &raw,
         &format!(
@@ -669,6 +684,7 @@ fn vigil(url: &str, keys: &std::path::Path, args: &[&str], env: &[(&str, &str)])
             "VIGIL_KEYSTORE",
             format!("file:{}", keys.join("ks").display()),
         )
+        .env("VIGIL_REQUIRE_MFA", "none")
         .stdin(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -973,7 +989,7 @@ async fn init_and_user_create_print_each_database_login_once() {
     .await
     .unwrap();
     assert!(store.is_operator_login());
-    auth::authenticate(&store, "ana", &temporary)
+    auth::authenticate(&store, "ana", &temporary, &vigil::auth::MfaPolicy::none())
         .await
         .expect("ana signs in over her own login");
 }
@@ -1187,6 +1203,7 @@ async fn keys_follow_roles_over_each_operators_own_login() {
             name,
             PASSWORD,
             &auth::LoginSource::default(),
+            &vigil::auth::MfaPolicy::none(),
         )
         .await
         .expect("sign in over their own login");
@@ -1227,7 +1244,18 @@ async fn sign_in_bookkeeping_and_ended_sessions_work_over_each_operators_own_log
     let at = |secs: i64| Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000);
     let login = |pw: &'static str, when: Timestamp| {
         let (store, mks, src) = (&m.store, &mks, &src);
-        async move { auth::login_at(store, Some(mks), "mod.six", pw, src, when).await }
+        async move {
+            auth::login_at(
+                store,
+                Some(mks),
+                "mod.six",
+                pw,
+                src,
+                &vigil::auth::MfaPolicy::none(),
+                when,
+            )
+            .await
+        }
     };
     let signed_in = |r: Result<LoginOutcome, LoginError>| match r {
         Ok(LoginOutcome::SignedIn(s)) => s,
@@ -1581,4 +1609,92 @@ async fn security_events_are_append_only_and_recorded_over_each_operators_own_lo
     // The officer's login cannot read the table at all.
     let opool = t.raw_as(&o.login).await;
     refused(&opool, "SELECT * FROM security_events").await;
+}
+
+/// Notices over each operator's own login: an operator reads and dismisses only their own, adds
+/// notices only for themselves, and an administrator's reset tells the operator it was done to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_each_operators_own_over_their_login() {
+    use vigil::notices::{self, NoticeKind};
+    let t = team().await;
+    let m = t.operator("mod.notice", &[Role::Moderator]).await;
+    let admin_id = t.admin.user_id().to_string();
+    let m_id = m.actor.user_id().to_string();
+    // The administrator resets the moderator's MFA over the administrator's own login: the
+    // notice is the moderator's.
+    vigil::mfa::reset(&t.admin_store, &t.admin, "mod.notice")
+        .await
+        .expect("an administrator's reset tells the operator");
+    let theirs = notices::pending(&m.store, &m.actor).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].kind, NoticeKind::MfaReset);
+    assert!(notices::pending(&t.admin_store, &t.admin)
+        .await
+        .unwrap()
+        .is_empty());
+    // One of the administrator's own, added by the owner.
+    let owner = t.owner().await;
+    sqlx::query("SELECT vigil_notice_add('n-admin', $1, 'password_changed', '{}', 0)")
+        .bind(&admin_id)
+        .execute(&owner)
+        .await
+        .unwrap();
+
+    let mut mc = t.conn_as(&m.login).await;
+    // Row-level security: only one's own rows are seen or dismissed.
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operator_notices")
+        .fetch_one(&mut mc)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    let touched = sqlx::query("UPDATE operator_notices SET dismissed_at = 1 WHERE id = 'n-admin'")
+        .execute(&mut mc)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(touched, 0);
+    // No direct writes; through the definer function, only for oneself.
+    refused(
+        &mut mc,
+        &format!(
+            "INSERT INTO operator_notices (id, user_id, kind, created_at) \
+             VALUES ('forged', '{admin_id}', 'mfa_reset', 0)"
+        ),
+    )
+    .await;
+    refused(
+        &mut mc,
+        &format!("SELECT vigil_notice_add('forged', '{admin_id}', 'mfa_reset', '{{}}', 0)"),
+    )
+    .await;
+    sqlx::query("SELECT vigil_notice_add('n-self', $1, 'new_machine', '{}', 0)")
+        .bind(&m_id)
+        .execute(&mut mc)
+        .await
+        .expect("one's own notice");
+    // An administrator adds only a reset's notices for someone else.
+    let mut ac = t.conn_as(&t.admin_login).await;
+    refused(
+        &mut ac,
+        &format!("SELECT vigil_notice_add('forged2', '{m_id}', 'password_changed', '{{}}', 0)"),
+    )
+    .await;
+    // The moderator dismisses their own over their login; the administrator's stays.
+    assert_eq!(notices::dismiss(&m.store, &m.actor, None).await.unwrap(), 2);
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM operator_notices WHERE dismissed_at IS NULL")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(left, 1);
+    // Each notice is queued for delivery, stamped with the server's clock over a login.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE kind = 'operator_notice' AND state = 'queued' \
+         AND created_at > 0 AND recipient_id = $1",
+    )
+    .bind(&m_id)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(queued, 2);
 }

@@ -16,6 +16,7 @@ async fn sign_in(db: &TestDb, name: &str, pw: &str) -> Result<auth::Session, Log
         name,
         pw,
         &LoginSource::default(),
+        &vigil::auth::MfaPolicy::none(),
     )
     .await?
     {

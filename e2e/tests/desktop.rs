@@ -1,5 +1,5 @@
 //! The desktop app end to end, in its real window: first-run setup, MFA enrolment from the
-//! on-screen secret, sign-out, sign-in with password and TOTP, a moderator created and signed
+//! on-screen secret (where the MFA policy puts a new administrator before anything else), sign-out, sign-in with password and TOTP, a moderator created and signed
 //! in who sees no admin screens and whose direct calls to admin commands are refused, and the
 //! audit screen showing all of it with a verified chain; then demo data loaded from Settings, a
 //! compliance officer created, given their data keys, and working data-subject requests: an
@@ -55,16 +55,17 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.fill("setup-password-confirm", ADMIN_PASSWORD).await?;
     app.screenshot("setup").await?;
     app.click("setup-submit").await?;
-    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    // The default `[auth] require_mfa` policy covers administrators: without MFA the new
+    // administrator lands on enrolment, before anything else, and the console is not shown.
+    app.el("mfa-enrolment-required").await?;
+    assert!(!app.present("current-user").await?);
+    assert!(!app.present("nav-users").await?);
     assert!(
         home.join("data/vigil/vigil.db").is_file(),
         "the database is in the OS data folder"
     );
 
     // MFA enrolment: read the secret off the screen, compute the code, confirm.
-    assert!(app.present("mfa-banner").await?);
-    app.click("nav-account").await?;
-    assert!(app.text("mfa-status").await?.contains("Off"));
     app.click("mfa-start").await?;
     let qr = app.el("mfa-qr").await?;
     assert!(
@@ -98,6 +99,9 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     let backup_code = backup_codes[3].clone();
     app.screenshot("backup-codes").await?;
     app.click("backup-codes-done").await?;
+    // Enrolled: the console opens.
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    app.click("nav-account").await?;
     app.wait_text("mfa-status", "On").await?;
 
     // Sign out; signing in again needs the password, then a fresh TOTP code.
@@ -309,6 +313,15 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.fill("pw-new", OFFICER_PASSWORD).await?;
     app.fill("pw-confirm", OFFICER_PASSWORD).await?;
     app.click("pw-submit").await?;
+    // Compliance officers are under the MFA policy too: enrolment comes next.
+    app.el("mfa-enrolment-required").await?;
+    app.click("mfa-start").await?;
+    let officer_secret = app.text("mfa-secret").await?;
+    let (code, officer_used) = totp_now(&officer_secret)?;
+    app.fill("mfa-confirm-code", &code).await?;
+    app.click("mfa-confirm-submit").await?;
+    app.el("backup-codes").await?;
+    app.click("backup-codes-done").await?;
     assert_eq!(app.text("current-user").await?.trim(), OFFICER);
     app.el("nav-requests").await?;
     app.el("nav-holds").await?;
@@ -336,6 +349,9 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     // The officer picks two platform users off the Users screen.
     sign_out(app).await?;
     sign_in(app, OFFICER, OFFICER_PASSWORD).await?;
+    let (code, _) = fresh_totp(&officer_secret, officer_used).await?;
+    app.fill("mfa-code", &code).await?;
+    app.click("mfa-submit").await?;
     assert_eq!(app.text("current-user").await?.trim(), OFFICER);
     app.click("nav-users").await?;
     app.el("users-table").await?;

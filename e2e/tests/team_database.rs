@@ -61,7 +61,13 @@ async fn a_second_operator_joins_a_team_database_with_their_own_login() -> Resul
     let name = Username::parse(ADMIN)?;
     let pw = Password::parse_for_operator(ADMIN_PASSWORD, &name)?;
     auth::bootstrap_admin(&store, &admin_keys, &name, &pw, KeyBits::B2048).await?;
-    let admin = auth::authenticate(&store, ADMIN, ADMIN_PASSWORD).await?;
+    let admin = auth::authenticate(
+        &store,
+        ADMIN,
+        ADMIN_PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await?;
     let (_, login) =
         users::create_with_database_login(&store, &admin, MODERATOR, TEMPORARY, &[Role::Moderator])
             .await?;

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     PasswordRejected,
     /// The password must be changed before anything else.
     MustChangePassword,
+    /// The operator's role requires MFA and it is not on: enrolment comes before anything else.
+    MfaEnrolmentRequired,
     /// No such account, session or request.
     NotFound,
     /// The change conflicts with the current state (exists, last administrator, initialised).
@@ -130,7 +132,12 @@ impl From<StoreError> for CommandError {
 
 impl From<vigil::rbac::Forbidden> for CommandError {
     fn from(e: vigil::rbac::Forbidden) -> Self {
-        Self::new(ErrorCode::Forbidden, e.to_string())
+        let code = if e.mfa_enrolment_required {
+            ErrorCode::MfaEnrolmentRequired
+        } else {
+            ErrorCode::Forbidden
+        };
+        Self::new(code, e.to_string())
     }
 }
 

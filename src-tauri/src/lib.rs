@@ -42,6 +42,8 @@ pub fn run() {
             commands::session::logout,
             commands::session::me,
             commands::session::change_password,
+            commands::session::notices,
+            commands::session::notices_dismiss,
             commands::mfa::mfa_begin,
             commands::mfa::mfa_confirm,
             commands::mfa::mfa_save_backup_codes,

@@ -259,6 +259,22 @@ impl AppState {
     /// forgotten, and the error says why. Refuses everything but a password change while one
     /// is owed.
     pub async fn authorised(&self) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
+        let (db, session, actor) = self.authorised_for_enrolment().await?;
+        if actor.must_enrol_mfa() {
+            return Err(CommandError::new(
+                ErrorCode::MfaEnrolmentRequired,
+                "your role requires MFA: enrol a second factor before anything else",
+            ));
+        }
+        Ok((db, session, actor))
+    }
+
+    /// [`AppState::authorised`], allowed while the `[auth] require_mfa` policy holds the
+    /// operator at MFA enrolment (the enrolment commands; the core refuses the actor every
+    /// permission meanwhile).
+    pub async fn authorised_for_enrolment(
+        &self,
+    ) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
         let (db, session, actor) = self.authorised_for_password_change().await?;
         if session.must_change_password() {
             return Err(CommandError::new(

@@ -72,6 +72,7 @@ async fn sign_in(state: &AppState, username: &str, password: &str) {
         username,
         password,
         &LoginSource::default(),
+        &vigil::auth::MfaPolicy::none(),
     )
     .await
     .unwrap();

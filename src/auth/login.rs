@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::credential::CredentialKey;
 use super::password::PasswordKey;
-use super::{password, repo, Actor, AuthError, Username};
+use super::{password, repo, Actor, AuthError, MfaPolicy, Username};
 use crate::keys::keystore::Keystore;
 use crate::keys::{self, KeyError, KeyRing};
 use crate::mfa::{self, MfaError};
@@ -74,6 +74,9 @@ pub struct Session {
 struct Attempt {
     hits: Vec<String>,
     user_agent: Option<String>,
+    /// This machine had no key pair for the operator, who has one elsewhere: a complete sign-in
+    /// tells them (a notice).
+    new_machine: bool,
 }
 
 /// The password was right and a second factor is owed.
@@ -207,6 +210,15 @@ async fn succeeded(
 ) -> Result<(), LoginError> {
     repo::record_success(store, user, now).await?;
     repo::release_hits(store, &attempt.hits).await?;
+    if attempt.new_machine {
+        crate::notices::add_now(
+            store,
+            user,
+            crate::notices::NoticeKind::NewMachine,
+            attempt.user_agent.as_deref(),
+        )
+        .await?;
+    }
     repo::log_attempt(
         store,
         Some(user),
@@ -221,12 +233,17 @@ async fn succeeded(
 
 /// The password step. The keystore, if there is one, opens this machine's key pair (for the
 /// TOTP secret and the session's data keys).
+///
+/// Under `policy`, an operator whose roles require MFA and who has none signs in held at
+/// enrolment: the session's actor passes no permission check ([`Actor::must_enrol_mfa`]) until
+/// they enrol and confirm a second factor.
 pub async fn login(
     store: &Store,
     keystore: Option<&dyn Keystore>,
     username: &str,
     password: &str,
     source: &LoginSource,
+    policy: &MfaPolicy,
 ) -> Result<LoginOutcome, LoginError> {
     login_at(
         store,
@@ -234,6 +251,7 @@ pub async fn login(
         username,
         password,
         source,
+        policy,
         Timestamp::now(),
     )
     .await
@@ -246,6 +264,7 @@ pub async fn login_at(
     username: &str,
     password: &str,
     source: &LoginSource,
+    policy: &MfaPolicy,
     now: Timestamp,
 ) -> Result<LoginOutcome, LoginError> {
     let agent = source.user_agent.as_deref();
@@ -260,9 +279,10 @@ pub async fn login_at(
             });
         }
     };
-    let attempt = Attempt {
+    let mut attempt = Attempt {
         hits,
         user_agent: source.user_agent.clone(),
+        new_machine: false,
     };
     // An account whose hash this session may not read (team mode: another operator's) is
     // treated as unknown, so a failure over someone else's login does not lock them out.
@@ -329,11 +349,15 @@ pub async fn login_at(
         return Err(LoginError::NotActive(op.status));
     }
     let credential = credential_at_sign_in(store, &op, &password_key).await?;
+    // With MFA on, the second factor is owed below; without it, a role the policy covers may
+    // only enrol one.
+    let must_enrol_mfa = !op.mfa_enabled && policy.requires(&op.roles);
     let actor = Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
         session_id: None,
+        must_enrol_mfa,
     };
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so); the TOTP secret opens with the credential key.
@@ -355,7 +379,13 @@ pub async fn login_at(
     };
     let keys = match unlocked {
         Ok(ring) => Some(ring),
-        Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired | KeyError::Keystore(_)) => None,
+        // A keystore that holds no key pair of theirs while one is live elsewhere: another
+        // machine. (A first sign-in, or the first after a reset, makes the key pair above.)
+        Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired) => {
+            attempt.new_machine = keystore.is_some();
+            None
+        }
+        Err(KeyError::Keystore(_)) => None,
         Err(e) => return Err(e.into()),
     };
     let session = Session {
@@ -403,6 +433,9 @@ pub async fn login_at(
 /// starts the rotations others asked for. Sign-in does not fail if it cannot: the next holder's
 /// sign-in tries again.
 async fn complete_pending_grants(store: &Store, session: &Session) {
+    if session.actor.must_enrol_mfa() {
+        return;
+    }
     if let Some(ring) = &session.keys {
         if let Err(e) = keys::complete_pending(store, ring).await {
             tracing::warn!(error = %e, "pending key grants not completed");

@@ -40,6 +40,37 @@ pub struct Actor {
     username: Username,
     roles: Vec<Role>,
     session_id: Option<String>,
+    /// Signed in under a policy that requires MFA for these roles, without MFA: the actor may
+    /// enrol a second factor and nothing else ([`crate::rbac::require`] refuses every
+    /// permission) until MFA is on.
+    must_enrol_mfa: bool,
+}
+
+/// Which roles must have MFA on before they may do anything but enrol it (`[auth]
+/// require_mfa`, `VIGIL_REQUIRE_MFA`). Sign-in takes it as a parameter, so every caller says
+/// which policy it signs in under; [`MfaPolicy::none`] is for throwaway and demo databases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MfaPolicy {
+    roles: Vec<Role>,
+}
+
+impl MfaPolicy {
+    /// No role requires MFA.
+    pub fn none() -> Self {
+        Self { roles: Vec::new() }
+    }
+
+    /// These roles require MFA.
+    pub fn roles(roles: &[Role]) -> Self {
+        Self {
+            roles: roles.to_vec(),
+        }
+    }
+
+    /// Whether an operator holding `roles` must have MFA on.
+    pub fn requires(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.roles.contains(r))
+    }
 }
 
 impl Actor {
@@ -68,6 +99,13 @@ impl Actor {
     /// The roles the operator held when authenticated.
     pub fn roles(&self) -> &[Role] {
         &self.roles
+    }
+
+    /// Whether this operator must enrol MFA before anything else: their roles require it and it
+    /// is not on. Such an actor passes no [`crate::rbac::require`]; it may enrol and confirm
+    /// MFA, change its password, see who it is and sign out.
+    pub fn must_enrol_mfa(&self) -> bool {
+        self.must_enrol_mfa
     }
 }
 
@@ -98,10 +136,14 @@ impl From<sqlx::Error> for AuthError {
 ///
 /// An unknown username costs the same argon2id work as a known one (a fixed dummy hash is
 /// verified), so timing does not tell which usernames exist.
+///
+/// Under `policy`, an operator whose roles require MFA and who has none gets an actor that
+/// may only enrol it ([`Actor::must_enrol_mfa`]).
 pub async fn authenticate(
     store: &Store,
     username: &str,
     password: &str,
+    policy: &MfaPolicy,
 ) -> Result<Actor, AuthError> {
     let found = match Username::parse(username) {
         Ok(u) => repo::find_operator(store, &u).await?,
@@ -126,18 +168,20 @@ pub async fn authenticate(
     if op.mfa_enabled {
         return Err(AuthError::MfaRequired);
     }
+    let must_enrol_mfa = policy.requires(&op.roles);
     Ok(Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
         session_id: None,
+        must_enrol_mfa,
     })
 }
 
 /// Reads a signed-in operator's account again: the [`Actor`] with its current roles, or why it
 /// may no longer act (suspended or deleted). A long-lived client (the desktop console)
 /// calls this before each operation, so a change an administrator makes elsewhere takes
-/// effect at once.
+/// effect at once. An actor held at MFA enrolment is released once MFA is on.
 pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     let op = repo::find_operator(store, actor.username())
         .await?
@@ -148,11 +192,14 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     if op.status != "active" {
         return Err(AuthError::NotActive(op.status));
     }
+    // A sign-in held at MFA enrolment stays held until MFA is on (an MFA reset meanwhile has
+    // ended the session).
     Ok(Actor {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
         session_id: actor.session_id.clone(),
+        must_enrol_mfa: actor.must_enrol_mfa && !op.mfa_enabled,
     })
 }
 
@@ -415,6 +462,15 @@ pub async fn change_password(
         now,
     )
     .await?;
+    crate::notices::add(
+        &mut tx,
+        actor.user_id(),
+        crate::notices::NoticeKind::PasswordChanged,
+        None,
+        None,
+        now,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordChanged)
@@ -476,6 +532,27 @@ pub async fn reset_password(
     let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
     let mfa_removed = crate::mfa::remove_in(&mut tx, op.id).await?;
     let ended = end_sessions(&mut tx, op.id, None, "password_reset", now).await?;
+    use crate::notices::{self, NoticeKind};
+    notices::add(
+        &mut tx,
+        op.id,
+        NoticeKind::PasswordReset,
+        Some(actor),
+        None,
+        now,
+    )
+    .await?;
+    if mfa_removed {
+        notices::add(
+            &mut tx,
+            op.id,
+            NoticeKind::MfaDisabled,
+            Some(actor),
+            None,
+            now,
+        )
+        .await?;
+    }
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::PasswordReset)

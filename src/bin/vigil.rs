@@ -23,6 +23,7 @@ use vigil::keys::keystore::{FileKeystore, SecretName};
 use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::mfa;
 use vigil::monitor;
+use vigil::notices;
 use vigil::privacy;
 use vigil::rbac::Role;
 
@@ -90,8 +91,18 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Who you are signed in as: account, roles, MFA, this machine's key pair.
+    /// Who you are signed in as: account, roles, MFA, this machine's key pair, and your notices.
     Whoami(JsonFlag),
+    /// Notices of changes to your own account (password, MFA, backup codes, a sign-in from a new
+    /// machine), shown until dismissed.
+    Notices {
+        /// Dismiss the notices listed.
+        #[arg(long)]
+        dismiss: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -1177,11 +1188,14 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 pair.session_id,
                 keystore.describe()
             );
+            print_notices(&notices::pending(&store, &session.actor).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Logout { all } => {
             let store = open(&config).await?;
-            let (actor, _) = sign_in(&config, &store).await?;
+            let (actor, _) = enrolment_session(&config, &store)
+                .await
+                .map(|(s, pw)| (s.actor, pw))?;
             if all {
                 let n = tokens::logout_everywhere(&store, actor.user_id()).await?;
                 println!("ended {n} session(s) of {}", actor.username());
@@ -1202,7 +1216,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Whoami(f) => {
             let store = open(&config).await?;
-            let (session, _) = session(&config, &store).await?;
+            let (session, _) = enrolment_session(&config, &store).await?;
             let a = &session.actor;
             let info = serde_json::json!({
                 "user_id": a.user_id().to_string(),
@@ -1211,6 +1225,8 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 "mfa_enabled": mfa::is_enabled(&store, a.user_id()).await?,
                 "key_pair": session.keys.as_ref().map(|k| k.public_key().fingerprint().to_hex()),
                 "must_change_password": session.must_change_password,
+                "must_enrol_mfa": a.must_enrol_mfa(),
+                "notices": notices::pending(&store, a).await?,
             });
             if f.json {
                 print_json(&info)?;
@@ -1221,6 +1237,8 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                     "mfa:       {}",
                     if info["mfa_enabled"] == true {
                         "on"
+                    } else if a.must_enrol_mfa() {
+                        "off: required for your role; run `vigil mfa enroll` before anything else"
                     } else {
                         "off"
                     }
@@ -1229,6 +1247,28 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                     "key pair:  {}",
                     info["key_pair"].as_str().unwrap_or("none on this machine")
                 );
+                print_notices(&notices::pending(&store, a).await?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notices { dismiss, json } => {
+            let store = open(&config).await?;
+            let (session, _) = enrolment_session(&config, &store).await?;
+            let pending = notices::pending(&store, &session.actor).await?;
+            if dismiss {
+                for n in &pending {
+                    notices::dismiss(&store, &session.actor, Some(&n.id)).await?;
+                }
+            }
+            if json {
+                print_json(&pending)?;
+            } else if pending.is_empty() {
+                println!("no notices");
+            } else {
+                print_notices(&pending);
+                if dismiss {
+                    println!("dismissed {}", pending.len());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1264,7 +1304,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Passwd => {
             let store = open(&config).await?;
-            let (session, current) = signed_in_session(&config, &store, true).await?;
+            let (session, current) = signed_in_session(&config, &store, true, false).await?;
             let ring = session.keys.ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
             let actor = session.actor;
             let new = new_password("New password: ")?;
@@ -1288,6 +1328,27 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The operator's notices, newest first, with how to dismiss them.
+fn print_notices(pending: &[notices::Notice]) {
+    if pending.is_empty() {
+        return;
+    }
+    println!(
+        "notices ({}; `vigil notices --dismiss` marks them read):",
+        pending.len()
+    );
+    for n in pending {
+        let mut line = format!("  {}  {}", n.created_at, n.message);
+        if let Some(by) = &n.by {
+            line.push_str(&format!(" (by {by})"));
+        }
+        if let Some(client) = &n.client {
+            line.push_str(&format!(" (client: {client})"));
+        }
+        println!("{line}");
     }
 }
 
@@ -1414,7 +1475,7 @@ fn print_codes(codes: &[String], json: bool) -> Result<()> {
 
 async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
     let store = open(config).await?;
-    let (session, _) = session(config, &store).await?;
+    let (session, _) = enrolment_session(config, &store).await?;
     let actor = session.actor;
     // The TOTP secret is sealed with the credential key this sign-in's password opened.
     let credential = || {
@@ -1444,6 +1505,9 @@ async fn mfa_cmd(config: &Config, command: MfaCommand) -> Result<ExitCode> {
             let codes = mfa::confirm(&store, credential()?, &actor, &code).await?;
             if !json {
                 println!("MFA is on for {}.", actor.username());
+                if actor.must_enrol_mfa() {
+                    println!("Your next sign-in asks for a code; everything is open to it.");
+                }
             }
             print_codes(&codes, json)?;
         }
@@ -2017,6 +2081,15 @@ async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
         if let Some(login) = &login {
             print_database_login(&store, login);
         }
+        if config.auth.requires_mfa(&[Role::Admin]) {
+            println!(
+                "MFA is required for administrators (policy {}, from {}): sign in and run \
+                 `vigil mfa enroll` and `vigil mfa confirm CODE` next; nothing else is open \
+                 until then (VIGIL_REQUIRE_MFA=none for a throwaway or demo database)",
+                config.auth.require_mfa_text(),
+                config.auth.require_mfa_source
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -2024,14 +2097,26 @@ async fn init(config: &Config, admin: &str, json: bool) -> Result<ExitCode> {
 /// Signs in from VIGIL_USERNAME / VIGIL_PASSWORD (and VIGIL_TOTP when MFA is on), or asks on
 /// a terminal. Returns the session and the password (wiped when dropped), which unlocked it.
 async fn session(config: &Config, store: &Store) -> Result<(Session, zeroize::Zeroizing<String>)> {
-    signed_in_session(config, store, false).await
+    signed_in_session(config, store, false, false).await
 }
 
-/// [`session`]; after an administrator's reset, only `passwd` (`may_change`) may proceed.
+/// [`session`], also for an operator held at MFA enrolment by the `[auth] require_mfa` policy:
+/// only `mfa enroll`, `mfa confirm`, `whoami` and `logout` use it.
+async fn enrolment_session(
+    config: &Config,
+    store: &Store,
+) -> Result<(Session, zeroize::Zeroizing<String>)> {
+    signed_in_session(config, store, false, true).await
+}
+
+/// [`session`]; after an administrator's reset, only `passwd` (`may_change`) may proceed, and
+/// while MFA enrolment is owed only the commands of [`enrolment_session`] (`may_enrol`) and
+/// `passwd` (a reset password is changed before MFA can be enrolled).
 async fn signed_in_session(
     config: &Config,
     store: &Store,
     may_change: bool,
+    may_enrol: bool,
 ) -> Result<(Session, zeroize::Zeroizing<String>)> {
     if !auth::is_initialised(store).await? {
         bail!(
@@ -2061,7 +2146,15 @@ async fn signed_in_session(
         ip: None,
         user_agent: Some(format!("vigil-cli/{}", vigil::VERSION)),
     };
-    let outcome = auth::login(store, keystore.as_deref(), &username, &password, &source).await?;
+    let outcome = auth::login(
+        store,
+        keystore.as_deref(),
+        &username,
+        &password,
+        &source,
+        &config.auth.mfa_policy(),
+    )
+    .await?;
     let session = match outcome {
         LoginOutcome::SignedIn(s) => s,
         LoginOutcome::MfaRequired(challenge) => {
@@ -2081,6 +2174,15 @@ async fn signed_in_session(
             .await?
             .unwrap_or(auth::PasswordToChange::ResetByAdministrator);
         bail!("{why}: run `vigil passwd` to choose your own first");
+    }
+    if session.actor.must_enrol_mfa() && !may_enrol && !may_change {
+        bail!(
+            "MFA enrolment required: the policy ({}, from {}) requires a second factor for your \
+             role; run `vigil mfa enroll` and `vigil mfa confirm CODE` first (until then only \
+             those, `vigil whoami` and `vigil logout` work)",
+            config.auth.require_mfa_text(),
+            config.auth.require_mfa_source
+        );
     }
     Ok((session, password))
 }

@@ -196,6 +196,11 @@ impl AuthConfig {
         roles.iter().any(|r| self.require_mfa.contains(r))
     }
 
+    /// The MFA policy sign-in applies.
+    pub fn mfa_policy(&self) -> crate::auth::MfaPolicy {
+        crate::auth::MfaPolicy::roles(&self.require_mfa)
+    }
+
     /// The `require_mfa` list as text: role names joined by commas, or `none`.
     pub fn require_mfa_text(&self) -> String {
         if self.require_mfa.is_empty() {

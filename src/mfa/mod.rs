@@ -29,6 +29,7 @@ use crate::auth::{Actor, CredentialKey, UserId};
 use crate::crypto::field;
 use crate::crypto::{KeyVersion, Place, SymmetricKey};
 use crate::keys::{KeyError, KeyRing};
+use crate::notices::{self, NoticeKind};
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
@@ -238,6 +239,15 @@ pub async fn confirm(
     let codes = new_backup_codes();
     let mut tx = store.begin().await?;
     repo::enable(&mut tx, user, Timestamp::now()).await?;
+    notices::add(
+        &mut tx,
+        user,
+        NoticeKind::MfaEnabled,
+        None,
+        None,
+        Timestamp::now(),
+    )
+    .await?;
     repo::replace_backup_codes(&mut tx, user, &hashes(user, &codes), Timestamp::now()).await?;
     audit::append(
         &mut tx,
@@ -362,6 +372,15 @@ pub async fn regenerate_backup_codes(
     let codes = new_backup_codes();
     let mut tx = store.begin().await?;
     repo::replace_backup_codes(&mut tx, user, &hashes(user, &codes), Timestamp::now()).await?;
+    notices::add(
+        &mut tx,
+        user,
+        NoticeKind::BackupCodesRegenerated,
+        None,
+        None,
+        Timestamp::now(),
+    )
+    .await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::MfaBackupCodesRegenerated)
@@ -385,6 +404,7 @@ pub async fn reset(store: &Store, actor: &Actor, username: &str) -> Result<u64, 
         .ok_or_else(|| MfaError::UnknownOperator(username.to_owned()))?;
     remove_in(&mut tx, user).await?;
     let ended = crate::auth::end_sessions(&mut tx, user, None, "mfa_reset", now).await?;
+    notices::add(&mut tx, user, NoticeKind::MfaReset, Some(actor), None, now).await?;
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::MfaReset)

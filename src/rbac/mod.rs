@@ -306,26 +306,39 @@ impl Permit {
     }
 }
 
-/// The actor lacks a permission.
+/// The actor lacks a permission, or may do nothing until they enrol MFA.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("permission denied: this operation needs the {permission:?} permission")]
+#[error("{}", forbidden_message(*.permission, *.mfa_enrolment_required))]
 pub struct Forbidden {
-    /// The permission that was missing.
+    /// The permission that was missing (or asked for, while MFA enrolment is owed).
     pub permission: Permission,
+    /// The actor's roles require MFA and it is not on: nothing is allowed until it is.
+    pub mfa_enrolment_required: bool,
+}
+
+fn forbidden_message(permission: Permission, mfa_enrolment_required: bool) -> String {
+    if mfa_enrolment_required {
+        "MFA enrolment required: your role requires a second factor; enrol one (`vigil mfa \
+         enroll`, then `vigil mfa confirm`) before anything else"
+            .to_owned()
+    } else {
+        format!("permission denied: this operation needs the {permission:?} permission")
+    }
 }
 
 /// Whether `actor` holds `permission` through one of its roles: for deciding what to *show*
 /// (menus, optional extras). It records nothing and makes no [`Permit`]; an operation checks
-/// with [`require`].
+/// with [`require`]. An actor held at MFA enrolment holds nothing.
 pub fn allows(actor: &Actor, permission: Permission) -> bool {
-    actor.roles().iter().any(|r| role_allows(*r, permission))
+    !actor.must_enrol_mfa() && actor.roles().iter().any(|r| role_allows(*r, permission))
 }
 
-/// Checks that `actor` holds `permission` through one of its roles. A refusal is recorded in
-/// the security-event log (`authorization_denied`, with the actor, the permission, the outcome
-/// and the session) before it is returned: this is the only way to make a [`Permit`], so no
-/// guarded operation can be refused without the record. The record is written in its own
-/// transaction (the refused operation has none to roll back), so call this before opening one.
+/// Checks that `actor` holds `permission` through one of its roles. An actor held at MFA
+/// enrolment ([`Actor::must_enrol_mfa`]) holds none. A refusal is recorded in the
+/// security-event log (`authorization_denied`, with the actor, the permission, the outcome and
+/// the session) before it is returned: this is the only way to make a [`Permit`], so no guarded
+/// operation can be refused without the record. The record is written in its own transaction
+/// (the refused operation has none to roll back), so call this before opening one.
 pub async fn require(
     store: &crate::store::Store,
     actor: &Actor,
@@ -345,7 +358,10 @@ pub async fn require(
         .by(actor),
     )
     .await;
-    Err(Forbidden { permission })
+    Err(Forbidden {
+        permission,
+        mfa_enrolment_required: actor.must_enrol_mfa(),
+    })
 }
 
 #[cfg(test)]

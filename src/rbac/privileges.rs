@@ -115,6 +115,10 @@ pub const EVERY_OPERATOR: &[TableGrant] = &[
     t("pending_grants", &[S]),
     t("rotation_requests", &[S]),
     t("audit_head", &[S]),
+    // One's own notices (row-level security), dismissed by oneself; they are added through
+    // `vigil_notice_add`.
+    t("operator_notices", &[S]),
+    c("operator_notices", &[U], &["dismissed_at"]),
 ];
 
 /// A `'static` slice of grants (const-fn calls are not promoted to statics on their own).

@@ -26,6 +26,7 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_audit_text(text)",
     "vigil_audit_append(text, text, text, text, bigint, text, text)",
     "vigil_security_event_append(text, text, text, text, text, text, text, bigint)",
+    "vigil_notice_add(text, text, text, text, bigint)",
     "vigil_audit_retire(bigint, bigint, bytea)",
     "vigil_password_hash(text)",
     "vigil_credential_key(text)",

@@ -5,7 +5,7 @@
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use vigil::auth::platform_tokens::PlatformTokenKeys;
-use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
+use vigil::auth::{self, Actor, LoginOutcome, LoginSource, MfaPolicy, Password, Session, Username};
 use vigil::config::PlatformConfig;
 use vigil::crypto::{KeyBits, TokenSigningKey};
 use vigil::keys::keystore::{FileKeystore, Keystore};
@@ -130,7 +130,7 @@ pub async fn admin(db: &TestDb) -> Actor {
     auth::bootstrap_admin(&db.store, &db.keystore, &name, &pw, KeyBits::B2048)
         .await
         .expect("bootstrap admin");
-    auth::authenticate(&db.store, "root-admin", PASSWORD)
+    auth::authenticate(&db.store, "root-admin", PASSWORD, &MfaPolicy::none())
         .await
         .expect("sign in")
 }
@@ -144,8 +144,9 @@ pub async fn admin_keys(db: &TestDb) -> (Actor, KeyRing) {
     (actor, ring)
 }
 
-/// Signs `username` in on the machine whose keystore is `keystore`, with no MFA step owed: the
-/// session with that machine's keys and the credential key the password opened.
+/// Signs `username` in on the machine whose keystore is `keystore`, with no MFA step owed and
+/// under no MFA policy (tests of the policy pass theirs): the session with that machine's keys
+/// and the credential key the password opened.
 pub async fn sign_in_with(
     db: &TestDb,
     keystore: &dyn Keystore,
@@ -158,6 +159,7 @@ pub async fn sign_in_with(
         username,
         password,
         &LoginSource::default(),
+        &MfaPolicy::none(),
     )
     .await
     .expect("sign in")
@@ -294,7 +296,7 @@ pub async fn operator_with_role(db: &TestDb, username: &str, role: &str) -> Acto
         .await
         .unwrap();
     raw.close().await;
-    auth::authenticate(&db.store, username, PASSWORD)
+    auth::authenticate(&db.store, username, PASSWORD, &MfaPolicy::none())
         .await
         .expect("sign in")
 }

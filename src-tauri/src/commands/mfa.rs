@@ -29,7 +29,7 @@ pub struct MfaEnrolment {
 /// Starts MFA enrolment for the signed-in operator.
 #[tauri::command]
 pub async fn mfa_begin(state: State<'_, AppState>) -> CommandResult<MfaEnrolment> {
-    let (db, session, actor) = state.authorised().await?;
+    let (db, session, actor) = state.authorised_for_enrolment().await?;
     let credential = session
         .credential()
         .ok_or(vigil::mfa::MfaError::NoCredentialKey)?;
@@ -58,7 +58,7 @@ pub async fn mfa_confirm(
     state: State<'_, AppState>,
     req: super::session::CodeRequest,
 ) -> CommandResult<BackupCodes> {
-    let (db, session, actor) = state.authorised().await?;
+    let (db, session, actor) = state.authorised_for_enrolment().await?;
     let credential = session
         .credential()
         .ok_or(vigil::mfa::MfaError::NoCredentialKey)?;
@@ -81,7 +81,7 @@ pub async fn mfa_save_backup_codes(
     state: State<'_, AppState>,
     req: BackupCodes,
 ) -> CommandResult<SavedFile> {
-    let (_, _, actor) = state.authorised().await?;
+    let (_, _, actor) = state.authorised_for_enrolment().await?;
     if req.codes.is_empty() || req.codes.len() > 20 || req.codes.iter().any(|c| c.len() > 32) {
         return Err(CommandError::invalid(
             "expected the backup codes just shown",

@@ -38,6 +38,9 @@ pub struct Me {
     pub mfa_enabled: bool,
     /// A reset password must be changed before anything else.
     pub must_change_password: bool,
+    /// The operator's role requires MFA and it is not on: enrolment comes before anything
+    /// else (the `[auth] require_mfa` policy).
+    pub must_enrol_mfa: bool,
     /// Data keys on this machine.
     pub keys: KeysState,
 }
@@ -81,6 +84,7 @@ pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me
         permissions,
         mfa_enabled: vigil::mfa::is_enabled(&db.store, actor.user_id()).await?,
         must_change_password: session.must_change_password(),
+        must_enrol_mfa: actor.must_enrol_mfa(),
         keys,
     })
 }
@@ -132,6 +136,7 @@ pub async fn login(state: State<'_, AppState>, req: LoginRequest) -> CommandResu
         &req.username,
         &req.password,
         &source,
+        &state.config().auth.mfa_policy(),
     )
     .await?;
     match outcome {
@@ -245,4 +250,60 @@ pub async fn change_password(
     .await?;
     session.password_changed(changed.credential);
     me_of(&db, &session).await
+}
+
+/// A notice of a change to the signed-in operator's own account (password, MFA, backup codes, a
+/// sign-in from a new machine), shown until dismissed.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct NoticeView {
+    /// Id, to dismiss it.
+    pub id: String,
+    /// What it tells of (`password_changed`, `password_reset`, `mfa_enabled`, `mfa_disabled`,
+    /// `mfa_reset`, `backup_codes_regenerated`, `new_machine`).
+    pub kind: String,
+    /// The sentence shown.
+    pub message: String,
+    /// Who made the change, when it was someone else.
+    pub by: Option<String>,
+    /// The program that signed in, for a new machine.
+    pub client: Option<String>,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// The signed-in operator's notices, newest first (also while MFA enrolment is owed).
+#[tauri::command]
+pub async fn notices(state: State<'_, AppState>) -> CommandResult<Vec<NoticeView>> {
+    let (db, _, actor) = state.authorised_for_enrolment().await?;
+    Ok(vigil::notices::pending(&db.store, &actor)
+        .await?
+        .into_iter()
+        .map(|n| NoticeView {
+            id: n.id,
+            kind: n.kind.as_str().to_owned(),
+            message: n.message,
+            by: n.by,
+            client: n.client,
+            created_at: n.created_at,
+        })
+        .collect())
+}
+
+/// Which notice to dismiss: one by id, or all of them.
+#[derive(Deserialize, TS)]
+#[ts(export)]
+pub struct DismissNoticeRequest {
+    /// The notice; none dismisses them all.
+    pub id: Option<String>,
+}
+
+/// Dismisses one of the signed-in operator's notices, or all of them.
+#[tauri::command]
+pub async fn notices_dismiss(
+    state: State<'_, AppState>,
+    req: DismissNoticeRequest,
+) -> CommandResult<u64> {
+    let (db, _, actor) = state.authorised_for_enrolment().await?;
+    Ok(vigil::notices::dismiss(&db.store, &actor, req.id.as_deref()).await?)
 }

@@ -216,6 +216,7 @@ pub async fn setup_initialise(
         username.as_str(),
         password.expose(),
         &source,
+        &state.config().auth.mfa_policy(),
     )
     .await?;
     let LoginOutcome::SignedIn(session) = outcome else {

@@ -21,6 +21,7 @@ const TITLES: Record<ErrorCode, string> = {
   challenge_expired: 'The sign-in step timed out',
   password_rejected: 'Choose a different password',
   must_change_password: 'Change your password first',
+  mfa_enrolment_required: 'Set up two-factor authentication first',
   not_found: 'Not found',
   conflict: 'That conflicts with the current state',
   keys_unavailable: 'Data keys are not available on this machine',
@@ -52,6 +53,8 @@ const FALLBACK_DETAIL: Record<ErrorCode, string> = {
   password_rejected: 'The password does not meet the password policy.',
   must_change_password:
     'An administrator set your password (for a new account or a reset); choose your own to continue.',
+  mfa_enrolment_required:
+    'Your role requires two-factor authentication; enrol your authenticator app to continue.',
   not_found: 'It may have been removed in the meantime.',
   conflict: 'Refresh and try again.',
   keys_unavailable: 'Ask a key holder to grant you the data keys.',

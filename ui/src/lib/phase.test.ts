@@ -9,6 +9,7 @@ const me: Me = {
   permissions: ['users_read'],
   mfa_enabled: true,
   must_change_password: false,
+  must_enrol_mfa: false,
   keys: 'unlocked',
 };
 
@@ -42,6 +43,16 @@ describe('phaseFor', () => {
 
   it('allows only a password change after a reset', () => {
     expect(phaseFor(false, status, { ...me, must_change_password: true })).toBe('change-password');
+  });
+
+  it('allows only MFA enrolment while the policy requires it', () => {
+    expect(phaseFor(false, status, { ...me, mfa_enabled: false, must_enrol_mfa: true })).toBe(
+      'enrol-mfa',
+    );
+    // A reset password is changed first: the credential key the enrolment seals with needs it.
+    expect(
+      phaseFor(false, status, { ...me, must_change_password: true, must_enrol_mfa: true }),
+    ).toBe('change-password');
   });
 
   it('opens the console otherwise', () => {

@@ -1,6 +1,13 @@
 import type { AppStatus, Me } from './api/types';
 
-export type Phase = 'booting' | 'unavailable' | 'setup' | 'login' | 'change-password' | 'console';
+export type Phase =
+  | 'booting'
+  | 'unavailable'
+  | 'setup'
+  | 'login'
+  | 'change-password'
+  | 'enrol-mfa'
+  | 'console';
 
 /** Which top-level screen to show for a given state. */
 export function phaseFor(
@@ -22,6 +29,10 @@ export function phaseFor(
   }
   if (me.must_change_password) {
     return 'change-password';
+  }
+  // The [auth] require_mfa policy: the core refuses everything else until MFA is on.
+  if (me.must_enrol_mfa) {
+    return 'enrol-mfa';
   }
   return 'console';
 }

@@ -102,6 +102,10 @@ class Session {
       this.me = { ...this.me, must_change_password: true };
       return;
     }
+    if (error.code === 'mfa_enrolment_required') {
+      this.me = { ...this.me, must_enrol_mfa: true };
+      return;
+    }
     const copy = errorCopy(error);
     this.toLogin(error.code === 'session_ended' ? `${copy.title}. ${copy.detail}` : copy.detail);
   }

@@ -44,7 +44,8 @@ let authErrorHandler: AuthErrorHandler | null = null;
 /**
  * Registers the application-wide handler for errors that change where the
  * operator may be: `not_signed_in` / `session_ended` (go to sign-in) and
- * `must_change_password` (go to the change-password screen). Returns a function
+ * `must_change_password` (go to the change-password screen) and
+ * `mfa_enrolment_required` (go to the MFA enrolment screen). Returns a function
  * that removes it.
  */
 export function setAuthErrorHandler(handler: AuthErrorHandler): () => void {
@@ -58,7 +59,11 @@ export function setAuthErrorHandler(handler: AuthErrorHandler): () => void {
 
 /** Passes `error` to the registered handler when it is one it cares about. */
 export function reportAuthError(error: CommandError): void {
-  if (isSessionLost(error) || error.code === 'must_change_password') {
+  if (
+    isSessionLost(error) ||
+    error.code === 'must_change_password' ||
+    error.code === 'mfa_enrolment_required'
+  ) {
     authErrorHandler?.(error);
   }
 }

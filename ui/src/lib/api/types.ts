@@ -14,6 +14,7 @@ export type { SetupRequest } from './bindings/SetupRequest';
 export type { SetupResult } from './bindings/SetupResult';
 export type { DatabaseChoice } from './bindings/DatabaseChoice';
 export type { Me } from './bindings/Me';
+export type { NoticeView } from './bindings/NoticeView';
 export type { KeysState } from './bindings/KeysState';
 export type { LoginRequest } from './bindings/LoginRequest';
 export type { LoginResult } from './bindings/LoginResult';

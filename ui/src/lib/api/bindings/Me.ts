@@ -30,6 +30,11 @@ mfa_enabled: boolean,
  */
 must_change_password: boolean, 
 /**
+ * The operator's role requires MFA and it is not on: enrolment comes before anything
+ * else (the `[auth] require_mfa` policy).
+ */
+must_enrol_mfa: boolean, 
+/**
  * Data keys on this machine.
  */
 keys: KeysState, };
