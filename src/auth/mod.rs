@@ -3,6 +3,7 @@
 //! An [`Actor`] is made only here, by checking a password (and, with the identity module, a
 //! second factor), so holding one proves the operator authenticated.
 
+pub mod cli_session;
 mod credential;
 mod login;
 mod password;
@@ -137,6 +138,22 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
         user_id: op.id,
         username: op.username,
         roles: op.roles,
+    })
+}
+
+/// The [`Actor`] of a session that is already open (its token verified or refreshed), read
+/// from the database: current roles, or why the account may no longer act.
+pub(crate) async fn actor_of(store: &Store, id: UserId) -> Result<Actor, AuthError> {
+    let (username, status, roles) = repo::operator_by_id(store, id)
+        .await?
+        .ok_or(AuthError::InvalidCredentials)?;
+    if status != "active" {
+        return Err(AuthError::NotActive(status));
+    }
+    Ok(Actor {
+        user_id: id,
+        username,
+        roles,
     })
 }
 

@@ -68,6 +68,32 @@ pub(super) async fn find_operator(
     }))
 }
 
+/// An operator's username, status and roles by id (no credentials).
+pub(super) async fn operator_by_id(
+    store: &Store,
+    id: UserId,
+) -> Result<Option<(Username, String, Vec<Role>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT username, status FROM users WHERE id = $1 AND kind IN ('operator', 'service')",
+    )
+    .bind(id.to_string())
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Ok(username) = Username::parse(&row.try_get::<String, _>(0)?) else {
+        return Ok(None);
+    };
+    let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+        .bind(id.to_string())
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .filter_map(|r| Role::parse(&r))
+        .collect();
+    Ok(Some((username, row.try_get(1)?, roles)))
+}
+
 pub(super) async fn operator_count(tx: &mut Tx) -> Result<i64, StoreError> {
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE kind = 'operator'")
         .fetch_one(&mut **tx)
