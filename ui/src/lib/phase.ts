@@ -1,12 +1,20 @@
 import type { AppStatus, Me } from './api/types';
 
-export type Phase = 'booting' | 'unavailable' | 'setup' | 'login' | 'change-password' | 'console';
+export type Phase =
+  | 'booting'
+  | 'unavailable'
+  | 'setup'
+  | 'login'
+  | 'locked'
+  | 'change-password'
+  | 'console';
 
 /** Which top-level screen to show for a given state. */
 export function phaseFor(
   booting: boolean,
   status: AppStatus | null,
   me: Me | null,
+  locked = false,
 ): Phase {
   if (booting) {
     return 'booting';
@@ -16,6 +24,9 @@ export function phaseFor(
   }
   if (!status.initialised) {
     return 'setup';
+  }
+  if (locked) {
+    return 'locked';
   }
   if (me === null) {
     return 'login';

@@ -15,6 +15,8 @@ export type { SetupResult } from './bindings/SetupResult';
 export type { DatabaseChoice } from './bindings/DatabaseChoice';
 export type { Me } from './bindings/Me';
 export type { KeysState } from './bindings/KeysState';
+export type { SessionState } from './bindings/SessionState';
+export type { SessionStatus } from './bindings/SessionStatus';
 export type { LoginRequest } from './bindings/LoginRequest';
 export type { LoginResult } from './bindings/LoginResult';
 export type { MfaEnrolment } from './bindings/MfaEnrolment';
