@@ -9,6 +9,8 @@ const COMMANDS: &[&str] = &[
     "login_mfa",
     "logout",
     "me",
+    "session_status",
+    "session_activity",
     "change_password",
     "mfa_begin",
     "mfa_confirm",

@@ -2,8 +2,10 @@
 //!
 //! A worker signs in as a service account (its own account, the `service` role, its key pair
 //! in this machine's keystore, granted the data keys like any operator), so each thing it does
-//! is attributed to it in the audit log. Each round it reads its account again (a suspended
-//! worker stops) and runs the jobs that are due: retention once per interval
+//! is attributed to it in the audit log. It opens a session like any console (the `[auth]`
+//! idle timeout and absolute lifetime apply), and before every job it refreshes the session's
+//! token and reads its account again, so a suspended or demoted worker, or one whose session
+//! was ended or reached its lifetime, stops at its next job. It runs the jobs that are due: retention once per interval
 //! (`[worker] retention_interval_hours`, judged from the runs recorded in the database, so a
 //! fleet of workers runs it once), the detectors every `monitor_interval_secs`. Every job
 //! holds its job lock while it runs ([`crate::store::JobLock`]): on a shared Postgres database
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, NewAuditEntry};
+use crate::auth::tokens::{self, SessionLimits, TokenError, TokenPair};
 use crate::auth::{self, Actor, AuthError};
 use crate::config::Config;
 use crate::keys::KeyRing;
@@ -50,6 +53,20 @@ impl Job {
     }
 }
 
+/// Why a worker stops.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The account may no longer act (suspended, deleted).
+    #[error(transparent)]
+    Account(#[from] AuthError),
+    /// The session was refused (ended, idle, past its lifetime, or the account changed).
+    #[error("the worker's session was refused: {0}; start the worker again to sign in")]
+    Session(#[from] TokenError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// What happened to a job in a round.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobOutcome {
@@ -72,6 +89,8 @@ pub struct Worker {
     store: Store,
     actor: Actor,
     ring: Option<KeyRing>,
+    /// The worker's session, when it holds a key pair to sign its tokens with.
+    tokens: Option<TokenPair>,
     config: Config,
     screener: Screener,
     jobs: Vec<Job>,
@@ -90,7 +109,7 @@ impl Worker {
         config: Config,
         screener: Screener,
         jobs: Vec<Job>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, WorkerError> {
         let mut tx = store.begin().await?;
         audit::append(
             &mut tx,
@@ -100,10 +119,25 @@ impl Worker {
             })),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        let tokens = match &ring {
+            Some(ring) => Some(
+                tokens::issue_limited_at(
+                    &store,
+                    ring,
+                    &actor,
+                    "worker",
+                    SessionLimits::from_config(&config.auth),
+                    Timestamp::now(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         Ok(Self {
             store,
             actor,
+            tokens,
             ring,
             config,
             screener,
@@ -127,10 +161,10 @@ impl Worker {
     }
 
     /// One round: reads the account again (an error ends the worker), then runs each due job.
-    pub async fn round(&mut self) -> Result<Vec<JobOutcome>, AuthError> {
-        self.actor = auth::recheck(&self.store, &self.actor).await?;
+    pub async fn round(&mut self) -> Result<Vec<JobOutcome>, WorkerError> {
         let mut out = Vec::new();
         for job in self.jobs.clone() {
+            self.check_in().await?;
             let at = Timestamp::now();
             let (outcome, report, error) = match job {
                 Job::Retention => self.retention().await,
@@ -148,6 +182,18 @@ impl Worker {
             });
         }
         Ok(out)
+    }
+
+    /// Before each job: the session's token refreshed (refused once the session ended, was
+    /// idle, or reached its lifetime) and the account read again (refused once suspended; a
+    /// role change applies to this job).
+    async fn check_in(&mut self) -> Result<(), WorkerError> {
+        if let (Some(ring), Some(pair)) = (&self.ring, &self.tokens) {
+            let fresh = tokens::refresh(&self.store, ring, &pair.refresh_token).await?;
+            self.tokens = Some(fresh);
+        }
+        self.actor = auth::recheck(&self.store, &self.actor).await?;
+        Ok(())
     }
 
     async fn retention(&mut self) -> (&'static str, Option<serde_json::Value>, Option<String>) {

@@ -549,10 +549,17 @@ fn tokens_through_the_command_line() {
         assert!(err.starts_with("invalid: ") && err.contains(why), "{err}");
     }
 
-    // A session kept in the keystore, then ended.
-    let out = cli.ok(&["login"], &[]);
-    assert!(out.contains("signed in as root-admin"), "{out}");
-    assert!(cli.ok(&["logout"], &[]).contains("signed out"));
+    // A session for this shell, then ended.
+    let out = cli.run(&["login"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("signed in as root-admin"));
+    let session = text(&out.stdout)
+        .trim()
+        .strip_prefix("export VIGIL_SESSION=")
+        .unwrap()
+        .to_owned();
+    let in_session = [("VIGIL_SESSION", session.as_str())];
+    assert!(cli.ok(&["logout"], &in_session).contains("signed out"));
     assert!(cli.ok(&["logout"], &[]).contains("no session"));
     assert!(cli.ok(&["logout", "--all"], &[]).contains("session(s)"));
     let after = cli.run_with_stdin(&["token", "verify"], &token);
@@ -1411,4 +1418,216 @@ fn notices_on_whoami_and_dismissed_from_the_command_line() {
         .contains("dismissed 1"));
     assert_eq!(cli.ok(&["notices"], &new_pw).trim(), "no notices");
     assert!(!cli.ok(&["whoami"], &new_pw).contains("notices"));
+}
+
+impl Cli {
+    /// `vigil ARGS` with `VIGIL_SESSION` (if given) and no password, username or code in the
+    /// environment.
+    fn run_in_session(&self, args: &[&str], session: Option<&str>) -> Output {
+        let mut cmd = self.command(args);
+        cmd.env_remove("VIGIL_USERNAME")
+            .env_remove("VIGIL_PASSWORD")
+            .env_remove("VIGIL_TOTP")
+            .stdin(std::process::Stdio::null());
+        if let Some(s) = session {
+            cmd.env("VIGIL_SESSION", s);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+/// `vigil login` with a TOTP code, then ten commands with neither password nor code, all
+/// within one TOTP step (a sign-in each would need a fresh code, refused as a replay); after
+/// `vigil logout` the next one is refused, and a wrong, foreign or missing VIGIL_SESSION opens
+/// nothing.
+async fn a_command_line_session_needs_the_second_factor_once(cli: Cli) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let e: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["mfa", "enroll", "--json"], &[])).unwrap();
+    let secret = totp_rs::Secret::Encoded(e["secret_base32"].as_str().unwrap().into())
+        .to_bytes()
+        .unwrap();
+    let step = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 30
+    };
+    let now = step();
+    cli.ok(
+        &["mfa", "confirm", &vigil::mfa::code_at(&secret, now, 6)],
+        &[],
+    );
+    // Without a code the password alone no longer signs in.
+    assert_eq!(cli.run(&["whoami"], &[]).status.code(), Some(1));
+    let code = vigil::mfa::code_at(&secret, now + 1, 6);
+    let out = cli.run(&["login"], &[("VIGIL_TOTP", code.as_str())]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    let session = line
+        .trim()
+        .strip_prefix("export VIGIL_SESSION=")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert!(
+        !text(&out.stderr).contains(&session),
+        "the key is printed once"
+    );
+
+    let commands: [&[&str]; 10] = [
+        &["whoami", "--json"],
+        &["whoami"],
+        &["token", "show"],
+        &["audit", "verify"],
+        &["sessions", "list"],
+        &["keys", "status"],
+        &["user", "list"],
+        &["retention", "policies"],
+        &["whoami", "--json"],
+        &["audit", "verify"],
+    ];
+    for args in commands {
+        let out = cli.run_in_session(args, Some(&session));
+        assert!(
+            out.status.success(),
+            "vigil {args:?} in the session: {}",
+            text(&out.stderr)
+        );
+    }
+    let who: serde_json::Value = serde_json::from_slice(
+        &cli.run_in_session(&["whoami", "--json"], Some(&session))
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(who["username"], "root-admin");
+    // The session's access token is the one `token show` prints, and it verifies.
+    let token = text(
+        &cli.run_in_session(&["token", "show"], Some(&session))
+            .stdout,
+    );
+    let ok = cli.run_with_stdin(&["token", "verify"], token.trim());
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+
+    // Wrong, foreign or missing: nothing opens.
+    let mut altered = session.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let other_machine = tempfile::tempdir().unwrap();
+    let foreign = {
+        let mut cmd = cli.command(&["whoami"]);
+        cmd.env_remove("VIGIL_USERNAME")
+            .env_remove("VIGIL_PASSWORD")
+            .env("VIGIL_SESSION", &session)
+            .env(
+                "VIGIL_KEYSTORE",
+                format!("file:{}", other_machine.path().join("ks").display()),
+            )
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    for (out, why) in [
+        (
+            cli.run_in_session(&["whoami"], Some(&altered)),
+            "opens no session",
+        ),
+        (
+            cli.run_in_session(&["whoami"], Some("vs1.AAAA")),
+            "not a Vigil session key",
+        ),
+        (
+            cli.run_in_session(&["whoami"], Some("garbage")),
+            "not a Vigil session key",
+        ),
+        (foreign, "opens no session"),
+        (cli.run_in_session(&["whoami"], None), "not signed in"),
+    ] {
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(!err.contains(&session));
+    }
+    // Still usable after the refusals.
+    assert!(cli
+        .run_in_session(&["whoami"], Some(&session))
+        .status
+        .success());
+
+    // Logout ends it: the session in the database, and the record in the keystore.
+    let out = cli.run_in_session(&["logout"], Some(&session));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("signed out"));
+    let after = cli.run_in_session(&["whoami"], Some(&session));
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        text(&after.stderr).contains("opens no session"),
+        "{}",
+        text(&after.stderr)
+    );
+    let revoked = cli.run_with_stdin(&["token", "verify"], token.trim());
+    assert_eq!(
+        revoked.status.code(),
+        Some(1),
+        "the session's token is revoked"
+    );
+    assert!(
+        step() <= now + 2,
+        "the commands ran within the code's window (else a sign-in would have been refused)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_session_needs_the_second_factor_once_on_sqlite() {
+    a_command_line_session_needs_the_second_factor_once(Cli::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_session_needs_the_second_factor_once_on_postgres() {
+    a_command_line_session_needs_the_second_factor_once(Cli::postgres().await).await
+}
+
+/// A session that was idle past the configured timeout is refused, and a suspended account's
+/// session stops at its next command (the account is read again every time).
+async fn a_command_line_session_ends_when_the_account_is_suspended(cli: Cli) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &["user", "create", "second-admin", "--role", "admin"],
+        &[("VIGIL_NEW_PASSWORD", "a long enough passphrase 42")],
+    );
+    let as_second = [
+        ("VIGIL_USERNAME", "second-admin"),
+        ("VIGIL_PASSWORD", "a long enough passphrase 42"),
+        ("VIGIL_NEW_PASSWORD", "another long passphrase 43"),
+    ];
+    cli.ok(&["passwd"], &as_second);
+    let out = cli.run(
+        &["login"],
+        &[
+            ("VIGIL_USERNAME", "second-admin"),
+            ("VIGIL_PASSWORD", "another long passphrase 43"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let session = text(&out.stdout)
+        .trim()
+        .strip_prefix("export VIGIL_SESSION=")
+        .unwrap()
+        .to_owned();
+    assert!(cli
+        .run_in_session(&["whoami"], Some(&session))
+        .status
+        .success());
+    cli.ok(&["user", "suspend", "second-admin"], &[]);
+    let out = cli.run_in_session(&["whoami"], Some(&session));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("session has ended"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_session_ends_when_the_account_is_suspended_on_sqlite() {
+    a_command_line_session_ends_when_the_account_is_suspended(Cli::sqlite()).await
 }

@@ -1303,6 +1303,45 @@ async fn sign_in_bookkeeping_and_ended_sessions_work_over_each_operators_own_log
         .await
         .unwrap();
 
+    // Idle and absolute limits over the operator's own login: a use is recorded in their own
+    // session's row, and an idle session is refused by verification and refresh.
+    let limits = tokens::SessionLimits {
+        idle_timeout_secs: 600,
+        absolute_lifetime_secs: 3600,
+    };
+    let t0 = Timestamp::now();
+    let secs = |s: i64| Timestamp::from_micros(t0.micros() + s * 1_000_000);
+    let short = tokens::issue_limited_at(&m.store, ring, &session.actor, "test", limits, t0)
+        .await
+        .unwrap();
+    tokens::verify_access_token_at(&m.store, &short.access_token, secs(300))
+        .await
+        .unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT last_seen_at FROM sessions WHERE id = $1")
+        .bind(&short.session_id)
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        secs(300).micros(),
+        "the use was recorded over the own login"
+    );
+    tokens::verify_access_token_at(&m.store, &short.access_token, secs(800))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tokens::verify_access_token_at(&m.store, &short.access_token, secs(1401)).await,
+        Err(tokens::TokenError::SessionIdle)
+    ));
+    assert!(matches!(
+        tokens::refresh_at(&m.store, ring, &short.refresh_token, secs(1401)).await,
+        Err(tokens::TokenError::SessionIdle)
+    ));
+    assert!(tokens::logout_refresh(&m.store, &short.refresh_token)
+        .await
+        .unwrap());
+
     // A wrong code and a replayed code are both "invalid code", each a failure.
     let ck = session.credential.as_ref().unwrap();
     let e = vigil::mfa::enroll(&m.store, ck, &m.actor).await.unwrap();

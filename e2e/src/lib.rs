@@ -34,6 +34,11 @@ impl App {
     /// Starts tauri-driver on `port` and the app binary named by `VIGIL_E2E_APP`, with its
     /// config and data under `home`.
     pub async fn launch(home: &Path, port: u16) -> Result<Self> {
+        Self::launch_with(home, port, &[]).await
+    }
+
+    /// [`App::launch`] with extra environment for the app (such as `VIGIL_IDLE_TIMEOUT_SECS`).
+    pub async fn launch_with(home: &Path, port: u16, env: &[(&str, &str)]) -> Result<Self> {
         let app = env_path("VIGIL_E2E_APP")?;
         let driver_bin = env_path("VIGIL_E2E_TAURI_DRIVER")?;
         let native = std::env::var("VIGIL_E2E_NATIVE_DRIVER")
@@ -55,6 +60,7 @@ impl App {
             .env_remove("VIGIL_DATABASE_URL")
             .env_remove("VIGIL_CONFIG")
             .env_remove("VIGIL_KEYSTORE")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;

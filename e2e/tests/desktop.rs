@@ -799,3 +799,96 @@ fn tempfile_dir(prefix: &str) -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// Seconds without use after which the console under test locks itself.
+const IDLE_SECS: u64 = 20;
+
+/// The idle lock, in its real window: with `VIGIL_IDLE_TIMEOUT_SECS` short, an administrator
+/// with MFA on leaves the users screen alone; the lock screen appears, the keys and the
+/// operators' data are refused to a direct call, and the password with a fresh TOTP code brings
+/// back the same screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_locks_when_idle_and_unlocks_to_the_same_screen() -> Result<()> {
+    let home = tempfile_dir("vigil-e2e-idle")?;
+    let idle = IDLE_SECS.to_string();
+    let app = App::launch_with(&home, 4454, &[("VIGIL_IDLE_TIMEOUT_SECS", idle.as_str())]).await?;
+    if let Err(e) = idle_lock(&app).await {
+        app.report_failure().await;
+        return Err(e);
+    }
+    app.quit().await
+}
+
+async fn idle_lock(app: &App) -> Result<()> {
+    app.el("setup-username").await?;
+    app.click("setup-db-sqlite").await?;
+    app.fill("setup-username", ADMIN).await?;
+    app.fill("setup-password", ADMIN_PASSWORD).await?;
+    app.fill("setup-password-confirm", ADMIN_PASSWORD).await?;
+    app.click("setup-submit").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    app.click("nav-account").await?;
+    app.click("mfa-start").await?;
+    let secret = app.text("mfa-secret").await?;
+    let (code, used) = totp_now(&secret)?;
+    app.fill("mfa-confirm-code", &code).await?;
+    app.click("mfa-confirm-submit").await?;
+    app.el("backup-codes").await?;
+    app.click("backup-codes-done").await?;
+    app.wait_text("mfa-status", "On").await?;
+
+    // The users screen, then nothing: the lock screen replaces it.
+    app.click("nav-users").await?;
+    app.el("users-table").await?;
+    assert!(app
+        .invoke("keys_status", serde_json::json!({}))
+        .await?
+        .is_ok());
+    app.wait_css_for(
+        "[data-testid=\"lock-screen\"]",
+        std::time::Duration::from_secs(IDLE_SECS + 70),
+    )
+    .await?;
+    assert!(!app.present("users-table").await?);
+    app.screenshot("idle-lock").await?;
+    // The keys, the operators' data and the session are gone from the app: direct calls fail.
+    for (command, args) in [
+        ("keys_status", serde_json::json!({})),
+        (
+            "users_list",
+            serde_json::json!({ "req": {
+                "kind": null, "role": null, "status": null, "mfa": null,
+                "search": "someone@example.com", "page": 0, "page_size": 10
+            } }),
+        ),
+        ("me", serde_json::json!({})),
+    ] {
+        let refused = app
+            .invoke(command, args)
+            .await?
+            .expect_err(&format!("{command} must be refused while locked"));
+        assert_eq!(refused["code"], "session_locked", "{command}: {refused}");
+    }
+    // The username is fixed; the password and a fresh code open the same screen again.
+    assert_eq!(
+        app.el("login-username")
+            .await?
+            .prop("value")
+            .await?
+            .as_deref(),
+        Some(ADMIN)
+    );
+    app.fill("login-password", ADMIN_PASSWORD).await?;
+    app.click("login-submit").await?;
+    app.el("mfa-code").await?;
+    let (code, _) = fresh_totp(&secret, used).await?;
+    app.fill("mfa-code", &code).await?;
+    app.click("mfa-submit").await?;
+    app.el("users-table").await?;
+    assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    assert!(app
+        .invoke("keys_status", serde_json::json!({}))
+        .await?
+        .is_ok());
+    Ok(())
+}

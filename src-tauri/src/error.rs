@@ -31,6 +31,9 @@ pub enum ErrorCode {
     NotSignedIn,
     /// The session was revoked, or the account changed, elsewhere.
     SessionEnded,
+    /// The console locked itself after the idle timeout: the password and second factor
+    /// again open it where it was.
+    SessionLocked,
     /// The operator's roles do not allow this.
     Forbidden,
     /// Wrong username or password (which one is not said).

@@ -41,6 +41,8 @@ pub fn run() {
             commands::session::login_mfa,
             commands::session::logout,
             commands::session::me,
+            commands::session::session_status,
+            commands::session::session_activity,
             commands::session::change_password,
             commands::session::notices,
             commands::session::notices_dismiss,

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use vigil::auth::tokens::{self, TokenError, TokenPair, Verifier};
+use vigil::auth::tokens::{self, SessionLimits, TokenError, TokenPair, Verifier};
 use vigil::auth::{self, Actor, CredentialKey, MfaChallenge, Session};
 use vigil::config::Config;
 use vigil::keys::keystore::Keystore;
@@ -13,6 +13,14 @@ use vigil::store::Store;
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
 use crate::watch::Watch;
+
+/// What a command gets while the console is locked.
+pub fn locked_error() -> CommandError {
+    CommandError::new(
+        ErrorCode::SessionLocked,
+        "Vigil locked itself after a while without use: sign in again to continue",
+    )
+}
 
 /// The client name recorded on the desktop app's sessions.
 pub const CLIENT: &str = "vigil-desktop";
@@ -119,8 +127,23 @@ pub struct AppState {
     session: Mutex<Option<Arc<DesktopSession>>>,
     challenge: tokio::sync::Mutex<Option<MfaChallenge>>,
     verifier: Verifier,
+    /// The operator whose session locked itself when idle, until they sign in again.
+    locked: Mutex<Option<String>>,
+    /// When the operator last used the window (reported by the UI), for the idle lock.
+    activity: Mutex<std::time::Instant>,
     /// The background monitor's state.
     pub(crate) watch: Watch,
+}
+
+/// Where the console stands, for the UI's lock screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Nobody is signed in.
+    SignedOut,
+    /// Signed in and in use.
+    Active,
+    /// Locked after the idle timeout.
+    Locked,
 }
 
 impl AppState {
@@ -132,6 +155,8 @@ impl AppState {
             session: Mutex::new(None),
             challenge: tokio::sync::Mutex::new(None),
             verifier: Verifier::new(),
+            locked: Mutex::new(None),
+            activity: Mutex::new(std::time::Instant::now()),
             watch: Watch::default(),
         }
     }
@@ -207,16 +232,20 @@ impl AppState {
         self.challenge.lock().await.take()
     }
 
-    /// Starts a signed-in session: issues tokens when the operator's keys hold the token key.
+    /// Starts a signed-in session: issues tokens when the operator's keys hold the token key,
+    /// with the configured idle timeout and absolute lifetime (`[auth]`).
     pub async fn sign_in(&self, db: &Db, session: Session) -> Arc<DesktopSession> {
+        let limits = SessionLimits::from_config(&self.config().auth);
         let tokens = match &session.keys {
-            Some(ring) => match tokens::issue(&db.store, ring, &session, CLIENT).await {
-                Ok(pair) => Some(pair),
-                Err(e) => {
-                    tracing::info!(error = %e, "signed in without tokens");
-                    None
+            Some(ring) => {
+                match tokens::issue_limited(&db.store, ring, &session, CLIENT, limits).await {
+                    Ok(pair) => Some(pair),
+                    Err(e) => {
+                        tracing::info!(error = %e, "signed in without tokens");
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         let signed_in = Arc::new(DesktopSession {
@@ -232,6 +261,8 @@ impl AppState {
             must_change_password: Mutex::new(session.must_change_password),
         });
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(signed_in.clone());
+        *self.locked.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.touch();
         // The background monitor runs right after sign-in, not at its next minute.
         self.watch.wake();
         signed_in
@@ -290,6 +321,9 @@ impl AppState {
     pub async fn authorised_for_password_change(
         &self,
     ) -> CommandResult<(Arc<Db>, Arc<DesktopSession>, Actor)> {
+        if self.lock_if_idle().await || self.locked_for().is_some() {
+            return Err(locked_error());
+        }
         let session = self.current().ok_or_else(CommandError::not_signed_in)?;
         let db = self.db().await?;
         // The account first, so a suspension is reported as one; then the access token, which a
@@ -336,6 +370,74 @@ impl AppState {
                 ErrorCode::SessionEnded,
                 format!("your session ended: {e}"),
             )),
+        }
+    }
+
+    /// Forgets a lock (the operator chose to sign out from the lock screen).
+    pub fn clear_lock(&self) {
+        *self.locked.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Records that the operator used the window now.
+    pub fn touch(&self) {
+        *self.activity.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    /// The operator the console is locked for, if it is.
+    pub fn locked_for(&self) -> Option<String> {
+        self.locked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Where the console stands, locking it first if it has been idle for the timeout.
+    pub async fn standing(&self) -> Standing {
+        if self.lock_if_idle().await || self.locked_for().is_some() {
+            Standing::Locked
+        } else if self.current().is_some() {
+            Standing::Active
+        } else {
+            Standing::SignedOut
+        }
+    }
+
+    /// Locks the console if an operator is signed in and has not used the window for the
+    /// idle timeout (`[auth] idle_timeout_secs`); returns whether it locked now.
+    pub async fn lock_if_idle(&self) -> bool {
+        let idle = std::time::Duration::from_secs(self.config().auth.idle_timeout_secs.max(1));
+        let since = self
+            .activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if since < idle || self.current().is_none() {
+            return false;
+        }
+        self.lock().await;
+        true
+    }
+
+    /// Locks the console: the session is ended (its tokens revoked), and its keys, credential
+    /// key and tokens, and the open database with its password, are dropped from memory; only
+    /// the username stays, for the lock screen. Signing in again as that operator opens the
+    /// console where it was.
+    // Session expiry and lock happen here (and in the core's `tokens::check_account` /
+    // `tokens::refresh_at`, which refuse idle and expired sessions): the hook points for
+    // recording them as security events.
+    pub async fn lock(&self) {
+        let Some(session) = self.current() else {
+            return;
+        };
+        *self.locked.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(session.actor().username().to_string());
+        drop(session);
+        self.sign_out().await;
+        // The pool (and the database password in its options) goes with the last handle.
+        if let Some(db) = self.db.write().await.take() {
+            if Arc::strong_count(&db) == 1 {
+                db.store.close().await;
+            }
         }
     }
 

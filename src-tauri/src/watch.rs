@@ -143,6 +143,10 @@ pub fn start(app: AppHandle) {
 
 /// One round: run the detectors if the operator may, then tell of new critical incidents.
 async fn tick(app: &AppHandle, state: &AppState) {
+    // The idle lock holds even when the window reports nothing.
+    if state.lock_if_idle().await {
+        return;
+    }
     let Some(current) = state.current() else {
         return;
     };

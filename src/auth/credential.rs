@@ -54,6 +54,19 @@ impl CredentialKey {
         }
     }
 
+    /// The key itself, for a short-lived sealed session record.
+    pub(crate) fn secret(&self) -> &[u8; 32] {
+        self.key.expose()
+    }
+
+    /// The key of `user` from [`CredentialKey::secret`]'s bytes.
+    pub(crate) fn from_secret(user: UserId, bytes: &[u8]) -> Option<Self> {
+        Some(Self {
+            user,
+            key: SymmetricKey::from_slice(bytes)?,
+        })
+    }
+
     /// The operator it belongs to.
     pub fn user(&self) -> UserId {
         self.user

@@ -3,6 +3,7 @@
 //! An [`Actor`] is made only here, by checking a password (and, with the identity module, a
 //! second factor), so holding one proves the operator authenticated.
 
+pub mod cli_session;
 mod credential;
 mod login;
 mod password;
@@ -200,6 +201,26 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
         roles: op.roles,
         session_id: actor.session_id.clone(),
         must_enrol_mfa: actor.must_enrol_mfa && !op.mfa_enabled,
+    })
+}
+
+/// The [`Actor`] of a session that is already open (its token verified or refreshed), read
+/// from the database: current roles, or why the account may no longer act.
+pub(crate) async fn actor_of(store: &Store, id: UserId) -> Result<Actor, AuthError> {
+    let (username, status, roles) = repo::operator_by_id(store, id)
+        .await?
+        .ok_or(AuthError::InvalidCredentials)?;
+    if status != "active" {
+        return Err(AuthError::NotActive(status));
+    }
+    // A session is opened only by a sign-in that was not held at MFA enrolment, and an MFA
+    // reset ends every session, so an open session's operator is never held.
+    Ok(Actor {
+        user_id: id,
+        username,
+        roles,
+        session_id: None,
+        must_enrol_mfa: false,
     })
 }
 

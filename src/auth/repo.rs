@@ -68,6 +68,32 @@ pub(super) async fn find_operator(
     }))
 }
 
+/// An operator's username, status and roles by id (no credentials).
+pub(super) async fn operator_by_id(
+    store: &Store,
+    id: UserId,
+) -> Result<Option<(Username, String, Vec<Role>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT username, status FROM users WHERE id = $1 AND kind IN ('operator', 'service')",
+    )
+    .bind(id.to_string())
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Ok(username) = Username::parse(&row.try_get::<String, _>(0)?) else {
+        return Ok(None);
+    };
+    let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+        .bind(id.to_string())
+        .fetch_all(store.pool())
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .filter_map(|r| Role::parse(&r))
+        .collect();
+    Ok(Some((username, row.try_get(1)?, roles)))
+}
+
 pub(super) async fn operator_count(tx: &mut Tx) -> Result<i64, StoreError> {
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE kind = 'operator'")
         .fetch_one(&mut **tx)
@@ -553,18 +579,53 @@ pub(super) async fn insert_session(
     client: &str,
     now: Timestamp,
     expires: Timestamp,
+    idle_timeout_secs: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $4, $5)",
+        "INSERT INTO sessions (id, user_id, client, created_at, last_seen_at, expires_at, \
+         idle_timeout_secs) VALUES ($1, $2, $3, $4, $4, $5, $6)",
     )
     .bind(id)
     .bind(user.to_string())
     .bind(client)
     .bind(now.micros())
     .bind(expires.micros())
+    .bind(idle_timeout_secs)
     .execute(store.pool())
     .await?;
+    Ok(())
+}
+
+const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = $1 \
+     WHERE id = $2 AND last_seen_at < $1 AND revoked_at IS NULL";
+
+/// Records a use of a live session (only ever moves `last_seen_at` forward). In team mode the
+/// row-level policy lets an operator's own login touch only their own sessions; a verification
+/// of someone else's token there changes nothing.
+pub(super) async fn touch_session(
+    store: &Store,
+    session: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(TOUCH_SESSION)
+        .bind(now.micros())
+        .bind(session)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// [`touch_session`] inside a transaction.
+pub(super) async fn touch_session_in(
+    tx: &mut Tx,
+    session: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(TOUCH_SESSION)
+        .bind(now.micros())
+        .bind(session)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -599,6 +660,12 @@ pub(super) struct RefreshRow {
     pub family: String,
     pub user: String,
     pub expires_at: i64,
+    /// The session's absolute end.
+    pub session_expires_at: i64,
+    /// The session's last recorded use.
+    pub last_seen_at: i64,
+    /// The session's idle timeout.
+    pub idle_timeout_secs: i64,
     /// Traded for a newer one already.
     pub rotated: bool,
     /// Revoked, or its session was.
@@ -613,7 +680,8 @@ pub(super) async fn refresh_by_hash(
         "SELECT r.id, r.session_id, r.family_id, s.user_id, r.expires_at, \
          CAST(CASE WHEN r.rotated_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT), \
          CAST(CASE WHEN r.revoked_at IS NOT NULL OR s.revoked_at IS NOT NULL \
-              THEN 1 ELSE 0 END AS BIGINT) \
+              THEN 1 ELSE 0 END AS BIGINT), \
+         s.expires_at, s.last_seen_at, s.idle_timeout_secs \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
     )
     .bind(hash)
@@ -628,6 +696,9 @@ pub(super) async fn refresh_by_hash(
         expires_at: r.try_get(4)?,
         rotated: r.try_get::<i64, _>(5)? != 0,
         revoked: r.try_get::<i64, _>(6)? != 0,
+        session_expires_at: r.try_get(7)?,
+        last_seen_at: r.try_get(8)?,
+        idle_timeout_secs: r.try_get(9)?,
     }))
 }
 
@@ -777,8 +848,12 @@ pub(super) struct TokenFacts {
     pub jti_revoked: bool,
     pub session_live: bool,
     pub roles_match: bool,
-    /// The session's end, if live.
+    /// The session's end, if not revoked.
     pub session_expires_at: Option<i64>,
+    /// The session's last recorded use, if not revoked.
+    pub last_seen_at: Option<i64>,
+    /// The session's idle timeout (0 if there is no such session).
+    pub idle_timeout_secs: i64,
     /// The authorisation epoch these facts were read at.
     pub epoch: i64,
     /// A step-up requirement in force placed after the session began.
@@ -813,7 +888,9 @@ pub(super) async fn token_facts(
            (SELECT COUNT(*) FROM user_restrictions r WHERE r.user_id = $1 \
               AND r.kind = 'step_up' AND r.lifted_at IS NULL \
               AND (r.expires_at IS NULL OR r.expires_at > $4) \
-              AND r.created_at >= (SELECT created_at FROM sessions WHERE id = $3))"
+              AND r.created_at >= (SELECT created_at FROM sessions WHERE id = $3)), \
+           (SELECT last_seen_at FROM sessions WHERE id = $3 AND user_id = $1 AND revoked_at IS NULL), \
+           (SELECT idle_timeout_secs FROM sessions WHERE id = $3 AND user_id = $1)"
     );
     let mut q = sqlx::query(&sql)
         .bind(user)
@@ -834,6 +911,8 @@ pub(super) async fn token_facts(
         session_expires_at: row.try_get(5)?,
         epoch: row.try_get(6)?,
         step_up_required: row.try_get::<i64, _>(7)? > 0,
+        last_seen_at: row.try_get(8)?,
+        idle_timeout_secs: row.try_get::<Option<i64>, _>(9)?.unwrap_or(0),
     })
 }
 

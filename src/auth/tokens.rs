@@ -9,9 +9,14 @@
 //! to `sub`, checks the signature and every claim (30 s leeway) and that the lifetime is at most
 //! [`ACCESS_SECONDS`], then in one database round trip that the `jti` is not revoked, the
 //! session is live, the account is active and still holds exactly those roles.
-//! Refresh tokens are 256 random bits, stored as SHA-256, 30 days, rotated on every use (one
+//! Refresh tokens are 256 random bits, stored as SHA-256, rotated on every use (one
 //! conditional update, so a token is traded once even when two refreshes race); a rotated
 //! token presented again revokes its whole family and session (theft signal, audited).
+//! Sessions end on their own ([`SessionLimits`], `[auth]` in the configuration): a session not
+//! used for its idle timeout is refused ([`TokenError::SessionIdle`]), and none outlives its
+//! absolute lifetime ([`TokenError::SessionExpired`]); refresh tokens stop at the same limit.
+//! Verification and refresh are the uses that count, recorded in `sessions.last_seen_at` at
+//! most about once a minute.
 //! A credential change ends sessions (`auth::change_password`, `auth::reset_password`,
 //! `mfa::reset`): tokens issued in them stop verifying, and their refresh tokens are refused.
 
@@ -33,8 +38,43 @@ pub const ISSUER: &str = "vigil";
 pub const AUDIENCE: &str = "vigil-console";
 /// Access token lifetime.
 pub const ACCESS_SECONDS: i64 = 3600;
-/// Refresh token (and session) lifetime.
+/// The longest a refresh token (and session) may be configured to live.
 pub const REFRESH_SECONDS: i64 = 30 * 24 * 3600;
+/// The coarsest granularity of `sessions.last_seen_at` (a use within this of the last recorded
+/// one is not written); shorter for idle timeouts under four minutes.
+pub const LAST_SEEN_GRANULARITY_SECONDS: i64 = 60;
+
+/// How long a session may last: since its last use, and since it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// A session not used for this long is refused.
+    pub idle_timeout_secs: i64,
+    /// No session lasts longer than this, refreshed or not.
+    pub absolute_lifetime_secs: i64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::AuthConfig::default())
+    }
+}
+
+impl SessionLimits {
+    /// The limits `[auth]` configures (each at least one second, at most [`REFRESH_SECONDS`]).
+    pub fn from_config(auth: &crate::config::AuthConfig) -> Self {
+        let clamp = |s: u64| (s.min(REFRESH_SECONDS as u64) as i64).max(1);
+        Self {
+            idle_timeout_secs: clamp(auth.idle_timeout_secs),
+            absolute_lifetime_secs: clamp(auth.absolute_lifetime_secs),
+        }
+    }
+}
+
+/// How long after a recorded use the next one is written: a quarter of the idle timeout, at
+/// most a minute, so a session in use never looks idle by more than that.
+fn touch_interval_micros(idle_timeout_secs: i64) -> i64 {
+    (idle_timeout_secs * 1_000_000 / 4).clamp(1, LAST_SEEN_GRANULARITY_SECONDS * 1_000_000)
+}
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 30;
 /// Longest token accepted for parsing.
@@ -124,6 +164,12 @@ pub enum TokenError {
     /// The `jti` or its session was revoked.
     #[error("token has been revoked")]
     Revoked,
+    /// The session was not used for its idle timeout; sign in again.
+    #[error("the session ended after being idle; sign in again")]
+    SessionIdle,
+    /// The session reached its absolute lifetime; sign in again.
+    #[error("the session reached its maximum lifetime; sign in again")]
+    SessionExpired,
     /// The account is gone, not active, or its roles changed since the token was issued.
     #[error("the account is no longer active with these roles")]
     AccountChanged,
@@ -162,6 +208,8 @@ impl TokenError {
             TokenError::StepUpRequired => "step_up_required",
             TokenError::Reused => "reused",
             TokenError::InvalidRefresh => "invalid_refresh",
+            TokenError::SessionIdle => "session_idle",
+            TokenError::SessionExpired => "session_expired",
             TokenError::Store(_) => "store",
         }
     }
@@ -231,7 +279,8 @@ fn sign(
     Ok((token, Timestamp::from_micros(claims.exp * 1_000_000)))
 }
 
-/// Opens a session for a signed-in operator and issues its first pair.
+/// Opens a session for a signed-in operator and issues its first pair, with the default
+/// [`SessionLimits`].
 pub async fn issue(
     store: &Store,
     ring: &KeyRing,
@@ -239,6 +288,25 @@ pub async fn issue(
     client: &str,
 ) -> Result<TokenPair, TokenError> {
     issue_at(store, ring, &session.actor, client, Timestamp::now()).await
+}
+
+/// [`issue`] with the configured limits.
+pub async fn issue_limited(
+    store: &Store,
+    ring: &KeyRing,
+    session: &Session,
+    client: &str,
+    limits: SessionLimits,
+) -> Result<TokenPair, TokenError> {
+    issue_limited_at(
+        store,
+        ring,
+        &session.actor,
+        client,
+        limits,
+        Timestamp::now(),
+    )
+    .await
 }
 
 /// [`issue`] for `actor` at a given time (tests step the clock).
@@ -249,13 +317,34 @@ pub async fn issue_at(
     client: &str,
     now: Timestamp,
 ) -> Result<TokenPair, TokenError> {
+    issue_limited_at(store, ring, actor, client, SessionLimits::default(), now).await
+}
+
+/// [`issue_limited`] for `actor` at a given time (tests step the clock).
+pub async fn issue_limited_at(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    client: &str,
+    limits: SessionLimits,
+    now: Timestamp,
+) -> Result<TokenPair, TokenError> {
     // A console signs only for the operator whose key pair it holds.
     if ring.operator() != actor.user_id() {
         return Err(TokenError::WrongSigner);
     }
     let session_id = uuid::Uuid::now_v7().to_string();
-    let expires = Timestamp::from_micros(now.micros() + REFRESH_SECONDS * 1_000_000);
-    repo::insert_session(store, &session_id, actor.user_id(), client, now, expires).await?;
+    let expires = Timestamp::from_micros(now.micros() + limits.absolute_lifetime_secs * 1_000_000);
+    repo::insert_session(
+        store,
+        &session_id,
+        actor.user_id(),
+        client,
+        now,
+        expires,
+        limits.idle_timeout_secs,
+    )
+    .await?;
     let refresh = random_token();
     let mut tx = store.begin().await?;
     let family = uuid::Uuid::now_v7().to_string();
@@ -319,7 +408,8 @@ pub async fn verify_access_token_at(
 /// the full checks. Time claims are checked on every call.
 #[derive(Default)]
 pub struct Verifier {
-    /// SHA-256 of the token → its claims, the epoch they were checked at and the session's end.
+    /// SHA-256 of the token → its claims, the epoch they were checked at, and when they must be
+    /// checked again regardless (the session's end, its idle deadline, or its next recorded use).
     cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Claims, i64, i64)>>,
     /// A connection kept for the epoch reads, so they do not queue on the pool.
     conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
@@ -357,13 +447,13 @@ impl Verifier {
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
             .cloned();
-        if let Some((claims, epoch, session_end)) = cached {
+        if let Some((claims, epoch, recheck_at)) = cached {
             // The same bytes verified before; the clock and the epoch decide the rest.
             if let Err(e) = check_times(&claims, now) {
                 record_rejected(store, &e, Some(&claims)).await;
                 return Err(e);
             }
-            if session_end > now.micros() && self.epoch(store).await? == epoch {
+            if recheck_at > now.micros() && self.epoch(store).await? == epoch {
                 return Ok(claims);
             }
         }
@@ -374,7 +464,7 @@ impl Verifier {
                 return Err(e);
             }
         };
-        let (epoch, session_end) = match check_account(store, &c, now).await {
+        let (epoch, recheck_at) = match check_account(store, &c, now).await {
             Ok(r) => r,
             Err(e) => {
                 record_rejected(store, &e, Some(&c)).await;
@@ -385,7 +475,7 @@ impl Verifier {
         if cache.len() >= 50_000 {
             cache.clear();
         }
-        cache.insert(id, (c.clone(), epoch, session_end));
+        cache.insert(id, (c.clone(), epoch, recheck_at));
         Ok(c)
     }
 
@@ -406,7 +496,9 @@ impl Verifier {
     }
 }
 
-/// The database checks: returns the epoch they were made at and the session's end.
+/// The database checks: returns the epoch they were made at and when they must be made again
+/// (the session's end, its idle deadline or its next recorded use, whichever is first). A use
+/// is recorded (`last_seen_at`) when the last recorded one is older than the touch interval.
 pub(super) async fn check_account(
     store: &Store,
     c: &Claims,
@@ -419,8 +511,15 @@ pub(super) async fn check_account(
         return Err(TokenError::Malformed);
     }
     let facts = repo::token_facts(store, &c.sub, &c.jti, &c.sid, &claimed, now).await?;
-    if facts.jti_revoked || (facts.status.is_some() && !facts.session_live) {
+    if facts.jti_revoked {
         return Err(TokenError::Revoked);
+    }
+    if facts.status.is_some() && !facts.session_live {
+        // Not revoked but past its end: it expired.
+        return Err(match facts.session_expires_at {
+            Some(end) if end <= now.micros() => TokenError::SessionExpired,
+            _ => TokenError::Revoked,
+        });
     }
     if facts.status.as_deref() != Some("active") || !facts.roles_match {
         return Err(TokenError::AccountChanged);
@@ -428,7 +527,23 @@ pub(super) async fn check_account(
     if facts.step_up_required {
         return Err(TokenError::StepUpRequired);
     }
-    Ok((facts.epoch, facts.session_expires_at.unwrap_or(0)))
+    let (last_seen, idle) = (facts.last_seen_at.unwrap_or(0), facts.idle_timeout_secs);
+    let idle_deadline = last_seen + idle * 1_000_000;
+    if idle_deadline <= now.micros() {
+        return Err(TokenError::SessionIdle);
+    }
+    let interval = touch_interval_micros(idle);
+    let mut touch_due = last_seen + interval;
+    if touch_due <= now.micros() {
+        repo::touch_session(store, &c.sid, now).await?;
+        touch_due = now.micros() + interval;
+    }
+    let recheck_at = facts
+        .session_expires_at
+        .unwrap_or(0)
+        .min(idle_deadline)
+        .min(touch_due);
+    Ok((facts.epoch, recheck_at))
 }
 
 /// A token's header, read before any signature is checked, so that what is refused is
@@ -651,6 +766,13 @@ async fn refresh_inner(
     if row.rotated {
         return Err(reused(tx, &row, now).await?);
     }
+    // Refresh stops at the session's absolute end, and after its idle timeout.
+    if row.session_expires_at <= now.micros() {
+        return Err(TokenError::SessionExpired);
+    }
+    if row.last_seen_at + row.idle_timeout_secs * 1_000_000 <= now.micros() {
+        return Err(TokenError::SessionIdle);
+    }
     if row.expires_at <= now.micros() {
         return Err(TokenError::InvalidRefresh);
     }
@@ -659,7 +781,7 @@ async fn refresh_inner(
         return Err(TokenError::AccountChanged);
     }
     let fresh = random_token();
-    let expires = Timestamp::from_micros(now.micros() + REFRESH_SECONDS * 1_000_000);
+    let expires = Timestamp::from_micros(row.session_expires_at);
     let new_id = uuid::Uuid::now_v7().to_string();
     if !repo::rotate_refresh(&mut tx, &row.id, &new_id, now).await? {
         // A concurrent refresh of the same token spent it first.
@@ -675,6 +797,7 @@ async fn refresh_inner(
         expires,
     )
     .await?;
+    repo::touch_session_in(&mut tx, &row.session, now).await?;
     tx.commit().await?;
     let (access_token, access_expires_at) = sign(ring, &row.user, &row.session, roles, now)?;
     Ok(TokenPair {

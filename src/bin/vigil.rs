@@ -12,8 +12,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil::audit::{self, AuditFilter, Verification};
+use vigil::auth::cli_session::{self, OpenRecord, SessionKey};
 use vigil::auth::platform_tokens::PlatformTokenKeys;
-use vigil::auth::tokens;
+use vigil::auth::tokens::{self, SessionLimits};
 use vigil::auth::users;
 use vigil::auth::{self, Actor, LoginOutcome, LoginSource, Password, Session, Username};
 use vigil::bench::{self, BenchOptions};
@@ -83,9 +84,11 @@ enum Command {
     User(UserCommand),
     /// Change your own password (re-seals your key pair on this machine).
     Passwd,
-    /// Sign in and open a session; its refresh token is kept in this machine's keystore.
+    /// Sign in once (password, second factor) and open a session for this shell: prints
+    /// `export VIGIL_SESSION=...`; later commands with it need neither, until `vigil logout`,
+    /// the idle timeout or the absolute lifetime ([auth]).
     Login,
-    /// End the session kept in the keystore, or with --all every session of yours.
+    /// End this shell's session (VIGIL_SESSION), or with --all every session of yours.
     Logout {
         /// Every session of the signed-in operator, on every machine.
         #[arg(long)]
@@ -866,6 +869,16 @@ fn connect_url(config: &Config) -> DatabaseUrl {
     if url.postgres_user().is_none() || url.has_password() {
         return url.clone();
     }
+    // A command-line session keeps the database password in its sealed record.
+    if let Ok(Some(record)) = cli_record(config) {
+        let with = record
+            .database_password()
+            .and_then(|pw| url.with_password(pw));
+        *CLI_RECORD.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+        if let Some(with) = with {
+            return with;
+        }
+    }
     match config.keystore.open() {
         Ok(ks) => {
             vigil::store::team::with_remembered_password(ks.as_ref(), url).unwrap_or_else(|e| {
@@ -1170,28 +1183,55 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Sessions(c) => sessions_cmd(&config, c).await,
         Command::Login => {
             let store = open(&config).await?;
-            let (session, _) = session(&config, &store).await?;
+            // Always with the password (and second factor): never from another session.
+            let (session, _) = password_session(&config, &store, false, false).await?;
             let ring = session
                 .keys
                 .as_ref()
                 .ok_or(vigil::keys::KeyError::NoKeyPairHere)?;
-            let pair = tokens::issue(&store, ring, &session, "cli").await?;
+            let limits = SessionLimits::from_config(&config.auth);
+            let now = Timestamp::now();
+            let pair =
+                tokens::issue_limited_at(&store, ring, &session.actor, "cli", limits, now).await?;
+            let ends =
+                Timestamp::from_micros(now.micros() + limits.absolute_lifetime_secs * 1_000_000);
             let keystore = config.keystore.open()?;
-            keystore.put(
-                session.actor.user_id().as_uuid(),
-                &SecretName::parse(REFRESH_ENTRY)?,
-                pair.refresh_token.as_bytes(),
+            let database_password = remembered_database_password(&config, keystore.as_ref());
+            let key = cli_session::begin(
+                keystore.as_ref(),
+                &session,
+                &pair,
+                ends,
+                database_password.as_deref().map(|p| p.as_str()),
             )?;
-            println!(
-                "signed in as {}; session {} (refresh token kept in {})",
+            println!("export VIGIL_SESSION={}", key.reveal().as_str());
+            eprintln!(
+                "signed in as {}; session {} ends after {} min without use, and at {} UTC at the \
+                 latest (kept sealed in {}). Run the line above in this shell, e.g. \
+                 eval \"$(vigil login)\"; `vigil logout` ends it.",
                 session.actor.username(),
                 pair.session_id,
+                limits.idle_timeout_secs / 60,
+                ends.to_datetime().format("%Y-%m-%d %H:%M"),
                 keystore.describe()
             );
             print_notices(&notices::pending(&store, &session.actor).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Logout { all } => {
+            if let Some(mut record) = cli_record(&config)? {
+                let store = open(&config).await?;
+                let keystore = config.keystore.open()?;
+                if all {
+                    let session = record.resume(&store, keystore.as_ref()).await?;
+                    let n = tokens::logout_everywhere(&store, session.actor.user_id()).await?;
+                    println!("ended {n} session(s) of {}", session.actor.username());
+                }
+                let id = record.session_id();
+                record.end(&store, keystore.as_ref()).await?;
+                println!("signed out; session {id} ended (unset VIGIL_SESSION)");
+                return Ok(ExitCode::SUCCESS);
+            }
             let store = open(&config).await?;
             let (actor, _) = enrolment_session(&config, &store)
                 .await
@@ -1200,6 +1240,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 let n = tokens::logout_everywhere(&store, actor.user_id()).await?;
                 println!("ended {n} session(s) of {}", actor.username());
             } else {
+                // A refresh token kept by an earlier version's `vigil login`.
                 let keystore = config.keystore.open()?;
                 let entry = SecretName::parse(REFRESH_ENTRY)?;
                 match keystore.get(actor.user_id().as_uuid(), &entry)? {
@@ -1209,7 +1250,10 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                         keystore.delete(actor.user_id().as_uuid(), &entry)?;
                         println!("signed out");
                     }
-                    None => println!("no session is kept on this machine"),
+                    None => println!(
+                        "no session is kept on this machine for this shell (VIGIL_SESSION is \
+                         not set); `vigil logout --all` ends every session"
+                    ),
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -1274,6 +1318,13 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         }
         Command::Token(TokenCommand::Show) => {
             let store = open(&config).await?;
+            // With VIGIL_SESSION: that session's token (verified, or refreshed).
+            if let Some(mut record) = cli_record(&config)? {
+                let keystore = config.keystore.open()?;
+                record.resume(&store, keystore.as_ref()).await?;
+                println!("{}", record.access_token());
+                return Ok(ExitCode::SUCCESS);
+            }
             let (session, _) = session(&config, &store).await?;
             let ring = session
                 .keys
@@ -1706,7 +1757,9 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     match command {
         KeysCommand::Enrol(f) => {
-            let (actor, password) = sign_in(config, &store).await?;
+            // Sealing a key pair takes the password itself, never a session.
+            let (session, password) = password_session(config, &store, false, false).await?;
+            let actor = session.actor;
             let keystore = config.keystore.open()?;
             let public = keys::enrol(
                 &store,
@@ -2112,7 +2165,66 @@ async fn enrolment_session(
 /// [`session`]; after an administrator's reset, only `passwd` (`may_change`) may proceed, and
 /// while MFA enrolment is owed only the commands of [`enrolment_session`] (`may_enrol`) and
 /// `passwd` (a reset password is changed before MFA can be enrolled).
+///
+/// With `VIGIL_SESSION` (from `vigil login`), the session it opens, checked by the core (idle
+/// timeout, absolute lifetime, revocation, the account read again), with no password: the
+/// password returned is then empty. `passwd` (`may_change`) always asks for the password.
 async fn signed_in_session(
+    config: &Config,
+    store: &Store,
+    may_change: bool,
+    may_enrol: bool,
+) -> Result<(Session, zeroize::Zeroizing<String>)> {
+    if !may_change {
+        if let Some(mut record) = cli_record(config)? {
+            let keystore = config.keystore.open()?;
+            let session = record.resume(store, keystore.as_ref()).await?;
+            return Ok((session, zeroize::Zeroizing::new(String::new())));
+        }
+    }
+    password_session(config, store, may_change, may_enrol).await
+}
+
+/// The session record that `VIGIL_SESSION` opened for this process, kept between opening the
+/// database (its password may be in it) and signing in.
+static CLI_RECORD: std::sync::Mutex<Option<OpenRecord>> = std::sync::Mutex::new(None);
+
+/// The sealed session record `VIGIL_SESSION` names in this machine's keystore, opened; `None`
+/// when the variable is not set. A wrong or stale value opens nothing and says so.
+fn cli_record(config: &Config) -> Result<Option<OpenRecord>> {
+    if let Some(r) = CLI_RECORD.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Ok(Some(r));
+    }
+    let Some(value) = std::env::var("VIGIL_SESSION")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let key = SessionKey::parse(&value)?;
+    let keystore = config.keystore.open()?;
+    Ok(Some(cli_session::open(keystore.as_ref(), key)?))
+}
+
+/// The database password `vigil keystore set-database-password` keeps for the configured URL,
+/// if it names a Postgres user and holds none itself.
+fn remembered_database_password(
+    config: &Config,
+    keystore: &dyn vigil::keys::keystore::Keystore,
+) -> Option<zeroize::Zeroizing<String>> {
+    let url = &config.database.url;
+    if url.has_password() {
+        return None;
+    }
+    let (id, name) = vigil::store::team::password_entry(url)?;
+    let secret = keystore.get(id, &name).ok()??;
+    Some(zeroize::Zeroizing::new(
+        String::from_utf8_lossy(secret.expose()).into_owned(),
+    ))
+}
+
+/// Signs in with the password (and second factor), never from `VIGIL_SESSION`.
+async fn password_session(
     config: &Config,
     store: &Store,
     may_change: bool,
@@ -2133,12 +2245,18 @@ async fn signed_in_session(
             std::io::stdin().read_line(&mut line)?;
             line.trim().to_owned()
         }
-        Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
+        Err(_) => bail!(
+            "not signed in: run `eval \"$(vigil login)\"` for a session, or set VIGIL_USERNAME \
+             and VIGIL_PASSWORD"
+        ),
     };
     let password = zeroize::Zeroizing::new(match std::env::var("VIGIL_PASSWORD") {
         Ok(p) => p,
         Err(_) if interactive => rpassword::prompt_password("Password: ")?,
-        Err(_) => bail!("not signed in: set VIGIL_USERNAME and VIGIL_PASSWORD"),
+        Err(_) => bail!(
+            "not signed in: run `eval \"$(vigil login)\"` for a session, or set VIGIL_USERNAME \
+             and VIGIL_PASSWORD"
+        ),
     });
     // A machine without a usable keystore still signs in; commands needing keys say so.
     let keystore = config.keystore.open().ok();

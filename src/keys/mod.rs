@@ -439,6 +439,67 @@ pub async fn unlock(
     Ok(ring)
 }
 
+/// An open key ring's secrets, for a short-lived sealed session record (the command line's
+/// `vigil login`): the key pair id, the private key (PKCS#8 DER) and the token-signing seed,
+/// length-prefixed, in memory that is wiped on drop. Data keys are not included: they are
+/// unwrapped again on first use.
+pub(crate) fn session_material(ring: &KeyRing) -> zeroize::Zeroizing<Vec<u8>> {
+    let der = ring.private.to_pkcs8_der();
+    let id = ring.user_key_id.as_bytes();
+    let seed = ring.signing.seed();
+    let mut out =
+        zeroize::Zeroizing::new(Vec::with_capacity(8 + id.len() + der.len() + seed.len()));
+    out.extend_from_slice(&(id.len() as u32).to_be_bytes());
+    out.extend_from_slice(id);
+    out.extend_from_slice(&(der.len() as u32).to_be_bytes());
+    out.extend_from_slice(&der);
+    out.extend_from_slice(seed);
+    out
+}
+
+/// Reopens a key ring from [`session_material`] without the password: only while its key pair
+/// is still `operator`'s live one in the database and matches the private key (a reset, a
+/// revocation or a new key pair ends it, as it ends a password sign-in's keys).
+pub(crate) async fn resume(
+    store: &Store,
+    operator: UserId,
+    material: &[u8],
+) -> Result<KeyRing, KeyError> {
+    fn take<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let part = b.get(4..4 + len)?;
+        *b = &b[4 + len..];
+        Some(part)
+    }
+    let mut rest = material;
+    let id = take(&mut rest)
+        .and_then(|i| std::str::from_utf8(i).ok())
+        .map(str::to_owned)
+        .ok_or(KeyError::Unseal)?;
+    let der = take(&mut rest).ok_or(KeyError::Unseal)?;
+    let seed: [u8; crate::crypto::signing::SEED_LEN] =
+        rest.try_into().map_err(|_| KeyError::Unseal)?;
+    let seed = zeroize::Zeroizing::new(seed);
+    let row = repo::user_key_by_id(store, &id)
+        .await?
+        .filter(|r| r.user_id == operator.to_string())
+        .ok_or(KeyError::NoKeyPairHere)?;
+    if row.retired {
+        return Err(KeyError::KeyPairRetired);
+    }
+    let private = PrivateKey::from_pkcs8_der(der).map_err(|_| KeyError::Unseal)?;
+    if private.public_key().spki_der() != row.der.as_slice() {
+        return Err(KeyError::KeyPairMismatch);
+    }
+    Ok(KeyRing {
+        operator,
+        user_key_id: row.id,
+        private,
+        signing: TokenSigningKey::from_seed(&seed),
+        keys: Mutex::new(HashMap::new()),
+    })
+}
+
 /// What `grant` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantReport {

@@ -7,7 +7,7 @@ use vigil::auth::{self, LoginOutcome};
 use vigil::rbac::{self, Permission};
 
 use crate::error::{CommandError, CommandResult};
-use crate::state::{AppState, Db, DesktopSession};
+use crate::state::{AppState, Db, DesktopSession, Standing};
 
 /// Whether this machine can open the operator's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -184,16 +184,76 @@ pub async fn login_mfa(state: State<'_, AppState>, req: CodeRequest) -> CommandR
     me_of(&db, &session).await
 }
 
-/// Signs out: ends the session's tokens and forgets the keys.
+/// Signs out: ends the session's tokens and forgets the keys (and a lock).
 #[tauri::command]
 pub async fn logout(state: State<'_, AppState>) -> CommandResult<()> {
     state.sign_out().await;
+    state.clear_lock();
     Ok(())
+}
+
+/// Where the console stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum SessionState {
+    /// Nobody is signed in.
+    SignedOut,
+    /// Signed in.
+    Active,
+    /// Locked after the idle timeout: the lock screen asks for the password and code again.
+    Locked,
+}
+
+/// The session's standing, for the lock screen.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct SessionStatus {
+    /// Signed out, active or locked.
+    pub state: SessionState,
+    /// The operator the console is locked for, when locked.
+    pub locked_username: Option<String>,
+    /// The idle timeout (`[auth] idle_timeout_secs`).
+    pub idle_timeout_secs: u32,
+}
+
+async fn status_of(state: &AppState) -> SessionStatus {
+    let standing = state.standing().await;
+    SessionStatus {
+        state: match standing {
+            Standing::SignedOut => SessionState::SignedOut,
+            Standing::Active => SessionState::Active,
+            Standing::Locked => SessionState::Locked,
+        },
+        locked_username: state.locked_for(),
+        idle_timeout_secs: u32::try_from(state.config().auth.idle_timeout_secs).unwrap_or(u32::MAX),
+    }
+}
+
+/// Where the console stands; locks it first if it has been idle for the timeout. Asking does
+/// not count as use.
+#[tauri::command]
+pub async fn session_status(state: State<'_, AppState>) -> CommandResult<SessionStatus> {
+    Ok(status_of(&state).await)
+}
+
+/// The operator used the window (a key, a click, a scroll): the idle timeout starts again,
+/// unless it had already run out, in which case the console locks.
+#[tauri::command]
+pub async fn session_activity(state: State<'_, AppState>) -> CommandResult<SessionStatus> {
+    let status = status_of(&state).await;
+    if status.state == SessionState::Active {
+        state.touch();
+    }
+    Ok(status)
 }
 
 /// The signed-in operator, checked against the database, or none.
 #[tauri::command]
 pub async fn me(state: State<'_, AppState>) -> CommandResult<Option<Me>> {
+    if state.locked_for().is_some() {
+        return Err(crate::state::locked_error());
+    }
     if state.current().is_none() {
         return Ok(None);
     }

@@ -55,6 +55,11 @@ describe('phaseFor', () => {
     ).toBe('change-password');
   });
 
+  it('shows the lock screen over the console once it locked itself', () => {
+    expect(phaseFor(false, status, me, true)).toBe('locked');
+    expect(phaseFor(false, status, { ...me, must_change_password: true }, true)).toBe('locked');
+  });
+
   it('opens the console otherwise', () => {
     expect(phaseFor(false, status, me)).toBe('console');
   });

@@ -5,6 +5,7 @@ export type Phase =
   | 'unavailable'
   | 'setup'
   | 'login'
+  | 'locked'
   | 'change-password'
   | 'enrol-mfa'
   | 'console';
@@ -14,6 +15,7 @@ export function phaseFor(
   booting: boolean,
   status: AppStatus | null,
   me: Me | null,
+  locked = false,
 ): Phase {
   if (booting) {
     return 'booting';
@@ -23,6 +25,9 @@ export function phaseFor(
   }
   if (!status.initialised) {
     return 'setup';
+  }
+  if (locked) {
+    return 'locked';
   }
   if (me === null) {
     return 'login';

@@ -1,6 +1,6 @@
 import { appStatus } from './api/app';
 import { setAuthErrorHandler, toCommandError } from './api/errors';
-import { logout, me as fetchMe } from './api/session';
+import { logout, me as fetchMe, sessionActivity, sessionStatus } from './api/session';
 import type { AppStatus, CommandError, Me } from './api/types';
 import { confirmation } from './confirm.svelte';
 import { errorCopy } from './error-copy';
@@ -17,11 +17,58 @@ class Session {
   /** Why the operator was sent back to sign-in (shown on the login screen). */
   notice = $state<string | null>(null);
   mfaBannerDismissed = $state(false);
+  /** The operator the console locked itself for after the idle timeout (the screen they were
+   * on stays in the router, and comes back when they sign in again). */
+  locked = $state<string | null>(null);
 
-  phase = $derived(phaseFor(this.booting, this.status, this.me));
+  phase = $derived(phaseFor(this.booting, this.status, this.me, this.locked !== null));
+
+  private poll: ReturnType<typeof setInterval> | undefined;
+  private lastReport = 0;
 
   constructor() {
     setAuthErrorHandler((error) => this.onAuthError(error));
+    if (typeof window !== 'undefined') {
+      for (const kind of ['pointerdown', 'keydown', 'wheel', 'pointermove'] as const) {
+        window.addEventListener(kind, () => this.activity(), { passive: true, capture: true });
+      }
+    }
+  }
+
+  /** A key, a click, a scroll or a move: told to the core at most every few seconds. */
+  private activity(): void {
+    if (this.me === null || this.locked !== null) return;
+    const now = Date.now();
+    if (now - this.lastReport < 5000) return;
+    this.lastReport = now;
+    sessionActivity()
+      .then((s) => {
+        if (s.state === 'locked') this.lock(s.locked_username);
+      })
+      .catch(() => {});
+  }
+
+  /** Asks the core every couple of seconds whether the console locked itself. */
+  private watchLock(): void {
+    clearInterval(this.poll);
+    this.poll = setInterval(() => {
+      if (this.me === null || this.locked !== null) return;
+      sessionStatus()
+        .then((s) => {
+          if (s.state === 'locked') this.lock(s.locked_username);
+          else if (s.state === 'signed_out' && this.me !== null) {
+            this.toLogin('You were signed out. Sign in again to continue.');
+          }
+        })
+        .catch(() => {});
+    }, 2000);
+  }
+
+  /** Shows the lock screen; `me` and the route stay, so unlocking returns to the same screen. */
+  lock(username: string | null): void {
+    confirmation.answer(false);
+    toasts.clear();
+    this.locked = username ?? this.me?.username ?? '';
   }
 
   async boot(): Promise<void> {
@@ -47,7 +94,10 @@ class Session {
   signedIn(me: Me): void {
     const first = this.me === null || this.me.user_id !== me.user_id;
     this.me = me;
+    this.locked = null;
     this.notice = null;
+    this.lastReport = Date.now();
+    this.watchLock();
     if (this.status && !this.status.initialised) {
       this.status = { ...this.status, initialised: true };
     }
@@ -87,6 +137,8 @@ class Session {
   private toLogin(notice: string | null): void {
     confirmation.answer(false);
     toasts.clear();
+    clearInterval(this.poll);
+    this.locked = null;
     this.me = null;
     this.notice = notice;
     if (this.status) {
@@ -97,6 +149,10 @@ class Session {
   private onAuthError(error: CommandError): void {
     if (this.me === null) {
       return; // already on a signed-out screen; the form shows the error itself
+    }
+    if (error.code === 'session_locked') {
+      this.lock(null);
+      return;
     }
     if (error.code === 'must_change_password') {
       this.me = { ...this.me, must_change_password: true };

@@ -1,5 +1,5 @@
 import { call } from './ipc';
-import type { LoginRequest, LoginResult, Me } from './types';
+import type { LoginRequest, LoginResult, Me, SessionStatus } from './types';
 
 export function login(req: LoginRequest): Promise<LoginResult> {
   return call<LoginResult>('login', { req });
@@ -20,4 +20,14 @@ export function me(): Promise<Me | null> {
 
 export function changePassword(req: { current: string; new_password: string }): Promise<Me> {
   return call<Me>('change_password', { req });
+}
+
+/** Where the console stands (signed out, active, locked after the idle timeout); not use. */
+export function sessionStatus(): Promise<SessionStatus> {
+  return call<SessionStatus>('session_status');
+}
+
+/** The operator used the window: the idle timeout starts again (or the console locks). */
+export function sessionActivity(): Promise<SessionStatus> {
+  return call<SessionStatus>('session_activity');
 }

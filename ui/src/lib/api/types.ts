@@ -16,6 +16,8 @@ export type { DatabaseChoice } from './bindings/DatabaseChoice';
 export type { Me } from './bindings/Me';
 export type { NoticeView } from './bindings/NoticeView';
 export type { KeysState } from './bindings/KeysState';
+export type { SessionState } from './bindings/SessionState';
+export type { SessionStatus } from './bindings/SessionStatus';
 export type { LoginRequest } from './bindings/LoginRequest';
 export type { LoginResult } from './bindings/LoginResult';
 export type { MfaEnrolment } from './bindings/MfaEnrolment';
