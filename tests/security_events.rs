@@ -131,7 +131,7 @@ async fn token_rejections_refreshes_logouts_and_expiry_are_recorded(db: TestDb) 
         .unwrap_err();
     assert!(matches!(e, TokenError::Reused), "{e}");
 
-    // A second session, whose refresh token outlives its end: the session expired.
+    // A second session, refreshed after its absolute lifetime: the session expired.
     let other = tokens::issue_at(&db.store, &ring, &admin, "test", now)
         .await
         .unwrap();
@@ -139,7 +139,7 @@ async fn token_rejections_refreshes_logouts_and_expiry_are_recorded(db: TestDb) 
     let e = tokens::refresh_at(&db.store, &ring, &other.refresh_token, later)
         .await
         .unwrap_err();
-    assert!(matches!(e, TokenError::InvalidRefresh), "{e}");
+    assert!(matches!(e, TokenError::SessionExpired), "{e}");
 
     // A third session, ended by its operator.
     let third = tokens::issue_at(&db.store, &ring, &admin, "test", now)
@@ -193,7 +193,7 @@ async fn token_rejections_refreshes_logouts_and_expiry_are_recorded(db: TestDb) 
         Some(pair.session_id.as_str())
     );
 
-    let expired = find("session_expired", "success", Some("refresh_lifetime"));
+    let expired = find("session_expired", "success", Some("absolute_lifetime"));
     assert_eq!(expired.len(), 1, "{seen:?}");
     assert_eq!(
         expired[0].session_id.as_deref(),

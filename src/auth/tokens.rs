@@ -222,12 +222,13 @@ async fn record_rejected(store: &Store, e: &TokenError, claims: Option<&Claims>)
     if matches!(e, TokenError::Store(_)) {
         return;
     }
-    let mut event = NewSecurityEvent::new(
-        SecurityEventKind::TokenRejected,
-        "access_token",
-        Outcome::Failed,
-    )
-    .details(serde_json::json!({ "reason": e.reason() }));
+    // A session that ended by itself (idle or past its lifetime) is recorded as its expiry.
+    let kind = match e {
+        TokenError::SessionIdle | TokenError::SessionExpired => SecurityEventKind::SessionExpired,
+        _ => SecurityEventKind::TokenRejected,
+    };
+    let mut event = NewSecurityEvent::new(kind, "access_token", Outcome::Failed)
+        .details(serde_json::json!({ "reason": e.reason() }));
     if let Some(c) = claims {
         event = event.by_user(&c.sub).session(c.sid.clone());
     }
@@ -389,7 +390,7 @@ pub async fn verify_access_token_at(
     let c = match check_token(store, token, now).await {
         Ok(c) => c,
         Err((e, claims)) => {
-            record_rejected(store, &e, claims.as_ref()).await;
+            record_rejected(store, &e, claims.as_deref()).await;
             return Err(e);
         }
     };
@@ -460,7 +461,7 @@ impl Verifier {
         let c = match check_token(store, token, now).await {
             Ok(c) => c,
             Err((e, claims)) => {
-                record_rejected(store, &e, claims.as_ref()).await;
+                record_rejected(store, &e, claims.as_deref()).await;
                 return Err(e);
             }
         };
@@ -643,7 +644,7 @@ async fn check_token(
     store: &Store,
     token: &str,
     now: Timestamp,
-) -> Result<Claims, (TokenError, Option<Claims>)> {
+) -> Result<Claims, (TokenError, Option<Box<Claims>>)> {
     let token = token.trim();
     let header = read_header(token).map_err(|e| (e, None))?;
     // The algorithm is pinned; it is read from the raw header first, so `none` (in any casing),
@@ -670,7 +671,7 @@ async fn check_token(
     if key.owner != c.sub {
         return Err((TokenError::WrongSigner, None));
     }
-    let fail = |e: TokenError, c: Claims| Err((e, Some(c)));
+    let fail = |e: TokenError, c: Claims| Err((e, Some(Box::new(c))));
     if key.retired {
         return fail(TokenError::KeyRetired, c);
     }
@@ -725,12 +726,18 @@ pub async fn refresh_at(
         }
         Err(TokenError::Store(_)) => {}
         Err(e) => {
-            if matches!(e, TokenError::InvalidRefresh) && session.is_some() {
+            let ended = match e {
+                TokenError::InvalidRefresh => Some("refresh_lifetime"),
+                TokenError::SessionExpired => Some("absolute_lifetime"),
+                TokenError::SessionIdle => Some("idle_timeout"),
+                _ => None,
+            };
+            if let (Some(reason), true) = (ended, session.is_some()) {
                 // A known token past its end: the session expired.
                 events::record(
                     store,
                     event(SecurityEventKind::SessionExpired, Outcome::Success)
-                        .details(serde_json::json!({ "reason": "refresh_lifetime" })),
+                        .details(serde_json::json!({ "reason": reason })),
                 )
                 .await;
             }

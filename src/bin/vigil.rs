@@ -1215,7 +1215,10 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
                 ends.to_datetime().format("%Y-%m-%d %H:%M"),
                 keystore.describe()
             );
-            print_notices(&notices::pending(&store, &session.actor).await?);
+            // On standard error: standard output carries only the line for `eval`.
+            for line in notice_lines(&notices::pending(&store, &session.actor).await?) {
+                eprintln!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Logout { all } => {
@@ -1384,13 +1387,21 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
 
 /// The operator's notices, newest first, with how to dismiss them.
 fn print_notices(pending: &[notices::Notice]) {
-    if pending.is_empty() {
-        return;
+    for line in notice_lines(pending) {
+        println!("{line}");
     }
-    println!(
+}
+
+/// The notices as printed: a heading and one line each (nothing when there are none).
+fn notice_lines(pending: &[notices::Notice]) -> Vec<String> {
+    let mut lines = Vec::new();
+    if pending.is_empty() {
+        return lines;
+    }
+    lines.push(format!(
         "notices ({}; `vigil notices --dismiss` marks them read):",
         pending.len()
-    );
+    ));
     for n in pending {
         let mut line = format!("  {}  {}", n.created_at, n.message);
         if let Some(by) = &n.by {
@@ -1399,8 +1410,9 @@ fn print_notices(pending: &[notices::Notice]) {
         if let Some(client) = &n.client {
             line.push_str(&format!(" (client: {client})"));
         }
-        println!("{line}");
+        lines.push(line);
     }
+    lines
 }
 
 /// A new password from VIGIL_NEW_PASSWORD, or asked twice on a terminal.
