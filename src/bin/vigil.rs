@@ -1015,17 +1015,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             let since = since.as_deref().map(parse_since).transpose()?;
             let store = open(&config).await?;
             let (me, _) = sign_in(&config, &store).await?;
-            let actor = match actor {
-                None => None,
-                Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
-                Some(name) => {
-                    let name = Username::parse(&name)?;
-                    let id = auth::operator_id(&store, &name)
-                        .await?
-                        .ok_or_else(|| anyhow!("no operator with that username"))?;
-                    Some(format!("user:{id}"))
-                }
-            };
+            let actor = actor_filter(&store, actor).await?;
             let filter = AuditFilter {
                 actor,
                 action,
@@ -1078,17 +1068,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             let since = since.as_deref().map(parse_since).transpose()?;
             let store = open(&config).await?;
             let (me, _) = sign_in(&config, &store).await?;
-            let actor = match actor {
-                None => None,
-                Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
-                Some(name) => {
-                    let name = Username::parse(&name)?;
-                    let id = auth::operator_id(&store, &name)
-                        .await?
-                        .ok_or_else(|| anyhow!("no operator with that username"))?;
-                    Some(format!("user:{id}"))
-                }
-            };
+            let actor = actor_filter(&store, actor).await?;
             let filter = events::SecurityEventFilter {
                 kind,
                 actor,
@@ -1383,6 +1363,22 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// An `--actor` filter as stored: `user:<id>` or `system:<step>` as given, or a username
+/// looked up to its `user:<id>`.
+async fn actor_filter(store: &Store, actor: Option<String>) -> Result<Option<String>> {
+    Ok(match actor {
+        None => None,
+        Some(a) if a.starts_with("user:") || a.starts_with("system:") => Some(a),
+        Some(name) => {
+            let name = Username::parse(&name)?;
+            let id = auth::operator_id(store, &name)
+                .await?
+                .ok_or_else(|| anyhow!("no operator with that username"))?;
+            Some(format!("user:{id}"))
+        }
+    })
 }
 
 /// The operator's notices, newest first, with how to dismiss them.
