@@ -31,6 +31,7 @@ const COMMANDS: &[&str] = &[
     "keys_rotate",
     "audit_list",
     "audit_verify",
+    "security_events_list",
     "settings_show",
     "dsr_list",
     "dsr_create",

@@ -158,6 +158,20 @@ async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(detail.account_status.as_deref(), Some("suspended"));
+    // Its blocks show the source address: the read is audited, how many and never which.
+    assert!(!detail.blocks.is_empty());
+    let reads = count(
+        &raw,
+        &format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'pii.read' \
+             AND target = 'incident:{}' AND details LIKE '%\"purpose\":\"incident_addresses\"%' \
+             AND actor = 'user:{}' AND details NOT LIKE '%{STUFFING_IP}%'",
+            stuffing.id,
+            moderator.user_id()
+        ),
+    )
+    .await;
+    assert_eq!(reads, 1, "one audited read of the incident's addresses");
     assert!(matches!(
         platform_tokens::verify(&db.store, &platform_keys, &victim_token).await,
         Err(tokens::TokenError::Revoked | tokens::TokenError::AccountChanged)

@@ -67,8 +67,9 @@ async fn denials_are_recorded_and_only_moderators_and_administrators_list(db: Te
     assert_eq!(by_officer.attempted, "security_events_read");
     assert_eq!(by_officer.outcome, "denied");
     assert_eq!(by_officer.session_id, None);
-    // No username or other personal data in the record.
+    // No username or other personal data in the record; the list names the operator.
     assert!(!by_officer.details.contains("officer.one"));
+    assert_eq!(by_officer.actor_name.as_deref(), Some("officer.one"));
 
     // Filters: by actor, by outcome.
     let only_officer = events::list(
@@ -167,6 +168,7 @@ async fn token_rejections_refreshes_logouts_and_expiry_are_recorded(db: TestDb) 
     let malformed = find("token_rejected", "failed", Some("malformed"));
     assert_eq!(malformed.len(), 1, "{seen:?}");
     assert_eq!(malformed[0].actor, None);
+    assert_eq!(malformed[0].actor_name, None);
     assert_eq!(malformed[0].attempted, "access_token");
     let signature = find("token_rejected", "failed", Some("signature"));
     assert_eq!(signature.len(), 1, "{seen:?}");

@@ -209,6 +209,14 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     }
     let whoami = app.invoke("me", serde_json::json!({})).await?.unwrap();
     assert_eq!(whoami["username"], MODERATOR);
+    // Each refusal is on the security-event log, which moderators read.
+    app.click("nav-security").await?;
+    app.el("events-table").await?;
+    app.wait_css(
+        "[data-testid=\"event-row\"][data-kind=\"authorization_denied\"][data-outcome=\"denied\"]",
+    )
+    .await?;
+    app.screenshot("security-events").await?;
     assert!(!whoami["permissions"]
         .as_array()
         .unwrap()
@@ -323,6 +331,19 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     app.el("backup-codes").await?;
     app.click("backup-codes-done").await?;
     assert_eq!(app.text("current-user").await?.trim(), OFFICER);
+    // The console tells the officer what changed on their account: dismissable notices.
+    let listed = app
+        .invoke("notices", serde_json::json!({}))
+        .await?
+        .expect("the officer's own notices");
+    for kind in ["password_changed", "mfa_enabled"] {
+        assert!(listed.to_string().contains(kind), "{kind} in {listed}");
+        app.wait_css(&format!("[data-testid=\"notice\"][data-kind=\"{kind}\"]"))
+            .await?;
+    }
+    app.screenshot("notices").await?;
+    app.click("notices-dismiss-all").await?;
+    app.wait_gone("[data-testid=\"notices\"]").await?;
     app.el("nav-requests").await?;
     app.el("nav-holds").await?;
     app.el("nav-retention").await?;
@@ -836,6 +857,29 @@ async fn idle_lock(app: &App) -> Result<()> {
     app.el("backup-codes").await?;
     app.click("backup-codes-done").await?;
     assert_eq!(app.text("current-user").await?.trim(), ADMIN);
+    // The console tells the administrator what changed on their account, until dismissed.
+    let listed = app
+        .invoke("notices", serde_json::json!({}))
+        .await?
+        .expect("the operator's own notices");
+    assert!(
+        listed.to_string().contains("mfa_enabled"),
+        "an mfa_enabled notice: {listed}"
+    );
+    app.wait_css("[data-testid=\"notice\"][data-kind=\"mfa_enabled\"]")
+        .await?;
+    app.screenshot("notices-admin").await?;
+    if app.present("notices-dismiss-all").await? {
+        app.click("notices-dismiss-all").await?;
+    } else {
+        app.click("notice-dismiss").await?;
+    }
+    app.wait_gone("[data-testid=\"notices\"]").await?;
+    let left = app
+        .invoke("notices", serde_json::json!({}))
+        .await?
+        .expect("the operator's own notices");
+    assert_eq!(left, serde_json::json!([]), "dismissed for good");
 
     // The users screen, then nothing: the lock screen replaces it.
     app.click("nav-users").await?;

@@ -283,6 +283,15 @@ impl From<vigil::audit::AuditError> for CommandError {
     }
 }
 
+impl From<vigil::security_events::SecurityEventError> for CommandError {
+    fn from(e: vigil::security_events::SecurityEventError) -> Self {
+        match e {
+            vigil::security_events::SecurityEventError::Forbidden(f) => f.into(),
+            vigil::security_events::SecurityEventError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<PrivacyError> for CommandError {
     fn from(e: PrivacyError) -> Self {
         use PrivacyError as P;

@@ -63,6 +63,7 @@ pub fn run() {
             commands::keys::keys_rotate,
             commands::audit::audit_list,
             commands::audit::audit_verify,
+            commands::audit::security_events_list,
             commands::settings::settings_show,
             commands::privacy::dsr_list,
             commands::privacy::dsr_create,

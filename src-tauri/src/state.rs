@@ -9,6 +9,7 @@ use vigil::auth::{self, Actor, CredentialKey, MfaChallenge, Session};
 use vigil::config::Config;
 use vigil::keys::keystore::Keystore;
 use vigil::keys::KeyRing;
+use vigil::security_events::{self, Outcome};
 use vigil::store::Store;
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
@@ -261,7 +262,11 @@ impl AppState {
             must_change_password: Mutex::new(session.must_change_password),
         });
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(signed_in.clone());
-        *self.locked.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let was_locked = self.locked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if was_locked.is_some_and(|name| name == signed_in.actor().username().to_string()) {
+            security_events::record_session_unlock(&db.store, &signed_in.actor(), Outcome::Success)
+                .await;
+        }
         self.touch();
         // The background monitor runs right after sign-in, not at its next minute.
         self.watch.wake();
@@ -422,13 +427,15 @@ impl AppState {
     /// key and tokens, and the open database with its password, are dropped from memory; only
     /// the username stays, for the lock screen. Signing in again as that operator opens the
     /// console where it was.
-    // Session expiry and lock happen here (and in the core's `tokens::check_account` /
-    // `tokens::refresh_at`, which refuse idle and expired sessions): the hook points for
-    // recording them as security events.
+    // The lock is recorded as a security event here; the core's `tokens::check_account` /
+    // `tokens::refresh_at` record the sessions they refuse as idle or expired.
     pub async fn lock(&self) {
         let Some(session) = self.current() else {
             return;
         };
+        if let Some(db) = self.db_if_open().await {
+            security_events::record_session_locked(&db.store, &session.actor(), "idle").await;
+        }
         *self.locked.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(session.actor().username().to_string());
         drop(session);

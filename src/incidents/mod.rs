@@ -534,13 +534,26 @@ pub async fn show(store: &Store, actor: &Actor, id: &str) -> Result<IncidentDeta
         }
     }
     rules.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let blocks = repo::blocks_of_incident(store, id, now).await?;
+    if !blocks.is_empty() {
+        // The source addresses of the incident's blocks are personal data: the read is
+        // audited (how many, never which).
+        crate::audit::record_personal_data_read(
+            store,
+            actor,
+            "incident_addresses",
+            Some(format!("incident:{id}")),
+            serde_json::json!({ "addresses": blocks.len() }),
+        )
+        .await?;
+    }
     Ok(IncidentDetail {
         account_status: repo::account_status(store, id).await?,
         rules,
         timeline: repo::timeline(store, id).await?,
         activity: repo::activity_around(store, id).await?,
         comments: repo::evidence_comments(store, id).await?,
-        blocks: repo::blocks_of_incident(store, id, now).await?,
+        blocks,
         restrictions: repo::restrictions_of_incident(store, id, now).await?,
         evidence,
         incident,

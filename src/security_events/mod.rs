@@ -186,6 +186,8 @@ pub struct SecurityEvent {
     pub session_id: Option<String>,
     /// JSON text: ids, reasons, counts.
     pub details: String,
+    /// The acting account's username, when the actor is one.
+    pub actor_name: Option<String>,
 }
 
 /// Errors of listing events.

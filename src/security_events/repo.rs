@@ -54,10 +54,12 @@ pub(super) async fn list(
 ) -> Result<Vec<SecurityEvent>, StoreError> {
     let limit = i64::from(f.limit.unwrap_or(50).clamp(1, 10_000));
     let rows = sqlx::query(
-        "SELECT id, at, kind, actor, attempted, outcome, session_id, details FROM security_events \
-         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR actor = $2) \
-           AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR at >= $4) \
-         ORDER BY at DESC, id DESC LIMIT $5",
+        "SELECT e.id, e.at, e.kind, e.actor, e.attempted, e.outcome, e.session_id, e.details, \
+                u.username \
+         FROM security_events e LEFT JOIN users u ON u.id = substr(e.actor, 6) \
+         WHERE ($1 IS NULL OR e.kind = $1) AND ($2 IS NULL OR e.actor = $2) \
+           AND ($3 IS NULL OR e.outcome = $3) AND ($4 IS NULL OR e.at >= $4) \
+         ORDER BY e.at DESC, e.id DESC LIMIT $5",
     )
     .bind(f.kind.as_deref())
     .bind(f.actor.as_deref())
@@ -76,6 +78,7 @@ pub(super) async fn list(
             outcome: r.try_get(5)?,
             session_id: r.try_get(6)?,
             details: r.try_get(7)?,
+            actor_name: r.try_get(8)?,
         })
     })
 }

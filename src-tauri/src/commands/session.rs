@@ -36,13 +36,26 @@ pub struct Me {
     pub permissions: Vec<String>,
     /// Whether MFA is on for the account.
     pub mfa_enabled: bool,
-    /// A reset password must be changed before anything else.
+    /// A password an administrator set must be changed before anything else.
     pub must_change_password: bool,
+    /// Why, when it must: the account was just created with it, or an administrator reset it.
+    pub password_change_reason: Option<PasswordChangeReason>,
     /// The operator's role requires MFA and it is not on: enrolment comes before anything
     /// else (the `[auth] require_mfa` policy).
     pub must_enrol_mfa: bool,
     /// Data keys on this machine.
     pub keys: KeysState,
+}
+
+/// Why a password must be changed before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum PasswordChangeReason {
+    /// The account is new: an administrator set the password when creating it.
+    Created,
+    /// An administrator reset it.
+    Reset,
 }
 
 /// The operator of `session` as the UI sees them.
@@ -84,6 +97,14 @@ pub(crate) async fn me_of(db: &Db, session: &DesktopSession) -> CommandResult<Me
         permissions,
         mfa_enabled: vigil::mfa::is_enabled(&db.store, actor.user_id()).await?,
         must_change_password: session.must_change_password(),
+        password_change_reason: if session.must_change_password() {
+            Some(match auth::password_to_change(&db.store, &actor).await? {
+                Some(auth::PasswordToChange::SetAtAccountCreation) => PasswordChangeReason::Created,
+                _ => PasswordChangeReason::Reset,
+            })
+        } else {
+            None
+        },
         must_enrol_mfa: actor.must_enrol_mfa(),
         keys,
     })

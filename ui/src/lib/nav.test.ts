@@ -12,6 +12,7 @@ describe('visibleNav', () => {
     expect(sections(['users_read'])).toEqual(['users', 'account']);
     expect(sections(['keys_manage'])).toEqual(['keys', 'account']);
     expect(sections(['audit_read'])).toEqual(['audit', 'account']);
+    expect(sections(['security_events_read'])).toEqual(['security', 'account']);
     expect(sections(['config_read'])).toEqual(['settings', 'account']);
     expect(sections(['config_read', 'audit_read', 'keys_manage', 'users_read'])).toEqual([
       'users',
@@ -27,15 +28,11 @@ describe('visibleNav', () => {
     expect(
       sections(['audit_read', 'audit_verify', 'users_read', 'dsr_read', 'dsr_manage', 'legal_hold_manage']),
     ).toEqual(['users', 'requests', 'holds', 'audit', 'account']);
-    // A moderator has neither, but has the incident screens.
-    expect(sections(['audit_read', 'users_read', 'incidents_read', 'incidents_act'])).toEqual([
-      'dashboard',
-      'incidents',
-      'blocks',
-      'users',
-      'audit',
-      'account',
-    ]);
+    // A moderator has neither, but has the incident screens and the security events.
+    expect(
+      sections(['audit_read', 'users_read', 'incidents_read', 'incidents_act', 'security_events_read']),
+    ).toEqual(['dashboard', 'incidents', 'blocks', 'users', 'audit', 'security', 'account']);
+    expect(canOpen('security', ['dsr_read', 'audit_read'])).toBe(false);
     expect(canOpen('requests', ['dsr_read'])).toBe(true);
     expect(canOpen('holds', ['dsr_read'])).toBe(false);
   });

@@ -10,6 +10,7 @@ export type Section =
   | 'retention'
   | 'keys'
   | 'audit'
+  | 'security'
   | 'settings'
   | 'account';
 
@@ -67,6 +68,12 @@ export const NAV_ITEMS: readonly NavItem[] = [
   },
   { section: 'keys', label: 'Keys', permission: 'keys_manage', description: 'Data keys and holders' },
   { section: 'audit', label: 'Audit', permission: 'audit_read', description: 'Tamper-evident log' },
+  {
+    section: 'security',
+    label: 'Security events',
+    permission: 'security_events_read',
+    description: 'Refused permissions, rejected tokens, sign-outs, expired and locked sessions',
+  },
   {
     section: 'settings',
     label: 'Settings',

@@ -9,6 +9,7 @@ const me: Me = {
   permissions: ['users_read'],
   mfa_enabled: true,
   must_change_password: false,
+  password_change_reason: null,
   must_enrol_mfa: false,
   keys: 'unlocked',
 };

@@ -14,6 +14,7 @@ export type Route =
   | { name: 'retention' }
   | { name: 'keys' }
   | { name: 'audit' }
+  | { name: 'security' }
   | { name: 'settings' }
   | { name: 'account' }
   | { name: 'change-password' };

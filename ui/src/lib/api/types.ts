@@ -39,6 +39,8 @@ export type { AuditQuery } from './bindings/AuditQuery';
 export type { AuditRow } from './bindings/AuditRow';
 export type { AuditPage } from './bindings/AuditPage';
 export type { ChainReport } from './bindings/ChainReport';
+export type { SecurityEventsQuery } from './bindings/SecurityEventsQuery';
+export type { SecurityEventRow } from './bindings/SecurityEventRow';
 export type { PolicyView } from './bindings/PolicyView';
 export type { SettingsView } from './bindings/SettingsView';
 export type { DsrListQuery } from './bindings/DsrListQuery';
