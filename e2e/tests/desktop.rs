@@ -934,5 +934,26 @@ async fn idle_lock(app: &App) -> Result<()> {
         .invoke("keys_status", serde_json::json!({}))
         .await?
         .is_ok());
+    // The lock and the unlock are on the security-event log, in that order, as the
+    // administrator.
+    let events = app
+        .invoke(
+            "security_events_list",
+            serde_json::json!({ "req": { "kind": null, "outcome": null, "actor": ADMIN, "limit": 50 } }),
+        )
+        .await?
+        .expect("the administrator lists security events");
+    let kinds: Vec<&str> = events
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    let unlocked = kinds.iter().position(|k| *k == "session_unlocked");
+    let locked = kinds.iter().position(|k| *k == "session_locked");
+    assert!(
+        matches!((unlocked, locked), (Some(u), Some(l)) if u < l),
+        "newest first, the unlock then the lock: {kinds:?}"
+    );
     Ok(())
 }
