@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use common::{exec, TestDb};
 use sqlx::AnyPool;
 use vigil::analytics::{
-    self, AnalyticsError, ChartData, ChartKind, ChartSeries, DeadlineBuckets, Period,
+    self, AnalyticsError, ChartData, ChartKind, ChartSeries, ChartTheme, DeadlineBuckets, Period,
 };
 use vigil::auth::Actor;
 use vigil::keys::{KeyRing, WriteKeys};
@@ -449,6 +449,14 @@ fn svg_text(svg: &str) -> String {
     text
 }
 
+/// Every `font-size` an SVG document sets, in pixels.
+fn font_sizes(svg: &str) -> Vec<f64> {
+    svg.split("font-size=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.trim_end_matches("px").parse().ok())
+        .collect()
+}
+
 fn assert_png(bytes: &[u8], width: u32, height: u32) {
     assert!(bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]));
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
@@ -501,6 +509,37 @@ async fn charts_draw_as_svg_and_png(db: TestDb) {
     let text = svg_text(&analytics::render_svg(&c, 800, 450).unwrap());
     assert!(text.contains("phishing_attempt") && text.contains("z_rule_04"));
     assert!(!text.contains("z_rule_05"), "only the top ten");
+
+    // Each theme draws on its own ground; in a small card the text stays at least 12 px; the
+    // table holds the figures drawn.
+    let c = chart(&db, &admin, ChartKind::IncidentsBySeverity, Period::Days7).await;
+    let light = analytics::render_svg(&c, 400, 200).unwrap().to_lowercase();
+    let dark = analytics::render_svg_themed(&c, 400, 200, ChartTheme::Dark)
+        .unwrap()
+        .to_lowercase();
+    assert!(light.contains("#ffffff") && !light.contains("#111827"));
+    assert!(dark.contains("#111827") && !dark.contains("#ffffff"));
+    for svg in [&light, &dark] {
+        let sizes = font_sizes(svg);
+        assert!(!sizes.is_empty());
+        assert!(sizes.iter().all(|s| *s >= 12.0), "{sizes:?}");
+    }
+    assert_png(
+        &analytics::render_png_themed(&c, 400, 200, ChartTheme::Dark).unwrap(),
+        400,
+        200,
+    );
+    let table = analytics::table(&c);
+    assert_eq!(table.columns, ["Day", "Critical", "High", "Medium", "Low"]);
+    assert_eq!(table.rows.len(), 7);
+    let ChartSeries::IncidentsBySeverity { days } = &c.series else {
+        panic!("incidents by severity");
+    };
+    for (row, day) in table.rows.iter().zip(days) {
+        assert_eq!(row[0], day.day.to_string());
+        assert_eq!(row[1], day.critical.to_string());
+        assert_eq!(row[4], day.low.to_string());
+    }
 
     // Sizes out of range are refused, not drawn.
     for (w, h) in [(0, 0), (100, 450), (800, 100_000)] {

@@ -642,7 +642,32 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
     app.wait_css("[data-testid=\"chart-svg\"][data-kind=\"dsr_status\"][data-days=\"30\"]")
         .await?;
     app.wait_gone(".toast").await?;
-    app.screenshot("dashboard").await?;
+    // The charts follow the console's theme: drawn again in the other one, then back.
+    let first = app
+        .el("theme-toggle")
+        .await?
+        .attr("data-theme-current")
+        .await?
+        .unwrap_or_default();
+    app.screenshot(&format!("dashboard-{first}")).await?;
+    for _ in 0..2 {
+        app.click("theme-toggle").await?;
+        let now = app
+            .el("theme-toggle")
+            .await?
+            .attr("data-theme-current")
+            .await?
+            .unwrap_or_default();
+        for kind in ["incidents_by_severity", "dsr_status"] {
+            app.wait_css(&format!(
+                "[data-testid=\"chart-svg\"][data-kind=\"{kind}\"][data-theme=\"{now}\"]"
+            ))
+            .await?;
+        }
+        if now != first {
+            app.screenshot(&format!("dashboard-{now}")).await?;
+        }
+    }
     Ok(())
 }
 

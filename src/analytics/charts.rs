@@ -1,7 +1,7 @@
 //! Drawing the charts with `plotters`, one drawing for both backends: SVG text for the console,
 //! an RGB buffer encoded as PNG for export.
 //!
-//! The palette is for a light background and colour-blind readers: severities run from dark red
+//! There is a palette for a light and one for a dark background, both for colour-blind readers: severities run from dark red
 //! (critical) through orange (high) and amber (medium) to grey-blue (low), so they differ in
 //! lightness as well as hue, and the other series use the Okabe–Ito blue and vermilion.
 
@@ -27,17 +27,55 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family text is drawn in: an SVG names it, so the console shows its own sans-serif.
 const FAMILY: &str = "sans-serif";
 
-const BACKGROUND: RGBColor = RGBColor(0xff, 0xff, 0xff);
-const INK: RGBColor = RGBColor(0x1f, 0x29, 0x33);
-const MUTED: RGBColor = RGBColor(0x52, 0x60, 0x6d);
-const GRID: RGBColor = RGBColor(0xe4, 0xe7, 0xeb);
-const CRITICAL: RGBColor = RGBColor(0x8e, 0x0b, 0x13);
-const HIGH: RGBColor = RGBColor(0xe8, 0x59, 0x0c);
-const MEDIUM: RGBColor = RGBColor(0xf5, 0xb4, 0x00);
-const LOW: RGBColor = RGBColor(0x7f, 0x93, 0xad);
-const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xb2);
-const VERMILION: RGBColor = RGBColor(0xd5, 0x5e, 0x00);
-const CLOSED: RGBColor = RGBColor(0x9a, 0xa5, 0xb1);
+/// The colours of one theme.
+pub(super) struct Palette {
+    background: RGBColor,
+    ink: RGBColor,
+    muted: RGBColor,
+    grid: RGBColor,
+    critical: RGBColor,
+    high: RGBColor,
+    medium: RGBColor,
+    low: RGBColor,
+    blue: RGBColor,
+    vermilion: RGBColor,
+    closed: RGBColor,
+}
+
+/// For a light background (the console's light theme, exports, the command line).
+pub(super) static LIGHT: Palette = Palette {
+    background: RGBColor(0xff, 0xff, 0xff),
+    ink: RGBColor(0x1f, 0x29, 0x33),
+    muted: RGBColor(0x52, 0x60, 0x6d),
+    grid: RGBColor(0xe4, 0xe7, 0xeb),
+    critical: RGBColor(0x8e, 0x0b, 0x13),
+    high: RGBColor(0xe8, 0x59, 0x0c),
+    medium: RGBColor(0xf5, 0xb4, 0x00),
+    low: RGBColor(0x7f, 0x93, 0xad),
+    blue: RGBColor(0x00, 0x72, 0xb2),
+    vermilion: RGBColor(0xd5, 0x5e, 0x00),
+    closed: RGBColor(0x9a, 0xa5, 0xb1),
+};
+
+/// For the console's dark theme: its card surface, light text, and severities that still run
+/// in lightness (from the brightest red, critical, to grey-blue, low) against the dark ground.
+pub(super) static DARK: Palette = Palette {
+    background: RGBColor(0x11, 0x18, 0x27),
+    ink: RGBColor(0xe2, 0xe8, 0xf0),
+    muted: RGBColor(0x9a, 0xa8, 0xbd),
+    grid: RGBColor(0x26, 0x31, 0x42),
+    critical: RGBColor(0xff, 0x5c, 0x5c),
+    high: RGBColor(0xff, 0x9a, 0x3d),
+    medium: RGBColor(0xf2, 0xcc, 0x4d),
+    low: RGBColor(0x8d, 0x9b, 0xae),
+    blue: RGBColor(0x56, 0xb4, 0xe9),
+    vermilion: RGBColor(0xf0, 0x8a, 0x3c),
+    closed: RGBColor(0x5c, 0x68, 0x75),
+};
+
+/// The smallest text size given to plotters: its SVG backend writes `font-size` as the size
+/// divided by 1.24, so this is 12 pixels in the console, which shows the drawing at 1:1.
+const MIN_TEXT: f64 = 12.0 * 1.24;
 
 /// Width of one day (or height of one bar's row) in chart coordinates. Integer coordinates,
 /// because plotters formats the labels of an integer axis with custom ticks but not of a float
@@ -85,23 +123,31 @@ fn font_ready() -> Result<(), AnalyticsError> {
     }
 }
 
-pub(super) fn svg(data: &ChartData, size: Size) -> Result<String, AnalyticsError> {
+pub(super) fn svg(
+    data: &ChartData,
+    size: Size,
+    p: &'static Palette,
+) -> Result<String, AnalyticsError> {
     font_ready()?;
     let mut out = String::with_capacity(64 * 1024);
     {
         let root = SVGBackend::with_string(&mut out, (size.w, size.h)).into_drawing_area();
-        draw(&root, data).map_err(render_error)?;
+        draw(&root, data, p).map_err(render_error)?;
         root.present().map_err(render_error)?;
     }
     Ok(with_accessible_name(out, data))
 }
 
-pub(super) fn png(data: &ChartData, size: Size) -> Result<Vec<u8>, AnalyticsError> {
+pub(super) fn png(
+    data: &ChartData,
+    size: Size,
+    p: &'static Palette,
+) -> Result<Vec<u8>, AnalyticsError> {
     font_ready()?;
     let mut pixels = vec![0u8; size.w as usize * size.h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (size.w, size.h)).into_drawing_area();
-        draw(&root, data).map_err(render_error)?;
+        draw(&root, data, p).map_err(render_error)?;
         root.present().map_err(render_error)?;
     }
     let encode = |e: ::png::EncodingError| AnalyticsError::Render(e.to_string());
@@ -137,18 +183,21 @@ fn with_accessible_name(svg: String, data: &ChartData) -> String {
     out
 }
 
-/// Sizes scaled to the drawing: 1.0 at 800×450.
+/// Sizes scaled to the drawing (1.0 at 800×450, text never under [`MIN_TEXT`]) and the
+/// palette of the chosen theme.
 struct Theme {
     k: f64,
+    p: &'static Palette,
 }
 
 impl Theme {
-    fn of<DB: DrawingBackend>(area: &Area<DB>) -> Self {
+    fn of<DB: DrawingBackend>(area: &Area<DB>, p: &'static Palette) -> Self {
         let (w, h) = area.dim_in_pixel();
         Self {
             k: (f64::from(w) / 800.0)
                 .min(f64::from(h) / 450.0)
                 .clamp(0.75, 3.0),
+            p,
         }
     }
 
@@ -157,34 +206,40 @@ impl Theme {
     }
 
     fn text(&self, size: f64, color: &'static RGBColor) -> TextStyle<'static> {
-        (FAMILY, size * self.k).into_font().color(color)
+        (FAMILY, (size * self.k).max(MIN_TEXT))
+            .into_font()
+            .color(color)
     }
 
     fn title(&self) -> TextStyle<'static> {
-        self.text(21.0, &INK)
+        self.text(21.0, &self.p.ink)
     }
 
     fn subtitle(&self) -> TextStyle<'static> {
-        self.text(14.5, &MUTED)
+        self.text(14.5, &self.p.muted)
     }
 
     fn label(&self) -> TextStyle<'static> {
-        self.text(13.5, &MUTED)
+        self.text(13.5, &self.p.muted)
     }
 
     fn strong_label(&self) -> TextStyle<'static> {
-        self.text(13.5, &INK)
+        self.text(13.5, &self.p.ink)
     }
 }
 
-fn draw<DB: DrawingBackend>(root: &Area<DB>, data: &ChartData) -> Drawn<(), DB> {
-    root.fill(&BACKGROUND)?;
-    let t = Theme::of(root);
+fn draw<DB: DrawingBackend>(
+    root: &Area<DB>,
+    data: &ChartData,
+    p: &'static Palette,
+) -> Drawn<(), DB> {
+    let t = Theme::of(root, p);
+    root.fill(&t.p.background)?;
     let body = header(root, data, &t)?;
     if !data.has_data() {
         let (w, h) = body.dim_in_pixel();
         let style = t
-            .text(17.0, &MUTED)
+            .text(17.0, &t.p.muted)
             .pos(Pos::new(HPos::Center, VPos::Center));
         return body.draw(&Text::new(
             "No data in this period",
@@ -377,10 +432,10 @@ fn incidents<DB: DrawingBackend>(
     let body = legend(
         area,
         &[
-            ("Critical", Swatch::Fill(CRITICAL)),
-            ("High", Swatch::Fill(HIGH)),
-            ("Medium", Swatch::Fill(MEDIUM)),
-            ("Low", Swatch::Fill(LOW)),
+            ("Critical", Swatch::Fill(t.p.critical)),
+            ("High", Swatch::Fill(t.p.high)),
+            ("Medium", Swatch::Fill(t.p.medium)),
+            ("Low", Swatch::Fill(t.p.low)),
         ],
         t,
     )?;
@@ -407,8 +462,8 @@ fn incidents<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+        .bold_line_style(t.p.grid)
+        .axis_style(t.p.muted)
         .label_style(label.clone())
         .axis_desc_style(t.strong_label())
         .x_label_formatter(&x_fmt)
@@ -422,10 +477,10 @@ fn incidents<DB: DrawingBackend>(
         let mut base = 0;
         // Critical at the bottom, where it is read first.
         [
-            (d.critical, CRITICAL),
-            (d.high, HIGH),
-            (d.medium, MEDIUM),
-            (d.low, LOW),
+            (d.critical, t.p.critical),
+            (d.high, t.p.high),
+            (d.medium, t.p.medium),
+            (d.low, t.p.low),
         ]
         .into_iter()
         .filter(|(n, _)| *n > 0)
@@ -442,10 +497,10 @@ fn activity<DB: DrawingBackend>(area: &Area<DB>, days: &[ActivityDay], t: &Theme
     let body = legend(
         area,
         &[
-            ("Activity events (left axis)", Swatch::Fill(BLUE)),
+            ("Activity events (left axis)", Swatch::Fill(t.p.blue)),
             (
                 "Rate-limit violations (right axis)",
-                Swatch::Line(VERMILION),
+                Swatch::Line(t.p.vermilion),
             ),
         ],
         t,
@@ -482,8 +537,8 @@ fn activity<DB: DrawingBackend>(area: &Area<DB>, days: &[ActivityDay], t: &Theme
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+        .bold_line_style(t.p.grid)
+        .axis_style(t.p.muted)
         .label_style(label.clone())
         .axis_desc_style(t.strong_label())
         .x_label_formatter(&x_fmt)
@@ -493,9 +548,9 @@ fn activity<DB: DrawingBackend>(area: &Area<DB>, days: &[ActivityDay], t: &Theme
         .draw()?;
     chart
         .configure_secondary_axes()
-        .axis_style(MUTED)
-        .label_style(t.text(13.5, &VERMILION))
-        .axis_desc_style(t.text(13.5, &VERMILION))
+        .axis_style(t.p.muted)
+        .label_style(t.text(13.5, &t.p.vermilion))
+        .axis_desc_style(t.text(13.5, &t.p.vermilion))
         .y_label_formatter(&y_fmt)
         .y_labels(6)
         .y_desc("Rate-limit violations")
@@ -506,22 +561,22 @@ fn activity<DB: DrawingBackend>(area: &Area<DB>, days: &[ActivityDay], t: &Theme
                 .enumerate()
                 .map(|(i, d)| (centre(i as i32), d.events)),
             0,
-            BLUE.mix(0.22),
+            t.p.blue.mix(0.22),
         )
-        .border_style(BLUE.stroke_width(t.px(2.0).max(1) as u32)),
+        .border_style(t.p.blue.stroke_width(t.px(2.0).max(1) as u32)),
     )?;
     chart.draw_secondary_series(LineSeries::new(
         days.iter()
             .enumerate()
             .map(|(i, d)| (centre(i as i32), d.rate_limit_violations)),
-        VERMILION.stroke_width(t.px(2.0).max(1) as u32),
+        t.p.vermilion.stroke_width(t.px(2.0).max(1) as u32),
     ))?;
     let dot = if days.len() > 45 { 2.0 } else { 3.0 };
     chart.draw_secondary_series(days.iter().enumerate().map(|(i, d)| {
         Circle::new(
             (centre(i as i32), d.rate_limit_violations),
             t.px(dot).max(2),
-            VERMILION.filled(),
+            t.p.vermilion.filled(),
         )
     }))?;
     Ok(())
@@ -533,7 +588,7 @@ fn top_rules<DB: DrawingBackend>(area: &Area<DB>, rules: &[RuleCount], t: &Theme
         .map(|r| Bar {
             label: r.rule.clone(),
             value: r.count,
-            color: BLUE,
+            color: t.p.blue,
         })
         .collect();
     hbars(area, None, &bars, "Evidence rows", t)
@@ -550,24 +605,28 @@ fn dsr<DB: DrawingBackend>(
         .map(|s| Bar {
             label: status_label(s.status).to_owned(),
             value: s.count,
-            color: if s.status.is_closed() { CLOSED } else { BLUE },
+            color: if s.status.is_closed() {
+                t.p.closed
+            } else {
+                t.p.blue
+            },
         })
         .collect();
     let deadlines = [
         Bar {
             label: "Overdue".into(),
             value: open.overdue,
-            color: CRITICAL,
+            color: t.p.critical,
         },
         Bar {
             label: format!("Due within {DUE_SOON_DAYS} days"),
             value: open.due_soon,
-            color: MEDIUM,
+            color: t.p.medium,
         },
         Bar {
             label: "Due later".into(),
             value: open.due_later,
-            color: LOW,
+            color: t.p.low,
         },
     ];
     let (w, h) = area.dim_in_pixel();
@@ -668,8 +727,8 @@ fn hbars<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+        .bold_line_style(t.p.grid)
+        .axis_style(t.p.muted)
         .x_label_style(label.clone())
         .y_label_style(t.strong_label())
         .axis_desc_style(t.strong_label())

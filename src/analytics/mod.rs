@@ -480,22 +480,153 @@ async fn dsr_status(store: &Store, w: &Window) -> Result<ChartSeries, StoreError
     })
 }
 
+/// The background a chart is drawn for: the console's light or dark theme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChartTheme {
+    /// Dark text on white (exports and the command line use it too).
+    #[default]
+    Light,
+    /// Light text on the console's dark surface.
+    Dark,
+}
+
+impl ChartTheme {
+    fn palette(self) -> &'static charts::Palette {
+        match self {
+            ChartTheme::Light => &charts::LIGHT,
+            ChartTheme::Dark => &charts::DARK,
+        }
+    }
+}
+
 /// Draws the chart as a self-contained SVG document (no external references; text in the
-/// reader's `sans-serif`), `width` × `height` pixels, for a light background.
+/// reader's `sans-serif`, never under 12 pixels), `width` × `height` pixels, for a light
+/// background.
 ///
 /// A chart without data says "No data in this period". Sizes outside [`MIN_SIZE`]..=
 /// [`MAX_SIZE`] are refused.
 pub fn render_svg(data: &ChartData, width: u32, height: u32) -> Result<String, AnalyticsError> {
-    charts::svg(data, charts::Size::new(width, height)?)
+    render_svg_themed(data, width, height, ChartTheme::Light)
+}
+
+/// [`render_svg`] for the given theme's background.
+pub fn render_svg_themed(
+    data: &ChartData,
+    width: u32,
+    height: u32,
+    theme: ChartTheme,
+) -> Result<String, AnalyticsError> {
+    charts::svg(data, charts::Size::new(width, height)?, theme.palette())
 }
 
 /// Draws the chart as an encoded PNG image (RGB, 8 bits), `width` × `height` pixels, with the
-/// text in the embedded DejaVu Sans font (no system fonts needed).
+/// text in the embedded DejaVu Sans font (no system fonts needed), for a light background.
 ///
 /// A chart without data says "No data in this period". Sizes outside [`MIN_SIZE`]..=
 /// [`MAX_SIZE`] are refused.
 pub fn render_png(data: &ChartData, width: u32, height: u32) -> Result<Vec<u8>, AnalyticsError> {
-    charts::png(data, charts::Size::new(width, height)?)
+    render_png_themed(data, width, height, ChartTheme::Light)
+}
+
+/// [`render_png`] for the given theme's background.
+pub fn render_png_themed(
+    data: &ChartData,
+    width: u32,
+    height: u32,
+    theme: ChartTheme,
+) -> Result<Vec<u8>, AnalyticsError> {
+    charts::png(data, charts::Size::new(width, height)?, theme.palette())
+}
+
+/// A chart's figures as a table, for screen readers and for anyone who wants the numbers:
+/// a header row, then one row per day, rule or status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartTable {
+    /// Column headings.
+    pub columns: Vec<String>,
+    /// The rows, as text, in the chart's order.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The figures drawn by [`render_svg`], as a table.
+pub fn table(data: &ChartData) -> ChartTable {
+    let cols = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    match &data.series {
+        ChartSeries::IncidentsBySeverity { days } => ChartTable {
+            columns: cols(&["Day", "Critical", "High", "Medium", "Low"]),
+            rows: days
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.day.to_string(),
+                        d.critical.to_string(),
+                        d.high.to_string(),
+                        d.medium.to_string(),
+                        d.low.to_string(),
+                    ]
+                })
+                .collect(),
+        },
+        ChartSeries::ActivityVolume { days } => ChartTable {
+            columns: cols(&["Day", "Activity events", "Rate-limit violations"]),
+            rows: days
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.day.to_string(),
+                        d.events.to_string(),
+                        d.rate_limit_violations.to_string(),
+                    ]
+                })
+                .collect(),
+        },
+        ChartSeries::TopRules {
+            rules,
+            other_rules,
+            other_evidence,
+        } => {
+            let mut rows: Vec<Vec<String>> = rules
+                .iter()
+                .map(|r| vec![r.rule.clone(), r.count.to_string()])
+                .collect();
+            if *other_rules > 0 {
+                rows.push(vec![
+                    format!("{other_rules} other rules"),
+                    other_evidence.to_string(),
+                ]);
+            }
+            ChartTable {
+                columns: cols(&["Rule", "Evidence"]),
+                rows,
+            }
+        }
+        ChartSeries::DsrStatus {
+            by_status,
+            open_by_deadline,
+        } => {
+            let mut rows: Vec<Vec<String>> = by_status
+                .iter()
+                .map(|s| {
+                    vec![
+                        format!("Received, now {}", s.status.as_str()),
+                        s.count.to_string(),
+                    ]
+                })
+                .collect();
+            for (label, n) in [
+                ("Open, overdue", open_by_deadline.overdue),
+                ("Open, due soon", open_by_deadline.due_soon),
+                ("Open, due later", open_by_deadline.due_later),
+            ] {
+                rows.push(vec![label.to_owned(), n.to_string()]);
+            }
+            ChartTable {
+                columns: cols(&["Requests", "Count"]),
+                rows,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

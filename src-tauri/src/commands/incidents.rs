@@ -583,6 +583,22 @@ pub struct ChartRequest {
     pub kind: String,
     /// 7, 30 or 90.
     pub days: u32,
+    /// The width it is shown at, in CSS pixels (drawn 1:1 so its text keeps its size; 240 to
+    /// 4096, the height half of it but at least 160); none draws the default size.
+    pub width: Option<u32>,
+    /// `light` or `dark`: the console's theme (default light).
+    #[ts(type = "'light' | 'dark' | null")]
+    pub theme: Option<String>,
+}
+
+/// A chart's figures as a table (for screen readers, and anyone who wants the numbers).
+#[derive(Debug, Serialize, TS)]
+#[ts(export)]
+pub struct ChartTableView {
+    /// Column headings.
+    pub columns: Vec<String>,
+    /// Rows of text, in the chart's order.
+    pub rows: Vec<Vec<String>>,
 }
 
 /// A chart drawn for the dashboard.
@@ -598,11 +614,13 @@ pub struct ChartView {
     pub title: String,
     /// What is counted, over which days (the chart's text alternative with the title).
     pub subtitle: String,
-    /// The drawing: a self-contained SVG document, for a light background.
+    /// The drawing: a self-contained SVG document for the requested theme's background.
     pub svg: String,
+    /// The same figures as a table.
+    pub table: ChartTableView,
 }
 
-/// Width and height the dashboard draws charts at (the UI scales them to fit).
+/// Width and height a chart is drawn at when the dashboard does not say.
 const CHART_SIZE: (u32, u32) = (720, 360);
 /// Width and height of an exported PNG.
 const PNG_SIZE: (u32, u32) = (1600, 800);
@@ -623,14 +641,32 @@ pub async fn dashboard_chart(
 ) -> CommandResult<ChartView> {
     let (db, _, actor) = state.authorised().await?;
     let (kind, period) = chart_args(&req.kind, req.days)?;
+    let theme = match req.theme.as_deref().map(str::trim) {
+        None | Some("light") => analytics::ChartTheme::Light,
+        Some("dark") => analytics::ChartTheme::Dark,
+        Some(other) => {
+            return Err(CommandError::invalid(format!(
+                "the chart theme is light or dark, not {other:?}"
+            )))
+        }
+    };
+    let (w, h) = match req.width {
+        None => CHART_SIZE,
+        Some(w) => (w, (w / 2).max(analytics::MIN_SIZE.1)),
+    };
     let data = analytics::chart_data(&db.store, &actor, kind, period, Timestamp::now()).await?;
-    let svg = analytics::render_svg(&data, CHART_SIZE.0, CHART_SIZE.1)?;
+    let svg = analytics::render_svg_themed(&data, w, h, theme)?;
+    let table = analytics::table(&data);
     Ok(ChartView {
         kind: kind.as_str().to_owned(),
         days: period.days(),
         title: data.title,
         subtitle: data.subtitle,
         svg,
+        table: ChartTableView {
+            columns: table.columns,
+            rows: table.rows,
+        },
     })
 }
 

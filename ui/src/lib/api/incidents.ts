@@ -44,7 +44,12 @@ export function monitorRun(): Promise<MonitorRunView> {
 }
 
 /** One dashboard chart over the last 7, 30 or 90 days, drawn as SVG. */
-export function dashboardChart(req: { kind: string; days: number }): Promise<ChartView> {
+export function dashboardChart(req: {
+  kind: string;
+  days: number;
+  width: number | null;
+  theme: 'light' | 'dark' | null;
+}): Promise<ChartView> {
   return call<ChartView>('dashboard_chart', { req });
 }
 

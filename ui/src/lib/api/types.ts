@@ -90,6 +90,7 @@ export type { MonitorRunView } from './bindings/MonitorRunView';
 export type { IncidentsChangedEvent } from './bindings/IncidentsChangedEvent';
 export type { ChartRequest } from './bindings/ChartRequest';
 export type { ChartView } from './bindings/ChartView';
+export type { ChartTableView } from './bindings/ChartTableView';
 export type { ChartExport } from './bindings/ChartExport';
 export type { RetentionPolicyView } from './bindings/RetentionPolicyView';
 export type { RetentionPolicyChange } from './bindings/RetentionPolicyChange';

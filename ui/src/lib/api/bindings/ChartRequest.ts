@@ -11,4 +11,13 @@ kind: string,
 /**
  * 7, 30 or 90.
  */
-days: number, };
+days: number, 
+/**
+ * The width it is shown at, in CSS pixels (drawn 1:1 so its text keeps its size; 240 to
+ * 4096, the height half of it but at least 160); none draws the default size.
+ */
+width: number | null, 
+/**
+ * `light` or `dark`: the console's theme (default light).
+ */
+theme: 'light' | 'dark' | null, };
