@@ -584,7 +584,8 @@ pub struct ChartRequest {
     /// 7, 30 or 90.
     pub days: u32,
     /// The width it is shown at, in CSS pixels (drawn 1:1 so its text keeps its size; 240 to
-    /// 4096, the height half of it but at least 160); none draws the default size.
+    /// 4096, the height half of it but at least 160, 400 for the request chart); none draws
+    /// the default size.
     pub width: Option<u32>,
     /// `light` or `dark`: the console's theme (default light).
     #[ts(type = "'light' | 'dark' | null")]
@@ -652,6 +653,8 @@ pub async fn dashboard_chart(
     };
     let (w, h) = match req.width {
         None => CHART_SIZE,
+        // The request chart stacks ten rows of labels in two panels: it needs the height.
+        Some(w) if kind == ChartKind::DsrStatus => (w, (w / 2).max(400)),
         Some(w) => (w, (w / 2).max(analytics::MIN_SIZE.1)),
     };
     let data = analytics::chart_data(&db.store, &actor, kind, period, Timestamp::now()).await?;
