@@ -2,7 +2,6 @@
 //!
 //! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
 
-#[path = "vigil/jobs.rs"]
 mod jobs;
 
 use std::io::IsTerminal;
