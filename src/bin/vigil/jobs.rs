@@ -11,7 +11,42 @@ use vigil::monitor;
 use vigil::retention::{self, Category, PolicyAction, PolicyChange, RunOptions, RunStatus};
 use vigil::worker::{Job, Worker};
 
-use super::{open, print_json, progress_bar, session, sign_in};
+use crate::shared::{open, print_json, progress_bar, session, sign_in};
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Retention policies: view and change them, the dry run, runs and their history.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Run the scheduled jobs (retention daily, the detectors every minute) as a service
+    /// account, until stopped. Several workers may share one Postgres database.
+    Worker {
+        /// Run the due jobs once and exit (for a systemd timer or cron).
+        #[arg(long)]
+        once: bool,
+        /// Only this job (repeat for several): retention, monitor.
+        #[arg(long = "job", value_name = "JOB")]
+        jobs: Vec<String>,
+        /// One JSON line per job per round.
+        #[arg(long)]
+        json: bool,
+        /// Crash tests: abort inside this retention chunk's transaction.
+        #[arg(long, hide = true)]
+        abort_in_chunk: Option<u64>,
+    },
+}
+
+pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
+    match command {
+        Command::Retention(c) => retention_cmd(config, c).await,
+        Command::Worker {
+            once,
+            jobs: names,
+            json,
+            abort_in_chunk,
+        } => worker_cmd(config, once, &names, json, abort_in_chunk).await,
+    }
+}
 
 #[derive(Subcommand)]
 pub(crate) enum RetentionCommand {
