@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
+use vigil::audit::{self, AuditFilter, Verification};
+use vigil::auth::{self, Username};
 use vigil::config::Config;
 use vigil::store::{Store, Timestamp};
 
 use crate::shared::*;
-use vigil::audit::{self, AuditFilter, Verification};
-use vigil::auth::{self, Username};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use vigil::bench::{self, BenchOptions};
 use vigil::config::Config;
+use vigil::demo::SeedOptions;
+use vigil::keys::keystore::FileKeystore;
 use vigil::store::{DatabaseUrl, Store};
 
 use crate::shared::*;
-use vigil::bench::{self, BenchOptions};
-use vigil::demo::SeedOptions;
-use vigil::keys::keystore::FileKeystore;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use vigil::config::Config;
+use vigil::demo::{self, SeedOptions};
 
 use crate::shared::*;
-use vigil::demo::{self, SeedOptions};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
+use vigil::auth::Actor;
 use vigil::config::Config;
+use vigil::keys::{self, rotation, KeyRing, Purpose};
 use vigil::store::Store;
 
 use crate::shared::*;
-use vigil::auth::Actor;
-use vigil::keys::{self, rotation, KeyRing, Purpose};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -96,36 +96,7 @@ pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
 async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
     let store = open(config).await?;
     match command {
-        KeysCommand::Enrol(f) => {
-            // Sealing a key pair takes the password itself, never a session.
-            let (session, password) = password_session(config, &store, false, false).await?;
-            let actor = session.actor;
-            let keystore = config.keystore.open()?;
-            let public = keys::enrol(
-                &store,
-                keystore.as_ref(),
-                &actor,
-                &password,
-                config.rsa_bits,
-            )
-            .await?;
-            if f.json {
-                print_json(&serde_json::json!({
-                    "fingerprint": public.fingerprint().to_hex(),
-                    "bits": public.bits(),
-                    "public_key_pem": public.to_pem(),
-                }))?;
-            } else {
-                println!(
-                    "enrolled: {}-bit key pair {} in {}; ask an administrator to run \
-                     `vigil keys grant {}`",
-                    public.bits(),
-                    public.fingerprint(),
-                    keystore.describe(),
-                    actor.username()
-                );
-            }
-        }
+        KeysCommand::Enrol(f) => enrol(config, &store, f).await?,
         KeysCommand::Grant { operator, json } => {
             let (actor, ring) = unlock(config, &store).await?;
             let report = keys::grant(&store, &ring, &actor, &operator).await?;
@@ -174,26 +145,7 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
             let r = rotation::start(&store, &ring, &actor, purpose).await?;
             run_rotation(&store, &ring, &actor, &r, chunk, json).await?;
         }
-        KeysCommand::Status(f) => {
-            let (actor, _) = sign_in(config, &store).await?;
-            let holdings = keys::holdings(&store, &actor).await?;
-            let purposes = match keys::status(&store, &actor).await {
-                Ok(p) => Some(p),
-                Err(vigil::keys::KeyError::Forbidden(_)) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let pii_rows_left = keys::split::remaining(&store).await?;
-            if f.json {
-                let mut out = serde_json::to_value(&holdings)?;
-                out["pii_rows_left"] = pii_rows_left.into();
-                if let Some(p) = &purposes {
-                    out["purposes"] = serde_json::to_value(p)?;
-                }
-                print_json(&out)?;
-            } else {
-                print_key_status(&holdings, purposes.as_deref(), pii_rows_left);
-            }
-        }
+        KeysCommand::Status(f) => status(config, &store, f).await?,
         KeysCommand::Relinquish { purpose, json } => {
             let purpose = parse_purpose(&purpose)?;
             let (actor, _) = sign_in(config, &store).await?;
@@ -207,37 +159,87 @@ async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<ExitCode> {
                 );
             }
         }
-        KeysCommand::SplitPii { chunk, json } => {
-            let (actor, ring) = unlock(config, &store).await?;
-            let bar = progress_bar(json);
-            bar.set_message("pii");
-            let report = keys::split::run(&store, &ring, &actor, chunk, &mut |p| {
-                if json {
-                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
-                        println!("{line}");
-                    }
-                }
-                bar.set_length(p.total);
-                bar.set_position(p.done);
-            })
-            .await;
-            bar.finish_and_clear();
-            let report = report?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({ "done": report }))?
-                );
-            } else {
-                println!(
-                    "split pii: {} rows re-sealed under contact and network, {} unreadable, \
-                     retired {:?}",
-                    report.rows, report.unreadable, report.retired
-                );
-            }
-        }
+        KeysCommand::SplitPii { chunk, json } => split_pii(config, &store, chunk, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn enrol(config: &Config, store: &Store, f: JsonFlag) -> Result<()> {
+    // Sealing a key pair takes the password itself, never a session.
+    let (session, password) = password_session(config, store, false, false).await?;
+    let actor = session.actor;
+    let keystore = config.keystore.open()?;
+    let public = keys::enrol(store, keystore.as_ref(), &actor, &password, config.rsa_bits).await?;
+    if f.json {
+        print_json(&serde_json::json!({
+            "fingerprint": public.fingerprint().to_hex(),
+            "bits": public.bits(),
+            "public_key_pem": public.to_pem(),
+        }))?;
+    } else {
+        println!(
+            "enrolled: {}-bit key pair {} in {}; ask an administrator to run \
+             `vigil keys grant {}`",
+            public.bits(),
+            public.fingerprint(),
+            keystore.describe(),
+            actor.username()
+        );
+    }
+    Ok(())
+}
+
+async fn status(config: &Config, store: &Store, f: JsonFlag) -> Result<()> {
+    let (actor, _) = sign_in(config, store).await?;
+    let holdings = keys::holdings(store, &actor).await?;
+    let purposes = match keys::status(store, &actor).await {
+        Ok(p) => Some(p),
+        Err(vigil::keys::KeyError::Forbidden(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let pii_rows_left = keys::split::remaining(store).await?;
+    if f.json {
+        let mut out = serde_json::to_value(&holdings)?;
+        out["pii_rows_left"] = pii_rows_left.into();
+        if let Some(p) = &purposes {
+            out["purposes"] = serde_json::to_value(p)?;
+        }
+        print_json(&out)?;
+    } else {
+        print_key_status(&holdings, purposes.as_deref(), pii_rows_left);
+    }
+    Ok(())
+}
+
+async fn split_pii(config: &Config, store: &Store, chunk: usize, json: bool) -> Result<()> {
+    let (actor, ring) = unlock(config, store).await?;
+    let bar = progress_bar(json);
+    bar.set_message("pii");
+    let report = keys::split::run(store, &ring, &actor, chunk, &mut |p| {
+        if json {
+            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+                println!("{line}");
+            }
+        }
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "done": report }))?
+        );
+    } else {
+        println!(
+            "split pii: {} rows re-sealed under contact and network, {} unreadable, \
+             retired {:?}",
+            report.rows, report.unreadable, report.retired
+        );
+    }
+    Ok(())
 }
 
 fn names(purposes: &[Purpose]) -> String {

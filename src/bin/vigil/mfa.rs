@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use vigil::config::Config;
+use vigil::mfa;
 
 use crate::shared::*;
-use vigil::mfa;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

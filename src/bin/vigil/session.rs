@@ -4,16 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use vigil::config::Config;
-use vigil::store::Timestamp;
-
-use crate::shared::*;
 use vigil::auth::cli_session;
 use vigil::auth::tokens::{self, SessionLimits};
 use vigil::auth::{self, users};
+use vigil::config::Config;
 use vigil::keys::keystore::SecretName;
 use vigil::mfa;
 use vigil::notices;
+use vigil::store::Timestamp;
+
+use crate::shared::*;
 
 /// The keystore entry holding the command line's session refresh token.
 const REFRESH_ENTRY: &str = "refresh-token";

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use vigil::config::Config;
+use vigil::keys::keystore::SecretName;
 use vigil::store::Store;
 
 use crate::shared::*;
-use vigil::keys::keystore::SecretName;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

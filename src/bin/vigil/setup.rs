@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use vigil::config::Config;
-
-use crate::shared::*;
 use vigil::auth::users;
 use vigil::auth::{self, Password, Username};
+use vigil::config::Config;
 use vigil::rbac::Role;
+
+use crate::shared::*;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {

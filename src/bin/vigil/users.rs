@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
+use vigil::auth::{self, users, Actor};
 use vigil::config::Config;
+use vigil::mfa;
+use vigil::rbac::Role;
 use vigil::store::Store;
 
 use crate::shared::*;
-use vigil::auth::{self, users};
-use vigil::mfa;
-use vigil::rbac::Role;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -120,45 +120,9 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
             username,
             roles,
             json,
-        } => {
-            let roles = parse_roles(&roles)?;
-            let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
-                Ok(p) => (p, false),
-                Err(_) => (auth::random_password(20), true),
-            };
-            let (id, login) =
-                users::create_with_database_login(&store, &actor, &username, &temporary, &roles)
-                    .await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "id": id.to_string(),
-                    "username": username,
-                    "temporary_password": shown.then_some(&temporary),
-                    "database_user": login.as_ref().map(|l| &l.user),
-                    "database_password": login.as_ref().map(|l| l.password()),
-                }))?;
-            } else {
-                println!("created {username} ({id})");
-                if shown {
-                    println!("temporary password (shown once; must be changed at first sign-in): {temporary}");
-                }
-                if let Some(login) = &login {
-                    print_database_login(&store, login);
-                }
-            }
-        }
+        } => create(&store, &actor, &username, &roles, json).await?,
         UserCommand::DbLogin { username, json } => {
-            let login = users::database_login(&store, &actor, &username).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "username": username,
-                    "database_user": login.user,
-                    "database_password": login.password(),
-                }))?;
-            } else {
-                println!("database login for {username}:");
-                print_database_login(&store, &login);
-            }
+            db_login(&store, &actor, &username, json).await?
         }
         UserCommand::List {
             role,
@@ -212,26 +176,7 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
             println!("unlocked {username}");
         }
         UserCommand::ResetPassword { username } => {
-            let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
-                Ok(p) => (p, false),
-                Err(_) => (auth::random_password(20), true),
-            };
-            let report = auth::reset_password(&store, &actor, &username, &temporary).await?;
-            if shown {
-                println!("temporary password for {username} (shown once): {temporary}");
-            }
-            println!(
-                "{username} must change it at the next sign-in; {} session(s) ended; {} key \
-                 pair(s) retired: they sign in on their machine (which makes a new one), then an \
-                 administrator runs `vigil keys grant {username}`",
-                report.sessions_ended, report.key_pairs_retired
-            );
-            if report.mfa_removed {
-                println!(
-                    "MFA was removed: their TOTP secret opened only with the old password; \
-                     they enrol again (`vigil mfa enroll`) after choosing their new password"
-                );
-            }
+            reset_password(&store, &actor, &username).await?
         }
         UserCommand::ResetMfa { username } => {
             let ended = mfa::reset(&store, &actor, &username).await?;
@@ -239,6 +184,81 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn create(
+    store: &Store,
+    actor: &Actor,
+    username: &str,
+    roles: &[String],
+    json: bool,
+) -> Result<()> {
+    let roles = parse_roles(roles)?;
+    let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (auth::random_password(20), true),
+    };
+    let (id, login) =
+        users::create_with_database_login(store, actor, username, &temporary, &roles).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "id": id.to_string(),
+            "username": username,
+            "temporary_password": shown.then_some(&temporary),
+            "database_user": login.as_ref().map(|l| &l.user),
+            "database_password": login.as_ref().map(|l| l.password()),
+        }))?;
+    } else {
+        println!("created {username} ({id})");
+        if shown {
+            println!(
+                "temporary password (shown once; must be changed at first sign-in): {temporary}"
+            );
+        }
+        if let Some(login) = &login {
+            print_database_login(store, login);
+        }
+    }
+    Ok(())
+}
+
+async fn db_login(store: &Store, actor: &Actor, username: &str, json: bool) -> Result<()> {
+    let login = users::database_login(store, actor, username).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "username": username,
+            "database_user": login.user,
+            "database_password": login.password(),
+        }))?;
+    } else {
+        println!("database login for {username}:");
+        print_database_login(store, &login);
+    }
+    Ok(())
+}
+
+async fn reset_password(store: &Store, actor: &Actor, username: &str) -> Result<()> {
+    let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (auth::random_password(20), true),
+    };
+    let report = auth::reset_password(store, actor, username, &temporary).await?;
+    if shown {
+        println!("temporary password for {username} (shown once): {temporary}");
+    }
+    println!(
+        "{username} must change it at the next sign-in; {} session(s) ended; {} key \
+         pair(s) retired: they sign in on their machine (which makes a new one), then an \
+         administrator runs `vigil keys grant {username}`",
+        report.sessions_ended, report.key_pairs_retired
+    );
+    if report.mfa_removed {
+        println!(
+            "MFA was removed: their TOTP secret opened only with the old password; \
+             they enrol again (`vigil mfa enroll`) after choosing their new password"
+        );
+    }
+    Ok(())
 }
 
 fn parse_roles(roles: &[String]) -> Result<Vec<Role>> {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use vigil::config::Config;
+use vigil::monitor;
 
 use crate::shared::*;
-use vigil::monitor;
 
 #[derive(Subcommand)]
 pub(crate) enum ActivityCommand {

@@ -7,11 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
+use vigil::auth::Actor;
 use vigil::config::Config;
-use vigil::store::Timestamp;
+use vigil::incidents::{
+    self, Action, IncidentDetail, IncidentKind, IncidentStatus, QueueFilter, Severity,
+};
+use vigil::store::{Store, Timestamp};
 
 use crate::shared::*;
-
 use activity::{ActivityCommand, MonitorCommand};
 
 #[derive(Subcommand)]
@@ -144,7 +147,6 @@ fn parse_opt<T>(
 }
 
 async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<ExitCode> {
-    use vigil::incidents::{self, Action, IncidentKind, IncidentStatus, QueueFilter, Severity};
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
     match command {
@@ -154,117 +156,8 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
             kind,
             mine,
             json,
-        } => {
-            let filter = QueueFilter {
-                status: parse_opt(status.as_deref(), "status", IncidentStatus::parse)?,
-                severity: parse_opt(severity.as_deref(), "severity", Severity::parse)?,
-                kind: parse_opt(kind.as_deref(), "kind", IncidentKind::parse)?,
-                mine,
-                limit: None,
-            };
-            let rows = incidents::list(&store, &actor, &filter).await?;
-            if json {
-                print_json(&rows)?;
-            } else {
-                for i in &rows {
-                    println!(
-                        "{}  {:<8}  {:<13}  {:<20}  {:<16}  {}  {}",
-                        i.id,
-                        i.severity.as_str(),
-                        i.status.as_str(),
-                        i.kind.as_str(),
-                        i.username.as_deref().unwrap_or("-"),
-                        i.created_at,
-                        i.summary
-                    );
-                }
-                println!("{} incidents", rows.len());
-            }
-        }
-        IncidentsCommand::Show { id, json } => {
-            let d = incidents::show(&store, &actor, &id).await?;
-            if json {
-                print_json(&d)?;
-            } else {
-                let i = &d.incident;
-                println!("incident {}", i.id);
-                println!("  kind      {}", i.kind.as_str());
-                println!("  severity  {}", i.severity.as_str());
-                println!("  status    {}", i.status.as_str());
-                println!(
-                    "  account   {} ({})",
-                    i.username.as_deref().unwrap_or("-"),
-                    d.account_status.as_deref().unwrap_or("-")
-                );
-                println!("  assignee  {}", i.assignee.as_deref().unwrap_or("-"));
-                println!("  summary   {}", i.summary);
-                println!("rules:");
-                for (rule, n) in &d.rules {
-                    println!("  {rule} x{n}");
-                }
-                println!("activity ({}):", d.activity.len());
-                for a in &d.activity {
-                    println!(
-                        "  {} {} {:<8} {:<7} {:<3} {}",
-                        if a.evidence { "*" } else { " " },
-                        a.at,
-                        a.kind,
-                        a.outcome,
-                        a.country.as_deref().unwrap_or("-"),
-                        a.username.as_deref().unwrap_or("(unknown account)")
-                    );
-                }
-                for c in &d.comments {
-                    println!(
-                        "comment {}: {}",
-                        c.id,
-                        c.text.as_deref().unwrap_or(if c.private {
-                            "(end-to-end encrypted)"
-                        } else {
-                            "(removed)"
-                        })
-                    );
-                }
-                for b in &d.blocks {
-                    println!(
-                        "block {}  {}  {}  until {}",
-                        b.id,
-                        b.ip,
-                        b.state,
-                        b.expires_at
-                            .map(|t| t.to_rfc3339())
-                            .unwrap_or("lifted by hand".into())
-                    );
-                }
-                for r in &d.restrictions {
-                    println!(
-                        "restriction {}  {}  {}  until {}",
-                        r.id,
-                        r.kind,
-                        r.state,
-                        r.expires_at
-                            .map(|t| t.to_rfc3339())
-                            .unwrap_or("lifted by hand".into())
-                    );
-                }
-                println!("timeline:");
-                for t in &d.timeline {
-                    println!(
-                        "  {}  {:<18} {}{}",
-                        t.at,
-                        t.action,
-                        if t.automated {
-                            "automatic".to_owned()
-                        } else {
-                            t.actor.clone().unwrap_or_default()
-                        },
-                        t.reversed_at
-                            .map(|r| format!("  (reversed {r})"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-        }
+        } => list(&store, &actor, status, severity, kind, mine, json).await?,
+        IncidentsCommand::Show { id, json } => show(&store, &actor, &id, json).await?,
         IncidentsCommand::Act { id, action, reason } => {
             let action = Action::parse(&action)?;
             incidents::act(&store, &actor, &id, &action, reason.as_deref()).await?;
@@ -282,6 +175,139 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn list(
+    store: &Store,
+    actor: &Actor,
+    status: Option<String>,
+    severity: Option<String>,
+    kind: Option<String>,
+    mine: bool,
+    json: bool,
+) -> Result<()> {
+    let filter = QueueFilter {
+        status: parse_opt(status.as_deref(), "status", IncidentStatus::parse)?,
+        severity: parse_opt(severity.as_deref(), "severity", Severity::parse)?,
+        kind: parse_opt(kind.as_deref(), "kind", IncidentKind::parse)?,
+        mine,
+        limit: None,
+    };
+    let rows = incidents::list(store, actor, &filter).await?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        for i in &rows {
+            println!(
+                "{}  {:<8}  {:<13}  {:<20}  {:<16}  {}  {}",
+                i.id,
+                i.severity.as_str(),
+                i.status.as_str(),
+                i.kind.as_str(),
+                i.username.as_deref().unwrap_or("-"),
+                i.created_at,
+                i.summary
+            );
+        }
+        println!("{} incidents", rows.len());
+    }
+    Ok(())
+}
+
+async fn show(store: &Store, actor: &Actor, id: &str, json: bool) -> Result<()> {
+    let d = incidents::show(store, actor, id).await?;
+    if json {
+        print_json(&d)?;
+    } else {
+        print_incident(&d);
+        print_measures(&d);
+    }
+    Ok(())
+}
+
+/// An incident as text: what, whose, why, and the activity and comments behind it.
+fn print_incident(d: &IncidentDetail) {
+    let i = &d.incident;
+    println!("incident {}", i.id);
+    println!("  kind      {}", i.kind.as_str());
+    println!("  severity  {}", i.severity.as_str());
+    println!("  status    {}", i.status.as_str());
+    println!(
+        "  account   {} ({})",
+        i.username.as_deref().unwrap_or("-"),
+        d.account_status.as_deref().unwrap_or("-")
+    );
+    println!("  assignee  {}", i.assignee.as_deref().unwrap_or("-"));
+    println!("  summary   {}", i.summary);
+    println!("rules:");
+    for (rule, n) in &d.rules {
+        println!("  {rule} x{n}");
+    }
+    println!("activity ({}):", d.activity.len());
+    for a in &d.activity {
+        println!(
+            "  {} {} {:<8} {:<7} {:<3} {}",
+            if a.evidence { "*" } else { " " },
+            a.at,
+            a.kind,
+            a.outcome,
+            a.country.as_deref().unwrap_or("-"),
+            a.username.as_deref().unwrap_or("(unknown account)")
+        );
+    }
+    for c in &d.comments {
+        println!(
+            "comment {}: {}",
+            c.id,
+            c.text.as_deref().unwrap_or(if c.private {
+                "(end-to-end encrypted)"
+            } else {
+                "(removed)"
+            })
+        );
+    }
+}
+
+/// The blocks and restrictions an incident led to, and its timeline.
+fn print_measures(d: &IncidentDetail) {
+    for b in &d.blocks {
+        println!(
+            "block {}  {}  {}  until {}",
+            b.id,
+            b.ip,
+            b.state,
+            b.expires_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or("lifted by hand".into())
+        );
+    }
+    for r in &d.restrictions {
+        println!(
+            "restriction {}  {}  {}  until {}",
+            r.id,
+            r.kind,
+            r.state,
+            r.expires_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or("lifted by hand".into())
+        );
+    }
+    println!("timeline:");
+    for t in &d.timeline {
+        println!(
+            "  {}  {:<18} {}{}",
+            t.at,
+            t.action,
+            if t.automated {
+                "automatic".to_owned()
+            } else {
+                t.actor.clone().unwrap_or_default()
+            },
+            t.reversed_at
+                .map(|r| format!("  (reversed {r})"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 async fn charts_cmd(
@@ -318,7 +344,6 @@ async fn charts_cmd(
 }
 
 async fn blocks_cmd(config: &Config, command: BlocksCommand) -> Result<ExitCode> {
-    use vigil::incidents;
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
     match command {

@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
+use vigil::auth::platform_tokens::PlatformTokenKeys;
 use vigil::config::Config;
-use vigil::store::Timestamp;
+use vigil::privacy::{self, RequestFilter, RequestKind, RequestStatus, SubjectRef};
+use vigil::store::{Store, Timestamp};
 
 use crate::shared::*;
-use vigil::auth::platform_tokens::PlatformTokenKeys;
-use vigil::privacy;
 
 #[derive(Subcommand)]
 pub(crate) enum DsrCommand {
@@ -141,7 +141,7 @@ pub(crate) enum DsrCommand {
     },
 }
 
-fn request_id(s: &str) -> Result<privacy::RequestId> {
+pub(super) fn request_id(s: &str) -> Result<privacy::RequestId> {
     privacy::RequestId::parse(s).ok_or_else(|| anyhow!("{s:?} is not a request id"))
 }
 
@@ -179,7 +179,6 @@ fn print_request(r: &privacy::Request) {
 }
 
 pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode> {
-    use privacy::{RequestFilter, RequestKind, RequestStatus, SubjectRef};
     let store = open(config).await?;
     match command {
         DsrCommand::New {
@@ -188,48 +187,7 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             email,
             received,
             json,
-        } => {
-            let kind = RequestKind::parse(&kind).ok_or_else(|| {
-                anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
-            })?;
-            let subject = match user {
-                Some(u) => SubjectRef::Username(u),
-                None => SubjectRef::Email(
-                    sensitive_value(email, "subject's email")
-                        .context("give --user, or --email (`-` for standard input)")?
-                        .to_string(),
-                ),
-            };
-            let (actor, ring) = unlock(config, &store).await?;
-            let received = match received {
-                None => Timestamp::now(),
-                Some(d) => {
-                    let day = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-                        .with_context(|| format!("{d:?} is not a date (YYYY-MM-DD)"))?;
-                    let t =
-                        Timestamp::from(day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc());
-                    if t > Timestamp::now() {
-                        bail!("the received date is in the future");
-                    }
-                    t
-                }
-            };
-            let created =
-                privacy::create_at(&store, Some(&ring), &actor, kind, &subject, received).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "id": created.request.id,
-                    "request": created.request,
-                    "verification_code": created.verification_code.as_str(),
-                }))?;
-            } else {
-                print_request(&created.request);
-                println!(
-                    "verification code (give it to the subject through the platform; shown once): {}",
-                    created.verification_code.as_str()
-                );
-            }
-        }
+        } => new_request(config, &store, kind, user, email, received, json).await?,
         DsrCommand::Verify { id, code, token } => {
             let id = request_id(&id)?;
             let request = if token {
@@ -262,182 +220,15 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             overdue,
             due_soon,
             json,
-        } => {
-            let (actor, _) = sign_in(config, &store).await?;
-            let filter = RequestFilter {
-                status: status
-                    .map(|s| {
-                        RequestStatus::parse(&s).ok_or_else(|| anyhow!("unknown status {s:?}"))
-                    })
-                    .transpose()?,
-                kind: kind
-                    .map(|k| RequestKind::parse(&k).ok_or_else(|| anyhow!("unknown type {k:?}")))
-                    .transpose()?,
-                overdue,
-                due_soon,
-            };
-            let rows = privacy::list(&store, &actor, &filter).await?;
-            if json {
-                print_json(&rows)?;
-            } else {
-                println!(
-                    "{:<36}  {:<13}  {:<11}  {:<24}  {:<10}  due",
-                    "id", "type", "status", "subject", "received"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<36}  {:<13}  {:<11}  {:<24}  {:<10}  {}{}",
-                        r.id,
-                        r.kind.as_str(),
-                        r.status.as_str(),
-                        r.subject_username.as_deref().unwrap_or("(erased)"),
-                        &r.received_at.to_rfc3339()[..10],
-                        &r.due_at.to_rfc3339()[..10],
-                        if r.overdue {
-                            "  OVERDUE"
-                        } else if r.due_soon {
-                            "  soon"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-        }
-        DsrCommand::Show { id, json } => {
-            let (actor, _) = sign_in(config, &store).await?;
-            let d = privacy::show(&store, &actor, request_id(&id)?).await?;
-            if json {
-                print_json(&d)?;
-            } else {
-                print_request(&d.request);
-                for s in &d.steps {
-                    println!(
-                        "step {:>2} {:<20} {:<8} rows {}{}",
-                        s.no,
-                        s.name,
-                        s.status,
-                        s.rows_affected,
-                        s.error
-                            .as_deref()
-                            .map(|e| format!("  {e}"))
-                            .unwrap_or_default()
-                    );
-                }
-                for a in &d.artifacts {
-                    println!(
-                        "file: {} {} bytes sha256 {}",
-                        a.kind, a.size_bytes, a.sha256
-                    );
-                }
-                for t in &d.timeline {
-                    println!("{:>7}  {}  {:<24}  {}", t.seq, t.at, t.action, t.actor);
-                }
-            }
-        }
+        } => list(config, &store, status, kind, overdue, due_soon, json).await?,
+        DsrCommand::Show { id, json } => show(config, &store, &id, json).await?,
         DsrCommand::Run {
             id,
             out,
             comments,
             set,
             json,
-        } => {
-            let comments = privacy::CommentPolicy::parse(&comments)
-                .ok_or_else(|| anyhow!("--comments is anonymise or delete"))?;
-            let corrections = set
-                .iter()
-                .map(|s| match s.split_once('=') {
-                    Some(("display_name", v)) => Ok(privacy::Correction::DisplayName(v.into())),
-                    Some(("email", "-")) => Ok(privacy::Correction::Email(
-                        sensitive_value(Some("-".into()), "new email")?.to_string(),
-                    )),
-                    Some(("phone", "-")) => Ok(privacy::Correction::Phone(
-                        sensitive_value(Some("-".into()), "new phone number")?.to_string(),
-                    )),
-                    Some(("email", v)) => Ok(privacy::Correction::Email(v.into())),
-                    Some(("phone", v)) => Ok(privacy::Correction::Phone(v.into())),
-                    _ => Err(anyhow!(
-                        "--set takes display_name=..., email=... or phone=..."
-                    )),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let (actor, ring) = unlock(config, &store).await?;
-            let options = privacy::RunOptions {
-                out_dir: Some(match out {
-                    Some(d) => d,
-                    None => std::env::current_dir()?,
-                }),
-                comments,
-                corrections,
-            };
-            let bar = progress_bar(json);
-            let outcome = privacy::run(
-                &store,
-                &ring,
-                &actor,
-                request_id(&id)?,
-                &options,
-                &mut |p| {
-                    if json {
-                        if let Ok(line) = serde_json::to_string(p) {
-                            println!("{line}");
-                        }
-                    } else {
-                        bar.set_message(format!(
-                            "step {}/{}: {} ({})",
-                            p.step, p.steps, p.name, p.state
-                        ));
-                    }
-                    privacy::Flow::Continue
-                },
-            )
-            .await;
-            bar.finish_and_clear();
-            let outcome = outcome?;
-            if json {
-                print_json(&outcome)?;
-            }
-            match &outcome {
-                privacy::RunOutcome::Exported { files } => {
-                    if !json {
-                        for f in files {
-                            println!("wrote {} ({} bytes, sha256 {})", f.path, f.bytes, f.sha256);
-                        }
-                    }
-                }
-                privacy::RunOutcome::Erased { receipt } => {
-                    if !json {
-                        for s in &receipt.steps {
-                            println!("{:<20} {} rows", s.name, s.rows);
-                        }
-                        println!(
-                            "erased: residual scan clean ({} tables, {} columns, {} sealed values opened{}); receipt in the audit log",
-                            receipt.scan.tables,
-                            receipt.scan.columns,
-                            receipt.scan.values_opened,
-                            receipt.scan.file_bytes.map(|b| format!(", {b} file bytes")).unwrap_or_default()
-                        );
-                    }
-                }
-                privacy::RunOutcome::ResidualFound { report } => {
-                    if !json {
-                        println!(
-                            "NOT completed: the subject's identifiers are still in the database:"
-                        );
-                        for h in &report.hits {
-                            println!("  {} ({}): {}", h.place, h.identifier, h.count);
-                        }
-                        println!("remove them, then run the request again");
-                    }
-                    return Ok(ExitCode::from(1));
-                }
-                privacy::RunOutcome::Rectified { fields } => {
-                    if !json {
-                        println!("corrected: {}", fields.join(", "));
-                    }
-                }
-            }
-        }
+        } => return super::run::run_request(config, &store, id, out, comments, set, json).await,
         DsrCommand::Extend { id, months, reason } => {
             let (actor, _) = sign_in(config, &store).await?;
             let r = privacy::extend(&store, &actor, request_id(&id)?, months, &reason).await?;
@@ -453,40 +244,171 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             privacy::withdraw(&store, &actor, request_id(&id)?, &reason).await?;
             println!("withdrawn");
         }
-        DsrCommand::Scan { user, json } => {
-            let (actor, ring) = unlock(config, &store).await?;
-            let ids = privacy::identifiers_of(
-                &store,
-                &ring,
-                &actor,
-                &privacy::SubjectRef::Username(user),
-            )
-            .await?;
-            let report = privacy::residual_scan(&store, &ring, &actor, &ids).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                println!(
-                    "scanned {} tables, {} columns, {} sealed values{}",
-                    report.tables,
-                    report.columns,
-                    report.values_opened,
-                    report
-                        .file_bytes
-                        .map(|b| format!(", {b} file bytes"))
-                        .unwrap_or_default()
-                );
-                for h in &report.hits {
-                    println!("found  {} ({}): {}", h.place, h.identifier, h.count);
-                }
-                for h in &report.shared {
-                    println!(
-                        "shared {} ({}): {} (another account's own)",
-                        h.place, h.identifier, h.count
-                    );
-                }
-            }
-        }
+        DsrCommand::Scan { user, json } => scan(config, &store, user, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn new_request(
+    config: &Config,
+    store: &Store,
+    kind: String,
+    user: Option<String>,
+    email: Option<String>,
+    received: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let kind = RequestKind::parse(&kind).ok_or_else(|| {
+        anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
+    })?;
+    let subject = match user {
+        Some(u) => SubjectRef::Username(u),
+        None => SubjectRef::Email(
+            sensitive_value(email, "subject's email")
+                .context("give --user, or --email (`-` for standard input)")?
+                .to_string(),
+        ),
+    };
+    let (actor, ring) = unlock(config, store).await?;
+    let received = match received {
+        None => Timestamp::now(),
+        Some(d) => {
+            let day = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .with_context(|| format!("{d:?} is not a date (YYYY-MM-DD)"))?;
+            let t = Timestamp::from(day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc());
+            if t > Timestamp::now() {
+                bail!("the received date is in the future");
+            }
+            t
+        }
+    };
+    let created = privacy::create_at(store, Some(&ring), &actor, kind, &subject, received).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "id": created.request.id,
+            "request": created.request,
+            "verification_code": created.verification_code.as_str(),
+        }))?;
+    } else {
+        print_request(&created.request);
+        println!(
+            "verification code (give it to the subject through the platform; shown once): {}",
+            created.verification_code.as_str()
+        );
+    }
+    Ok(())
+}
+
+async fn list(
+    config: &Config,
+    store: &Store,
+    status: Option<String>,
+    kind: Option<String>,
+    overdue: bool,
+    due_soon: bool,
+    json: bool,
+) -> Result<()> {
+    let (actor, _) = sign_in(config, store).await?;
+    let filter = RequestFilter {
+        status: status
+            .map(|s| RequestStatus::parse(&s).ok_or_else(|| anyhow!("unknown status {s:?}")))
+            .transpose()?,
+        kind: kind
+            .map(|k| RequestKind::parse(&k).ok_or_else(|| anyhow!("unknown type {k:?}")))
+            .transpose()?,
+        overdue,
+        due_soon,
+    };
+    let rows = privacy::list(store, &actor, &filter).await?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        println!(
+            "{:<36}  {:<13}  {:<11}  {:<24}  {:<10}  due",
+            "id", "type", "status", "subject", "received"
+        );
+        for r in &rows {
+            println!(
+                "{:<36}  {:<13}  {:<11}  {:<24}  {:<10}  {}{}",
+                r.id,
+                r.kind.as_str(),
+                r.status.as_str(),
+                r.subject_username.as_deref().unwrap_or("(erased)"),
+                &r.received_at.to_rfc3339()[..10],
+                &r.due_at.to_rfc3339()[..10],
+                if r.overdue {
+                    "  OVERDUE"
+                } else if r.due_soon {
+                    "  soon"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn show(config: &Config, store: &Store, id: &str, json: bool) -> Result<()> {
+    let (actor, _) = sign_in(config, store).await?;
+    let d = privacy::show(store, &actor, request_id(id)?).await?;
+    if json {
+        print_json(&d)?;
+    } else {
+        print_request(&d.request);
+        for s in &d.steps {
+            println!(
+                "step {:>2} {:<20} {:<8} rows {}{}",
+                s.no,
+                s.name,
+                s.status,
+                s.rows_affected,
+                s.error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        for a in &d.artifacts {
+            println!(
+                "file: {} {} bytes sha256 {}",
+                a.kind, a.size_bytes, a.sha256
+            );
+        }
+        for t in &d.timeline {
+            println!("{:>7}  {}  {:<24}  {}", t.seq, t.at, t.action, t.actor);
+        }
+    }
+    Ok(())
+}
+
+async fn scan(config: &Config, store: &Store, user: String, json: bool) -> Result<()> {
+    let (actor, ring) = unlock(config, store).await?;
+    let ids =
+        privacy::identifiers_of(store, &ring, &actor, &privacy::SubjectRef::Username(user)).await?;
+    let report = privacy::residual_scan(store, &ring, &actor, &ids).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "scanned {} tables, {} columns, {} sealed values{}",
+            report.tables,
+            report.columns,
+            report.values_opened,
+            report
+                .file_bytes
+                .map(|b| format!(", {b} file bytes"))
+                .unwrap_or_default()
+        );
+        for h in &report.hits {
+            println!("found  {} ({}): {}", h.place, h.identifier, h.count);
+        }
+        for h in &report.shared {
+            println!(
+                "shared {} ({}): {} (another account's own)",
+                h.place, h.identifier, h.count
+            );
+        }
+    }
+    Ok(())
 }

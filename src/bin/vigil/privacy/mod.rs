@@ -1,16 +1,16 @@
 //! `vigil dsr` and `vigil hold`: data-subject requests and legal holds.
 
 mod dsr;
+mod run;
 
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use vigil::config::Config;
-
-use crate::shared::*;
 use vigil::privacy;
 
+use crate::shared::*;
 use dsr::DsrCommand;
 
 #[derive(Subcommand)]
