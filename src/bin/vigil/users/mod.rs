@@ -1,4 +1,7 @@
-//! `vigil user`: operator accounts (administrators).
+//! `vigil user`: operator accounts (administrators); `vigil directory`: every account, as the
+//! desktop's Users screen lists them.
+
+mod directory;
 
 use std::process::ExitCode;
 
@@ -17,6 +20,9 @@ pub(crate) enum Command {
     /// Operator accounts (administrators): unlock, reset a password or MFA.
     #[command(subcommand)]
     User(UserCommand),
+    /// Every account the desktop's Users screen lists (platform users, operators, service
+    /// accounts), by username, one page at a time: username, kind, roles, status, MFA.
+    Directory(directory::DirectoryArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,8 +114,10 @@ pub(crate) enum UserCommand {
 }
 
 pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
-    let Command::User(command) = command;
-    user_cmd(config, command).await
+    match command {
+        Command::User(command) => user_cmd(config, command).await,
+        Command::Directory(args) => directory::run(config, args).await,
+    }
 }
 
 async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
@@ -261,7 +269,7 @@ async fn reset_password(store: &Store, actor: &Actor, username: &str) -> Result<
     Ok(())
 }
 
-fn parse_roles(roles: &[String]) -> Result<Vec<Role>> {
+pub(super) fn parse_roles(roles: &[String]) -> Result<Vec<Role>> {
     roles
         .iter()
         .map(|r| {
