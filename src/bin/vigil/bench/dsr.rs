@@ -58,92 +58,9 @@ pub async fn dsr(
     progress: &mut (dyn FnMut(SeedProgress) + Send),
 ) -> Result<DsrBenchReport, BenchError> {
     use vigil::privacy::{self, Flow, RequestKind, RunOptions, RunOutcome, SubjectRef};
-    if auth::is_initialised(store).await? {
-        return Err(BenchError::NotScratch);
-    }
     let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
-    // The scratch administrator also takes the compliance officer's role for the requests.
-    let (actor, ring, _) =
-        scratch_admin(store, keystore, &[vigil::rbac::Role::ComplianceOfficer]).await?;
-    demo::seed(store, &actor, &ring, opts.seed, progress)
-        .await
-        .map_err(|e| step(&e))?;
-
-    // The subject, on one event of their own, with their comments, reactions and activity.
-    let keys = keys::WriteKeys::current(store, &ring, &keys::PLATFORM_PURPOSES)
-        .await
-        .map_err(|e| step(&e))?;
-    let subject = uuid::Uuid::new_v4();
-    let event = uuid::Uuid::new_v4();
-    let now = vigil::store::Timestamp::now();
-    let t0 = vigil::store::Timestamp::from_micros(now.micros() - 86_400_000_000);
-    let mut tx = store.begin().await?;
-    platform::insert_users(
-        &mut tx,
-        &keys,
-        &[platform::NewPlatformUser {
-            id: subject,
-            username: "bench.subject".into(),
-            display_name: "Bench Subject".into(),
-            country: "NL".into(),
-            email: Some("bench.subject@mail.example".into()),
-            phone: Some("+31-555-000-0001".into()),
-            created_at: t0,
-            last_login_at: Some(t0),
-        }],
-    )
-    .await?;
-    platform::insert_events(
-        &mut tx,
-        &[platform::NewEvent {
-            id: event,
-            title: "Bench Final".into(),
-            starts_at: t0,
-            ends_at: now,
-        }],
-    )
-    .await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    let mut written = 0u32;
-    while written < opts.subject_comments {
-        let n = (opts.subject_comments - written).min(10_000);
-        let comments: Vec<platform::NewComment> = (0..n)
-            .map(|i| platform::NewComment {
-                id: uuid::Uuid::new_v4(),
-                event_id: event,
-                author_id: subject,
-                body: platform::CommentBody::Public(format!("bench comment {}", written + i)),
-                created_at: vigil::store::Timestamp::from_micros(
-                    t0.micros() + i64::from(written + i),
-                ),
-            })
-            .collect();
-        let activity: Vec<platform::NewActivity> = comments
-            .iter()
-            .step_by(10)
-            .map(|c| platform::NewActivity {
-                id: uuid::Uuid::new_v4(),
-                user_id: Some(subject),
-                kind: "comment",
-                outcome: "success",
-                reason: None,
-                occurred_at: c.created_at,
-                user_agent: "Firefox".into(),
-                country: "NL".into(),
-                ip: Some("10.20.30.40".into()),
-                ref_id: Some(c.id),
-                target: None,
-            })
-            .collect();
-        let mut tx = store.begin().await?;
-        platform::insert_comments(&mut tx, &keys, &comments).await?;
-        platform::insert_activity(&mut tx, &keys, &activity).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        written += n;
-    }
-    let counts = platform::counts(store).await?;
-    let platform_rows =
-        counts.users + counts.events + counts.comments + counts.reactions + counts.activity;
+    let (actor, ring, platform_rows) =
+        scratch_with_subject(store, keystore, opts, progress).await?;
 
     let out = tempfile::tempdir().map_err(|e| step(&e))?;
     let run_options = RunOptions {
@@ -217,6 +134,112 @@ pub async fn dsr(
         erasure_seconds: erasure.as_secs_f64(),
         erasure_rows,
     })
+}
+
+/// The scratch platform of [`dsr`]: the administrator (also a compliance officer), the demo
+/// seed and the subject; returns the actor, their keys and the platform's rows.
+async fn scratch_with_subject(
+    store: &Store,
+    keystore: &dyn Keystore,
+    opts: DsrBenchOptions,
+    progress: &mut (dyn FnMut(SeedProgress) + Send),
+) -> Result<(auth::Actor, keys::KeyRing, i64), BenchError> {
+    if auth::is_initialised(store).await? {
+        return Err(BenchError::NotScratch);
+    }
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    // The scratch administrator also takes the compliance officer's role for the requests.
+    let (actor, ring, _) =
+        scratch_admin(store, keystore, &[vigil::rbac::Role::ComplianceOfficer]).await?;
+    demo::seed(store, &actor, &ring, opts.seed, progress)
+        .await
+        .map_err(|e| step(&e))?;
+    add_subject(store, &ring, opts.subject_comments).await?;
+    let counts = platform::counts(store).await?;
+    let platform_rows =
+        counts.users + counts.events + counts.comments + counts.reactions + counts.activity;
+    Ok((actor, ring, platform_rows))
+}
+
+/// The subject, on one event of their own, with `subject_comments` comments and their activity.
+async fn add_subject(
+    store: &Store,
+    ring: &keys::KeyRing,
+    subject_comments: u32,
+) -> Result<(), BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let keys = keys::WriteKeys::current(store, ring, &keys::PLATFORM_PURPOSES)
+        .await
+        .map_err(|e| step(&e))?;
+    let subject = uuid::Uuid::new_v4();
+    let event = uuid::Uuid::new_v4();
+    let now = vigil::store::Timestamp::now();
+    let t0 = vigil::store::Timestamp::from_micros(now.micros() - 86_400_000_000);
+    let mut tx = store.begin().await?;
+    platform::insert_users(
+        &mut tx,
+        &keys,
+        &[platform::NewPlatformUser {
+            id: subject,
+            username: "bench.subject".into(),
+            display_name: "Bench Subject".into(),
+            country: "NL".into(),
+            email: Some("bench.subject@mail.example".into()),
+            phone: Some("+31-555-000-0001".into()),
+            created_at: t0,
+            last_login_at: Some(t0),
+        }],
+    )
+    .await?;
+    platform::insert_events(
+        &mut tx,
+        &[platform::NewEvent {
+            id: event,
+            title: "Bench Final".into(),
+            starts_at: t0,
+            ends_at: now,
+        }],
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let mut written = 0u32;
+    while written < subject_comments {
+        let n = (subject_comments - written).min(10_000);
+        let comments: Vec<platform::NewComment> = (0..n)
+            .map(|i| platform::NewComment {
+                id: uuid::Uuid::new_v4(),
+                event_id: event,
+                author_id: subject,
+                body: platform::CommentBody::Public(format!("bench comment {}", written + i)),
+                created_at: vigil::store::Timestamp::from_micros(
+                    t0.micros() + i64::from(written + i),
+                ),
+            })
+            .collect();
+        let activity: Vec<platform::NewActivity> = comments
+            .iter()
+            .step_by(10)
+            .map(|c| platform::NewActivity {
+                id: uuid::Uuid::new_v4(),
+                user_id: Some(subject),
+                kind: "comment",
+                outcome: "success",
+                reason: None,
+                occurred_at: c.created_at,
+                user_agent: "Firefox".into(),
+                country: "NL".into(),
+                ip: Some("10.20.30.40".into()),
+                ref_id: Some(c.id),
+                target: None,
+            })
+            .collect();
+        let mut tx = store.begin().await?;
+        platform::insert_comments(&mut tx, &keys, &comments).await?;
+        platform::insert_activity(&mut tx, &keys, &activity).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        written += n;
+    }
+    Ok(())
 }
 
 pub(super) async fn cmd(

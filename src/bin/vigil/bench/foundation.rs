@@ -138,90 +138,12 @@ pub async fn run(
         .await
         .map_err(|e| step(&e))?;
 
-    let sample = platform::sample_user_ids(store, 1_000).await?;
-    let mut emails = Vec::with_capacity(sample.len());
-    for id in &sample {
-        if let Some(e) = platform::user_email(store, &ring, *id)
-            .await
-            .map_err(|e| step(&e))?
-        {
-            emails.push((*id, e));
-        }
-    }
-    let mut lookups = Vec::with_capacity(emails.len());
-    for (id, email) in &emails {
-        let t = Instant::now();
-        let found = platform::find_user_by_email(store, &ring, email)
-            .await
-            .map_err(|e| step(&e))?;
-        lookups.push(t.elapsed());
-        if found != Some(*id) {
-            return Err(step(&"an email lookup found the wrong account"));
-        }
-    }
-    lookups.sort();
-    let lookup_median = lookups.get(lookups.len() / 2).copied().unwrap_or_default();
+    let lookup_median = email_lookup_median(store, &ring).await?;
 
-    let mut logins = Vec::new();
-    let mut last = None;
-    for _ in 0..15 {
-        let t = Instant::now();
-        let outcome = auth::login(
-            store,
-            Some(keystore),
-            actor.username().as_str(),
-            &secret,
-            &auth::LoginSource::default(),
-            // A throwaway database: the administrator it makes enrols no second factor.
-            &auth::MfaPolicy::none(),
-        )
-        .await
-        .map_err(|e| step(&e))?;
-        logins.push(t.elapsed());
-        last = Some(outcome);
-    }
-    logins.sort();
-    let login_median = logins[logins.len() / 2];
-    let Some(auth::LoginOutcome::SignedIn(session)) = last else {
-        return Err(step(&"the benchmark administrator has MFA on"));
-    };
-    let pair = auth::tokens::issue(store, &ring, &session, "bench")
-        .await
-        .map_err(|e| step(&e))?;
-    let n_verify = 20_000u32;
-    let t = Instant::now();
-    for _ in 0..n_verify {
-        auth::tokens::verify_access_token(store, &pair.access_token)
-            .await
-            .map_err(|e| step(&e))?;
-    }
-    let token_verify_uncached_per_sec = per_sec(u64::from(n_verify), t.elapsed());
-    let verifier = auth::tokens::Verifier::new();
-    let t = Instant::now();
-    for _ in 0..n_verify {
-        verifier
-            .verify(store, &pair.access_token)
-            .await
-            .map_err(|e| step(&e))?;
-    }
-    let token_verify_per_sec = per_sec(u64::from(n_verify), t.elapsed());
-    let public = jsonwebtoken::DecodingKey::from_ed_der(ring.token_signing_key().public_key());
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
-    validation.set_audience(&[auth::tokens::AUDIENCE]);
-    let token_signature_verify_per_sec = rate(n_verify, |_| {
-        let ok =
-            jsonwebtoken::decode::<auth::tokens::Claims>(&pair.access_token, &public, &validation);
-        std::hint::black_box(ok.is_ok());
-    });
-    let totp_secret = [7u8; 20];
-    let code = vigil::mfa::code_at(&totp_secret, 1_000_000, vigil::mfa::DIGITS);
-    let totp_verify_per_sec = rate(200_000, |i| {
-        std::hint::black_box(vigil::mfa::matching_step(
-            &totp_secret,
-            &code,
-            1_000_000 + u64::from(i % 2),
-        ));
-    });
+    let (login_median, session) = sign_in_median(store, keystore, &actor, &secret).await?;
+    let (token_verify_per_sec, token_verify_uncached_per_sec, token_signature_verify_per_sec) =
+        token_rates(store, &ring, &session).await?;
+    let totp_verify_per_sec = totp_verify_rate();
 
     let (rotation_rows, rotation_rows_per_sec) = if opts.rotate {
         let t = Instant::now();
@@ -256,6 +178,124 @@ pub async fn run(
         totp_verify_per_sec,
         rotation_rows,
         rotation_rows_per_sec,
+    })
+}
+
+/// Median time of looking up, through the blind index, the emails of up to 1,000 sampled users.
+async fn email_lookup_median(store: &Store, ring: &keys::KeyRing) -> Result<Duration, BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let sample = platform::sample_user_ids(store, 1_000).await?;
+    let mut emails = Vec::with_capacity(sample.len());
+    for id in &sample {
+        if let Some(e) = platform::user_email(store, ring, *id)
+            .await
+            .map_err(|e| step(&e))?
+        {
+            emails.push((*id, e));
+        }
+    }
+    let mut lookups = Vec::with_capacity(emails.len());
+    for (id, email) in &emails {
+        let t = Instant::now();
+        let found = platform::find_user_by_email(store, ring, email)
+            .await
+            .map_err(|e| step(&e))?;
+        lookups.push(t.elapsed());
+        if found != Some(*id) {
+            return Err(step(&"an email lookup found the wrong account"));
+        }
+    }
+    lookups.sort();
+    Ok(lookups.get(lookups.len() / 2).copied().unwrap_or_default())
+}
+
+/// Median of 15 sign-ins (argon2id, unlocking the keys), and the last session.
+async fn sign_in_median(
+    store: &Store,
+    keystore: &dyn Keystore,
+    actor: &auth::Actor,
+    secret: &str,
+) -> Result<(Duration, auth::Session), BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let mut logins = Vec::new();
+    let mut last = None;
+    for _ in 0..15 {
+        let t = Instant::now();
+        let outcome = auth::login(
+            store,
+            Some(keystore),
+            actor.username().as_str(),
+            secret,
+            &auth::LoginSource::default(),
+            // A throwaway database: the administrator it makes enrols no second factor.
+            &auth::MfaPolicy::none(),
+        )
+        .await
+        .map_err(|e| step(&e))?;
+        logins.push(t.elapsed());
+        last = Some(outcome);
+    }
+    logins.sort();
+    let login_median = logins[logins.len() / 2];
+    let Some(auth::LoginOutcome::SignedIn(session)) = last else {
+        return Err(step(&"the benchmark administrator has MFA on"));
+    };
+    Ok((login_median, session))
+}
+
+/// Access-token verifications per second: with the epoch cache, with the full database checks
+/// each time, and the signature and claims alone.
+async fn token_rates(
+    store: &Store,
+    ring: &keys::KeyRing,
+    session: &auth::Session,
+) -> Result<(f64, f64, f64), BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let pair = auth::tokens::issue(store, ring, session, "bench")
+        .await
+        .map_err(|e| step(&e))?;
+    let n_verify = 20_000u32;
+    let t = Instant::now();
+    for _ in 0..n_verify {
+        auth::tokens::verify_access_token(store, &pair.access_token)
+            .await
+            .map_err(|e| step(&e))?;
+    }
+    let token_verify_uncached_per_sec = per_sec(u64::from(n_verify), t.elapsed());
+    let verifier = auth::tokens::Verifier::new();
+    let t = Instant::now();
+    for _ in 0..n_verify {
+        verifier
+            .verify(store, &pair.access_token)
+            .await
+            .map_err(|e| step(&e))?;
+    }
+    let token_verify_per_sec = per_sec(u64::from(n_verify), t.elapsed());
+    let public = jsonwebtoken::DecodingKey::from_ed_der(ring.token_signing_key().public_key());
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&[auth::tokens::AUDIENCE]);
+    let token_signature_verify_per_sec = rate(n_verify, |_| {
+        let ok =
+            jsonwebtoken::decode::<auth::tokens::Claims>(&pair.access_token, &public, &validation);
+        std::hint::black_box(ok.is_ok());
+    });
+    Ok((
+        token_verify_per_sec,
+        token_verify_uncached_per_sec,
+        token_signature_verify_per_sec,
+    ))
+}
+
+/// TOTP verifications (three candidate steps each) per second, computation only.
+fn totp_verify_rate() -> f64 {
+    let totp_secret = [7u8; 20];
+    let code = vigil::mfa::code_at(&totp_secret, 1_000_000, vigil::mfa::DIGITS);
+    rate(200_000, |i| {
+        std::hint::black_box(vigil::mfa::matching_step(
+            &totp_secret,
+            &code,
+            1_000_000 + u64::from(i % 2),
+        ));
     })
 }
 

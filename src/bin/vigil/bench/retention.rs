@@ -65,37 +65,13 @@ pub async fn retention(
     audit_entries: u32,
     chunk: u32,
 ) -> Result<RetentionBenchReport, BenchError> {
-    use vigil::retention::{self, Category, PolicyChange, RunOptions};
+    use vigil::retention::{self, Category, RunOptions};
     if auth::is_initialised(store).await? {
         return Err(BenchError::NotScratch);
     }
     let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
     let (actor, ring, _) = scratch_admin(store, keystore, &[]).await?;
-    let opts = SeedOptions {
-        users,
-        comments,
-        days: 2_000,
-        seed: 13,
-        scenarios: false,
-    };
-    demo::seed(store, &actor, &ring, opts, &mut |_| {})
-        .await
-        .map_err(|e| step(&e))?;
-    append_bench_entries(store, audit_entries).await?;
-    let gone = platform::sample_user_ids(store, users / 4).await?;
-    let mut tx = store.begin().await?;
-    let deleted_at = vigil::store::Timestamp::from_micros(
-        vigil::store::Timestamp::now().micros() - 60 * 86_400_000_000,
-    );
-    platform::mark_deleted(&mut tx, &gone, deleted_at).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    let shorter = PolicyChange {
-        period_days: Some(30),
-        ..PolicyChange::default()
-    };
-    retention::set_policy(store, &actor, Category::Comments, &shorter)
-        .await
-        .map_err(|e| step(&e))?;
+    scratch_history(store, &actor, &ring, users, comments, audit_entries).await?;
     let t = Instant::now();
     retention::plan(store, &actor, None)
         .await
@@ -155,6 +131,46 @@ pub async fn retention(
         accounts_cascaded: u64::try_from(cascaded).unwrap_or(0),
         chunk,
     })
+}
+
+/// The history [`retention`] cleans up: `users` and `comments` over 2,000 days, `audit_entries`
+/// entries, a quarter of the accounts deleted 60 days ago, and comments kept 30 days.
+async fn scratch_history(
+    store: &Store,
+    actor: &auth::Actor,
+    ring: &keys::KeyRing,
+    users: u32,
+    comments: u32,
+    audit_entries: u32,
+) -> Result<(), BenchError> {
+    use vigil::retention::{self, Category, PolicyChange};
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let opts = SeedOptions {
+        users,
+        comments,
+        days: 2_000,
+        seed: 13,
+        scenarios: false,
+    };
+    demo::seed(store, actor, ring, opts, &mut |_| {})
+        .await
+        .map_err(|e| step(&e))?;
+    append_bench_entries(store, audit_entries).await?;
+    let gone = platform::sample_user_ids(store, users / 4).await?;
+    let mut tx = store.begin().await?;
+    let deleted_at = vigil::store::Timestamp::from_micros(
+        vigil::store::Timestamp::now().micros() - 60 * 86_400_000_000,
+    );
+    platform::mark_deleted(&mut tx, &gone, deleted_at).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let shorter = PolicyChange {
+        period_days: Some(30),
+        ..PolicyChange::default()
+    };
+    retention::set_policy(store, actor, Category::Comments, &shorter)
+        .await
+        .map_err(|e| step(&e))?;
+    Ok(())
 }
 
 pub(super) async fn cmd(
