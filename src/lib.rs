@@ -9,7 +9,6 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod demo;

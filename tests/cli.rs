@@ -1638,3 +1638,311 @@ async fn a_command_line_session_ends_when_the_account_is_suspended(cli: Cli) {
 async fn a_command_line_session_ends_when_the_account_is_suspended_on_sqlite() {
     a_command_line_session_ends_when_the_account_is_suspended(Cli::sqlite()).await
 }
+
+/// `vigil ARGS` as `env`'s operator with `input` on standard input.
+fn run_with_input(cli: &Cli, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = cli.command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The usernames of a `vigil directory --json` page.
+fn usernames(page: &serde_json::Value) -> Vec<String> {
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The core's directory (what the desktop's Users screen shows) for the same filters.
+async fn core_directory(
+    store: &vigil::store::Store,
+    actor: &vigil::auth::Actor,
+    ring: Option<&vigil::keys::KeyRing>,
+    query: vigil::auth::users::DirectoryQuery,
+) -> vigil::auth::users::DirectoryPage {
+    vigil::auth::users::directory(store, actor, ring, &query)
+        .await
+        .unwrap()
+}
+
+async fn the_directory_lists_every_account_as_the_desktop_does(cli: Cli) {
+    use vigil::auth::users::{AccountKind, DirectoryQuery, DirectorySearch};
+    seed_small(&cli);
+    let url = vigil::store::DatabaseUrl::parse(&cli.url).unwrap();
+    let store = vigil::store::Store::open(&url, &Default::default())
+        .await
+        .unwrap();
+    let admin = vigil::auth::authenticate(
+        &store,
+        "root-admin",
+        PASSWORD,
+        &vigil::auth::MfaPolicy::none(),
+    )
+    .await
+    .unwrap();
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(&cli.ok(args, &[])).unwrap() };
+    let all = |kind| DirectoryQuery {
+        kind,
+        page_size: 500,
+        ..Default::default()
+    };
+
+    // By kind, with the core directory's totals and order; each row says no more than asked.
+    for (flag, kind) in [
+        ("platform", Some(AccountKind::Platform)),
+        ("operator", Some(AccountKind::Operator)),
+        ("all", None),
+    ] {
+        let page = json(&["directory", "--kind", flag, "--limit", "500", "--json"]);
+        let core = core_directory(&store, &admin, None, all(kind)).await;
+        assert_eq!(page["total"], core.total, "--kind {flag}");
+        let names: Vec<String> = core.rows.iter().map(|e| e.username.clone()).collect();
+        assert_eq!(usernames(&page), names, "--kind {flag}");
+        for row in page["rows"].as_array().unwrap() {
+            let mut keys: Vec<&str> = row
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["kind", "mfa", "roles", "status", "username"]);
+            if flag != "all" {
+                assert_eq!(row["kind"], flag);
+            }
+        }
+    }
+    let platform = json(&["directory", "--kind", "platform", "--json"]);
+    assert_eq!(platform["total"], 200);
+    assert_eq!(platform["rows"].as_array().unwrap().len(), 50);
+    let operators = json(&["directory", "--kind", "operator", "--json"]);
+    let root = operators["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["username"] == "root-admin")
+        .expect("the administrator is listed");
+    assert_eq!(root["roles"], serde_json::json!(["admin"]));
+    assert_eq!(json(&["directory", "--json"])["total"], {
+        core_directory(&store, &admin, None, all(None)).await.total
+    });
+
+    // By username prefix.
+    let first = usernames(&platform)[0].clone();
+    let prefix: String = first.chars().take(3).collect();
+    let found = json(&[
+        "directory",
+        "--kind",
+        "platform",
+        "--search",
+        &prefix,
+        "--json",
+    ]);
+    let core = core_directory(
+        &store,
+        &admin,
+        None,
+        DirectoryQuery {
+            kind: Some(AccountKind::Platform),
+            search: Some(DirectorySearch::UsernamePrefix(prefix.to_lowercase())),
+            page_size: 50,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(core.total >= 1);
+    assert_eq!(found["total"], core.total);
+    assert!(usernames(&found)
+        .iter()
+        .all(|n| n.to_lowercase().starts_with(&prefix.to_lowercase())));
+    assert!(usernames(&found).contains(&first));
+
+    // Paged by offset: the same rows as the core's full list.
+    let whole = usernames(&json(&[
+        "directory",
+        "--kind",
+        "platform",
+        "--limit",
+        "500",
+        "--json",
+    ]));
+    let page = json(&[
+        "directory",
+        "--kind",
+        "platform",
+        "--limit",
+        "5",
+        "--offset",
+        "7",
+        "--json",
+    ]);
+    assert_eq!(usernames(&page), whole[7..12]);
+    assert_eq!(page["total"], 200);
+    let shown = cli.ok(&["directory", "--kind", "platform", "--limit", "3"], &[]);
+    assert!(
+        shown.contains("username") && shown.contains("3 of 200 accounts"),
+        "{shown}"
+    );
+
+    // By email from standard input, through the blind index, audited as a read of personal
+    // data naming the account and never the address.
+    let keystore = vigil::keys::keystore::FileKeystore::open(&cli.keys.path().join("ks")).unwrap();
+    let ring = vigil::keys::unlock(&store, &keystore, &admin, PASSWORD)
+        .await
+        .unwrap();
+    let subject = vigil::platform::sample_user_ids(&store, 1).await.unwrap()[0];
+    let email = vigil::platform::user_email(&store, &ring, subject)
+        .await
+        .unwrap()
+        .unwrap();
+    let reads = || {
+        json(&["audit", "list", "--action", "pii.read", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let before = reads().len();
+    let out = run_with_input(
+        &cli,
+        &["directory", "--email", "-", "--json"],
+        &[],
+        &format!("{}\n", email.to_uppercase()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let by_email: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(by_email["total"], 1);
+    assert_eq!(by_email["rows"][0]["kind"], "platform");
+    let subject_name = state(
+        &cli.url,
+        &format!("SELECT username FROM users WHERE id = '{subject}'"),
+    )
+    .await;
+    assert_eq!(by_email["rows"][0]["username"], subject_name.as_str());
+    assert!(!find(&out.stdout, email.as_bytes()) && !find(&out.stderr, email.as_bytes()));
+    let after = reads();
+    assert_eq!(after.len(), before + 1);
+    let entry = &after[0];
+    assert_eq!(entry["target"], format!("user:{subject}"));
+    let details: serde_json::Value =
+        serde_json::from_str(entry["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["purpose"], "directory_email_search");
+    assert!(!entry.to_string().contains(&email));
+    let core = core_directory(
+        &store,
+        &admin,
+        Some(&ring),
+        DirectoryQuery {
+            search: Some(DirectorySearch::Email(email.clone())),
+            page_size: 50,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(by_email["total"], core.total);
+    let before = reads().len();
+    let unknown = run_with_input(
+        &cli,
+        &["directory", "--email", "-", "--json"],
+        &[],
+        "nobody-at-all@example.invalid\n",
+    );
+    assert!(unknown.status.success(), "{}", text(&unknown.stderr));
+    let none: serde_json::Value = serde_json::from_slice(&unknown.stdout).unwrap();
+    assert_eq!(none["total"], 0);
+    assert_eq!(reads().len(), before + 1);
+
+    // Bad input: a clear error, nothing looked up or recorded.
+    let before = reads().len();
+    let at = cli.run(&["directory", "--search", &email], &[]);
+    assert_eq!(at.status.code(), Some(1));
+    assert!(
+        text(&at.stderr).contains("--email -"),
+        "{}",
+        text(&at.stderr)
+    );
+    assert!(!find(&at.stderr, email.as_bytes()));
+    let empty = run_with_input(&cli, &["directory", "--email", "-"], &[], "\n");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        text(&empty.stderr).contains("no email to look up given"),
+        "{}",
+        text(&empty.stderr)
+    );
+    let status = cli.run(&["directory", "--status", "sleeping"], &[]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(text(&status.stderr).contains("unknown status"));
+    for args in [
+        &["directory", "--kind", "robots"][..],
+        &["directory", "--limit", "0"],
+        &["directory", "--limit", "501"],
+        &["directory", "--mfa", "maybe"],
+        &["directory", "--search", "ab", "--email", "-"],
+    ] {
+        assert_eq!(cli.run(args, &[]).status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(reads().len(), before);
+
+    // An operator without the users_read permission the desktop requires is refused, by
+    // email too, and nothing is recorded as read.
+    cli.ok(
+        &["user", "create", "uma-user", "--role", "user"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "uma-user"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_NEW_PASSWORD", "uma's own long passphrase"),
+        ],
+    );
+    let as_uma = [
+        ("VIGIL_USERNAME", "uma-user"),
+        ("VIGIL_PASSWORD", "uma's own long passphrase"),
+    ];
+    let before = reads().len();
+    let denied = cli.run(&["directory", "--kind", "platform"], &as_uma);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("UsersRead"),
+        "{}",
+        text(&denied.stderr)
+    );
+    assert!(denied.stdout.is_empty());
+    let denied = run_with_input(
+        &cli,
+        &["directory", "--email", "-"],
+        &as_uma,
+        &format!("{email}\n"),
+    );
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(text(&denied.stderr).contains("UsersRead"));
+    assert_eq!(reads().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_lists_every_account_as_the_desktop_does_on_sqlite() {
+    the_directory_lists_every_account_as_the_desktop_does(Cli::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_lists_every_account_as_the_desktop_does_on_postgres() {
+    the_directory_lists_every_account_as_the_desktop_does(Cli::postgres().await).await
+}

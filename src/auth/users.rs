@@ -630,6 +630,22 @@ pub async fn directory(
     ring: Option<&crate::keys::KeyRing>,
     query: &DirectoryQuery,
 ) -> Result<DirectoryPage, DirectoryError> {
+    let size = query.page_size.clamp(1, 500);
+    let offset = u64::from(query.page) * u64::from(size);
+    directory_range(store, actor, ring, query, size, offset).await
+}
+
+/// [`directory`] from any row, for callers that page by offset (the command line): at most
+/// `limit` accounts (clamped to 1..=500) after the first `offset` that match; `query.page` and
+/// `query.page_size` are not used. The same permission, email search and audit entry.
+pub async fn directory_range(
+    store: &Store,
+    actor: &Actor,
+    ring: Option<&crate::keys::KeyRing>,
+    query: &DirectoryQuery,
+    limit: u32,
+    offset: u64,
+) -> Result<DirectoryPage, DirectoryError> {
     let _permit = rbac::require(store, actor, Permission::UsersRead).await?;
     let mut filter = repo::DirectoryFilter {
         kind: query.kind.map(AccountKind::as_str),
@@ -668,12 +684,11 @@ pub async fn directory(
             }
         }
     }
-    let size = query.page_size.clamp(1, 500);
     let (rows, total) = repo::directory(
         store,
         &filter,
-        i64::from(size),
-        i64::from(query.page) * i64::from(size),
+        i64::from(limit.clamp(1, 500)),
+        i64::try_from(offset).unwrap_or(i64::MAX),
     )
     .await?;
     Ok(DirectoryPage {

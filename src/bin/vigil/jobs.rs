@@ -6,12 +6,49 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
+use vigil::auth::Actor;
 use vigil::config::Config;
 use vigil::monitor;
 use vigil::retention::{self, Category, PolicyAction, PolicyChange, RunOptions, RunStatus};
+use vigil::store::Store;
 use vigil::worker::{Job, Worker};
 
-use super::{open, print_json, progress_bar, session, sign_in};
+use crate::shared::{open, print_json, progress_bar, session, sign_in};
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Retention policies: view and change them, the dry run, runs and their history.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Run the scheduled jobs (retention daily, the detectors every minute) as a service
+    /// account, until stopped. Several workers may share one Postgres database.
+    Worker {
+        /// Run the due jobs once and exit (for a systemd timer or cron).
+        #[arg(long)]
+        once: bool,
+        /// Only this job (repeat for several): retention, monitor.
+        #[arg(long = "job", value_name = "JOB")]
+        jobs: Vec<String>,
+        /// One JSON line per job per round.
+        #[arg(long)]
+        json: bool,
+        /// Crash tests: abort inside this retention chunk's transaction.
+        #[arg(long, hide = true)]
+        abort_in_chunk: Option<u64>,
+    },
+}
+
+pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
+    match command {
+        Command::Retention(c) => retention_cmd(config, c).await,
+        Command::Worker {
+            once,
+            jobs: names,
+            json,
+            abort_in_chunk,
+        } => worker_cmd(config, once, &names, json, abort_in_chunk).await,
+    }
+}
 
 #[derive(Subcommand)]
 pub(crate) enum RetentionCommand {
@@ -113,63 +150,8 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
             action,
             enable,
             disable,
-        } => {
-            let c = category(&c)?;
-            let action = action
-                .map(|a| {
-                    PolicyAction::parse(&a).ok_or_else(|| {
-                        anyhow!("unknown action {a:?}: delete, anonymize or archive")
-                    })
-                })
-                .transpose()?;
-            let enabled = match (enable, disable) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            };
-            if days.is_none() && action.is_none() && enabled.is_none() {
-                bail!("nothing to change: give --days, --action, --enable or --disable");
-            }
-            let change = PolicyChange {
-                period_days: days,
-                action,
-                enabled,
-            };
-            let p = retention::set_policy(&store, &actor, c, &change).await?;
-            println!(
-                "{}: keep {} days, then {}{}",
-                p.category,
-                p.period_days,
-                p.action.as_str(),
-                if p.enabled { "" } else { " (disabled)" }
-            );
-        }
-        RetentionCommand::Plan { json } => {
-            let plan = retention::plan(&store, &actor, None).await?;
-            if json {
-                print_json(&plan)?;
-            } else {
-                println!(
-                    "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  HELD BY (hold/incident/request)",
-                    "POLICY", "ACTION", "DAYS", "DUE", "OLDEST", "HELD"
-                );
-                for p in plan {
-                    println!(
-                        "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  {}/{}/{}{}",
-                        p.category.as_str(),
-                        p.action.as_str(),
-                        p.period_days,
-                        p.due,
-                        when(p.oldest),
-                        p.held.total(),
-                        p.held.legal_hold,
-                        p.held.open_incident,
-                        p.held.open_request,
-                        if p.enabled { "" } else { "  (disabled)" }
-                    );
-                }
-            }
-        }
+        } => set_policy(&store, &actor, &c, days, action, enable, disable).await?,
+        RetentionCommand::Plan { json } => plan(&store, &actor, json).await?,
         RetentionCommand::Run {
             policy,
             chunk,
@@ -184,58 +166,7 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
                 archive_dir: config.retention.archive_dir(),
                 abort_in_chunk,
             };
-            let bar = progress_bar(quiet || json);
-            let mut progress = |p: retention::Progress| {
-                if json {
-                    if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
-                        println!("{line}");
-                    }
-                } else {
-                    bar.set_message(p.policy.as_str());
-                    bar.set_length(p.due);
-                    bar.set_position(p.done);
-                }
-            };
-            let rec = retention::run(&store, &actor, &options, &mut progress).await?;
-            bar.finish_and_clear();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({ "run": rec }))?
-                );
-            } else {
-                if rec.resumed {
-                    println!("resumed the interrupted run {}", rec.id);
-                }
-                for c in Category::ALL {
-                    let Some(n) = rec.counts.get(&c) else {
-                        continue;
-                    };
-                    if n.skipped {
-                        println!("{:<14} skipped (disabled)", c.as_str());
-                    } else {
-                        println!(
-                            "{:<14} {:>9} done {:>7} held  {:>5} chunks  {:.2} s",
-                            c.as_str(),
-                            n.done,
-                            n.held,
-                            n.chunks,
-                            n.seconds
-                        );
-                    }
-                }
-                for e in &rec.errors {
-                    eprintln!("{}: failed: {}", e.policy, e.message);
-                }
-                println!(
-                    "run {} {}",
-                    rec.id,
-                    format!("{:?}", rec.status).to_lowercase()
-                );
-            }
-            if rec.status != RunStatus::Completed {
-                return Ok(ExitCode::from(1));
-            }
+            return run_policies(&store, &actor, &options, json, quiet).await;
         }
         RetentionCommand::Runs { limit, json } => {
             let runs = retention::runs(&store, &actor, limit).await?;
@@ -261,6 +192,136 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
                 }
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_policy(
+    store: &Store,
+    actor: &Actor,
+    c: &str,
+    days: Option<u32>,
+    action: Option<String>,
+    enable: bool,
+    disable: bool,
+) -> Result<()> {
+    let c = category(c)?;
+    let action = action
+        .map(|a| {
+            PolicyAction::parse(&a)
+                .ok_or_else(|| anyhow!("unknown action {a:?}: delete, anonymize or archive"))
+        })
+        .transpose()?;
+    let enabled = match (enable, disable) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    if days.is_none() && action.is_none() && enabled.is_none() {
+        bail!("nothing to change: give --days, --action, --enable or --disable");
+    }
+    let change = PolicyChange {
+        period_days: days,
+        action,
+        enabled,
+    };
+    let p = retention::set_policy(store, actor, c, &change).await?;
+    println!(
+        "{}: keep {} days, then {}{}",
+        p.category,
+        p.period_days,
+        p.action.as_str(),
+        if p.enabled { "" } else { " (disabled)" }
+    );
+    Ok(())
+}
+
+async fn plan(store: &Store, actor: &Actor, json: bool) -> Result<()> {
+    let plan = retention::plan(store, actor, None).await?;
+    if json {
+        print_json(&plan)?;
+    } else {
+        println!(
+            "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  HELD BY (hold/incident/request)",
+            "POLICY", "ACTION", "DAYS", "DUE", "OLDEST", "HELD"
+        );
+        for p in plan {
+            println!(
+                "{:<14} {:<10} {:>6} {:>10} {:>11} {:>8}  {}/{}/{}{}",
+                p.category.as_str(),
+                p.action.as_str(),
+                p.period_days,
+                p.due,
+                when(p.oldest),
+                p.held.total(),
+                p.held.legal_hold,
+                p.held.open_incident,
+                p.held.open_request,
+                if p.enabled { "" } else { "  (disabled)" }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_policies(
+    store: &Store,
+    actor: &Actor,
+    options: &RunOptions,
+    json: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let bar = progress_bar(quiet || json);
+    let mut progress = |p: retention::Progress| {
+        if json {
+            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+                println!("{line}");
+            }
+        } else {
+            bar.set_message(p.policy.as_str());
+            bar.set_length(p.due);
+            bar.set_position(p.done);
+        }
+    };
+    let rec = retention::run(store, actor, options, &mut progress).await?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "run": rec }))?
+        );
+    } else {
+        if rec.resumed {
+            println!("resumed the interrupted run {}", rec.id);
+        }
+        for c in Category::ALL {
+            let Some(n) = rec.counts.get(&c) else {
+                continue;
+            };
+            if n.skipped {
+                println!("{:<14} skipped (disabled)", c.as_str());
+            } else {
+                println!(
+                    "{:<14} {:>9} done {:>7} held  {:>5} chunks  {:.2} s",
+                    c.as_str(),
+                    n.done,
+                    n.held,
+                    n.chunks,
+                    n.seconds
+                );
+            }
+        }
+        for e in &rec.errors {
+            eprintln!("{}: failed: {}", e.policy, e.message);
+        }
+        println!(
+            "run {} {}",
+            rec.id,
+            format!("{:?}", rec.status).to_lowercase()
+        );
+    }
+    if rec.status != RunStatus::Completed {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,154 @@
+//! Activity ingestion and a detector run: `vigil bench --monitor EVENTS`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use vigil::auth::{self};
+use vigil::demo::{self, SeedOptions};
+use vigil::keys::keystore::{FileKeystore, Keystore};
+use vigil::platform;
+use vigil::store::Store;
+
+use super::*;
+use crate::shared::*;
+
+/// What the monitoring benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorBenchReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Activity lines ingested (JSON lines, parsed, resolved, sealed and written).
+    pub events: u64,
+    /// Seconds to ingest them.
+    pub ingest_seconds: f64,
+    /// Records judged by the detector run (the ingested lines and the seeded history).
+    pub judged: u64,
+    /// Seconds for the detector run (content screening included).
+    pub detect_seconds: f64,
+    /// Ingested lines per second.
+    pub ingest_per_sec: f64,
+    /// Judged records per second.
+    pub detect_per_sec: f64,
+    /// Ingested lines per second of ingestion plus detection.
+    pub combined_per_sec: f64,
+    /// Incidents the run opened.
+    pub incidents: u64,
+}
+
+/// Seeds `users` accounts, then times ingesting `events` lines of activity (sign-ins, comment
+/// submissions with their text, profile changes over the last day) and one detector run over
+/// all of it.
+pub async fn monitoring(
+    store: &Store,
+    keystore: &dyn Keystore,
+    users: u32,
+    events: u64,
+) -> Result<MonitorBenchReport, BenchError> {
+    use rand::{Rng, SeedableRng};
+    if auth::is_initialised(store).await? {
+        return Err(BenchError::NotScratch);
+    }
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let (actor, ring, _) = scratch_admin(store, keystore, &[vigil::rbac::Role::Moderator]).await?;
+    let opts = SeedOptions {
+        users,
+        comments: 0,
+        days: 30,
+        seed: 11,
+        scenarios: false,
+    };
+    demo::seed(store, &actor, &ring, opts, &mut |_| {})
+        .await
+        .map_err(|e| step(&e))?;
+    let names = platform::first_usernames(store, users).await?;
+    let texts = demo::comment_texts(4_096, 3);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let now = vigil::store::Timestamp::now().micros();
+    let start = now - 86_400_000_000;
+    let step_us = (86_400_000_000 / events.max(1)) as i64;
+    let mut file = Vec::with_capacity(events as usize * 200);
+    for i in 0..events {
+        use std::io::Write as _;
+        let who = &names[rng.gen_range(0..names.len())];
+        let at = vigil::store::Timestamp::from_micros(start + i as i64 * step_us).to_rfc3339();
+        let ip = format!(
+            "10.{}.{}.{}",
+            rng.gen::<u8>(),
+            rng.gen::<u8>(),
+            rng.gen_range(1..255u8)
+        );
+        let r: f64 = rng.gen();
+        if r < 0.6 {
+            let text = texts[rng.gen_range(0..texts.len())].replace('"', "'");
+            writeln!(file, r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","content":"{text}"}}"#)
+        } else if r < 0.9 {
+            let outcome = if rng.gen_bool(0.03) { "failure" } else { "success" };
+            writeln!(file, r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","outcome":"{outcome}"}}"#)
+        } else {
+            writeln!(file, r#"{{"type":"profile_change","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","field":"display_name"}}"#)
+        }
+        .map_err(|e| step(&e))?;
+    }
+    let t = Instant::now();
+    let ingested = vigil::monitor::ingest_reader(store, &ring, &actor, file.as_slice())
+        .await
+        .map_err(|e| step(&e))?;
+    let ingest_seconds = t.elapsed().as_secs_f64();
+    if ingested.rejected_total > 0 {
+        return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
+    }
+    let screener = vigil::monitor::screen::Screener::new(&[], &[]).map_err(|e| step(&e))?;
+    let t = Instant::now();
+    let run = vigil::monitor::run(
+        store,
+        &ring,
+        &actor,
+        &vigil::monitor::policy::Policy::default(),
+        &screener,
+    )
+    .await
+    .map_err(|e| step(&e))?;
+    let detect_seconds = t.elapsed().as_secs_f64();
+    Ok(MonitorBenchReport {
+        backend: store.backend().to_string(),
+        events: ingested.ingested,
+        ingest_seconds,
+        judged: run.new_events,
+        detect_seconds,
+        ingest_per_sec: ingested.ingested as f64 / ingest_seconds,
+        detect_per_sec: run.new_events as f64 / detect_seconds,
+        combined_per_sec: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
+        incidents: run.opened,
+    })
+}
+
+pub(super) async fn cmd(
+    store: &Store,
+    keystore: &FileKeystore,
+    a: &BenchArgs,
+    events: u64,
+) -> Result<ExitCode> {
+    let r = monitoring(store, keystore, a.users, events)
+        .await
+        .context("benchmark failed")?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        println!("backend:   {}", r.backend);
+        println!(
+            "ingest:    {} events in {:.2} s = {:.0} events/s (JSON lines parsed, addresses sealed)",
+            r.events, r.ingest_seconds, r.ingest_per_sec
+        );
+        println!(
+            "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened)",
+            r.judged, r.detect_seconds, r.detect_per_sec, r.incidents
+        );
+        println!(
+            "combined:  {:.0} events/s ingested and judged",
+            r.combined_per_sec
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
