@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
 
+#[path = "vigil/generate.rs"]
+mod generate;
 #[path = "vigil/jobs.rs"]
 mod jobs;
 
@@ -112,6 +114,9 @@ enum Command {
     /// Sessions: yours, or everyone's with --all (administrators).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Man pages and shell completions, generated for packages.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
     /// Demonstration data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -1137,6 +1142,7 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate(g) => generate::run(g),
         Command::Bench(a) => bench_cmd(&config, a, explicit_database).await,
         Command::Dsr(c) => dsr_cmd(&config, c).await,
         Command::Hold(c) => hold_cmd(&config, c).await,
