@@ -39,7 +39,17 @@ impl App {
 
     /// [`App::launch`] with extra environment for the app (such as `VIGIL_IDLE_TIMEOUT_SECS`).
     pub async fn launch_with(home: &Path, port: u16, env: &[(&str, &str)]) -> Result<Self> {
-        let app = env_path("VIGIL_E2E_APP")?;
+        Self::launch_binary(&env_path("VIGIL_E2E_APP")?, home, port, env).await
+    }
+
+    /// [`App::launch_with`] for another Tauri binary than `VIGIL_E2E_APP` (desktop-bench's
+    /// bare window).
+    pub async fn launch_binary(
+        app: &Path,
+        home: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let driver_bin = env_path("VIGIL_E2E_TAURI_DRIVER")?;
         let native = std::env::var("VIGIL_E2E_NATIVE_DRIVER")
             .unwrap_or_else(|_| "/usr/bin/WebKitWebDriver".to_owned());

@@ -8,6 +8,10 @@ TEST_APT_PACKAGES=(
   postgresql-15 sqlite3
 )
 
+# Building and checking the .deb and .rpm (scripts/package, scripts/package-test): rpm for
+# `rpm -qlp`, man-db for `man vigil`, desktop-file-utils to validate the desktop entry.
+PACKAGE_APT_PACKAGES=(rpm man-db desktop-file-utils)
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
   elif command -v sudo >/dev/null; then sudo "$@"

@@ -1,11 +1,14 @@
 //! Figures of the desktop app, measured in its real window (run by scripts/desktop-bench):
 //! cold start to the first screen, idle memory of the whole app (shell plus WebKit's web and
-//! network processes), and, with 100,000 platform users seeded, the users page's time from a
-//! click (next page, a filter) to its rows rendered, as the page itself records it.
+//! network processes) against the floor of a bare Tauri window (the vigil-floor crate: same
+//! Tauri, WebKitGTK, window and CSP, a blank page) measured in the same run, and, with 100,000
+//! platform users seeded, the users page's time from a click (next page, a filter) to its rows
+//! rendered, as the page itself records it.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use vigil_e2e::{App, Result};
+use vigil_e2e::{fresh_totp, totp_now, App, Result};
 
 const ADMIN: &str = "root-admin";
 const PASSWORD: &str = "correct horse battery 42";
@@ -54,12 +57,71 @@ fn tree_memory_kib(pid: u32) -> (u64, u64, Vec<(String, u64)>) {
     (rss, pss, each)
 }
 
-fn app_pid() -> Option<u32> {
+/// The newest process whose command line names `binary`.
+fn pid_of(binary: &str) -> Option<u32> {
     let out = std::process::Command::new("pgrep")
-        .args(["-n", "-f", "vigil-desktop"])
+        .args(["-n", "-f", binary])
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn app_pid() -> Option<u32> {
+    pid_of("vigil-desktop")
+}
+
+/// PSS (MiB) per process kind of a process tree: the shell (the Tauri binary itself), WebKit's
+/// web process and its network process, and anything else.
+#[derive(Debug, Default, Clone, Copy)]
+struct Split {
+    shell: f64,
+    web: f64,
+    network: f64,
+    other: f64,
+}
+
+impl Split {
+    fn of(tree: &(u64, u64, Vec<(String, u64)>), shell: &str) -> Self {
+        let mut split = Self::default();
+        for (name, mib) in &tree.2 {
+            let slot = if shell.starts_with(name.as_str()) {
+                &mut split.shell
+            } else if name.starts_with("WebKitWebProces") {
+                &mut split.web
+            } else if name.starts_with("WebKitNetworkPr") {
+                &mut split.network
+            } else {
+                &mut split.other
+            };
+            *slot += *mib as f64;
+        }
+        split
+    }
+
+    fn total(&self) -> f64 {
+        self.shell + self.web + self.network + self.other
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The bare window's idle memory: launched the same way as the app (tauri-driver), left 5 s to
+/// settle on its blank page, measured, closed.
+async fn floor_memory(floor: &std::path::Path, home: &std::path::Path) -> Result<Split> {
+    let app = App::launch_binary(floor, &home.join("floor"), 4480, &[]).await?;
+    app.wait_css("body").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let tree = pid_of("vigil-floor")
+        .map(tree_memory_kib)
+        .ok_or("the bare window's process is not running")?;
+    app.quit().await?;
+    Ok(Split::of(&tree, "vigil-floor"))
 }
 
 async fn render_ms(app: &App, serial_before: &str) -> Result<f64> {
@@ -89,6 +151,10 @@ async fn main() -> Result<()> {
     let home = std::env::temp_dir().join(format!("vigil-desktop-bench-{}", std::process::id()));
     std::fs::create_dir_all(&home)?;
     let vigil = std::env::var("VIGIL_BENCH_CLI").unwrap_or_else(|_| "target/release/vigil".into());
+    let floor_bin = PathBuf::from(
+        std::env::var("VIGIL_BENCH_FLOOR").unwrap_or_else(|_| "target/release/vigil-floor".into()),
+    );
+    let floor = floor_memory(&floor_bin, &home).await?;
 
     // Cold start: from asking for the window to the first screen's form being there.
     let mut starts = Vec::new();
@@ -107,11 +173,25 @@ async fn main() -> Result<()> {
     app.fill("setup-password", PASSWORD).await?;
     app.fill("setup-password-confirm", PASSWORD).await?;
     app.click("setup-submit").await?;
+    // The default `[auth] require_mfa` policy holds the new administrator at MFA enrolment.
+    app.click("mfa-start").await?;
+    let secret = app.text("mfa-secret").await?;
+    let (code, used) = totp_now(&secret)?;
+    app.fill("mfa-confirm-code", &code).await?;
+    app.click("mfa-confirm-submit").await?;
+    app.click("backup-codes-done").await?;
     app.el("current-user").await?;
+    // Idle on the users page (the administrator alone), the figure compared with the floor.
+    app.click("nav-users").await?;
+    app.el("users-table").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = app_pid().map(tree_memory_kib).unwrap_or_default();
+    let vigil_split = Split::of(&idle, "vigil-desktop");
 
     eprintln!("seeding 100,000 platform users...");
+    // The command line signs in with the second factor too (a later code: the enrolment's is
+    // spent).
+    let (code, _) = fresh_totp(&secret, used).await?;
     let status = std::process::Command::new(&vigil)
         .args([
             "demo",
@@ -127,6 +207,7 @@ async fn main() -> Result<()> {
         .env("XDG_DATA_HOME", home.join("data"))
         .env("VIGIL_USERNAME", ADMIN)
         .env("VIGIL_PASSWORD", PASSWORD)
+        .env("VIGIL_TOTP", &code)
         .status()?;
     if !status.success() {
         return Err("demo seed failed".into());
@@ -162,10 +243,33 @@ async fn main() -> Result<()> {
     );
     println!("  runs: {starts:.0?}");
     println!(
-        "idle memory, whole app after sign-in: {} MiB PSS ({} MiB RSS summed); per process, MiB PSS: {:?}",
+        "idle memory, whole app after sign-in on the users page: {} MiB PSS ({} MiB RSS summed); per process, MiB PSS: {:?}",
         idle.1 / 1024,
         idle.0 / 1024,
         idle.2
+    );
+    println!(
+        "floor, bare Tauri window (blank page, same Tauri, WebKitGTK and CSP): {:.0} MiB PSS (shell {:.0}, web {:.0}, network {:.0}, other {:.0})",
+        floor.total(),
+        floor.shell,
+        floor.web,
+        floor.network,
+        floor.other
+    );
+    println!(
+        "Vigil idle / floor (target <= 1.3x): whole {} ({:.0} / {:.0} MiB), shell {} ({:.0} / {:.0}), web {} ({:.0} / {:.0}), network {} ({:.0} / {:.0})",
+        ratio(vigil_split.total(), floor.total()),
+        vigil_split.total(),
+        floor.total(),
+        ratio(vigil_split.shell, floor.shell),
+        vigil_split.shell,
+        floor.shell,
+        ratio(vigil_split.web, floor.web),
+        vigil_split.web,
+        floor.web,
+        ratio(vigil_split.network, floor.network),
+        vigil_split.network,
+        floor.network
     );
     println!(
         "memory after browsing 100k users: {} MiB PSS ({} MiB RSS summed)",

@@ -5,6 +5,7 @@
 mod audit;
 mod bench;
 mod demo;
+mod generate;
 mod incidents;
 mod jobs;
 mod keys;
@@ -66,6 +67,9 @@ enum Command {
     Jobs(jobs::Command),
     #[command(flatten)]
     Bench(bench::Command),
+    /// Man pages and shell completions, generated for packages.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
 }
 
 fn main() -> ExitCode {
@@ -126,5 +130,6 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Incidents(c) => incidents::run(c, &config).await,
         Command::Jobs(c) => jobs::run(c, &config).await,
         Command::Bench(c) => bench::run(c, &config, explicit_database).await,
+        Command::Generate(c) => generate::run(c),
     }
 }
