@@ -412,3 +412,33 @@ fn a_config_file_max_connections_out_of_range_is_refused() {
         }
     }
 }
+
+/// Found by `fuzz_activity_lines`: a line that is valid JSON but not an object, or has a value
+/// of the wrong type or an unknown field, got serde's message, which quotes the value or the
+/// field name; the error now says what is wrong without any of the line's text.
+#[test]
+fn an_activity_line_error_repeats_none_of_the_line() {
+    for (line, expected) in [
+        (r#""ada@example.org""#, "a line must be a JSON object"),
+        (
+            r#"{"type":"login","user":"ada","at":"2026-01-01T00:00:00Z","ip":["ada@example.org"]}"#,
+            "a field has the wrong type (expected a string)",
+        ),
+        (
+            r#"{"type":"login","user":"ada","at":"2026-01-01T00:00:00Z","ada@example.org":1}"#,
+            "an unknown field (not part of the format)",
+        ),
+        (
+            r#"{"type":"login","ada@example.org"#,
+            "the JSON ends too early",
+        ),
+        (
+            "ada@example.org",
+            "not valid JSON (expected one JSON object per line)",
+        ),
+    ] {
+        let e = ingest::parse(line).unwrap_err();
+        assert_eq!(e, expected, "{line}");
+        assert!(!e.contains("ada"), "{e}");
+    }
+}

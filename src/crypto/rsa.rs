@@ -167,7 +167,11 @@ impl PublicKey {
 
     /// RSA-OAEP-SHA256 encryption of a short message (a key), under `label` (any bytes; Vigil's
     /// own labels are text).
-    pub fn encrypt(&self, label: impl AsRef<[u8]>, msg: &[u8]) -> Result<Vec<u8>, RsaError> {
+    pub fn encrypt(
+        &self,
+        label: &(impl AsRef<[u8]> + ?Sized),
+        msg: &[u8],
+    ) -> Result<Vec<u8>, RsaError> {
         self.key
             .encrypt(&mut SysRng, oaep(label.as_ref()), msg)
             .map_err(|_| RsaError::MessageTooLong)
@@ -229,7 +233,7 @@ impl PrivateKey {
     /// the padding checks run in constant time (no padding oracle, RFC 8017 §7.1.2 note).
     pub fn decrypt(
         &self,
-        label: impl AsRef<[u8]>,
+        label: &(impl AsRef<[u8]> + ?Sized),
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, RsaError> {
         // RFC 8017 §7.1.2 step 1b: the ciphertext is exactly k octets (public information).
