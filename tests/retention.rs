@@ -567,6 +567,8 @@ async fn archiving_keeps_the_chain_verifiable_and_a_changed_byte_is_found(db: Te
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&forged))
     };
+    // A forger who rewrites the checksum writes the size too.
+    m.segments[1].bytes = forged.len() as u64;
     std::fs::write(
         dir.path().join(archive::MANIFEST),
         serde_json::to_vec(&m).unwrap(),
@@ -587,3 +589,212 @@ async fn archiving_keeps_the_chain_verifiable_and_a_changed_byte_is_found(db: Te
     raw.close().await;
 }
 on_both!(archiving_keeps_the_chain_verifiable_and_a_changed_byte_is_found);
+
+/// The archive trusts nothing it reads: a manifest entry that names `../x`, an absolute path, a
+/// symbolic link to `/dev/zero`, a segment larger than the manifest says, or a segment whose
+/// bytes were changed is refused with a sentence naming the segment and what is wrong, and
+/// nothing outside the archive folder is read.
+async fn the_archive_trusts_no_name_link_or_size_it_reads(db: TestDb) {
+    let admin = common::admin(&db).await;
+    for _ in 0..6 {
+        audit::verify(&db.store, &admin).await.unwrap();
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("archive");
+    let options = RunOptions {
+        policy: Some(Category::Audit),
+        chunk: 5,
+        as_of: Some(Timestamp::from_micros(
+            Timestamp::now().micros() + 8 * 366 * DAY,
+        )),
+        archive_dir: Some(dir.clone()),
+        abort_in_chunk: None,
+    };
+    let rec = retention::run(&db.store, &admin, &options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
+    let manifest = archive::read_manifest(&dir).unwrap().unwrap();
+    assert!(manifest.segments.len() >= 2);
+    let first = manifest.segments[0].clone();
+    assert!(archive::verify_with_archive(&db.store, &admin, &dir)
+        .await
+        .unwrap()
+        .is_ok());
+
+    // A copy of the first segment just outside the archive folder: valid bytes, right checksum.
+    // If a `../` entry were followed it would verify; it must be refused without being read.
+    let outside = root.path().join("outside.jsonl.gz");
+    std::fs::copy(dir.join(&first.file), &outside).unwrap();
+
+    let with_first = |file: &str, bytes: Option<u64>| {
+        let mut m = manifest.clone();
+        m.segments[0].file = file.to_owned();
+        if let Some(b) = bytes {
+            m.segments[0].bytes = b;
+        }
+        std::fs::write(dir.join(archive::MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let check = |result: archive::FullVerification,
+                 file: &str,
+                 fault: archive::ArchiveFault,
+                 sentence: &str| {
+        assert!(!result.is_ok());
+        match &result.archive {
+            archive::ArchiveResult::Broken {
+                file: named,
+                fault: found,
+                entries_ok,
+                ..
+            } => {
+                assert_eq!(named.as_deref(), Some(file));
+                assert_eq!(found, &fault);
+                assert_eq!(*entries_ok, 0, "nothing was taken from the refused segment");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = result.archive.to_string();
+        assert_eq!(text, sentence);
+        assert!(!text.contains('{'), "a sentence, not JSON: {text}");
+    };
+
+    // `../x`: a name that leads out of the folder.
+    with_first("../outside.jsonl.gz", None);
+    check(
+        archive::verify_with_archive(&db.store, &admin, &dir)
+            .await
+            .unwrap(),
+        "../outside.jsonl.gz",
+        archive::ArchiveFault::UnsafeName {
+            reason: "it leads out of the archive folder".into(),
+        },
+        "archive segment \"../outside.jsonl.gz\": the manifest's file name was refused, so \
+         nothing was read: it leads out of the archive folder",
+    );
+
+    // An absolute path, to the same valid copy.
+    let absolute = outside.display().to_string();
+    with_first(&absolute, None);
+    check(
+        archive::verify_with_archive(&db.store, &admin, &dir)
+            .await
+            .unwrap(),
+        &absolute,
+        archive::ArchiveFault::UnsafeName {
+            reason: "it is an absolute path".into(),
+        },
+        &format!(
+            "archive segment {absolute:?}: the manifest's file name was refused, so nothing \
+             was read: it is an absolute path"
+        ),
+    );
+    // `/dev/zero` named directly is an absolute path too.
+    with_first("/dev/zero", None);
+    let r = archive::verify_with_archive(&db.store, &admin, &dir)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.archive,
+        archive::ArchiveResult::Broken {
+            fault: archive::ArchiveFault::UnsafeName { .. },
+            ..
+        }
+    ));
+
+    // A plain name that is a symbolic link to /dev/zero: refused without reading (a read would
+    // never end, so this test finishing is part of the proof).
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.jsonl.gz")).unwrap();
+    with_first("zero.jsonl.gz", None);
+    check(
+        archive::verify_with_archive(&db.store, &admin, &dir)
+            .await
+            .unwrap(),
+        "zero.jsonl.gz",
+        archive::ArchiveFault::NotARegularFile {
+            what: "a symbolic link".into(),
+        },
+        "archive segment \"zero.jsonl.gz\": it is a symbolic link, not a regular file, so \
+         nothing was read",
+    );
+    // And a symbolic link to the valid copy outside is refused the same way.
+    std::os::unix::fs::symlink(&outside, dir.join("link.jsonl.gz")).unwrap();
+    with_first("link.jsonl.gz", None);
+    let r = archive::verify_with_archive(&db.store, &admin, &dir)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.archive,
+        archive::ArchiveResult::Broken {
+            fault: archive::ArchiveFault::NotARegularFile { .. },
+            ..
+        }
+    ));
+
+    // The right segment, but the manifest says it is one byte shorter than it is.
+    with_first(&first.file, Some(first.bytes - 1));
+    check(
+        archive::verify_with_archive(&db.store, &admin, &dir)
+            .await
+            .unwrap(),
+        &first.file,
+        archive::ArchiveFault::LargerThanManifest {
+            manifest_bytes: first.bytes - 1,
+        },
+        &format!(
+            "archive segment {:?}: it is larger than the {} bytes the manifest gives, so it \
+             was not read past them",
+            first.file,
+            first.bytes - 1
+        ),
+    );
+
+    // The true manifest again, and one changed byte in the segment: the checksum refuses it.
+    std::fs::write(
+        dir.join(archive::MANIFEST),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let seg = dir.join(&first.file);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    check(
+        archive::verify_with_archive(&db.store, &admin, &dir)
+            .await
+            .unwrap(),
+        &first.file,
+        archive::ArchiveFault::Checksum,
+        &format!(
+            "archive segment {:?}: its bytes do not match the SHA-256 in the manifest: it was \
+             changed",
+            first.file
+        ),
+    );
+    bytes[mid] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    assert!(archive::verify_with_archive(&db.store, &admin, &dir)
+        .await
+        .unwrap()
+        .is_ok());
+
+    // The manifest itself as a symbolic link to /dev/zero: refused, not read.
+    std::fs::remove_file(dir.join(archive::MANIFEST)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join(archive::MANIFEST)).unwrap();
+    let err = archive::read_manifest(&dir).unwrap_err().to_string();
+    assert!(
+        err.ends_with("is unreadable: it is a symbolic link, not a regular file"),
+        "{err}"
+    );
+    let r = archive::verify_with_archive(&db.store, &admin, &dir)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r.archive,
+        archive::ArchiveResult::Broken {
+            fault: archive::ArchiveFault::NoManifest { .. },
+            ..
+        }
+    ));
+}
+on_both!(the_archive_trusts_no_name_link_or_size_it_reads);

@@ -654,14 +654,14 @@ async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) 
     assert!(matches!(refuse(token).await, TokenError::Revoked));
 
     // A JWKS file: an RSA key (RS256) and an Ed25519 key, each named by its kid.
-    let rsa_key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let rsa_key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
     let rsa_der = {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         rsa_key.to_pkcs1_der().unwrap().as_bytes().to_vec()
     };
     let (n, e) = {
         use rsa::traits::PublicKeyParts;
-        (rsa_key.n().to_bytes_be(), rsa_key.e().to_bytes_be())
+        (rsa_key.n_bytes(), rsa_key.e_bytes())
     };
     let ed = TokenSigningKey::generate();
     let dir = tempfile::tempdir().unwrap();
@@ -714,7 +714,7 @@ async fn platform_tokens_verify_with_the_platforms_public_keys_only(db: TestDb) 
         .await,
         Err(TokenError::Algorithm)
     ));
-    let other_rsa = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let other_rsa = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
     let other_der = {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         other_rsa.to_pkcs1_der().unwrap().as_bytes().to_vec()

@@ -259,13 +259,23 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// The manifest of `dir`, if it has one.
+/// The largest manifest read: about 40,000 segments, far beyond any real archive.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// The manifest of `dir`, if it has one. The manifest must be a regular file (not a symbolic
+/// link or a device) of at most 16 MiB; it is read with that limit.
 pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, ArchiveError> {
     let path = dir.join(MANIFEST);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_regular_file(&path, MAX_MANIFEST_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&path)(e)),
+        Err(ReadRefusal::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(ReadRefusal::Io(e)) => return Err(io(&path)(e)),
+        Err(refusal) => {
+            return Err(ArchiveError::Manifest {
+                path: path.display().to_string(),
+                reason: refusal.to_string(),
+            })
+        }
     };
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Manifest {
@@ -281,7 +291,149 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, ArchiveError> {
     Ok(Some(manifest))
 }
 
-/// What is wrong with an archive.
+/// Why a file of the archive was not read.
+#[derive(Debug)]
+enum ReadRefusal {
+    /// It is not a regular file: a symbolic link, a device, a folder, a pipe or a socket.
+    NotRegular(&'static str),
+    /// It holds more than the limit.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// Opening or reading it failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ReadRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadRefusal::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
+            ReadRefusal::TooLarge { limit } => {
+                write!(f, "it is larger than the {limit} bytes expected")
+            }
+            ReadRefusal::Io(e) => write!(f, "it cannot be read ({e})"),
+        }
+    }
+}
+
+/// What a file system entry is, in words, unless it is a regular file.
+fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_symlink() {
+        return Some("a symbolic link");
+    }
+    if t.is_dir() {
+        return Some("a folder");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_block_device() || t.is_char_device() {
+            return Some("a device");
+        }
+        if t.is_fifo() {
+            return Some("a named pipe");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("a special file")
+}
+
+/// Reads `path` only if it is a regular file, and at most `limit` bytes of it. The final
+/// component is never followed if it is a symbolic link, and a device or pipe is refused from
+/// its metadata before anything is read (opened non-blocking, so a pipe cannot stall the open).
+fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadRefusal> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).map_err(ReadRefusal::Io)?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(ReadRefusal::NotRegular(kind));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| {
+        // Swapped for a symbolic link since the check above.
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return ReadRefusal::NotRegular("a symbolic link");
+        }
+        ReadRefusal::Io(e)
+    })?;
+    // The file actually opened, not the name checked above.
+    let meta = file.metadata().map_err(ReadRefusal::Io)?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(ReadRefusal::NotRegular(kind));
+    }
+    if meta.len() > limit {
+        return Err(ReadRefusal::TooLarge { limit });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // One byte past the limit tells a file that grew since its metadata was read.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadRefusal::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadRefusal::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// The longest line of a segment that is read: an audit entry is a few KiB at most.
+const MAX_LINE_BYTES: u64 = 1 << 20;
+
+/// Reads the next line of a decompressed segment into `buf` (without its newline), at most
+/// [`MAX_LINE_BYTES`] of it, so a small file that inflates to one huge line is refused rather
+/// than held. `Ok(false)` at the end.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, String> {
+    use std::io::Read;
+    buf.clear();
+    let n = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| format!("it is not valid gzip ({e})"))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if n as u64 > MAX_LINE_BYTES {
+        return Err(format!("a line is longer than {MAX_LINE_BYTES} bytes"));
+    }
+    Ok(true)
+}
+
+/// Why a manifest entry's file name is not a plain name inside the archive folder, if it is not.
+fn unsafe_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if Path::new(name).is_absolute() || name.starts_with('/') || name.starts_with('\\') {
+        Some("it is an absolute path")
+    } else if name == "." || name == ".." || name.split(['/', '\\']).any(|part| part == "..") {
+        Some("it leads out of the archive folder")
+    } else if name.contains(['/', '\\']) {
+        Some("it names a path, not a file in the archive folder")
+    } else if name.contains(|c: char| c.is_control()) {
+        Some("it contains control characters")
+    } else if name == MANIFEST {
+        Some("it names the manifest itself")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with an archive. `Display` gives a sentence; `Serialize` gives the same facts
+/// for `--json` and the audit entry of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ArchiveFault {
@@ -294,6 +446,23 @@ pub enum ArchiveFault {
     Unreadable {
         /// Why.
         reason: String,
+    },
+    /// The manifest names a segment by something other than a plain file name in the archive
+    /// folder (`../x`, `/dev/zero`, `sub/x`): nothing is read.
+    UnsafeName {
+        /// Why the name is refused.
+        reason: String,
+    },
+    /// The segment is not a regular file (a symbolic link, a device, a folder...): nothing is
+    /// read.
+    NotARegularFile {
+        /// What it is.
+        what: String,
+    },
+    /// The segment holds more bytes than the manifest says: reading stopped there.
+    LargerThanManifest {
+        /// The size the manifest gives.
+        manifest_bytes: u64,
     },
     /// A segment's bytes do not match the checksum in the manifest: it was changed.
     Checksum,
@@ -313,6 +482,52 @@ pub enum ArchiveFault {
     },
     /// The archived entry at the checkpoint does not have the hash the live chain starts from.
     CheckpointMismatch,
+}
+
+impl std::fmt::Display for ArchiveFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveFault::NoManifest { reason } => {
+                write!(f, "the archive's manifest cannot be used: {reason}")
+            }
+            ArchiveFault::Unreadable { reason } => write!(f, "it cannot be read: {reason}"),
+            ArchiveFault::UnsafeName { reason } => write!(
+                f,
+                "the manifest's file name was refused, so nothing was read: {reason}"
+            ),
+            ArchiveFault::NotARegularFile { what } => {
+                write!(f, "it is {what}, not a regular file, so nothing was read")
+            }
+            ArchiveFault::LargerThanManifest { manifest_bytes } => write!(
+                f,
+                "it is larger than the {manifest_bytes} bytes the manifest gives, so it was not \
+                 read past them"
+            ),
+            ArchiveFault::Checksum => write!(
+                f,
+                "its bytes do not match the SHA-256 in the manifest: it was changed"
+            ),
+            ArchiveFault::ManifestMismatch => write!(
+                f,
+                "its entries (first and last sequence numbers, hashes or count) do not match \
+                 what the manifest says of them"
+            ),
+            ArchiveFault::Chain { fault } => write!(f, "an entry does not chain: {fault}"),
+            ArchiveFault::EndsBeforeCheckpoint {
+                archive_last,
+                checkpoint,
+            } => write!(
+                f,
+                "the archive ends at entry {archive_last} but the live chain starts after \
+                 entry {checkpoint}: the entries between are missing"
+            ),
+            ArchiveFault::CheckpointMismatch => write!(
+                f,
+                "the archived entry at the live chain's checkpoint does not have the hash the \
+                 live chain starts from"
+            ),
+        }
+    }
 }
 
 /// The outcome of walking an archive.
@@ -339,6 +554,29 @@ pub enum ArchiveResult {
         /// Entries that checked out before it.
         entries_ok: u64,
     },
+}
+
+impl std::fmt::Display for ArchiveResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveResult::Ok {
+                segments, entries, ..
+            } => write!(f, "archive ok: {entries} entries in {segments} segments"),
+            ArchiveResult::Broken {
+                file, seq, fault, ..
+            } => {
+                // The name comes from the manifest, which may be hostile: quoted and escaped.
+                match (file, seq) {
+                    (Some(file), Some(seq)) => {
+                        write!(f, "archive segment {file:?}, entry {seq}: {fault}")
+                    }
+                    (Some(file), None) => write!(f, "archive segment {file:?}: {fault}"),
+                    (None, Some(seq)) => write!(f, "archive, entry {seq}: {fault}"),
+                    (None, None) => write!(f, "archive: {fault}"),
+                }
+            }
+        }
+    }
 }
 
 /// The archive and the live chain, end to end.
@@ -423,29 +661,44 @@ pub fn walk_archive(dir: &Path, checkpoint: i64, checkpoint_hash: &[u8]) -> Arch
     let mut segments = 0u64;
     for seg in &manifest.segments {
         let name = Some(seg.file.as_str());
+        if let Some(reason) = unsafe_name(&seg.file) {
+            let fault = ArchiveFault::UnsafeName {
+                reason: reason.into(),
+            };
+            return broken(name, None, fault, walker.checked);
+        }
         let path = dir.join(&seg.file);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_regular_file(&path, seg.bytes) {
             Ok(b) => b,
-            Err(e) => {
-                let reason = format!("{}: {e}", seg.file);
-                return broken(
-                    name,
-                    None,
-                    ArchiveFault::Unreadable { reason },
-                    walker.checked,
-                );
+            Err(refusal) => {
+                let fault = match refusal {
+                    ReadRefusal::NotRegular(what) => {
+                        ArchiveFault::NotARegularFile { what: what.into() }
+                    }
+                    ReadRefusal::TooLarge { limit } => ArchiveFault::LargerThanManifest {
+                        manifest_bytes: limit,
+                    },
+                    ReadRefusal::Io(e) => ArchiveFault::Unreadable {
+                        reason: e.to_string(),
+                    },
+                };
+                return broken(name, None, fault, walker.checked);
             }
         };
         if hex::encode(Sha256::digest(&bytes)) != seg.sha256 {
             return broken(name, None, ArchiveFault::Checksum, walker.checked);
         }
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+        let mut reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes.as_slice()));
         let mut count = 0u64;
         let mut first_last: Option<(i64, String, String)> = None;
-        for line in reader.lines() {
-            let parsed = line
-                .map_err(|e| e.to_string())
-                .and_then(|l| serde_json::from_str::<Line>(&l).map_err(|e| e.to_string()));
+        let mut buf = Vec::new();
+        loop {
+            let parsed = match read_line(&mut reader, &mut buf) {
+                Ok(false) => break,
+                Ok(true) => serde_json::from_slice::<Line>(&buf)
+                    .map_err(|e| format!("an entry is not a valid audit entry ({e})")),
+                Err(reason) => Err(reason),
+            };
             let l = match parsed {
                 Ok(l) => l,
                 Err(reason) => {

@@ -183,10 +183,9 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 fn rsa_key(pkcs1: &[u8]) -> Result<PlatformKey, String> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    use rsa::traits::PublicKeyParts;
-    let key = rsa::RsaPublicKey::from_pkcs1_der(pkcs1).map_err(|_| "a malformed RSA key")?;
-    if key.size() * 8 < MIN_RSA_BITS {
+    let bits =
+        crate::crypto::rsa::pkcs1_public_key_bits(pkcs1).map_err(|_| "a malformed RSA key")?;
+    if bits < MIN_RSA_BITS {
         return Err(format!("an RSA key shorter than {MIN_RSA_BITS} bits"));
     }
     Ok(PlatformKey {

@@ -430,7 +430,16 @@ impl Config {
                     key: "VIGIL_DB_MAX_CONNECTIONS".into(),
                     message: "expected a number from 1 to 256".into(),
                 })?,
-            None => fdb.max_connections.unwrap_or(8),
+            // The file's value gets the same range check as the environment's.
+            None => match fdb.max_connections {
+                Some(n) if !(1..=256).contains(&n) => {
+                    return Err(ConfigError::Invalid {
+                        key: "database.max_connections".into(),
+                        message: "expected a number from 1 to 256".into(),
+                    })
+                }
+                n => n.unwrap_or(8),
+            },
         };
 
         let (ks_text, ks_key) = match env("VIGIL_KEYSTORE") {

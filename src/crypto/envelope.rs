@@ -6,8 +6,11 @@
 //! adding, removing or swapping a recipient, or moving the envelope to another comment, makes
 //! it refuse to open. The OAEP label binds each wrapped key to the same context.
 //!
-//! Format (version 1): `0x01 | count (u16) | count × (fingerprint (32) | len (u16) | wrapped key)
-//! | nonce (12) | ciphertext | tag (16)`, all big-endian.
+//! Format: `version | count (u16) | count × (fingerprint (32) | len (u16) | wrapped key)
+//! | nonce (12) | ciphertext | tag (16)`, all big-endian. Version 2 (written now) also binds
+//! every recipient's wrapped key into the associated data (by its SHA-256), so no byte of the
+//! envelope can change without every recipient refusing it; in version 1 (still opened) a
+//! changed wrapped key went unnoticed by the other recipients.
 
 use zeroize::Zeroizing;
 
@@ -15,8 +18,10 @@ use super::aead::{self, NONCE_LEN, TAG_LEN};
 use super::rsa::{Fingerprint, PrivateKey, PublicKey};
 use super::{put_len_prefixed, SymmetricKey};
 
-/// The format's version byte.
+/// The first format's version byte: associated data over the recipients' fingerprints only.
 pub const FORMAT_V1: u8 = 1;
+/// The format written now: associated data over fingerprints and wrapped keys.
+pub const FORMAT_V2: u8 = 2;
 /// Most recipients one envelope may have.
 pub const MAX_RECIPIENTS: usize = 64;
 
@@ -52,6 +57,7 @@ pub struct WrappedFor {
 /// A sealed message and its recipients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    version: u8,
     recipients: Vec<WrappedFor>,
     nonce: [u8; NONCE_LEN],
     ciphertext: Vec<u8>,
@@ -61,13 +67,17 @@ fn label(context: &str) -> String {
     format!("vigil-envelope-v1:{context}")
 }
 
-fn aad(context: &str, recipients: &[WrappedFor]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(64 + 32 * recipients.len());
+fn aad(version: u8, context: &str, recipients: &[WrappedFor]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut a = Vec::with_capacity(64 + 64 * recipients.len());
     put_len_prefixed(&mut a, b"vigil-envelope-v1");
     put_len_prefixed(&mut a, context.as_bytes());
     a.extend_from_slice(&(recipients.len() as u16).to_be_bytes());
     for r in recipients {
         a.extend_from_slice(&r.fingerprint.0);
+        if version >= FORMAT_V2 {
+            a.extend_from_slice(&sha2::Sha256::digest(&r.wrapped_key));
+        }
     }
     a
 }
@@ -99,8 +109,14 @@ impl Envelope {
             })
             .collect::<Result<Vec<_>, EnvelopeError>>()?;
         let nonce = aead::random_nonce();
-        let ciphertext = aead::seal(&content_key, &nonce, &aad(context, &wrapped), plaintext);
+        let ciphertext = aead::seal(
+            &content_key,
+            &nonce,
+            &aad(FORMAT_V2, context, &wrapped),
+            plaintext,
+        );
         Ok(Self {
+            version: FORMAT_V2,
             recipients: wrapped,
             nonce,
             ciphertext,
@@ -129,7 +145,7 @@ impl Envelope {
         aead::open(
             &content_key,
             &self.nonce,
-            &aad(context, &self.recipients),
+            &aad(self.version, context, &self.recipients),
             &self.ciphertext,
         )
         .map_err(|_| EnvelopeError::Tampered)
@@ -142,7 +158,7 @@ impl Envelope {
 
     /// The serialised envelope.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_V1];
+        let mut out = vec![self.version];
         out.extend_from_slice(&(self.recipients.len() as u16).to_be_bytes());
         for r in &self.recipients {
             out.extend_from_slice(&r.fingerprint.0);
@@ -158,7 +174,7 @@ impl Envelope {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let mut r = Reader(bytes);
         let version = r.take(1)?[0];
-        if version != FORMAT_V1 {
+        if version != FORMAT_V1 && version != FORMAT_V2 {
             return Err(EnvelopeError::UnsupportedVersion(version));
         }
         let n = r.u16()? as usize;
@@ -179,6 +195,7 @@ impl Envelope {
             return Err(EnvelopeError::Tampered);
         }
         Ok(Self {
+            version,
             recipients,
             nonce,
             ciphertext: r.0.to_vec(),

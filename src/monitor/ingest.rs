@@ -95,19 +95,39 @@ pub fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
+/// What is wrong with a line that is not a valid JSON activity record, without any of its text:
+/// serde's own messages quote values (`invalid type: string "..."`) and unknown field names.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let msg = msg.split_once(" at line").map_or(msg.as_str(), |(m, _)| m);
+    match e.classify() {
+        Category::Syntax => "not valid JSON (expected one JSON object per line)".into(),
+        Category::Eof => "the JSON ends too early".into(),
+        Category::Io => "the line cannot be read".into(),
+        // Field names in these come from `Line`, not from the input.
+        Category::Data if msg.starts_with("missing field") => msg.to_owned(),
+        Category::Data if msg.ends_with("expected struct Line") => {
+            "a line must be a JSON object".into()
+        }
+        Category::Data if msg.starts_with("unknown field") => {
+            "an unknown field (not part of the format)".into()
+        }
+        Category::Data => match msg.rsplit_once(", expected ") {
+            Some((_, expected)) if msg.starts_with("invalid type") => {
+                format!("a field has the wrong type (expected {expected})")
+            }
+            _ => "a field has an invalid value".into(),
+        },
+    }
+}
+
 /// Parses and checks one line. The error says what is wrong without repeating the line.
 pub fn parse(line: &str) -> Result<Parsed, String> {
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line longer than {MAX_LINE_BYTES} bytes"));
     }
-    let l: Line = serde_json::from_str(line).map_err(|e| {
-        // serde's message names the field or position, not the value.
-        let msg = e.to_string();
-        match msg.split_once(" at line") {
-            Some((m, _)) => m.to_owned(),
-            None => msg,
-        }
-    })?;
+    let l: Line = serde_json::from_str(line).map_err(|e| json_error(&e))?;
     let kind = match l.kind.as_str() {
         "login_attempt" | "login" => Kind::Login,
         "comment_submission" | "comment" => Kind::Comment,
