@@ -114,19 +114,8 @@ async fn verify(
         if json {
             print_json(&result)?;
         } else {
-            match &result.archive {
-                audit::archive::ArchiveResult::Ok {
-                    segments, entries, ..
-                } => println!("archive ok: {entries} entries in {segments} segments"),
-                audit::archive::ArchiveResult::Broken {
-                    file, seq, fault, ..
-                } => println!(
-                    "archive broken: {}{}: {}",
-                    file.as_deref().unwrap_or("archive"),
-                    seq.map(|s| format!(" seq {s}")).unwrap_or_default(),
-                    serde_json::to_string(fault)?
-                ),
-            }
+            // A sentence naming the segment and what is wrong with it.
+            println!("{}", result.archive);
             print_live(&result.live);
         }
         return Ok(if result.is_ok() {
