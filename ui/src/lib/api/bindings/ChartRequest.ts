@@ -14,7 +14,8 @@ kind: string,
 days: number, 
 /**
  * The width it is shown at, in CSS pixels (drawn 1:1 so its text keeps its size; 240 to
- * 4096, the height half of it but at least 160); none draws the default size.
+ * 4096, the height half of it but at least 160, 400 for the request chart); none draws
+ * the default size.
  */
 width: number | null, 
 /**
