@@ -222,7 +222,10 @@ async fn security_events(
                 "{:<27}  {:<20}  {:<43}  {:<22}  {:<7}  {}",
                 e.at.to_rfc3339(),
                 e.kind,
-                e.actor.as_deref().unwrap_or("-"),
+                e.actor_name
+                    .as_deref()
+                    .or(e.actor.as_deref())
+                    .unwrap_or("-"),
                 e.attempted,
                 e.outcome,
                 e.session_id.as_deref().unwrap_or("-")
