@@ -13,7 +13,9 @@ use vigil::retention::{self, Category, PolicyAction, PolicyChange, RunOptions, R
 use vigil::store::Store;
 use vigil::worker::{Job, Worker};
 
-use crate::shared::{open, print_json, progress_bar, session, sign_in};
+use crate::shared::{
+    open, print_json, print_json_line, progress_bar, session, show_progress, sign_in,
+};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -273,23 +275,13 @@ async fn run_policies(
 ) -> Result<ExitCode> {
     let bar = progress_bar(quiet || json);
     let mut progress = |p: retention::Progress| {
-        if json {
-            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
-                println!("{line}");
-            }
-        } else {
-            bar.set_message(p.policy.as_str());
-            bar.set_length(p.due);
-            bar.set_position(p.done);
-        }
+        bar.set_message(p.policy.as_str());
+        show_progress(json, &bar, &p, p.done, p.due);
     };
     let rec = retention::run(store, actor, options, &mut progress).await?;
     bar.finish_and_clear();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "run": rec }))?
-        );
+        print_json_line("run", &rec)?;
     } else {
         if rec.resumed {
             println!("resumed the interrupted run {}", rec.id);

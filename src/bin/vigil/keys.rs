@@ -216,22 +216,13 @@ async fn split_pii(config: &Config, store: &Store, chunk: usize, json: bool) -> 
     let bar = progress_bar(json);
     bar.set_message("pii");
     let report = keys::split::run(store, &ring, &actor, chunk, &mut |p| {
-        if json {
-            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
-                println!("{line}");
-            }
-        }
-        bar.set_length(p.total);
-        bar.set_position(p.done);
+        show_progress(json, &bar, &p, p.done, p.total);
     })
     .await;
     bar.finish_and_clear();
     let report = report?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "done": report }))?
-        );
+        print_json_line("done", &report)?;
     } else {
         println!(
             "split pii: {} rows re-sealed under contact and network, {} unreadable, \
@@ -333,22 +324,13 @@ async fn run_rotation(
     let bar = progress_bar(json);
     bar.set_message(r.purpose.as_str());
     let report = rotation::run(store, ring, actor, r, chunk, &mut |p| {
-        if json {
-            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
-                println!("{line}");
-            }
-        }
-        bar.set_length(p.total);
-        bar.set_position(p.done);
+        show_progress(json, &bar, &p, p.done, p.total);
     })
     .await;
     bar.finish_and_clear();
     let report = report?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "done": report }))?
-        );
+        print_json_line("done", &report)?;
     } else {
         println!(
             "rotated {}: v{} now, {} rows re-encrypted, retired {:?}",

@@ -19,6 +19,32 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+/// One line of JSON, `{"<key>": v}`: the closing line of a long run under `--json`.
+pub(crate) fn print_json_line<T: serde::Serialize>(key: &str, v: &T) -> Result<()> {
+    let mut line = serde_json::Map::new();
+    line.insert(key.to_owned(), serde_json::to_value(v)?);
+    println!("{}", serde_json::Value::Object(line));
+    Ok(())
+}
+
+/// One progress report of a long run: a `{"progress": p}` line under `--json`, and the bar
+/// (hidden under `--json` or off a terminal) moved to `done` of `total`.
+pub(crate) fn show_progress<T: serde::Serialize>(
+    json: bool,
+    bar: &ProgressBar,
+    p: &T,
+    done: u64,
+    total: u64,
+) {
+    if json {
+        if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+            println!("{line}");
+        }
+    }
+    bar.set_length(total);
+    bar.set_position(done);
+}
+
 pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
