@@ -317,10 +317,17 @@ pub async fn login_at(
         Zeroizing::new(password.to_owned()),
         op.password_hash.clone().unwrap_or_default(),
     );
-    let password_key = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash))
-        .await
-        .ok()
-        .flatten();
+    let check = tokio::task::spawn_blocking(move || password::verify_and_derive(&pw, &hash));
+    // The keystore's sealed key pair takes a second argon2id run: it runs beside the password
+    // check (on another core), changes nothing, and is used only once the password is right.
+    let sealed = async {
+        match keystore {
+            Some(ks) => Some(keys::open_sealed(store, ks, op.id, password).await),
+            None => None,
+        }
+    };
+    let (checked, sealed) = tokio::join!(check, sealed);
+    let password_key = checked.ok().flatten();
     let Some(password_key) = password_key else {
         repo::log_attempt(
             store,
@@ -361,21 +368,27 @@ pub async fn login_at(
     };
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so); the TOTP secret opens with the credential key.
-    let unlocked = match keystore {
-        Some(ks) => match keys::unlock(store, ks, &actor, password).await {
-            // A new operator's first sign-in makes their key pair, on their own machine; so
-            // does the first sign-in after an administrator's reset retired the old one.
-            Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired)
-                if !keys::has_live_key_pair(store, actor.user_id()).await? =>
-            {
-                keys::enrol(store, ks, &actor, password, keys::DEFAULT_BITS)
-                    .await
-                    .map(|_| ())?;
-                keys::unlock(store, ks, &actor, password).await
+    let unlocked = match (keystore, sealed) {
+        (Some(ks), Some(sealed)) => {
+            let opened = match sealed {
+                Ok(open) => keys::finish_unlock(store, ks, password, open).await,
+                Err(e) => Err(e),
+            };
+            match opened {
+                // A new operator's first sign-in makes their key pair, on their own machine;
+                // so does the first sign-in after an administrator's reset retired the old one.
+                Err(KeyError::NoKeyPairHere | KeyError::KeyPairRetired)
+                    if !keys::has_live_key_pair(store, actor.user_id()).await? =>
+                {
+                    keys::enrol(store, ks, &actor, password, keys::DEFAULT_BITS)
+                        .await
+                        .map(|_| ())?;
+                    keys::unlock(store, ks, &actor, password).await
+                }
+                other => other,
             }
-            other => other,
-        },
-        None => Err(KeyError::NoKeyPairHere),
+        }
+        _ => Err(KeyError::NoKeyPairHere),
     };
     let keys = match unlocked {
         Ok(ring) => Some(ring),

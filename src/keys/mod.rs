@@ -381,15 +381,34 @@ pub async fn enrol(
     Ok(key.public_key().clone())
 }
 
-/// Opens this machine's key pair for `actor` with their password and unwraps every data key
-/// they hold, for the session.
+/// Opens this machine's key pair for `actor` with their password, for the session (data keys
+/// are unwrapped on first use).
 pub async fn unlock(
     store: &Store,
     keystore: &dyn Keystore,
     actor: &Actor,
     password: &str,
 ) -> Result<KeyRing, KeyError> {
-    let operator = actor.user_id();
+    let opened = open_sealed(store, keystore, actor.user_id(), password).await?;
+    finish_unlock(store, keystore, password, opened).await
+}
+
+/// This machine's sealed key pair for `operator`, checked against the database (their live
+/// key pair) and opened with `password`: the argon2id half of [`unlock`]. It changes nothing,
+/// so sign-in runs it beside the password check and keeps it only if the password is right.
+pub struct SealedOpen {
+    operator: UserId,
+    row: repo::UserKeyRow,
+    opened: sealed::Unsealed,
+}
+
+/// The first half of [`unlock`] (see [`SealedOpen`]).
+pub async fn open_sealed(
+    store: &Store,
+    keystore: &dyn Keystore,
+    operator: UserId,
+    password: &str,
+) -> Result<SealedOpen, KeyError> {
     let item = keystore
         .get(operator.as_uuid(), &private_key_entry())?
         .ok_or(KeyError::NoKeyPairHere)?;
@@ -411,32 +430,48 @@ pub async fn unlock(
     .await
     .expect("unsealing task panicked")
     .map_err(|_| KeyError::Unseal)?;
-    let private = opened.private;
-    if private.public_key().spki_der() != row.der.as_slice()
-        || private.public_key().fingerprint().to_hex() != row.fingerprint
-    {
+    let public = opened.private.public_key();
+    if public.spki_der() != row.der.as_slice() || public.fingerprint().to_hex() != row.fingerprint {
         return Err(KeyError::KeyPairMismatch);
     }
+    Ok(SealedOpen {
+        operator,
+        row,
+        opened,
+    })
+}
+
+/// The second half of [`unlock`]: settles the key pair's token-signing key and makes the ring.
+pub async fn finish_unlock(
+    store: &Store,
+    keystore: &dyn Keystore,
+    password: &str,
+    open: SealedOpen,
+) -> Result<KeyRing, KeyError> {
+    let SealedOpen {
+        operator,
+        row,
+        opened,
+    } = open;
     let signing = signing::settle(
         store,
         keystore,
         operator,
         &row.id,
-        &private,
+        &opened.private,
         opened.signing,
         password,
     )
     .await?;
     // Data keys are unwrapped on first use (each costs an RSA private-key operation) and
     // then kept in memory for the session.
-    let ring = KeyRing {
+    Ok(KeyRing {
         operator,
         user_key_id: row.id,
-        private,
+        private: opened.private,
         signing,
         keys: Mutex::new(HashMap::new()),
-    };
-    Ok(ring)
+    })
 }
 
 /// An open key ring's secrets, for a short-lived sealed session record (the command line's
