@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// Monitoring settings (`[monitor]` in the file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Files of blocklisted hosts and URLs, one per line (`#` starts a comment).
@@ -48,6 +48,25 @@ pub struct MonitorConfig {
     /// Detector thresholds and automated responses (`[monitor.policy]`).
     #[serde(default)]
     pub policy: crate::monitor::policy::Policy,
+    /// The longest line `activity ingest` and `monitor screen` take, in bytes (1,024 to
+    /// 1,048,576; default 65,536). A longer line is skipped and reported by its number.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+fn default_max_line_bytes() -> usize {
+    crate::monitor::lines::DEFAULT_MAX_LINE_BYTES
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            blocklist: Vec::new(),
+            rules: std::collections::BTreeMap::new(),
+            policy: crate::monitor::policy::Policy::default(),
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
 }
 
 /// Retention settings (`[retention]` in the file). The policies themselves live in the database,
@@ -489,6 +508,12 @@ impl Config {
                         key: "monitor.policy".into(),
                         message,
                     })?;
+                if !crate::monitor::lines::MAX_LINE_BYTES_RANGE.contains(&m.max_line_bytes) {
+                    return Err(ConfigError::Invalid {
+                        key: "monitor.max_line_bytes".into(),
+                        message: "expected a number of bytes from 1,024 to 1,048,576".into(),
+                    });
+                }
                 m
             },
             retention: {

@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::detect::Kind;
 
-/// Longest line accepted.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Longest line [`parse`] takes: the most `monitor.max_line_bytes` may be set to (the reader
+/// refuses longer lines before they get here; see [`super::lines`]).
+pub const MAX_LINE_BYTES: usize = *super::lines::MAX_LINE_BYTES_RANGE.end();
 /// Longest comment accepted.
 pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
 
@@ -102,6 +103,10 @@ fn json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = msg.split_once(" at line").map_or(msg.as_str(), |(m, _)| m);
     match e.classify() {
+        // serde_json stops at 128 levels of nesting rather than recursing without end.
+        Category::Syntax if msg.starts_with("recursion limit exceeded") => {
+            "the JSON is nested too deeply (a line is one flat JSON object)".into()
+        }
         Category::Syntax => "not valid JSON (expected one JSON object per line)".into(),
         Category::Eof => "the JSON ends too early".into(),
         Category::Io => "the line cannot be read".into(),
@@ -288,6 +293,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_with_a_clear_error() {
+        for deep in [
+            "[".repeat(10_000),
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
+            format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000)),
+            format!(
+                r#"{{"type":"login_attempt","user":"ada","at":"2026-11-23T10:15:00Z","ip":{}1{}}}"#,
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            ),
+        ] {
+            let err = parse(&deep).unwrap_err();
+            assert!(!err.is_empty() && !err.contains('['), "{err}");
+        }
+        let err = serde_json::from_str::<serde_json::Value>(&"[".repeat(10_000)).unwrap_err();
+        assert_eq!(
+            json_error(&err),
+            "the JSON is nested too deeply (a line is one flat JSON object)"
+        );
     }
 
     #[test]

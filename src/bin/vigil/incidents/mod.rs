@@ -34,7 +34,7 @@ pub(crate) enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
         /// Days: 7, 30 or 90.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = vigil::cli_values::chart_days)]
         days: u32,
         /// PNG instead of SVG.
         #[arg(long)]
@@ -69,6 +69,7 @@ pub(crate) enum IncidentsCommand {
     /// One incident: evidence, activity around it, timeline, blocks and restrictions.
     Show {
         /// Incident id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -78,9 +79,11 @@ pub(crate) enum IncidentsCommand {
     /// lift-block, extend-block:HOURS, lift-restrictions, remove-comment:ID, warn, note.
     Act {
         /// Incident id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// The action.
-        action: String,
+        #[arg(value_parser = |s: &str| Action::parse(s).map_err(|e| e.to_string()))]
+        action: Action,
         /// Why (needed for note and remove-comment).
         #[arg(long)]
         reason: Option<String>,
@@ -105,9 +108,10 @@ pub(crate) enum BlocksCommand {
         /// The IP address. Leave it out on a terminal to be asked for it without echo, or give
         /// `-` to read one line from standard input: given here, it is visible to other local
         /// users in the process list while the command runs.
+        #[arg(value_parser = vigil::cli_values::ip_or_stdin)]
         ip: Option<String>,
-        /// For this many hours (until lifted if absent).
-        #[arg(long)]
+        /// For this many hours, 1 to 8760 (until lifted if absent).
+        #[arg(long, value_parser = vigil::cli_values::hours)]
         hours: Option<u32>,
         /// Why.
         #[arg(long)]
@@ -118,6 +122,7 @@ pub(crate) enum BlocksCommand {
         /// Block id or IP address. `-` reads it from standard input, and leaving it out on a
         /// terminal asks for it without echo: an address given here is visible to other local
         /// users in the process list while the command runs.
+        #[arg(value_parser = vigil::cli_values::block_or_ip_or_stdin)]
         which: Option<String>,
     },
 }
@@ -159,7 +164,6 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
         } => list(&store, &actor, status, severity, kind, mine, json).await?,
         IncidentsCommand::Show { id, json } => show(&store, &actor, &id, json).await?,
         IncidentsCommand::Act { id, action, reason } => {
-            let action = Action::parse(&action)?;
             incidents::act(&store, &actor, &id, &action, reason.as_deref()).await?;
             println!("{}: {}", id.trim(), action.name());
         }
