@@ -133,6 +133,28 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         return Err(format!("line longer than {MAX_LINE_BYTES} bytes"));
     }
     let l: Line = serde_json::from_str(line).map_err(|e| json_error(&e))?;
+    // A JSON `\u0000` decodes to a NUL, which Postgres text cannot hold and no field needs.
+    let texts = [
+        &l.id,
+        &l.ip,
+        &l.user_agent,
+        &l.country,
+        &l.outcome,
+        &l.reason,
+        &l.content,
+        &l.event,
+        &l.comment,
+        &l.field,
+    ];
+    if l.kind.contains('\0')
+        || l.user.contains('\0')
+        || l.at.contains('\0')
+        || texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+    {
+        return Err("a field holds a NUL character".into());
+    }
     let kind = match l.kind.as_str() {
         "login_attempt" | "login" => Kind::Login,
         "comment_submission" | "comment" => Kind::Comment,
@@ -284,6 +306,11 @@ mod tests {
             (
                 &LOGIN.replace("\"user\"", "\"password\":\"hunter2\",\"user\""),
                 "unknown field",
+            ),
+            (&LOGIN.replace("bad_password", "bad\\u0000"), "NUL"),
+            (
+                r#"{"type":"comment_submission","user":"ada","at":"2026-11-23T10:15:00Z","content":"hi\u0000"}"#,
+                "NUL",
             ),
         ] {
             let err = parse(line).unwrap_err();

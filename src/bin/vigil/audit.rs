@@ -167,9 +167,9 @@ async fn list(
                 "{:>7}  {:<27}  {:<43}  {:<22}  {}",
                 e.seq,
                 e.at.to_rfc3339(),
-                e.actor,
+                terminal_safe(&e.actor),
                 e.action,
-                e.target.as_deref().unwrap_or("-")
+                terminal_safe(e.target.as_deref().unwrap_or("-"))
             );
         }
     }
@@ -220,10 +220,12 @@ async fn security_events(
                 "{:<27}  {:<20}  {:<43}  {:<22}  {:<7}  {}",
                 e.at.to_rfc3339(),
                 e.kind,
-                e.actor_name
-                    .as_deref()
-                    .or(e.actor.as_deref())
-                    .unwrap_or("-"),
+                terminal_safe(
+                    e.actor_name
+                        .as_deref()
+                        .or(e.actor.as_deref())
+                        .unwrap_or("-")
+                ),
                 e.attempted,
                 e.outcome,
                 e.session_id.as_deref().unwrap_or("-")
