@@ -2195,3 +2195,199 @@ fn a_hostile_feed_is_screened_line_by_line_in_bounded_memory() {
     assert!(out.contains("8 lines read, 0 flagged, 3 skipped"), "{out}");
     assert!(peak < PEAK_LIMIT_KIB, "monitor screen peaked at {peak} KiB");
 }
+
+/// Control characters a hostile comment carries: a title change and screen clear (ESC ... BEL),
+/// a carriage return and newline that would forge a line, a DEL, a C1 CSI and a right-to-left
+/// override. (A NUL never gets this far: ingestion refuses it, below.)
+const HOSTILE_TEXT: &str =
+    "\u{1b}]0;owned\u{7}\u{1b}[2J click here http://203.0.113.9/login\r\nline 9: all clear\u{7f}\u{9b}2J \u{202e}txt.exe";
+
+fn assert_terminal_safe(out: &str) {
+    for c in [
+        '\u{1b}', '\u{7}', '\u{0}', '\u{7f}', '\u{9b}', '\u{202e}', '\r',
+    ] {
+        assert!(!out.contains(c), "{c:?} reached the terminal: {out:?}");
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("line 9")),
+        "a forged line: {out}"
+    );
+}
+
+async fn platform_text_is_escaped_on_the_terminal(cli: Cli) {
+    seed_small(&cli);
+    let user = some_username(&cli.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.jsonl");
+    let line = serde_json::json!({
+        "type": "comment_submission", "user": user, "at": "2026-11-20T10:00:00Z",
+        "ip": "192.0.2.77", "content": HOSTILE_TEXT,
+    });
+    // A NUL (JSON `\u0000`) in any field is refused by line number, on both databases.
+    let nul = serde_json::json!({
+        "type": "comment_submission", "user": user, "at": "2026-11-20T10:01:00Z",
+        "content": "hi\u{0}there",
+    });
+    std::fs::write(&feed, format!("{line}\n{nul}\n")).unwrap();
+    let cli = std::sync::Arc::new(cli);
+    let c = cli.clone();
+    let shown = tokio::task::spawn_blocking(move || {
+        let out = c.run(&["activity", "ingest", feed.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("line 2: a field holds a NUL character"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("ingested 1 records"));
+        c.ok(&["monitor", "run"], &[]);
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&c.ok(&["incidents", "list", "--json"], &[])).unwrap();
+        let id = list
+            .iter()
+            .find(|i| i["username"] == user.as_str())
+            .unwrap_or_else(|| panic!("no incident for the comment: {list:?}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let json: serde_json::Value =
+            serde_json::from_str(&c.ok(&["incidents", "show", &id, "--json"], &[])).unwrap();
+        (c.ok(&["incidents", "show", &id], &[]), json)
+    })
+    .await
+    .unwrap();
+    let (human, json) = shown;
+    assert_terminal_safe(&human);
+    assert!(
+        human.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J click here")
+            && human.contains("\\r\\nline 9: all clear\\u{7f}\\u{9b}2J \\u{202e}txt.exe"),
+        "{human}"
+    );
+    // --json stays exact.
+    assert_eq!(json["comments"][0]["text"], HOSTILE_TEXT, "{json}");
+}
+
+#[tokio::test]
+async fn platform_text_is_escaped_on_the_terminal_on_sqlite() {
+    platform_text_is_escaped_on_the_terminal(Cli::sqlite()).await;
+}
+
+#[tokio::test]
+async fn platform_text_is_escaped_on_the_terminal_on_postgres() {
+    platform_text_is_escaped_on_the_terminal(Cli::postgres().await).await;
+}
+
+#[test]
+fn monitor_screen_escapes_what_it_prints_and_json_stays_exact() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("comments.txt");
+    let url = "http://203.0.113.9/\u{1b}]0;owned\u{7}\u{202e}exe";
+    std::fs::write(&input, format!("click here {url}\rline 9: all clear\n")).unwrap();
+    let human = cli.ok(&["monitor", "screen", input.to_str().unwrap()], &[]);
+    assert_terminal_safe(&human);
+    assert!(
+        human.contains("http://203.0.113.9/\\u{1b}]0;owned\\u{7}\\u{202e}exe"),
+        "{human}"
+    );
+    let json = cli.ok(
+        &["monitor", "screen", input.to_str().unwrap(), "--json"],
+        &[],
+    );
+    let row: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(row["urls"][0]["url"], url, "{row}");
+}
+
+/// The modes of what a command wrote: every file `0600`, every folder Vigil made `0700`.
+fn assert_private_tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "folder {}", path.display());
+            seen.extend(assert_private_tree(&path));
+        } else if meta.is_file() {
+            assert_eq!(mode, 0o600, "file {}", path.display());
+        }
+        seen.push(name);
+    }
+    seen
+}
+
+/// Every writer of the command line: the database with its WAL and shared-memory files and
+/// job lock files, the file keystore, charts, the QR code and the config file; all owner-only
+/// in owner-only folders, and a symbolic link planted where a file goes is refused by name.
+#[test]
+fn every_file_vigil_writes_is_private_and_no_writer_follows_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = root.path().join("data");
+    let mut cli = Cli::sqlite();
+    cli.url = format!("sqlite://{}/vigil.db", data.display());
+    let keys = root.path().join("keys");
+    let env = |cmd: &mut Command| {
+        cmd.env("VIGIL_KEYSTORE", format!("file:{}", keys.display()));
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = cli.command(args);
+        env(&mut cmd);
+        cmd.env("VIGIL_ADMIN_PASSWORD", PASSWORD);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    run(&["init", "--admin", "root-admin"]);
+    run(&["retention", "run", "--quiet"]);
+    let charts = root.path().join("charts");
+    run(&["charts", "--out", charts.to_str().unwrap(), "--days", "7"]);
+    let qr = root.path().join("qr");
+    std::fs::create_dir(&qr).unwrap();
+    std::fs::set_permissions(&qr, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run(&[
+        "mfa",
+        "enroll",
+        "--qr-png",
+        qr.join("qr.png").to_str().unwrap(),
+    ]);
+
+    let files = assert_private_tree(root.path());
+    for expect in ["vigil.db", "vigil.db-wal", "vigil.db-shm", "qr.png"] {
+        assert!(files.iter().any(|f| f == expect), "{expect} in {files:?}");
+    }
+    assert!(files.iter().any(|f| f.ends_with(".lock")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".secret")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with("-7d.svg")), "{files:?}");
+    assert!(
+        !files.iter().any(|f| f.ends_with(".tmp")),
+        "no temporary file left: {files:?}"
+    );
+
+    // A link planted in the charts folder is refused by name, and its target is unchanged.
+    let target = root.path().join("precious.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let chart = std::fs::read_dir(&charts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    std::fs::remove_file(&chart).unwrap();
+    std::os::unix::fs::symlink(&target, &chart).unwrap();
+    let mut cmd = cli.command(&["charts", "--out", charts.to_str().unwrap(), "--days", "7"]);
+    env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{} is a symbolic link: not followed, nothing written",
+            chart.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+}

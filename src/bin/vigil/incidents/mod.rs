@@ -208,9 +208,9 @@ async fn list(
                 i.severity.as_str(),
                 i.status.as_str(),
                 i.kind.as_str(),
-                i.username.as_deref().unwrap_or("-"),
+                terminal_safe(i.username.as_deref().unwrap_or("-")),
                 i.created_at,
-                i.summary
+                terminal_safe(&i.summary)
             );
         }
         println!("{} incidents", rows.len());
@@ -229,7 +229,8 @@ async fn show(store: &Store, actor: &Actor, id: &str, json: bool) -> Result<()> 
     Ok(())
 }
 
-/// An incident as text: what, whose, why, and the activity and comments behind it.
+/// An incident as text: what, whose, why, and the activity and comments behind it. Text that
+/// came from the platform or from an operator is passed through [`terminal_safe`].
 fn print_incident(d: &IncidentDetail) {
     let i = &d.incident;
     println!("incident {}", i.id);
@@ -238,14 +239,17 @@ fn print_incident(d: &IncidentDetail) {
     println!("  status    {}", i.status.as_str());
     println!(
         "  account   {} ({})",
-        i.username.as_deref().unwrap_or("-"),
+        terminal_safe(i.username.as_deref().unwrap_or("-")),
         d.account_status.as_deref().unwrap_or("-")
     );
-    println!("  assignee  {}", i.assignee.as_deref().unwrap_or("-"));
-    println!("  summary   {}", i.summary);
+    println!(
+        "  assignee  {}",
+        terminal_safe(i.assignee.as_deref().unwrap_or("-"))
+    );
+    println!("  summary   {}", terminal_safe(&i.summary));
     println!("rules:");
     for (rule, n) in &d.rules {
-        println!("  {rule} x{n}");
+        println!("  {} x{n}", terminal_safe(rule));
     }
     println!("activity ({}):", d.activity.len());
     for a in &d.activity {
@@ -255,19 +259,19 @@ fn print_incident(d: &IncidentDetail) {
             a.at,
             a.kind,
             a.outcome,
-            a.country.as_deref().unwrap_or("-"),
-            a.username.as_deref().unwrap_or("(unknown account)")
+            terminal_safe(a.country.as_deref().unwrap_or("-")),
+            terminal_safe(a.username.as_deref().unwrap_or("(unknown account)"))
         );
     }
     for c in &d.comments {
         println!(
             "comment {}: {}",
             c.id,
-            c.text.as_deref().unwrap_or(if c.private {
+            terminal_safe(c.text.as_deref().unwrap_or(if c.private {
                 "(end-to-end encrypted)"
             } else {
                 "(removed)"
-            })
+            }))
         );
     }
 }
@@ -299,14 +303,18 @@ fn print_measures(d: &IncidentDetail) {
     println!("timeline:");
     for t in &d.timeline {
         println!(
-            "  {}  {:<18} {}{}",
+            "  {}  {:<18} {}{}{}",
             t.at,
             t.action,
             if t.automated {
                 "automatic".to_owned()
             } else {
-                t.actor.clone().unwrap_or_default()
+                terminal_safe(t.actor.as_deref().unwrap_or_default()).into_owned()
             },
+            t.details["reason"]
+                .as_str()
+                .map(|r| format!(": {}", terminal_safe(r)))
+                .unwrap_or_default(),
             t.reversed_at
                 .map(|r| format!("  (reversed {r})"))
                 .unwrap_or_default()
@@ -324,7 +332,8 @@ async fn charts_cmd(
     let period = Period::from_days(days).ok_or_else(|| anyhow!("--days must be 7, 30 or 90"))?;
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    vigil::store::files::create_private_dir(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
     for kind in ChartKind::ALL {
         let data = match analytics::chart_data(&store, &actor, kind, period, Timestamp::now()).await
         {
@@ -341,7 +350,8 @@ async fn charts_cmd(
             (analytics::render_svg(&data, 1200, 600)?.into_bytes(), "svg")
         };
         let path = out.join(format!("{}-{days}d.{ext}", kind.as_str()));
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        // Replaced whole, owner-only; a symbolic link planted in the folder is refused.
+        vigil::store::files::replace_atomically(&path, &bytes, vigil::store::files::PRIVATE_FILE)?;
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -365,7 +375,7 @@ async fn blocks_cmd(config: &Config, command: BlocksCommand) -> Result<ExitCode>
                         b.expires_at
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_else(|| "lifted by hand".into()),
-                        b.reason
+                        terminal_safe(&b.reason)
                     );
                 }
             }
