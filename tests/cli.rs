@@ -242,6 +242,28 @@ fn config_show_redacts_the_database_password() {
     );
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["keystore"]["kind"], "os");
+    assert_eq!(v["monitor"]["max_line_bytes"], 65536);
+
+    // The text form shows every section too.
+    let human = cli.ok(&["config", "show"], &[]);
+    for key in [
+        "database.url:",
+        "keystore:",
+        "rsa_bits:",
+        "auth.require_mfa:",
+        "retention.archive_dir:",
+        "retention.chunk:",
+        "worker.monitor_interval_secs:",
+        "worker.retention_interval_hours:",
+        "monitor.blocklist:",
+        "monitor.rules:",
+        "monitor.max_line_bytes: 65536",
+        "monitor.policy:",
+        "platform.token_issuer:",
+        "platform.token_keys:",
+    ] {
+        assert!(human.contains(key), "{key} missing: {human}");
+    }
 }
 
 #[test]
@@ -2021,6 +2043,8 @@ fn run_measured(
 ) -> (Option<i32>, String, String, i64) {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    // Reaped below by `wait4`, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = cli
         .command(args)
         .stdin(std::fs::File::open(input).unwrap())
