@@ -9,6 +9,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod cli_values;
 pub mod config;
 pub mod crypto;
 pub mod demo;

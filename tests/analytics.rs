@@ -554,3 +554,69 @@ async fn charts_draw_as_svg_and_png(db: TestDb) {
     }
 }
 on_both!(charts_draw_as_svg_and_png);
+
+/// A rate-limit violation is charted on the day its activity happened, not the day a detector
+/// run found it; evidence that names no stored activity keeps the day it was added.
+async fn violations_are_dated_by_their_activity(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let raw = db.raw().await;
+    let hub = incident(&raw, "high", t("2024-03-10T09:00:00Z")).await;
+    let keys = WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
+    let burst: Vec<NewActivity> = (0..2)
+        .map(|i| NewActivity {
+            id: uuid::Uuid::new_v4(),
+            user_id: None,
+            kind: "login",
+            outcome: "failure",
+            reason: Some("bad_password"),
+            occurred_at: Timestamp::from_micros(t("2024-03-08T23:50:00Z") + i),
+            user_agent: "curl".into(),
+            country: "DE".into(),
+            ip: Some("10.9.9.9".into()),
+            ref_id: None,
+            target: None,
+        })
+        .collect();
+    let mut tx = db.store.begin().await.unwrap();
+    platform::insert_activity(&mut tx, &keys, &burst)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Found the next morning.
+    for a in &burst {
+        exec(
+            &raw,
+            &format!(
+                "INSERT INTO incident_evidence (id, incident_id, kind, ref_id, rule, added_at) \
+                 VALUES ('{}', '{hub}', 'activity', '{}', 'rate_limit.login', {})",
+                uuid::Uuid::new_v4(),
+                a.id,
+                t("2024-03-09T08:00:00Z")
+            ),
+        )
+        .await;
+    }
+    evidence(
+        &raw,
+        &hub,
+        Some("rate_limit.login"),
+        t("2024-03-09T08:00:00Z"),
+        1,
+    )
+    .await;
+    raw.close().await;
+    let c = chart(&db, &admin, ChartKind::ActivityVolume, Period::Days7).await;
+    let ChartSeries::ActivityVolume { days } = &c.series else {
+        panic!()
+    };
+    let violations: Vec<(NaiveDate, u64)> = days
+        .iter()
+        .filter(|d| d.rate_limit_violations > 0)
+        .map(|d| (d.day, d.rate_limit_violations))
+        .collect();
+    assert_eq!(violations, [(date(3, 8), 2), (date(3, 9), 1)]);
+}
+
+on_both!(violations_are_dated_by_their_activity);

@@ -242,6 +242,28 @@ fn config_show_redacts_the_database_password() {
     );
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["keystore"]["kind"], "os");
+    assert_eq!(v["monitor"]["max_line_bytes"], 65536);
+
+    // The text form shows every section too.
+    let human = cli.ok(&["config", "show"], &[]);
+    for key in [
+        "database.url:",
+        "keystore:",
+        "rsa_bits:",
+        "auth.require_mfa:",
+        "retention.archive_dir:",
+        "retention.chunk:",
+        "worker.monitor_interval_secs:",
+        "worker.retention_interval_hours:",
+        "monitor.blocklist:",
+        "monitor.rules:",
+        "monitor.max_line_bytes: 65536",
+        "monitor.policy:",
+        "platform.token_issuer:",
+        "platform.token_keys:",
+    ] {
+        assert!(human.contains(key), "{key} missing: {human}");
+    }
 }
 
 #[test]
@@ -783,7 +805,11 @@ fn monitor_screen_prints_one_json_line_per_comment() {
         rows[1]["urls"][0]["reasons"],
         serde_json::json!(["blocklisted"])
     );
-    assert_eq!(rows[2]["categories"], serde_json::json!(["crypto_scam"]));
+    // A line that is not UTF-8 is reported by its number, not screened with its bytes guessed.
+    assert_eq!(
+        rows[2],
+        serde_json::json!({"line": 3, "error": "the line is not UTF-8 text"})
+    );
 
     // A rule that reuses a built-in name, or does not compile, is refused with its name.
     std::fs::write(&config, "[monitor.rules]\nspam_content = \"x\"\n").unwrap();
@@ -1945,4 +1971,447 @@ async fn the_directory_lists_every_account_as_the_desktop_does_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_lists_every_account_as_the_desktop_does_on_postgres() {
     the_directory_lists_every_account_as_the_desktop_does(Cli::postgres().await).await
+}
+
+#[test]
+fn bad_values_are_usage_errors_never_panics_or_wraps() {
+    let cli = Cli::sqlite();
+    let id = "0193a0c4-0000-7000-8000-000000000000";
+    for (args, expect) in [
+        (&["audit", "list", "--since", "5é"][..], "--since"),
+        (
+            &["audit", "list", "--since", "99999999999999d"],
+            "at most 36525d",
+        ),
+        (&["audit", "list", "--since=-3d"], "--since"),
+        (&["security-events", "list", "--since", "7w"], "--since"),
+        (
+            &["charts", "--out", "/nonexistent", "--days", "8"],
+            "7, 30 or 90",
+        ),
+        (&["incidents", "show", "../../etc/passwd"], "UUID"),
+        (&["incidents", "act", id, "teleport"], "unknown action"),
+        (
+            &["incidents", "act", id, "extend-block:99999999999"],
+            "hours",
+        ),
+        (
+            &["blocks", "add", "999.1.1.1", "--reason", "x"],
+            "IP address",
+        ),
+        (
+            &[
+                "blocks",
+                "add",
+                "192.0.2.1",
+                "--hours",
+                "0",
+                "--reason",
+                "x",
+            ],
+            "hours",
+        ),
+        (
+            &[
+                "blocks",
+                "add",
+                "192.0.2.1",
+                "--hours",
+                "4294967296",
+                "--reason",
+                "x",
+            ],
+            "hours",
+        ),
+        (&["blocks", "remove", "not an address"], "block id"),
+    ] {
+        let out = cli.run(args, &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Runs `vigil ARGS` with standard input from `input` and returns its exit code, standard
+/// output, standard error and peak resident memory in KiB, taken from `wait4`'s resource usage
+/// of that one child (other tests' children do not count).
+fn run_measured(
+    cli: &Cli,
+    args: &[&str],
+    input: &std::path::Path,
+) -> (Option<i32>, String, String, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    // Reaped below by `wait4`, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let child = cli
+        .command(args)
+        .stdin(std::fs::File::open(input).unwrap())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: plain zeroed C struct, filled by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which std has not reaped (we never call `wait` on it).
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (
+        code,
+        text(&std::fs::read(out_path).unwrap()),
+        text(&std::fs::read(err_path).unwrap()),
+        usage.ru_maxrss,
+    )
+}
+
+const PEAK_LIMIT_KIB: i64 = 64 * 1024;
+
+/// Good lines (1, 3, 7, 8) around a 10 MB line (2), one that is not UTF-8 (4), one with a NUL
+/// byte (5) and one nested 10,000 deep (6).
+fn hostile_feed(dir: &std::path::Path) -> std::path::PathBuf {
+    let good = |i: u32| {
+        format!(
+            r#"{{"type":"login_attempt","user":"visitor{i}","at":"2026-11-0{i}T10:00:00Z","ip":"192.0.2.{i}","country":"GB","outcome":"failure","reason":"bad_password"}}"#
+        )
+        .into_bytes()
+    };
+    let mut feed = Vec::new();
+    feed.extend(good(1));
+    feed.push(b'\n');
+    feed.extend(br#"{"type":"comment_submission","user":"visitor2","content":""#);
+    feed.extend(std::iter::repeat_n(b'a', 10 << 20));
+    feed.extend(b"\"}\n");
+    feed.extend(good(3));
+    feed.push(b'\n');
+    feed.extend(
+        b"{\"type\":\"login_attempt\",\"user\":\"vis\xfftor\",\"at\":\"2026-11-04T10:00:00Z\"}\n",
+    );
+    feed.extend(
+        b"{\"type\":\"login_attempt\",\"user\":\"vis\0tor\",\"at\":\"2026-11-05T10:00:00Z\"}\n",
+    );
+    feed.extend("[".repeat(10_000).bytes());
+    feed.extend("]".repeat(10_000).bytes());
+    feed.push(b'\n');
+    feed.extend(good(7));
+    feed.extend(b"\r\n");
+    feed.extend(good(8));
+    let path = dir.join("feed.jsonl");
+    std::fs::write(&path, feed).unwrap();
+    path
+}
+
+fn hostile_feed_is_ingested_line_by_line(cli: Cli) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    let dir = tempfile::tempdir().unwrap();
+    let feed = hostile_feed(dir.path());
+    let (code, out, err, peak) = run_measured(&cli, &["activity", "ingest", "--json"], &feed);
+    assert_eq!(code, Some(2), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ingested"], 4, "{report}");
+    let rejected: Vec<(u64, String)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["line"].as_u64().unwrap(),
+                b["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![2, 4, 5, 6],
+        "{report}"
+    );
+    assert_eq!(rejected[0].1, "line longer than 65536 bytes (skipped)");
+    assert_eq!(rejected[1].1, "the line is not UTF-8 text");
+    assert_eq!(rejected[2].1, "the line holds a NUL byte");
+    assert!(!rejected[3].1.contains('['), "{}", rejected[3].1);
+    println!("activity ingest: peak resident {peak} KiB");
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "activity ingest peaked at {peak} KiB"
+    );
+
+    // The limit is the configured one, and the human output names the lines too.
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[monitor]\nmax_line_bytes = 1024\n").unwrap();
+    let mut cmd = cli.command(&["activity", "ingest", feed.to_str().unwrap()]);
+    let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2: line longer than 1024 bytes"), "{err}");
+    assert!(err.contains("line 6: "), "{err}");
+    assert!(
+        text(&out.stdout).contains("ingested 0 records"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(&config, "[monitor]\nmax_line_bytes = 10\n").unwrap();
+    let mut cmd = cli.command(&["activity", "ingest", feed.to_str().unwrap()]);
+    let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("monitor.max_line_bytes"));
+}
+
+#[test]
+fn a_hostile_feed_is_ingested_line_by_line_in_bounded_memory_on_sqlite() {
+    hostile_feed_is_ingested_line_by_line(Cli::sqlite());
+}
+
+#[tokio::test]
+async fn a_hostile_feed_is_ingested_line_by_line_in_bounded_memory_on_postgres() {
+    let cli = Cli::postgres().await;
+    tokio::task::spawn_blocking(move || hostile_feed_is_ingested_line_by_line(cli))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_hostile_feed_is_screened_line_by_line_in_bounded_memory() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = hostile_feed(dir.path());
+    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen", "--json"], &feed);
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let expect = match i + 1 {
+            2 => Some("line longer than 65536 bytes (skipped)"),
+            4 => Some("the line is not UTF-8 text"),
+            5 => Some("the line holds a NUL byte"),
+            _ => None,
+        };
+        assert_eq!(r["error"].as_str(), expect, "{r}");
+        assert_eq!(r.get("categories").is_some(), expect.is_none(), "{r}");
+    }
+    println!("monitor screen --json: peak resident {peak} KiB");
+    assert!(peak < PEAK_LIMIT_KIB, "monitor screen peaked at {peak} KiB");
+
+    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen"], &feed);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("line 2: skipped: line longer than 65536 bytes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 4: skipped: the line is not UTF-8 text"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 5: skipped: the line holds a NUL byte"),
+        "{out}"
+    );
+    assert!(out.contains("8 lines read, 0 flagged, 3 skipped"), "{out}");
+    assert!(peak < PEAK_LIMIT_KIB, "monitor screen peaked at {peak} KiB");
+}
+
+/// Control characters a hostile comment carries: a title change and screen clear (ESC ... BEL),
+/// a carriage return and newline that would forge a line, a DEL, a C1 CSI and a right-to-left
+/// override. (A NUL never gets this far: ingestion refuses it, below.)
+const HOSTILE_TEXT: &str =
+    "\u{1b}]0;owned\u{7}\u{1b}[2J click here http://203.0.113.9/login\r\nline 9: all clear\u{7f}\u{9b}2J \u{202e}txt.exe";
+
+fn assert_terminal_safe(out: &str) {
+    for c in [
+        '\u{1b}', '\u{7}', '\u{0}', '\u{7f}', '\u{9b}', '\u{202e}', '\r',
+    ] {
+        assert!(!out.contains(c), "{c:?} reached the terminal: {out:?}");
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("line 9")),
+        "a forged line: {out}"
+    );
+}
+
+async fn platform_text_is_escaped_on_the_terminal(cli: Cli) {
+    seed_small(&cli);
+    let user = some_username(&cli.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.jsonl");
+    let line = serde_json::json!({
+        "type": "comment_submission", "user": user, "at": "2026-11-20T10:00:00Z",
+        "ip": "192.0.2.77", "content": HOSTILE_TEXT,
+    });
+    // A NUL (JSON `\u0000`) in any field is refused by line number, on both databases.
+    let nul = serde_json::json!({
+        "type": "comment_submission", "user": user, "at": "2026-11-20T10:01:00Z",
+        "content": "hi\u{0}there",
+    });
+    std::fs::write(&feed, format!("{line}\n{nul}\n")).unwrap();
+    let cli = std::sync::Arc::new(cli);
+    let c = cli.clone();
+    let shown = tokio::task::spawn_blocking(move || {
+        let out = c.run(&["activity", "ingest", feed.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("line 2: a field holds a NUL character"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("ingested 1 records"));
+        c.ok(&["monitor", "run"], &[]);
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&c.ok(&["incidents", "list", "--json"], &[])).unwrap();
+        let id = list
+            .iter()
+            .find(|i| i["username"] == user.as_str())
+            .unwrap_or_else(|| panic!("no incident for the comment: {list:?}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let json: serde_json::Value =
+            serde_json::from_str(&c.ok(&["incidents", "show", &id, "--json"], &[])).unwrap();
+        (c.ok(&["incidents", "show", &id], &[]), json)
+    })
+    .await
+    .unwrap();
+    let (human, json) = shown;
+    assert_terminal_safe(&human);
+    assert!(
+        human.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J click here")
+            && human.contains("\\r\\nline 9: all clear\\u{7f}\\u{9b}2J \\u{202e}txt.exe"),
+        "{human}"
+    );
+    // --json stays exact.
+    assert_eq!(json["comments"][0]["text"], HOSTILE_TEXT, "{json}");
+}
+
+#[tokio::test]
+async fn platform_text_is_escaped_on_the_terminal_on_sqlite() {
+    platform_text_is_escaped_on_the_terminal(Cli::sqlite()).await;
+}
+
+#[tokio::test]
+async fn platform_text_is_escaped_on_the_terminal_on_postgres() {
+    platform_text_is_escaped_on_the_terminal(Cli::postgres().await).await;
+}
+
+#[test]
+fn monitor_screen_escapes_what_it_prints_and_json_stays_exact() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("comments.txt");
+    let url = "http://203.0.113.9/\u{1b}]0;owned\u{7}\u{202e}exe";
+    std::fs::write(&input, format!("click here {url}\rline 9: all clear\n")).unwrap();
+    let human = cli.ok(&["monitor", "screen", input.to_str().unwrap()], &[]);
+    assert_terminal_safe(&human);
+    assert!(
+        human.contains("http://203.0.113.9/\\u{1b}]0;owned\\u{7}\\u{202e}exe"),
+        "{human}"
+    );
+    let json = cli.ok(
+        &["monitor", "screen", input.to_str().unwrap(), "--json"],
+        &[],
+    );
+    let row: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(row["urls"][0]["url"], url, "{row}");
+}
+
+/// The modes of what a command wrote: every file `0600`, every folder Vigil made `0700`.
+fn assert_private_tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "folder {}", path.display());
+            seen.extend(assert_private_tree(&path));
+        } else if meta.is_file() {
+            assert_eq!(mode, 0o600, "file {}", path.display());
+        }
+        seen.push(name);
+    }
+    seen
+}
+
+/// Every writer of the command line: the database with its WAL and shared-memory files and
+/// job lock files, the file keystore, charts, the QR code and the config file; all owner-only
+/// in owner-only folders, and a symbolic link planted where a file goes is refused by name.
+#[test]
+fn every_file_vigil_writes_is_private_and_no_writer_follows_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = root.path().join("data");
+    let mut cli = Cli::sqlite();
+    cli.url = format!("sqlite://{}/vigil.db", data.display());
+    let keys = root.path().join("keys");
+    let env = |cmd: &mut Command| {
+        cmd.env("VIGIL_KEYSTORE", format!("file:{}", keys.display()));
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = cli.command(args);
+        env(&mut cmd);
+        cmd.env("VIGIL_ADMIN_PASSWORD", PASSWORD);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    run(&["init", "--admin", "root-admin"]);
+    run(&["retention", "run", "--quiet"]);
+    let charts = root.path().join("charts");
+    run(&["charts", "--out", charts.to_str().unwrap(), "--days", "7"]);
+    let qr = root.path().join("qr");
+    std::fs::create_dir(&qr).unwrap();
+    std::fs::set_permissions(&qr, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run(&[
+        "mfa",
+        "enroll",
+        "--qr-png",
+        qr.join("qr.png").to_str().unwrap(),
+    ]);
+
+    let files = assert_private_tree(root.path());
+    for expect in ["vigil.db", "vigil.db-wal", "vigil.db-shm", "qr.png"] {
+        assert!(files.iter().any(|f| f == expect), "{expect} in {files:?}");
+    }
+    assert!(files.iter().any(|f| f.ends_with(".lock")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".secret")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with("-7d.svg")), "{files:?}");
+    assert!(
+        !files.iter().any(|f| f.ends_with(".tmp")),
+        "no temporary file left: {files:?}"
+    );
+
+    // A link planted in the charts folder is refused by name, and its target is unchanged.
+    let target = root.path().join("precious.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let chart = std::fs::read_dir(&charts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    std::fs::remove_file(&chart).unwrap();
+    std::os::unix::fs::symlink(&target, &chart).unwrap();
+    let mut cmd = cli.command(&["charts", "--out", charts.to_str().unwrap(), "--days", "7"]);
+    env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{} is a symbolic link: not followed, nothing written",
+            chart.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
 }

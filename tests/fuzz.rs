@@ -1,8 +1,8 @@
 //! Property-based fuzzing of every core parser of untrusted bytes: access tokens, sealed fields,
 //! end-to-end envelopes, activity lines, screening input, the audit archive's manifest and
-//! segments, and the configuration file. Each target checks that garbage gets a clean error
-//! (never a panic), that valid values round-trip, and, for the authenticated formats, that one
-//! flipped bit is refused.
+//! segments, the configuration file, and the command line's value parsers. Each target checks
+//! that garbage gets a clean error (never a panic), that valid values round-trip, and, for the
+//! authenticated formats, that one flipped bit is refused.
 //!
 //! Each target runs `VIGIL_FUZZ_CASES` cases (default 256) in the normal test run. With
 //! `VIGIL_FUZZ_SECONDS` set (`scripts/fuzz SECONDS`), each target runs batches of that many
@@ -441,4 +441,44 @@ fn an_activity_line_error_repeats_none_of_the_line() {
         assert_eq!(e, expected, "{line}");
         assert!(!e.contains("ada"), "{e}");
     }
+}
+
+#[test]
+fn fuzz_cli_values() {
+    use vigil::cli_values;
+    let now = Timestamp::from_micros(1_800_000_000_000_000);
+    let strategy = prop_oneof![
+        any::<String>(),
+        "[0-9]{0,25}[mhdé٣ ]?",
+        "-?[0-9]{1,20}[mhd]",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2}))?",
+        "[0-9a-fA-F:.-]{0,45}",
+    ];
+    fuzz("cli_values", strategy, |s| {
+        if let Ok(t) = cli_values::since_at(&s, now) {
+            // An age never reaches past a hundred years before now, and never wraps after it.
+            let age: String = s.trim().chars().rev().skip(1).collect();
+            if !s.contains('-') && !s.contains(':') && !age.is_empty() {
+                prop_assert!(t <= now);
+                prop_assert!(
+                    now.micros() - t.micros() <= cli_values::MAX_SINCE_DAYS * 86_400_000_000
+                );
+            }
+        }
+        let _ = cli_values::date(&s);
+        if let Ok(id) = cli_values::id(&s) {
+            prop_assert_eq!(cli_values::id(&id), Ok(id.clone()));
+        }
+        if let Ok(ip) = cli_values::ip_or_stdin(&s) {
+            prop_assert_eq!(cli_values::ip_or_stdin(&ip), Ok(ip.clone()));
+        }
+        let _ = cli_values::block_or_ip_or_stdin(&s);
+        if let Ok(d) = cli_values::chart_days(&s) {
+            prop_assert!([7, 30, 90].contains(&d));
+        }
+        if let Ok(h) = cli_values::hours(&s) {
+            prop_assert!((1..=8_760).contains(&h));
+        }
+        Ok(())
+    });
 }

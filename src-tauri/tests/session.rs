@@ -197,3 +197,67 @@ async fn changes_made_elsewhere_sqlite() {
 async fn changes_made_elsewhere_postgres() {
     changes_made_elsewhere_end_or_update_the_desktop_session(postgres().await).await;
 }
+
+/// First-run setup runs once: it may finish the setup of the database the console is set up
+/// for, but never moves a console to another database, and refuses once that one has
+/// operators.
+async fn setup_runs_only_at_first_run(f: Fixture) {
+    use vigil::store::DatabaseUrl;
+    use vigil_desktop::commands::setup::first_run_only;
+    let state = &f.state;
+    let current = state.config().database.url.clone();
+    assert!(state.config().database.configured);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = DatabaseUrl::sqlite_file(&elsewhere.path().join("other.db"));
+    let postgres = DatabaseUrl::parse("postgres://attacker@203.0.113.9/vigil").unwrap();
+
+    // Not set up yet: the same database may be set up; another may not be chosen instead.
+    first_run_only(state, &current).await.unwrap();
+    for url in [&other, &postgres] {
+        let e = first_run_only(state, url).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert!(
+            e.message.contains("setup does not change it"),
+            "{}",
+            e.message
+        );
+    }
+    assert!(
+        !elsewhere.path().join("other.db").exists(),
+        "nothing opened"
+    );
+
+    // Set up: refused for every database, the same one included.
+    let db = state.db().await.unwrap();
+    let name = Username::parse("root-admin").unwrap();
+    auth::bootstrap_admin(
+        &db.store,
+        db.keystore.as_deref().unwrap(),
+        &name,
+        &Password::parse_for_operator(ADMIN_PW, &name).unwrap(),
+        vigil::crypto::KeyBits::try_from(2048).unwrap(),
+    )
+    .await
+    .unwrap();
+    for url in [&current, &other, &postgres] {
+        let e = first_run_only(state, url).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+    }
+    let e = first_run_only(state, &current).await.unwrap_err();
+    assert!(e.message.contains("already set up"), "{}", e.message);
+    assert_eq!(
+        state.config().database.url,
+        current,
+        "the configuration is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_runs_only_at_first_run_sqlite() {
+    setup_runs_only_at_first_run(sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_runs_only_at_first_run_postgres() {
+    setup_runs_only_at_first_run(postgres().await).await;
+}

@@ -222,7 +222,8 @@ pub struct ActivityDay {
     pub day: NaiveDate,
     /// Activity events that occurred that day.
     pub events: u64,
-    /// Incident evidence added that day by a rule whose name starts with `rate_limit`.
+    /// Incident evidence from a rule whose name starts with `rate_limit`, on the day the
+    /// activity behind it happened (evidence that is not an activity: the day it was added).
     pub rate_limit_violations: u64,
 }
 

@@ -99,10 +99,17 @@ pub(super) async fn rate_limit_violations_per_day(
     store: &Store,
     w: &Window,
 ) -> Result<Vec<(i64, i64)>> {
+    // Dated by when the activity behind the evidence happened, not when a detector run found
+    // it (often the next day). Evidence is added after its activity, so `added_at >= $1`
+    // keeps the (rule, added_at) index in play.
     let rows = sqlx::query(
-        "SELECT (added_at - $1) / $2, COUNT(*) FROM incident_evidence \
-         WHERE rule >= 'rate_limit' AND rule < 'rate_limiu' \
-           AND substr(rule, 1, 10) = 'rate_limit' AND added_at >= $1 AND added_at <= $3 \
+        "SELECT (COALESCE(a.occurred_at, e.added_at) - $1) / $2, COUNT(*) \
+         FROM incident_evidence e \
+         LEFT JOIN activity_log a ON e.kind = 'activity' AND a.id = e.ref_id \
+         WHERE e.rule >= 'rate_limit' AND e.rule < 'rate_limiu' \
+           AND substr(e.rule, 1, 10) = 'rate_limit' AND e.added_at >= $1 \
+           AND COALESCE(a.occurred_at, e.added_at) >= $1 \
+           AND COALESCE(a.occurred_at, e.added_at) <= $3 \
          GROUP BY 1",
     )
     .bind(w.start)

@@ -12,7 +12,7 @@
 //! checksum and every link, meets the live checkpoint, and then walks the live chain.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -243,20 +243,9 @@ fn compress(lines: &[Line]) -> Vec<u8> {
 
 /// Writes `bytes` to `path` through a temporary file, synced and renamed into place.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = crate::store::files::create_private_file(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent() {
-        // The rename is durable once the folder is synced (not possible on every platform).
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    use crate::store::files;
+    files::replace_atomically(path, bytes, files::PRIVATE_FILE)
+        .map_err(|e| io(path)(std::io::Error::from(e)))
 }
 
 /// The largest manifest read: about 40,000 segments, far beyond any real archive.

@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// Monitoring settings (`[monitor]` in the file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Files of blocklisted hosts and URLs, one per line (`#` starts a comment).
@@ -48,6 +48,25 @@ pub struct MonitorConfig {
     /// Detector thresholds and automated responses (`[monitor.policy]`).
     #[serde(default)]
     pub policy: crate::monitor::policy::Policy,
+    /// The longest line `activity ingest` and `monitor screen` take, in bytes (1,024 to
+    /// 1,048,576; default 65,536). A longer line is skipped and reported by its number.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+fn default_max_line_bytes() -> usize {
+    crate::monitor::lines::DEFAULT_MAX_LINE_BYTES
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            blocklist: Vec::new(),
+            rules: std::collections::BTreeMap::new(),
+            policy: crate::monitor::policy::Policy::default(),
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
 }
 
 /// Retention settings (`[retention]` in the file). The policies themselves live in the database,
@@ -308,6 +327,10 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     /// Most pooled connections.
     pub max_connections: u32,
+    /// Whether the URL was chosen (`VIGIL_DATABASE_URL` or `database.url` in the file) rather
+    /// than the default local file: first-run setup does not move a chosen database.
+    #[serde(skip)]
+    pub configured: bool,
 }
 
 impl DatabaseConfig {
@@ -413,6 +436,7 @@ impl Config {
             Some(u) => (Some(u), "VIGIL_DATABASE_URL"),
             None => (fdb.url, "database.url"),
         };
+        let configured = url_text.is_some();
         let url = match url_text {
             Some(u) => DatabaseUrl::parse(&u).map_err(|e| ConfigError::Invalid {
                 key: url_key.into(),
@@ -477,6 +501,7 @@ impl Config {
             database: DatabaseConfig {
                 url,
                 max_connections,
+                configured,
             },
             keystore,
             log,
@@ -489,6 +514,12 @@ impl Config {
                         key: "monitor.policy".into(),
                         message,
                     })?;
+                if !crate::monitor::lines::MAX_LINE_BYTES_RANGE.contains(&m.max_line_bytes) {
+                    return Err(ConfigError::Invalid {
+                        key: "monitor.max_line_bytes".into(),
+                        message: "expected a number of bytes from 1,024 to 1,048,576".into(),
+                    });
+                }
                 m
             },
             retention: {
@@ -576,13 +607,11 @@ pub fn save_database_url(path: &Path, url: &DatabaseUrl) -> Result<(), ConfigErr
         path: path.to_owned(),
         source: e,
     };
+    use crate::store::files;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(write)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(write)?;
-    tmp.as_file().sync_all().map_err(write)?;
-    tmp.persist(path).map_err(|e| write(e.error))?;
-    Ok(())
+    files::create_private_dir(dir).map_err(write)?;
+    files::replace_atomically(path, text.as_bytes(), files::PRIVATE_FILE)
+        .map_err(|e| write(e.into()))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -647,6 +676,27 @@ mod tests {
         std::fs::write(&f, "database = 5\n").unwrap();
         assert!(save_database_url(&f, &url).is_err());
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "database = 5\n");
+        // A symbolic link in the config file's place is refused by name, its target unchanged.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let sub = f.parent().unwrap();
+            let mode = std::fs::metadata(sub).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "the folder made for it is owner-only");
+            let target = dir.path().join("elsewhere.toml");
+            std::fs::write(&target, "log = \"warn\"\n").unwrap();
+            let link = dir.path().join("link.toml");
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let e = save_database_url(&link, &url).unwrap_err();
+            assert!(
+                e.to_string().contains("is a symbolic link: not followed"),
+                "{e}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&target).unwrap(),
+                "log = \"warn\"\n"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! says so and names the file keystore as the choice to make.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -270,18 +269,8 @@ impl FileKeystore {
     }
 }
 
-#[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
+    crate::store::files::create_private_dir(dir)
 }
 
 #[cfg(unix)]
@@ -306,28 +295,10 @@ fn check_private(_dir: &Path) -> Result<(), KeystoreError> {
     Ok(())
 }
 
-#[cfg(unix)]
+/// Replaces the secret file atomically, owner-only, never through a symbolic link.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    crate::store::files::replace_atomically(path, bytes, crate::store::files::PRIVATE_FILE)
+        .map_err(Into::into)
 }
 
 impl Keystore for FileKeystore {

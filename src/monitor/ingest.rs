@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::detect::Kind;
 
-/// Longest line accepted.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Longest line [`parse`] takes: the most `monitor.max_line_bytes` may be set to (the reader
+/// refuses longer lines before they get here; see [`super::lines`]).
+pub const MAX_LINE_BYTES: usize = *super::lines::MAX_LINE_BYTES_RANGE.end();
 /// Longest comment accepted.
 pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
 
@@ -102,6 +103,10 @@ fn json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = msg.split_once(" at line").map_or(msg.as_str(), |(m, _)| m);
     match e.classify() {
+        // serde_json stops at 128 levels of nesting rather than recursing without end.
+        Category::Syntax if msg.starts_with("recursion limit exceeded") => {
+            "the JSON is nested too deeply (a line is one flat JSON object)".into()
+        }
         Category::Syntax => "not valid JSON (expected one JSON object per line)".into(),
         Category::Eof => "the JSON ends too early".into(),
         Category::Io => "the line cannot be read".into(),
@@ -128,6 +133,28 @@ pub fn parse(line: &str) -> Result<Parsed, String> {
         return Err(format!("line longer than {MAX_LINE_BYTES} bytes"));
     }
     let l: Line = serde_json::from_str(line).map_err(|e| json_error(&e))?;
+    // A JSON `\u0000` decodes to a NUL, which Postgres text cannot hold and no field needs.
+    let texts = [
+        &l.id,
+        &l.ip,
+        &l.user_agent,
+        &l.country,
+        &l.outcome,
+        &l.reason,
+        &l.content,
+        &l.event,
+        &l.comment,
+        &l.field,
+    ];
+    if l.kind.contains('\0')
+        || l.user.contains('\0')
+        || l.at.contains('\0')
+        || texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+    {
+        return Err("a field holds a NUL character".into());
+    }
     let kind = match l.kind.as_str() {
         "login_attempt" | "login" => Kind::Login,
         "comment_submission" | "comment" => Kind::Comment,
@@ -280,6 +307,11 @@ mod tests {
                 &LOGIN.replace("\"user\"", "\"password\":\"hunter2\",\"user\""),
                 "unknown field",
             ),
+            (&LOGIN.replace("bad_password", "bad\\u0000"), "NUL"),
+            (
+                r#"{"type":"comment_submission","user":"ada","at":"2026-11-23T10:15:00Z","content":"hi\u0000"}"#,
+                "NUL",
+            ),
         ] {
             let err = parse(line).unwrap_err();
             assert!(err.contains(expect), "{line}: {err}");
@@ -288,6 +320,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_with_a_clear_error() {
+        for deep in [
+            "[".repeat(10_000),
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
+            format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000)),
+            format!(
+                r#"{{"type":"login_attempt","user":"ada","at":"2026-11-23T10:15:00Z","ip":{}1{}}}"#,
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            ),
+        ] {
+            let err = parse(&deep).unwrap_err();
+            assert!(!err.is_empty() && !err.contains('['), "{err}");
+        }
+        let err = serde_json::from_str::<serde_json::Value>(&"[".repeat(10_000)).unwrap_err();
+        assert_eq!(
+            json_error(&err),
+            "the JSON is nested too deeply (a line is one flat JSON object)"
+        );
     }
 
     #[test]

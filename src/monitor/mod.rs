@@ -5,6 +5,7 @@
 pub mod detect;
 pub mod geo;
 pub mod ingest;
+pub mod lines;
 pub mod policy;
 mod repo;
 pub mod screen;
@@ -83,14 +84,31 @@ pub struct IngestReport {
 /// Lines per transaction.
 const INGEST_BATCH: usize = 5_000;
 
-/// Takes in activity, one JSON object per line (see [`ingest`] for the schema). Good lines
-/// are written in batches, each in one transaction; bad lines are reported with their numbers
-/// and skipped. Needs [`Permission::ActivityIngest`].
+/// Takes in activity, one JSON object per line (see [`ingest`] for the schema), with lines of
+/// at most [`lines::DEFAULT_MAX_LINE_BYTES`]: see [`ingest_reader_with_limit`].
 pub async fn ingest_reader(
     store: &Store,
     ring: &KeyRing,
     actor: &Actor,
     input: impl BufRead,
+) -> Result<IngestReport, MonitorError> {
+    ingest_reader_with_limit(store, ring, actor, input, lines::DEFAULT_MAX_LINE_BYTES).await
+}
+
+/// Bytes of pending lines that make a batch even before it has [`INGEST_BATCH`] lines, so long
+/// lines cannot add up to a large batch.
+const INGEST_BATCH_BYTES: usize = 4 << 20;
+
+/// Takes in activity, one JSON object per line (see [`ingest`] for the schema). Good lines
+/// are written in batches, each in one transaction; bad lines (longer than `max_line_bytes`,
+/// which is skipped without being held whole, not UTF-8, holding a NUL byte, or not a valid
+/// record) are reported with their numbers and skipped. Needs [`Permission::ActivityIngest`].
+pub async fn ingest_reader_with_limit(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    input: impl BufRead,
+    max_line_bytes: usize,
 ) -> Result<IngestReport, MonitorError> {
     rbac::require(store, actor, Permission::ActivityIngest).await?;
     let keys = WriteKeys::current(
@@ -101,21 +119,35 @@ pub async fn ingest_reader(
     .await?;
     let mut report = IngestReport::default();
     let mut batch: Vec<(u64, String)> = Vec::with_capacity(INGEST_BATCH);
-    let mut n = 0u64;
-    for line in input.split(b'\n') {
-        n += 1;
-        let line = line?;
-        let text = String::from_utf8_lossy(&line);
-        if text.trim().is_empty() {
-            continue;
-        }
-        batch.push((n, text.into_owned()));
-        if batch.len() == INGEST_BATCH {
+    let mut batch_bytes = 0usize;
+    let mut input = lines::Lines::new(input, max_line_bytes);
+    while let Some((n, line)) = input.next_line()? {
+        let text = match line {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => text,
+            Err(fault) => {
+                report.lines += 1;
+                report.rejected_total += 1;
+                if report.rejected.len() < 1_000 {
+                    report.rejected.push(BadLine {
+                        line: n,
+                        error: fault.to_string(),
+                    });
+                }
+                continue;
+            }
+        };
+        batch_bytes += text.len();
+        batch.push((n, text.to_owned()));
+        if batch.len() == INGEST_BATCH || batch_bytes >= INGEST_BATCH_BYTES {
             ingest_batch(store, &keys, &batch, &mut report).await?;
             batch.clear();
+            batch_bytes = 0;
         }
     }
     ingest_batch(store, &keys, &batch, &mut report).await?;
+    // Lines refused while reading are reported before the batch they sat in was parsed.
+    report.rejected.sort_by_key(|b| b.line);
     let mut tx = store.begin().await?;
     audit::append(
         &mut tx,

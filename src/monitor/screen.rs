@@ -14,6 +14,8 @@ use std::net::IpAddr;
 use regex::{Regex, RegexSet};
 use serde::Serialize;
 
+use super::lines::{LineFault, Lines};
+
 /// The four patterns of the design note, by name, as written there.
 pub const BUILT_IN: [(&str, &str); 4] = [
     (
@@ -52,9 +54,6 @@ const SHORTENERS: &[&str] = &[
 
 /// More labels than this in a host is suspicious (`login.account.secure.bank.example.com`).
 const MAX_LABELS: usize = 4;
-
-/// Longest comment screened; the rest of a longer line is ignored (and reported).
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// How a URL was judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -123,6 +122,7 @@ pub struct Screener {
     urls: Regex,
     blocked_hosts: HashSet<String>,
     blocked_urls: HashSet<String>,
+    max_line_bytes: usize,
 }
 
 impl Screener {
@@ -144,7 +144,14 @@ impl Screener {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Self::new(&rules, &entries)
+        let mut screener = Self::new(&rules, &entries)?;
+        screener.max_line_bytes = config.max_line_bytes;
+        Ok(screener)
+    }
+
+    /// The longest line [`Screener::screen_lines`] takes (`monitor.max_line_bytes`).
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
     }
 
     /// The built-in rules plus `extra` (name, pattern), all matched case-insensitively, and a
@@ -193,6 +200,7 @@ impl Screener {
             urls,
             blocked_hosts,
             blocked_urls,
+            max_line_bytes: super::lines::DEFAULT_MAX_LINE_BYTES,
         })
     }
 
@@ -288,42 +296,46 @@ impl Screener {
     }
 
     /// Screens `input` line by line (one comment per line) into `output` as JSON lines:
-    /// `{"line": n, "categories": [...], "urls": [...]}`. Lines are read as bytes, so one that
-    /// is not UTF-8 is screened with its invalid bytes replaced rather than stopping the run.
-    /// Returns the number of lines. Work is spread over the available cores in batches; the
-    /// output keeps the input's order.
+    /// `{"line": n, "categories": [...], "urls": [...]}`, or `{"line": n, "error": "..."}` for
+    /// a line that is longer than [`Screener::max_line_bytes`] (skipped as it streams past,
+    /// never held whole), not UTF-8, or holds a NUL byte. Returns the number of lines. Work is
+    /// spread over the available cores in batches bounded in lines and bytes; the output keeps
+    /// the input's order.
     pub fn screen_lines(
         &self,
         input: &mut dyn BufRead,
         output: &mut dyn Write,
     ) -> Result<u64, ScreenError> {
         const BATCH: usize = 8_192;
+        const BATCH_BYTES: usize = 4 << 20;
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
         let mut n: u64 = 0;
-        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH * workers);
-        let mut line = Vec::new();
+        let mut batch: Vec<Result<String, LineFault>> = Vec::with_capacity(BATCH * workers);
+        let mut batch_bytes = 0usize;
+        let mut lines = Lines::new(input, self.max_line_bytes);
         loop {
-            line.clear();
-            let read = input.read_until(b'\n', &mut line)?;
-            if read > 0 {
-                while matches!(line.last(), Some(b'\n' | b'\r')) {
-                    line.pop();
-                }
-                line.truncate(MAX_LINE_BYTES);
-                batch.push(std::mem::take(&mut line));
+            let read = lines.next_line()?.map(|(_, l)| l.map(str::to_owned));
+            let end = read.is_none();
+            if let Some(line) = read {
+                batch_bytes += line.as_ref().map_or(0, String::len);
+                batch.push(line);
             }
-            if batch.len() == BATCH * workers || (read == 0 && !batch.is_empty()) {
+            if batch.len() == BATCH * workers
+                || batch_bytes >= BATCH_BYTES * workers
+                || (end && !batch.is_empty())
+            {
                 let first = n + 1;
-                let chunks: Vec<&[Vec<u8>]> = batch.chunks(BATCH).collect();
+                let per = batch.len().div_ceil(workers).max(1);
+                let chunks: Vec<&[Result<String, LineFault>]> = batch.chunks(per).collect();
                 let rendered: Vec<Vec<u8>> = std::thread::scope(|s| {
                     let handles: Vec<_> = chunks
                         .iter()
                         .enumerate()
                         .map(|(c, lines)| {
-                            let start = first + (c * BATCH) as u64;
+                            let start = first + (c * per) as u64;
                             s.spawn(move || self.render(start, lines))
                         })
                         .collect();
@@ -337,8 +349,9 @@ impl Screener {
                 }
                 n += batch.len() as u64;
                 batch.clear();
+                batch_bytes = 0;
             }
-            if read == 0 {
+            if end {
                 break;
             }
         }
@@ -346,18 +359,28 @@ impl Screener {
         Ok(n)
     }
 
-    fn render(&self, first: u64, lines: &[Vec<u8>]) -> Vec<u8> {
+    fn render(&self, first: u64, lines: &[Result<String, LineFault>]) -> Vec<u8> {
         let mut out = Vec::with_capacity(lines.len() * 48);
-        for (i, raw) in lines.iter().enumerate() {
-            let text = String::from_utf8_lossy(raw);
-            let f = self.screen(&text);
-            let row = Row {
-                line: first + i as u64,
-                categories: &f.categories,
-                urls: &f.urls,
-            };
+        for (i, line) in lines.iter().enumerate() {
+            let line_no = first + i as u64;
             // Serialising these plain structs into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, &row);
+            let _ = match line {
+                Ok(text) => {
+                    let f = self.screen(text);
+                    serde_json::to_writer(
+                        &mut out,
+                        &Row {
+                            line: line_no,
+                            categories: &f.categories,
+                            urls: &f.urls,
+                        },
+                    )
+                }
+                Err(fault) => serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({ "line": line_no, "error": fault.to_string() }),
+                ),
+            };
             out.push(b'\n');
         }
         out
@@ -516,9 +539,6 @@ mod tests {
         );
         assert_eq!(rows[7]["urls"][0]["verdict"], "suspicious");
         assert_eq!(rows[8]["categories"], serde_json::json!([]));
-        assert_eq!(
-            rows[20_000]["categories"],
-            serde_json::json!(["spam_content"])
-        );
+        assert_eq!(rows[20_000]["error"], "the line is not UTF-8 text");
     }
 }

@@ -38,7 +38,7 @@ pub struct ExportedFile {
     pub bytes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Profile {
     id: String,
     username: String,
@@ -59,7 +59,7 @@ struct Mfa {
     backup_codes_left: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Comment {
     id: String,
     event_id: String,
@@ -75,7 +75,7 @@ struct Comment {
     deletion_reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Received {
     comment_id: String,
     event_id: String,
@@ -84,7 +84,7 @@ struct Received {
     sealed_to_key: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Reaction {
     id: String,
     comment_id: String,
@@ -92,7 +92,7 @@ struct Reaction {
     created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Activity {
     id: String,
     kind: String,
@@ -104,7 +104,7 @@ struct Activity {
     country: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct SessionOut {
     id: String,
     client: String,
@@ -482,22 +482,26 @@ pub(super) async fn run(
 
 /// Writes a new file readable by its owner only; never replaces an existing one.
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
+    use crate::store::files;
+    files::create_new(path, bytes, files::PRIVATE_FILE).map_err(Into::into)
 }
 
-fn csv_of<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, PrivacyError> {
+/// The rows as CSV with their header row, which an empty category keeps too (taken from a
+/// blank record's field names).
+fn csv_of<T: Serialize + Default>(rows: &[T]) -> Result<Vec<u8>, PrivacyError> {
     let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        w.serialize(T::default())
+            .map_err(|e| PrivacyError::Io(e.to_string()))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| PrivacyError::Io(e.to_string()))?;
+        let header_end = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        return Ok(bytes[..header_end].to_vec());
+    }
     for r in rows {
         w.serialize(r)
             .map_err(|e| PrivacyError::Io(e.to_string()))?;
@@ -829,6 +833,31 @@ pub(super) async fn rectify(
     .await?;
     tx.commit().await?;
     Ok(fields)
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_category_keeps_its_header_row() {
+        let empty: Vec<Reaction> = Vec::new();
+        assert_eq!(csv_of(&empty).unwrap(), b"id,comment_id,kind,created_at\n");
+        let one = vec![Reaction {
+            id: "r1".into(),
+            comment_id: "c1".into(),
+            kind: "like".into(),
+            created_at: "2026-11-23T10:00:00Z".into(),
+        }];
+        assert_eq!(
+            csv_of(&one).unwrap(),
+            b"id,comment_id,kind,created_at\nr1,c1,like,2026-11-23T10:00:00Z\n"
+        );
+        let sessions: Vec<SessionOut> = Vec::new();
+        assert!(csv_of(&sessions)
+            .unwrap()
+            .starts_with(b"id,client,user_agent,"));
+    }
 }
 
 #[cfg(test)]

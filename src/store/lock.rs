@@ -66,15 +66,12 @@ impl Store {
                 Some(db) => {
                     let mut name = db.as_os_str().to_owned();
                     name.push(format!(".{job}.lock"));
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&name)
-                        .map_err(|source| StoreError::LockFile {
+                    let file = super::files::open_private(std::path::Path::new(&name)).map_err(
+                        |source| StoreError::LockFile {
                             path: std::path::PathBuf::from(&name).display().to_string(),
                             source,
-                        })?;
+                        },
+                    )?;
                     match file.try_lock() {
                         Ok(()) => Held::File(file),
                         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),

@@ -40,7 +40,6 @@ pub(crate) fn write_new_file(
     ext: &str,
     bytes: &[u8],
 ) -> std::io::Result<std::path::PathBuf> {
-    use std::io::Write;
     for n in 1..1000 {
         let name = if n == 1 {
             format!("{stem}.{ext}")
@@ -48,18 +47,10 @@ pub(crate) fn write_new_file(
             format!("{stem}-{n}.{ext}")
         };
         let path = dir.join(name);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut f) => {
-                f.write_all(bytes)?;
-                f.sync_all()?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+        match vigil::store::files::create_new(&path, bytes, vigil::store::files::PRIVATE_FILE) {
+            Ok(()) => return Ok(path),
+            Err(vigil::store::files::FileError::Exists(_)) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
     Err(std::io::Error::other("too many files with this name"))

@@ -69,10 +69,45 @@ pub enum SetupResult {
     Connected,
 }
 
+/// First run only: setup may not repoint a console that is set up. Refused (nothing opened,
+/// nothing written) when the database in force has operators (sign in instead), or when a
+/// database was chosen (`VIGIL_DATABASE_URL`, or `database.url` in the config file) and
+/// `requested` is another one: after a setup that stopped half-way, only that same database's
+/// setup can be finished here. Moving a console that is set up to another database is an
+/// administrator's settings action (`vigil settings set-database`).
+pub async fn first_run_only(state: &AppState, requested: &DatabaseUrl) -> CommandResult<()> {
+    let config = state.config();
+    let current = &config.database.url;
+    if config.database.configured && requested != current {
+        return Err(CommandError::new(
+            ErrorCode::Conflict,
+            format!(
+                "this console is set up for the database {}: setup does not change it (an \
+                 administrator does, from the settings); nothing was changed",
+                current.redacted()
+            ),
+        ));
+    }
+    let missing_file = current.sqlite_path().is_some_and(|p| !p.exists());
+    if !missing_file {
+        if let Ok(db) = state.db().await {
+            if auth::is_initialised(&db.store).await? {
+                return Err(CommandError::new(
+                    ErrorCode::Conflict,
+                    "Vigil is already set up on this console: sign in (setup runs only once); \
+                     nothing was changed",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates the database (or opens the Postgres one), the first administrator with their key
 /// pair sealed into this machine's keystore, records the database choice in the config file,
 /// and signs the administrator in. A database that already has operators is only connected
-/// to: the choice is recorded and nothing in it changes.
+/// to: the choice is recorded and nothing in it changes. First run only: see
+/// [`first_run_only`].
 #[tauri::command]
 pub async fn setup_initialise(
     state: State<'_, AppState>,
@@ -109,6 +144,7 @@ pub async fn setup_initialise(
             }
         }
     };
+    first_run_only(&state, &url).await?;
     let connect = match &login {
         Some((_, password)) => url
             .with_password(password)

@@ -42,8 +42,8 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         action: Option<String>,
         /// Only entries since this time: RFC 3339, YYYY-MM-DD, or an age such as 24h or 7d.
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = vigil::cli_values::since)]
+        since: Option<Timestamp>,
         /// Most entries to show.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
@@ -68,8 +68,8 @@ pub(crate) enum SecurityEventsCommand {
         #[arg(long)]
         outcome: Option<String>,
         /// Only events since this time: RFC 3339, YYYY-MM-DD, or an age such as 24h or 7d.
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = vigil::cli_values::since)]
+        since: Option<Timestamp>,
         /// Most events to show.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
@@ -140,11 +140,10 @@ async fn list(
     config: &Config,
     actor: Option<String>,
     action: Option<String>,
-    since: Option<String>,
+    since: Option<Timestamp>,
     limit: u32,
     json: bool,
 ) -> Result<ExitCode> {
-    let since = since.as_deref().map(parse_since).transpose()?;
     let store = open(config).await?;
     let (me, _) = sign_in(config, &store).await?;
     let actor = actor_filter(&store, actor).await?;
@@ -168,9 +167,9 @@ async fn list(
                 "{:>7}  {:<27}  {:<43}  {:<22}  {}",
                 e.seq,
                 e.at.to_rfc3339(),
-                e.actor,
+                terminal_safe(&e.actor),
                 e.action,
-                e.target.as_deref().unwrap_or("-")
+                terminal_safe(e.target.as_deref().unwrap_or("-"))
             );
         }
     }
@@ -182,7 +181,7 @@ async fn security_events(
     actor: Option<String>,
     kind: Option<String>,
     outcome: Option<String>,
-    since: Option<String>,
+    since: Option<Timestamp>,
     limit: u32,
     json: bool,
 ) -> Result<ExitCode> {
@@ -198,7 +197,6 @@ async fn security_events(
             bail!("unknown outcome; use success, denied or failed");
         }
     }
-    let since = since.as_deref().map(parse_since).transpose()?;
     let store = open(config).await?;
     let (me, _) = sign_in(config, &store).await?;
     let actor = actor_filter(&store, actor).await?;
@@ -222,10 +220,12 @@ async fn security_events(
                 "{:<27}  {:<20}  {:<43}  {:<22}  {:<7}  {}",
                 e.at.to_rfc3339(),
                 e.kind,
-                e.actor_name
-                    .as_deref()
-                    .or(e.actor.as_deref())
-                    .unwrap_or("-"),
+                terminal_safe(
+                    e.actor_name
+                        .as_deref()
+                        .or(e.actor.as_deref())
+                        .unwrap_or("-")
+                ),
                 e.attempted,
                 e.outcome,
                 e.session_id.as_deref().unwrap_or("-")
@@ -249,27 +249,6 @@ async fn actor_filter(store: &Store, actor: Option<String>) -> Result<Option<Str
             Some(format!("user:{id}"))
         }
     })
-}
-
-fn parse_since(s: &str) -> Result<Timestamp> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(Timestamp::from(t.with_timezone(&chrono::Utc)));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-        return Ok(Timestamp::from(t));
-    }
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow!("--since: expected RFC 3339, YYYY-MM-DD, or an age like 24h or 7d"))?;
-    let micros = match unit {
-        "m" => n * 60_000_000,
-        "h" => n * 3_600_000_000,
-        "d" => n * 86_400_000_000,
-        _ => bail!("--since: expected RFC 3339, YYYY-MM-DD, or an age like 24h or 7d"),
-    };
-    Ok(Timestamp::from_micros(Timestamp::now().micros() - micros))
 }
 
 fn print_live(v: &Verification) {

@@ -303,6 +303,12 @@ async fn run_policies(
                 );
             }
         }
+        if let (Some(dir), true) = (
+            &options.archive_dir,
+            rec.counts.get(&Category::Audit).is_some_and(|n| n.done > 0),
+        ) {
+            println!("audit log archived to {}", dir.display());
+        }
         for e in &rec.errors {
             eprintln!("{}: failed: {}", e.policy, e.message);
         }

@@ -76,6 +76,67 @@ fn config_show(config: &Config, json: bool) -> Result<ExitCode> {
             "auth.absolute_lifetime_secs: {}",
             config.auth.absolute_lifetime_secs
         );
+        println!("rsa_bits:         {}", u32::from(config.rsa_bits));
+        println!(
+            "retention.archive_dir: {}",
+            config
+                .retention
+                .archive_dir()
+                .map_or("(none: no OS data folder)".into(), |p| p
+                    .display()
+                    .to_string())
+        );
+        println!("retention.chunk:  {}", config.retention.chunk);
+        println!(
+            "worker.monitor_interval_secs: {}",
+            config.worker.monitor_interval_secs
+        );
+        println!(
+            "worker.retention_interval_hours: {}",
+            config.worker.retention_interval_hours
+        );
+        println!(
+            "monitor.blocklist: {}",
+            if config.monitor.blocklist.is_empty() {
+                "(none)".to_owned()
+            } else {
+                config
+                    .monitor
+                    .blocklist
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        println!(
+            "monitor.rules:    {}",
+            if config.monitor.rules.is_empty() {
+                "(built-in only)".to_owned()
+            } else {
+                config
+                    .monitor
+                    .rules
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        println!("monitor.max_line_bytes: {}", config.monitor.max_line_bytes);
+        println!(
+            "monitor.policy:   {}",
+            serde_json::to_string(&config.monitor.policy)?
+        );
+        println!("platform.token_issuer: {}", config.platform.token_issuer);
+        println!(
+            "platform.token_audience: {}",
+            config.platform.token_audience
+        );
+        println!(
+            "platform.token_max_lifetime_secs: {}",
+            config.platform.token_max_lifetime_secs
+        );
         println!(
             "platform.token_keys: {}",
             config

@@ -49,7 +49,7 @@ pub(crate) fn monitor_screen(
     blocklist: &[std::path::PathBuf],
     json: bool,
 ) -> Result<ExitCode> {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     use vigil::monitor::screen::Screener;
     let screener = Screener::from_config(&config.monitor, blocklist)?;
     let mut input = input(file.as_deref())?;
@@ -59,28 +59,44 @@ pub(crate) fn monitor_screen(
         screener.screen_lines(&mut input, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (mut n, mut flagged) = (0u64, 0u64);
-    let mut line = Vec::new();
-    while {
-        line.clear();
-        input.read_until(b'\n', &mut line)? > 0
-    } {
-        n += 1;
-        let f = screener.screen(String::from_utf8_lossy(&line).trim_end());
+    let (mut n, mut flagged, mut skipped) = (0u64, 0u64, 0u64);
+    let mut lines = monitor::lines::Lines::new(&mut input, screener.max_line_bytes());
+    while let Some((number, line)) = lines.next_line()? {
+        n = number;
+        let text = match line {
+            Ok(text) => text,
+            Err(fault) => {
+                skipped += 1;
+                writeln!(out, "line {number}: skipped: {fault}")?;
+                continue;
+            }
+        };
+        let f = screener.screen(text.trim_end());
         let risky: Vec<String> = f
             .urls
             .iter()
             .filter(|u| u.verdict != vigil::monitor::screen::Verdict::Clean)
             .map(|u| {
-                format!("{} ({:?}: {})", u.url, u.verdict, u.reasons.join(", ")).to_lowercase()
+                format!(
+                    "{} ({:?}: {})",
+                    terminal_safe(&u.url),
+                    u.verdict,
+                    u.reasons.join(", ")
+                )
+                .to_lowercase()
             })
             .collect();
         if !f.categories.is_empty() || !risky.is_empty() {
             flagged += 1;
             let mut parts = f.categories.clone();
             parts.extend(risky);
-            writeln!(out, "line {n}: {}", parts.join("; "))?;
+            writeln!(out, "line {number}: {}", parts.join("; "))?;
         }
+    }
+    if skipped > 0 {
+        writeln!(out, "{n} lines read, {flagged} flagged, {skipped} skipped")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "{n} lines screened, {flagged} flagged")?;
     out.flush()?;
@@ -105,7 +121,14 @@ pub(crate) async fn activity_cmd(config: &Config, command: ActivityCommand) -> R
     let ActivityCommand::Ingest { file, json } = command;
     let store = open(config).await?;
     let (actor, ring) = unlock(config, &store).await?;
-    let report = monitor::ingest_reader(&store, &ring, &actor, input(file.as_deref())?).await?;
+    let report = monitor::ingest_reader_with_limit(
+        &store,
+        &ring,
+        &actor,
+        input(file.as_deref())?,
+        config.monitor.max_line_bytes,
+    )
+    .await?;
     if json {
         print_json(&report)?;
     } else {

@@ -34,7 +34,7 @@ pub(crate) enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
         /// Days: 7, 30 or 90.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = vigil::cli_values::chart_days)]
         days: u32,
         /// PNG instead of SVG.
         #[arg(long)]
@@ -69,6 +69,7 @@ pub(crate) enum IncidentsCommand {
     /// One incident: evidence, activity around it, timeline, blocks and restrictions.
     Show {
         /// Incident id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -78,9 +79,11 @@ pub(crate) enum IncidentsCommand {
     /// lift-block, extend-block:HOURS, lift-restrictions, remove-comment:ID, warn, note.
     Act {
         /// Incident id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// The action.
-        action: String,
+        #[arg(value_parser = |s: &str| Action::parse(s).map_err(|e| e.to_string()))]
+        action: Action,
         /// Why (needed for note and remove-comment).
         #[arg(long)]
         reason: Option<String>,
@@ -105,9 +108,10 @@ pub(crate) enum BlocksCommand {
         /// The IP address. Leave it out on a terminal to be asked for it without echo, or give
         /// `-` to read one line from standard input: given here, it is visible to other local
         /// users in the process list while the command runs.
+        #[arg(value_parser = vigil::cli_values::ip_or_stdin)]
         ip: Option<String>,
-        /// For this many hours (until lifted if absent).
-        #[arg(long)]
+        /// For this many hours, 1 to 8760 (until lifted if absent).
+        #[arg(long, value_parser = vigil::cli_values::hours)]
         hours: Option<u32>,
         /// Why.
         #[arg(long)]
@@ -118,6 +122,7 @@ pub(crate) enum BlocksCommand {
         /// Block id or IP address. `-` reads it from standard input, and leaving it out on a
         /// terminal asks for it without echo: an address given here is visible to other local
         /// users in the process list while the command runs.
+        #[arg(value_parser = vigil::cli_values::block_or_ip_or_stdin)]
         which: Option<String>,
     },
 }
@@ -159,7 +164,6 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
         } => list(&store, &actor, status, severity, kind, mine, json).await?,
         IncidentsCommand::Show { id, json } => show(&store, &actor, &id, json).await?,
         IncidentsCommand::Act { id, action, reason } => {
-            let action = Action::parse(&action)?;
             incidents::act(&store, &actor, &id, &action, reason.as_deref()).await?;
             println!("{}: {}", id.trim(), action.name());
         }
@@ -204,9 +208,9 @@ async fn list(
                 i.severity.as_str(),
                 i.status.as_str(),
                 i.kind.as_str(),
-                i.username.as_deref().unwrap_or("-"),
+                terminal_safe(i.username.as_deref().unwrap_or("-")),
                 i.created_at,
-                i.summary
+                terminal_safe(&i.summary)
             );
         }
         println!("{} incidents", rows.len());
@@ -225,7 +229,8 @@ async fn show(store: &Store, actor: &Actor, id: &str, json: bool) -> Result<()> 
     Ok(())
 }
 
-/// An incident as text: what, whose, why, and the activity and comments behind it.
+/// An incident as text: what, whose, why, and the activity and comments behind it. Text that
+/// came from the platform or from an operator is passed through [`terminal_safe`].
 fn print_incident(d: &IncidentDetail) {
     let i = &d.incident;
     println!("incident {}", i.id);
@@ -234,14 +239,17 @@ fn print_incident(d: &IncidentDetail) {
     println!("  status    {}", i.status.as_str());
     println!(
         "  account   {} ({})",
-        i.username.as_deref().unwrap_or("-"),
+        terminal_safe(i.username.as_deref().unwrap_or("-")),
         d.account_status.as_deref().unwrap_or("-")
     );
-    println!("  assignee  {}", i.assignee.as_deref().unwrap_or("-"));
-    println!("  summary   {}", i.summary);
+    println!(
+        "  assignee  {}",
+        terminal_safe(i.assignee.as_deref().unwrap_or("-"))
+    );
+    println!("  summary   {}", terminal_safe(&i.summary));
     println!("rules:");
     for (rule, n) in &d.rules {
-        println!("  {rule} x{n}");
+        println!("  {} x{n}", terminal_safe(rule));
     }
     println!("activity ({}):", d.activity.len());
     for a in &d.activity {
@@ -251,19 +259,19 @@ fn print_incident(d: &IncidentDetail) {
             a.at,
             a.kind,
             a.outcome,
-            a.country.as_deref().unwrap_or("-"),
-            a.username.as_deref().unwrap_or("(unknown account)")
+            terminal_safe(a.country.as_deref().unwrap_or("-")),
+            terminal_safe(a.username.as_deref().unwrap_or("(unknown account)"))
         );
     }
     for c in &d.comments {
         println!(
             "comment {}: {}",
             c.id,
-            c.text.as_deref().unwrap_or(if c.private {
+            terminal_safe(c.text.as_deref().unwrap_or(if c.private {
                 "(end-to-end encrypted)"
             } else {
                 "(removed)"
-            })
+            }))
         );
     }
 }
@@ -295,14 +303,18 @@ fn print_measures(d: &IncidentDetail) {
     println!("timeline:");
     for t in &d.timeline {
         println!(
-            "  {}  {:<18} {}{}",
+            "  {}  {:<18} {}{}{}",
             t.at,
             t.action,
             if t.automated {
                 "automatic".to_owned()
             } else {
-                t.actor.clone().unwrap_or_default()
+                terminal_safe(t.actor.as_deref().unwrap_or_default()).into_owned()
             },
+            t.details["reason"]
+                .as_str()
+                .map(|r| format!(": {}", terminal_safe(r)))
+                .unwrap_or_default(),
             t.reversed_at
                 .map(|r| format!("  (reversed {r})"))
                 .unwrap_or_default()
@@ -320,7 +332,8 @@ async fn charts_cmd(
     let period = Period::from_days(days).ok_or_else(|| anyhow!("--days must be 7, 30 or 90"))?;
     let store = open(config).await?;
     let (actor, _) = sign_in(config, &store).await?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    vigil::store::files::create_private_dir(out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
     for kind in ChartKind::ALL {
         let data = match analytics::chart_data(&store, &actor, kind, period, Timestamp::now()).await
         {
@@ -337,7 +350,8 @@ async fn charts_cmd(
             (analytics::render_svg(&data, 1200, 600)?.into_bytes(), "svg")
         };
         let path = out.join(format!("{}-{days}d.{ext}", kind.as_str()));
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        // Replaced whole, owner-only; a symbolic link planted in the folder is refused.
+        vigil::store::files::replace_atomically(&path, &bytes, vigil::store::files::PRIVATE_FILE)?;
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -361,7 +375,7 @@ async fn blocks_cmd(config: &Config, command: BlocksCommand) -> Result<ExitCode>
                         b.expires_at
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_else(|| "lifted by hand".into()),
-                        b.reason
+                        terminal_safe(&b.reason)
                     );
                 }
             }

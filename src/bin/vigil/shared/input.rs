@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 /// A new password from VIGIL_NEW_PASSWORD, or asked twice on a terminal.
 pub(crate) fn new_password(prompt: &str) -> Result<zeroize::Zeroizing<String>> {
@@ -80,38 +80,9 @@ fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>> {
 }
 
 /// Writes `bytes` to a new file at `path` that only its owner can read (0600). Refuses to
-/// overwrite an existing file or to follow a symbolic link (`O_CREAT | O_EXCL | O_NOFOLLOW`), so
-/// a link planted in a shared folder cannot redirect the write, and says which it was.
+/// overwrite an existing file or to follow a symbolic link, so a link planted in a shared
+/// folder cannot redirect the write, and says which it was.
 pub(crate) fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let mut file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || is_symlink(path) => {
-            if is_symlink(path) {
-                bail!(
-                    "{} is a symbolic link: not followed, nothing written; give a new file name",
-                    path.display()
-                );
-            }
-            bail!(
-                "{} already exists: not overwritten, nothing written; give a new file name",
-                path.display()
-            );
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
-    };
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn is_symlink(path: &std::path::Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    use vigil::store::files;
+    Ok(files::create_new(path, bytes, files::PRIVATE_FILE)?)
 }

@@ -150,7 +150,7 @@ fn print_rows(rows: &[Row], total: u64, offset: u32) {
     for r in rows {
         println!(
             "{:<24} {:<9} {:<10} {:<3}  {}",
-            r.username,
+            terminal_safe(r.username),
             r.kind,
             r.status,
             if r.mfa { "on" } else { "off" },
