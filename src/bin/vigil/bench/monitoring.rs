@@ -65,7 +65,10 @@ pub async fn monitoring(
     let names = platform::first_usernames(store, users).await?;
     let texts = demo::comment_texts(4_096, 3);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let now = vigil::store::Timestamp::now().micros();
+    // Anchored to the hour, as the seeded history is: the same command judges the same history
+    // (the same times of day, so the same habits and the same line ids) run after run.
+    const HOUR: i64 = 3_600_000_000;
+    let now = vigil::store::Timestamp::now().micros() / HOUR * HOUR;
     let start = now - 86_400_000_000;
     let step_us = (86_400_000_000 / events.max(1)) as i64;
     let mut file = Vec::with_capacity(events as usize * 200);
