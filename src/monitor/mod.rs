@@ -119,7 +119,7 @@ pub async fn ingest_reader(
         }
     }
     writer.ingest(store, &keys, &batch, &mut report).await?;
-    writer.finish(&mut report).await?;
+    writer.close(&mut report).await?;
     let mut tx = store.begin().await?;
     audit::append(
         &mut tx,
@@ -213,6 +213,19 @@ impl BatchWriter {
                 (conn, r)
             }),
         ));
+        Ok(())
+    }
+
+    /// Waits for the last batch, then refreshes the planner's statistics if much was written
+    /// (so the detector run that follows a bulk load is not planned for the table as it was).
+    async fn close(mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
+        self.finish(report).await?;
+        if let Some(mut conn) = self.idle.take() {
+            if report.ingested >= INGEST_BATCH as u64 {
+                conn.analyze().await?;
+            }
+            conn.close().await;
+        }
         Ok(())
     }
 

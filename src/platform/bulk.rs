@@ -270,6 +270,15 @@ impl BulkWriter {
         Ok(written)
     }
 
+    /// Updates the planner's statistics of the tables written (Postgres skips, with a
+    /// warning, a table this login does not own).
+    pub async fn analyze(&mut self) -> Result<(), StoreError> {
+        sqlx::raw_sql("ANALYZE activity_log, comments")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         let _ = self.conn.close().await;
@@ -284,4 +293,117 @@ async fn copy(conn: &mut PgConnection, statement: &str, data: &str) -> Result<()
     }
     sink.finish().await?;
     Ok(())
+}
+
+/// A bare `COPY` by `psql`, from files, of the rows an ingestion wrote: the floor the bulk
+/// writer is measured against (`vigil bench --monitor`).
+#[derive(Debug, Clone, Copy)]
+pub struct CopyFloor {
+    /// Activity records copied (with their comments).
+    pub rows: u64,
+    /// Seconds `psql` took.
+    pub seconds: f64,
+}
+
+/// Exports the activity ingested since `since` (and its comments) to files in `dir`, then
+/// times `psql` copying them into fresh tables shaped like `activity_log` and `comments`
+/// (same columns, keys and indexes), which it drops afterwards. `None` on SQLite.
+pub async fn copy_floor(
+    store: &Store,
+    since: Timestamp,
+    dir: &std::path::Path,
+) -> Result<Option<CopyFloor>, StoreError> {
+    let Some(mut writer) = BulkWriter::connect(store).await? else {
+        return Ok(None);
+    };
+    let conn = &mut writer.conn;
+    let since = since.micros();
+    let activity = dir.join("activity.tsv");
+    let comments = dir.join("comments.tsv");
+    let rows = export(
+        conn,
+        &format!(
+            "COPY (SELECT {ACTIVITY_COLUMNS} FROM activity_log WHERE ingested_at >= {since}) \
+             TO STDOUT"
+        ),
+        &activity,
+    )
+    .await?;
+    export(
+        conn,
+        &format!(
+            "COPY (SELECT {COMMENT_COLUMNS} FROM comments WHERE id IN (SELECT ref_id \
+             FROM activity_log WHERE kind = 'comment' AND ingested_at >= {since})) TO STDOUT"
+        ),
+        &comments,
+    )
+    .await?;
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS vigil_floor_activity, vigil_floor_comments; \
+         CREATE TABLE vigil_floor_activity (LIKE activity_log INCLUDING ALL); \
+         CREATE TABLE vigil_floor_comments (LIKE comments INCLUDING ALL);",
+    )
+    .execute(&mut *conn)
+    .await?;
+    // psql gets the URL without its password, and the password in its environment, so it
+    // never shows in a process listing.
+    let io = |e: std::io::Error| StoreError::Query(sqlx::Error::Io(e));
+    let mut url = url::Url::parse(store.url().connect_string())
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let password = url.password().map(|p| {
+        url::form_urlencoded::parse(format!("p={p}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| p.to_owned())
+    });
+    let _ = url.set_password(None);
+    let mut psql = std::process::Command::new("psql");
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url.as_str()])
+        .arg("-c")
+        .arg(format!(
+            "\\copy vigil_floor_comments ({COMMENT_COLUMNS}) FROM '{}'",
+            comments.display()
+        ))
+        .arg("-c")
+        .arg(format!(
+            "\\copy vigil_floor_activity ({ACTIVITY_COLUMNS}) FROM '{}'",
+            activity.display()
+        ));
+    if let Some(p) = password {
+        psql.env("PGPASSWORD", p);
+    }
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || psql.status())
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    let seconds = started.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP TABLE vigil_floor_activity, vigil_floor_comments")
+        .execute(&mut *conn)
+        .await?;
+    writer.close().await;
+    if !status.success() {
+        return Err(io(std::io::Error::other(format!("psql failed: {status}"))));
+    }
+    Ok(Some(CopyFloor { rows, seconds }))
+}
+
+/// Writes the output of a `COPY ... TO STDOUT` to `path`; returns the rows.
+async fn export(
+    conn: &mut PgConnection,
+    statement: &str,
+    path: &std::path::Path,
+) -> Result<u64, StoreError> {
+    use futures_util::TryStreamExt;
+    use std::io::Write;
+    let io = |e: std::io::Error| StoreError::Query(sqlx::Error::Io(e));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut stream = conn.copy_out_raw(statement).await?;
+    let mut rows = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.flush().map_err(io)?;
+    Ok(rows)
 }

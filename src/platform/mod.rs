@@ -4,7 +4,7 @@
 mod bulk;
 mod repo;
 
-pub use bulk::{BulkWriter, CopyBatch, PublicComment, Written};
+pub use bulk::{copy_floor, BulkWriter, CopyBatch, CopyFloor, PublicComment, Written};
 
 use crate::crypto::mac::BlindKind;
 use crate::crypto::{Envelope, EnvelopeError, Fingerprint, Place, PrivateKey, PublicKey};
