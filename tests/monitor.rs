@@ -579,3 +579,210 @@ async fn manual_blocks_expire_and_lift(db: TestDb) {
     assert!(every.iter().any(|b| b.state == "lifted"));
 }
 on_both!(manual_blocks_expire_and_lift);
+
+/// What a detector run over a seeded history opened, in a form two databases can compare:
+/// for each incident its account, kind, severity, summary and amount of evidence.
+async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
+    let (admin, ring) = common::admin_keys(db).await;
+    let opts = SeedOptions {
+        users: 400,
+        comments: 6_000,
+        days: 30,
+        seed: 23,
+        scenarios: true,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    // A day of busy traffic on top, as `vigil bench --monitor` makes it: many addresses per
+    // account, comments with the demo's texts (a few of them suspicious).
+    use rand::{Rng, SeedableRng};
+    let names = vigil::platform::first_usernames(&db.store, 400)
+        .await
+        .unwrap();
+    let texts = demo::comment_texts(512, 3);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let end = Timestamp::now().micros() / HOUR * HOUR;
+    let mut lines = String::new();
+    for i in 0..6_000i64 {
+        let who = &names[rng.gen_range(0..names.len())];
+        let at = Timestamp::from_micros(end - 24 * HOUR + i * 14_400_000).to_rfc3339();
+        let ip = format!(
+            "10.{}.{}.{}",
+            rng.gen::<u8>(),
+            rng.gen::<u8>(),
+            rng.gen_range(1..255u8)
+        );
+        if rng.gen_bool(0.6) {
+            let text = texts[rng.gen_range(0..texts.len())].replace('"', "'");
+            lines.push_str(&format!(
+                r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","content":"{text}"}}"#
+            ));
+        } else {
+            lines.push_str(&format!(
+                r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","outcome":"success"}}"#
+            ));
+        }
+        lines.push('\n');
+    }
+    let ingested = monitor::ingest_reader(&db.store, &ring, &admin, lines.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(ingested.rejected_total, 0, "{ingested:?}");
+    let report = run(db, &admin, &ring).await;
+    let queue = incidents::list(&db.store, &admin, &all()).await.unwrap();
+    assert_eq!(report.opened as usize, queue.len(), "{report:?}");
+    let mut seen: Vec<String> = queue
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {} {} {} [{}]",
+                i.username.as_deref().unwrap_or("-"),
+                i.kind.as_str(),
+                i.severity.as_str(),
+                i.evidence_count,
+                i.summary
+            )
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+async fn the_same_history_opens_the_same_incidents_run_after_run(db: TestDb) {
+    let first = incidents_of_a_seeded_history(&db).await;
+    assert!(first.len() > 2 * SCENARIOS.len(), "{first:#?}");
+    let again = incidents_of_a_seeded_history(&common::fresh_like(&db).await).await;
+    assert_eq!(first, again);
+}
+on_both!(the_same_history_opens_the_same_incidents_run_after_run);
+
+/// The same history opens the same incidents on SQLite and on Postgres.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_history_opens_the_same_incidents_on_both_databases() {
+    let on_sqlite = incidents_of_a_seeded_history(&common::sqlite().await).await;
+    let on_postgres = incidents_of_a_seeded_history(&common::postgres().await).await;
+    assert_eq!(on_sqlite, on_postgres);
+}
+
+async fn a_large_file_ingested_twice_adds_nothing_the_second_time(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 50,
+        comments: 0,
+        days: 3,
+        seed: 4,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let names = vigil::platform::first_usernames(&db.store, 50)
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let before = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
+    let comments_before = count(&raw, "SELECT COUNT(*) FROM comments").await;
+    // Several batches' worth, with text that needs escaping on its way in (tabs, backslashes,
+    // newlines, quotes), and a stretch of lines repeated within the file itself.
+    let mut file = String::new();
+    for i in 0..12_000i64 {
+        let who = &names[(i % 50) as usize];
+        let at = Timestamp::from_micros(1_790_000_000_000_000 + i * 1_000_000).to_rfc3339();
+        if i % 2 == 0 {
+            file.push_str(&format!(
+                r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"192.0.2.{}","user_agent":"Agent\t{i}\\x","content":"line {i}\ttab \\ back\nnew \"q\""}}"#,
+                i % 200 + 1
+            ));
+        } else {
+            file.push_str(&format!(
+                r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"192.0.2.{}","country":"GB","outcome":"success"}}"#,
+                i % 200 + 1
+            ));
+        }
+        file.push('\n');
+    }
+    let repeated: String = file.lines().take(700).map(|l| format!("{l}\n")).collect();
+    file.push_str(&repeated);
+    let first = monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.lines,
+            first.ingested,
+            first.duplicates,
+            first.comments
+        ),
+        (12_700, 12_000, 700, 6_000),
+        "{first:?}"
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await,
+        before + 12_000
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM comments").await,
+        comments_before + 6_000
+    );
+    // The text arrives as it was sent, and the addresses sealed with their blind index.
+    let matching = |sql: &'static str, value: &'static str| {
+        let raw = raw.clone();
+        async move {
+            use sqlx::Row;
+            sqlx::query(sql)
+                .bind(value)
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        matching(
+            "SELECT COUNT(*) FROM comments WHERE body = $1",
+            "line 4\ttab \\ back\nnew \"q\""
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        matching(
+            "SELECT COUNT(*) FROM activity_log WHERE user_agent = $1",
+            "Agent\t4\\x"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM activity_log WHERE ip_enc IS NULL OR ip_bidx IS NULL \
+             OR network_key_version IS NULL"
+        )
+        .await,
+        0
+    );
+    let again = monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.ingested, again.duplicates, again.comments),
+        (0, 12_700, 0),
+        "{again:?}"
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await,
+        before + 12_000
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM comments").await,
+        comments_before + 6_000
+    );
+    // The detectors open the sealed addresses of what was copied in.
+    let r = run(&db, &admin, &ring).await;
+    assert_eq!(r.new_events as i64, before + 12_000, "{r:?}");
+    raw.close().await;
+}
+on_both!(a_large_file_ingested_twice_adds_nothing_the_second_time);

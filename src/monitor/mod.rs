@@ -21,7 +21,9 @@ use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
 use crate::incidents::{self, Detection, Evidence, IncidentKind, Severity};
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
-use crate::platform::{self, CommentBody, NewActivity, NewComment};
+use crate::platform::{
+    self, BulkWriter, CommentBody, CopyBatch, NewActivity, NewComment, PublicComment, Written,
+};
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp};
 
@@ -118,6 +120,7 @@ pub async fn ingest_reader_with_limit(
     )
     .await?;
     let mut report = IngestReport::default();
+    let mut writer = BatchWriter::open(store).await?;
     let mut batch: Vec<(u64, String)> = Vec::with_capacity(INGEST_BATCH);
     let mut batch_bytes = 0usize;
     let mut input = lines::Lines::new(input, max_line_bytes);
@@ -140,12 +143,13 @@ pub async fn ingest_reader_with_limit(
         batch_bytes += text.len();
         batch.push((n, text.to_owned()));
         if batch.len() == INGEST_BATCH || batch_bytes >= INGEST_BATCH_BYTES {
-            ingest_batch(store, &keys, &batch, &mut report).await?;
+            writer.ingest(store, &keys, &batch, &mut report).await?;
             batch.clear();
             batch_bytes = 0;
         }
     }
-    ingest_batch(store, &keys, &batch, &mut report).await?;
+    writer.ingest(store, &keys, &batch, &mut report).await?;
+    writer.close(&mut report).await?;
     // Lines refused while reading are reported before the batch they sat in was parsed.
     report.rejected.sort_by_key(|b| b.line);
     let mut tx = store.begin().await?;
@@ -171,8 +175,124 @@ pub async fn ingest_batch(
     lines: &[(u64, String)],
     report: &mut IngestReport,
 ) -> Result<(), MonitorError> {
-    if lines.is_empty() {
+    let Some(batch) = prepare_batch(store, keys, lines, report).await? else {
         return Ok(());
+    };
+    let comments: Vec<NewComment> = batch
+        .comments
+        .into_iter()
+        .map(|c| NewComment {
+            id: c.id,
+            event_id: c.event_id,
+            author_id: c.author_id,
+            body: CommentBody::Public(c.text),
+            created_at: c.created_at,
+        })
+        .collect();
+    let mut tx = store.begin().await?;
+    report.comments += platform::insert_comments(&mut tx, keys, &comments).await?;
+    let written = platform::insert_activity(&mut tx, keys, &batch.activity).await?;
+    tx.commit().await?;
+    report.ingested += written;
+    report.duplicates += batch.activity.len() as u64 - written;
+    Ok(())
+}
+
+/// Writes ingested batches: on SQLite each in its own transaction of prepared statements
+/// ([`ingest_batch`]); on Postgres with `COPY` on a connection of its own, each batch written
+/// on a task while the next is parsed, resolved and sealed.
+struct BatchWriter {
+    /// The connection, when no batch is being written on it.
+    idle: Option<BulkWriter>,
+    /// The batch being written, with its record count.
+    pending: Option<(u64, PendingWrite)>,
+    postgres: bool,
+}
+
+type PendingWrite = tokio::task::JoinHandle<(BulkWriter, Result<Written, StoreError>)>;
+
+impl BatchWriter {
+    async fn open(store: &Store) -> Result<Self, MonitorError> {
+        let idle = BulkWriter::connect(store).await?;
+        Ok(Self {
+            postgres: idle.is_some(),
+            idle,
+            pending: None,
+        })
+    }
+
+    async fn ingest(
+        &mut self,
+        store: &Store,
+        keys: &WriteKeys,
+        lines: &[(u64, String)],
+        report: &mut IngestReport,
+    ) -> Result<(), MonitorError> {
+        if !self.postgres {
+            return ingest_batch(store, keys, lines, report).await;
+        }
+        let Some(batch) = prepare_batch(store, keys, lines, report).await? else {
+            return Ok(());
+        };
+        let copy = CopyBatch::new(keys, &batch.comments, &batch.activity, Timestamp::now());
+        self.finish(report).await?;
+        let mut conn = self.idle.take().expect("the writer is idle after finish");
+        let rows = copy.activity_rows();
+        self.pending = Some((
+            rows,
+            tokio::spawn(async move {
+                let r = conn.write(&copy).await;
+                (conn, r)
+            }),
+        ));
+        Ok(())
+    }
+
+    /// Waits for the last batch, then refreshes the planner's statistics if much was written
+    /// (so the detector run that follows a bulk load is not planned for the table as it was).
+    async fn close(mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
+        self.finish(report).await?;
+        if let Some(mut conn) = self.idle.take() {
+            if report.ingested >= INGEST_BATCH as u64 {
+                conn.analyze().await?;
+            }
+            conn.close().await;
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch being written, and counts it into `report`.
+    async fn finish(&mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
+        let Some((rows, task)) = self.pending.take() else {
+            return Ok(());
+        };
+        let (conn, written) = task
+            .await
+            .map_err(|e| MonitorError::Io(std::io::Error::other(e)))?;
+        self.idle = Some(conn);
+        let written = written?;
+        report.comments += written.comments;
+        report.ingested += written.activity;
+        report.duplicates += rows - written.activity;
+        Ok(())
+    }
+}
+
+/// A batch parsed and resolved, ready to seal and write.
+struct PreparedBatch {
+    comments: Vec<PublicComment>,
+    activity: Vec<NewActivity>,
+}
+
+/// Parses and resolves `lines`, rejecting bad ones into `report`; `None` if there are none.
+async fn prepare_batch(
+    store: &Store,
+    keys: &WriteKeys,
+    lines: &[(u64, String)],
+    report: &mut IngestReport,
+) -> Result<Option<PreparedBatch>, MonitorError> {
+    if lines.is_empty() {
+        return Ok(None);
     }
     let reject = |report: &mut IngestReport, line: u64, error: String| {
         report.rejected_total += 1;
@@ -201,13 +321,14 @@ pub async fn ingest_batch(
     comments.dedup();
     let known_comments = repo::existing_comments(store, &comments).await?;
 
-    let now = Timestamp::now();
-    let mut tx = store.begin().await?;
     let catch_all = if parsed
         .iter()
         .any(|(_, p)| p.content.is_some() && p.event.is_none())
     {
-        Some(repo::ingest_event(&mut tx, now).await?)
+        let mut tx = store.begin().await?;
+        let id = repo::ingest_event(&mut tx, Timestamp::now()).await?;
+        tx.commit().await?;
+        Some(id)
     } else {
         None
     };
@@ -230,11 +351,11 @@ pub async fn ingest_batch(
         let mut ref_id = p.comment;
         if let (Some(text), Some(author)) = (p.content, user) {
             ref_id = Some(p.id);
-            new_comments.push(NewComment {
+            new_comments.push(PublicComment {
                 id: p.id,
                 event_id: p.event.or(catch_all).expect("made when needed"),
                 author_id: author,
-                body: CommentBody::Public(text),
+                text,
                 created_at: p.at,
             });
         }
@@ -252,12 +373,10 @@ pub async fn ingest_batch(
             ref_id,
         });
     }
-    report.comments += platform::insert_comments(&mut tx, keys, &new_comments).await?;
-    let written = platform::insert_activity(&mut tx, keys, &activity).await?;
-    tx.commit().await?;
-    report.ingested += written;
-    report.duplicates += activity.len() as u64 - written;
-    Ok(())
+    Ok(Some(PreparedBatch {
+        comments: new_comments,
+        activity,
+    }))
 }
 
 /// What a detector run did.

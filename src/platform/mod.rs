@@ -1,7 +1,10 @@
 //! The live comment platform's records as Vigil holds them: platform accounts, live events,
 //! comments, reactions and activity. Demo data and (later) ingestion write them through here.
 
+mod bulk;
 mod repo;
+
+pub use bulk::{copy_floor, BulkWriter, CopyBatch, CopyFloor, PublicComment, Written};
 
 use crate::crypto::mac::BlindKind;
 use crate::crypto::{Envelope, EnvelopeError, Fingerprint, Place, PrivateKey, PublicKey};

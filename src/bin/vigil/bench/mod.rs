@@ -57,10 +57,16 @@ pub(crate) struct BenchArgs {
     /// Measure content screening instead, over this many demo comments (no database).
     #[arg(long, value_name = "LINES")]
     screen: Option<usize>,
-    /// Measure activity ingestion plus a detector run instead: this many events from --users
-    /// accounts (on a scratch SQLite file unless --database names an empty database).
-    #[arg(long, value_name = "EVENTS")]
+    /// Measure activity ingestion plus a detector run instead: this many events (or --events)
+    /// from --users accounts (on a scratch SQLite file unless --database names an empty
+    /// database), against the bare floor of the same machine: on Postgres a plain `COPY` of
+    /// the same rows from a file by `psql`; on SQLite the C program of `scripts/ingest-floor`
+    /// when `VIGIL_INGEST_FLOOR` names its binary.
+    #[arg(long, value_name = "EVENTS", num_args = 0..=1, default_missing_value = "50000")]
     monitor: Option<u64>,
+    /// Events for --monitor.
+    #[arg(long, value_name = "N", requires = "monitor")]
+    events: Option<u64>,
     /// Measure retention instead: seed --users and --comments over 2,000 days plus
     /// --audit-entries, then time deleting old activity, anonymising comments and archiving the
     /// audit log.
@@ -113,7 +119,8 @@ pub(crate) async fn run(
         return retention::cmd(&store, &keystore, &a, config.retention.chunk).await;
     }
     if let Some(events) = a.monitor {
-        return monitoring::cmd(&store, &keystore, &a, events).await;
+        let events = a.events.unwrap_or(events);
+        return monitoring::cmd(&store, &keystore, &a, events, scratch.path()).await;
     }
     if a.dsr {
         return dsr::cmd(&store, &keystore, &a, opts.seed).await;

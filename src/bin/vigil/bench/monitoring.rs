@@ -1,5 +1,6 @@
 //! Activity ingestion and a detector run: `vigil bench --monitor EVENTS`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -28,11 +29,15 @@ pub struct MonitorBenchReport {
     /// Seconds for the detector run (content screening included).
     pub detect_seconds: f64,
     /// Ingested lines per second.
-    pub ingest_per_sec: f64,
+    pub ingest_per_s: f64,
     /// Judged records per second.
-    pub detect_per_sec: f64,
+    pub detect_per_s: f64,
     /// Ingested lines per second of ingestion plus detection.
-    pub combined_per_sec: f64,
+    pub combined_per_s: f64,
+    /// The same machine's bare floor for writing the same rows, in events per second: a plain
+    /// `COPY` by `psql` on Postgres, `scripts/ingest-floor`'s C program on SQLite (`null` when
+    /// `VIGIL_INGEST_FLOOR` does not name it).
+    pub floor_per_s: Option<f64>,
     /// Incidents the run opened.
     pub incidents: u64,
 }
@@ -45,6 +50,7 @@ pub async fn monitoring(
     keystore: &dyn Keystore,
     users: u32,
     events: u64,
+    scratch: &Path,
 ) -> Result<MonitorBenchReport, BenchError> {
     use rand::{Rng, SeedableRng};
     if auth::is_initialised(store).await? {
@@ -65,7 +71,10 @@ pub async fn monitoring(
     let names = platform::first_usernames(store, users).await?;
     let texts = demo::comment_texts(4_096, 3);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let now = vigil::store::Timestamp::now().micros();
+    // Anchored to the hour, as the seeded history is: the same command judges the same history
+    // (the same times of day, so the same habits and the same line ids) run after run.
+    const HOUR: i64 = 3_600_000_000;
+    let now = vigil::store::Timestamp::now().micros() / HOUR * HOUR;
     let start = now - 86_400_000_000;
     let step_us = (86_400_000_000 / events.max(1)) as i64;
     let mut file = Vec::with_capacity(events as usize * 200);
@@ -91,6 +100,8 @@ pub async fn monitoring(
         }
         .map_err(|e| step(&e))?;
     }
+    let sqlite_floor = sqlite_floor(store, scratch, events).await?;
+    let ingest_start = vigil::store::Timestamp::now();
     let t = Instant::now();
     let ingested = vigil::monitor::ingest_reader(store, &ring, &actor, file.as_slice())
         .await
@@ -99,6 +110,11 @@ pub async fn monitoring(
     if ingested.rejected_total > 0 {
         return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
     }
+    drop(file);
+    let floor_per_s = match platform::copy_floor(store, ingest_start, scratch).await? {
+        Some(f) => Some(f.rows as f64 / f.seconds),
+        None => sqlite_floor,
+    };
     let screener = vigil::monitor::screen::Screener::new(&[], &[]).map_err(|e| step(&e))?;
     let t = Instant::now();
     let run = vigil::monitor::run(
@@ -117,11 +133,46 @@ pub async fn monitoring(
         ingest_seconds,
         judged: run.new_events,
         detect_seconds,
-        ingest_per_sec: ingested.ingested as f64 / ingest_seconds,
-        detect_per_sec: run.new_events as f64 / detect_seconds,
-        combined_per_sec: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
+        ingest_per_s: ingested.ingested as f64 / ingest_seconds,
+        detect_per_s: run.new_events as f64 / detect_seconds,
+        combined_per_s: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
+        floor_per_s,
         incidents: run.opened,
     })
+}
+
+/// SQLite's floor: `scripts/ingest-floor`'s C program (its binary named by
+/// `VIGIL_INGEST_FLOOR`) writing `events` events' rows into a copy of the seeded database.
+async fn sqlite_floor(
+    store: &Store,
+    scratch: &Path,
+    events: u64,
+) -> Result<Option<f64>, BenchError> {
+    let step = |e: &dyn std::fmt::Display| BenchError::Step(e.to_string());
+    let (Some(db), Some(floor)) = (
+        store.url().sqlite_path(),
+        std::env::var_os("VIGIL_INGEST_FLOOR"),
+    ) else {
+        return Ok(None);
+    };
+    store.checkpoint().await?;
+    let copy = scratch.join("floor.db");
+    std::fs::copy(db, &copy).map_err(|e| step(&e))?;
+    let out = std::process::Command::new(floor)
+        .arg(&copy)
+        .arg(events.to_string())
+        .output()
+        .map_err(|e| step(&e))?;
+    let _ = std::fs::remove_file(&copy);
+    // "N events in S s = R/s"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .rsplit_once("= ")
+        .and_then(|(_, r)| r.trim().trim_end_matches("/s").parse::<f64>().ok());
+    match (out.status.success(), rate) {
+        (true, Some(r)) => Ok(Some(r)),
+        _ => Err(step(&format!("the ingest floor failed: {}", text.trim()))),
+    }
 }
 
 pub(super) async fn cmd(
@@ -129,8 +180,9 @@ pub(super) async fn cmd(
     keystore: &FileKeystore,
     a: &BenchArgs,
     events: u64,
+    scratch: &Path,
 ) -> Result<ExitCode> {
-    let r = monitoring(store, keystore, a.users, events)
+    let r = monitoring(store, keystore, a.users, events, scratch)
         .await
         .context("benchmark failed")?;
     if a.json {
@@ -139,16 +191,23 @@ pub(super) async fn cmd(
         println!("backend:   {}", r.backend);
         println!(
             "ingest:    {} events in {:.2} s = {:.0} events/s (JSON lines parsed, addresses sealed)",
-            r.events, r.ingest_seconds, r.ingest_per_sec
+            r.events, r.ingest_seconds, r.ingest_per_s
         );
         println!(
             "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened)",
-            r.judged, r.detect_seconds, r.detect_per_sec, r.incidents
+            r.judged, r.detect_seconds, r.detect_per_s, r.incidents
         );
         println!(
             "combined:  {:.0} events/s ingested and judged",
-            r.combined_per_sec
+            r.combined_per_s
         );
+        match r.floor_per_s {
+            Some(f) => println!(
+                "floor:     {f:.0} events/s (the same rows written bare; ingestion at {:.2}x)",
+                r.ingest_per_s / f
+            ),
+            None => println!("floor:     not measured (set VIGIL_INGEST_FLOOR on SQLite)"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,409 @@
+//! Bulk writing of ingested activity on Postgres: each batch sealed and encoded in `COPY`'s
+//! text format ([`CopyBatch`]), then copied by a [`BulkWriter`] into session-private staging
+//! tables and merged into `comments` and `activity_log` with `ON CONFLICT (id) DO NOTHING`,
+//! in one transaction. The staging step is what keeps re-ingesting a file idempotent: `COPY`
+//! alone cannot skip a row whose id is already stored.
+//!
+//! The writer owns a Postgres connection of its own (not one of the pool's `Any`
+//! connections, which cannot `COPY`), so a batch can be written on a task of its own while
+//! the next one is parsed and sealed.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::NewActivity;
+use crate::crypto::field::Place;
+use crate::crypto::mac::BlindKind;
+use crate::keys::WriteKeys;
+use crate::store::{Backend, Store, StoreError, Timestamp};
+
+/// A public comment written with its submission.
+#[derive(Debug, Clone)]
+pub struct PublicComment {
+    /// Comment id.
+    pub id: uuid::Uuid,
+    /// The event it was posted under.
+    pub event_id: uuid::Uuid,
+    /// Its author.
+    pub author_id: uuid::Uuid,
+    /// Its text.
+    pub text: String,
+    /// When it was posted.
+    pub created_at: Timestamp,
+}
+
+/// One batch of comments and activity, sealed, hashed and encoded for `COPY`, ready to write.
+#[derive(Debug, Default)]
+pub struct CopyBatch {
+    comments: String,
+    comment_rows: u64,
+    activity: String,
+    activity_rows: u64,
+}
+
+const ACTIVITY_COLUMNS: &str = "id, user_id, kind, outcome, reason, occurred_at, ingested_at, \
+     user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, bidx_key_version, details";
+const COMMENT_COLUMNS: &str =
+    "id, event_id, author_id, is_private, body, content_hash, hash_key_version, created_at";
+
+impl CopyBatch {
+    /// Seals the source addresses, computes the blind indexes and the comments' keyed content
+    /// hashes, and encodes the rows; the activity is stamped as ingested at `ingested_at`.
+    pub fn new(
+        keys: &WriteKeys,
+        comments: &[PublicComment],
+        activity: &[NewActivity],
+        ingested_at: Timestamp,
+    ) -> Self {
+        let mut out = CopyBatch {
+            comments: String::with_capacity(comments.len() * 220),
+            comment_rows: comments.len() as u64,
+            activity: String::with_capacity(activity.len() * 420),
+            activity_rows: activity.len() as u64,
+        };
+        let hash_version = i64::from(keys.content_version().0);
+        for c in comments {
+            let mut row = Row::start(&mut out.comments);
+            row.text(&c.id.to_string());
+            row.text(&c.event_id.to_string());
+            row.text(&c.author_id.to_string());
+            row.raw("f");
+            row.text(&c.text);
+            row.bytes(Some(&keys.content_hash(c.text.as_bytes())));
+            row.int(Some(hash_version));
+            row.int(Some(c.created_at.micros()));
+            row.end();
+        }
+        let (network_version, bidx_version) = (
+            i64::from(keys.network_version().0),
+            i64::from(keys.blind_version().0),
+        );
+        for a in activity {
+            let id = a.id.to_string();
+            let ip_enc = a.ip.as_ref().map(|ip| {
+                keys.seal_network(&Place::new("activity_log", "ip_enc", &id), ip.as_bytes())
+            });
+            let ip_bidx = a.ip.as_ref().map(|ip| keys.blind_index(BlindKind::Ip, ip));
+            let mut row = Row::start(&mut out.activity);
+            row.text(&id);
+            row.opt_text(a.user_id.map(|u| u.to_string()).as_deref());
+            row.text(a.kind);
+            row.text(a.outcome);
+            row.opt_text(a.reason);
+            row.int(Some(a.occurred_at.micros()));
+            row.int(Some(ingested_at.micros()));
+            row.text(&a.user_agent);
+            row.text(&a.country);
+            row.opt_text(a.ref_id.map(|r| r.to_string()).as_deref());
+            row.bytes(ip_enc.as_deref());
+            row.bytes(ip_bidx.as_ref().map(|b| b.as_slice()));
+            row.int(a.ip.is_some().then_some(network_version));
+            row.int(a.ip.is_some().then_some(bidx_version));
+            match a.target {
+                Some(t) => row.raw(&format!("{{\"target\":\"{}\"}}", hex::encode(t))),
+                None => row.raw("{}"),
+            }
+            row.end();
+        }
+        out
+    }
+
+    /// Activity records in the batch.
+    pub fn activity_rows(&self) -> u64 {
+        self.activity_rows
+    }
+}
+
+/// One row of `COPY ... (FORMAT text)`: tab-separated, `\N` for NULL, backslash escapes.
+struct Row<'a>(&'a mut String, bool);
+
+impl<'a> Row<'a> {
+    fn start(buf: &'a mut String) -> Self {
+        Row(buf, true)
+    }
+
+    fn sep(&mut self) {
+        if !std::mem::take(&mut self.1) {
+            self.0.push('\t');
+        }
+    }
+
+    /// A value known to need no escaping.
+    fn raw(&mut self, v: &str) {
+        self.sep();
+        self.0.push_str(v);
+    }
+
+    fn text(&mut self, v: &str) {
+        self.sep();
+        for ch in v.chars() {
+            match ch {
+                '\\' => self.0.push_str("\\\\"),
+                '\t' => self.0.push_str("\\t"),
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                c => self.0.push(c),
+            }
+        }
+    }
+
+    fn opt_text(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.text(v),
+            None => self.raw("\\N"),
+        }
+    }
+
+    fn int(&mut self, v: Option<i64>) {
+        self.sep();
+        match v {
+            Some(v) => {
+                let _ = write!(self.0, "{v}");
+            }
+            None => self.0.push_str("\\N"),
+        }
+    }
+
+    /// `bytea` in hex form; its backslash is escaped for COPY's text format.
+    fn bytes(&mut self, v: Option<&[u8]>) {
+        self.sep();
+        match v {
+            Some(b) => {
+                self.0.push_str("\\\\x");
+                self.0.push_str(&hex::encode(b));
+            }
+            None => self.0.push_str("\\N"),
+        }
+    }
+
+    fn end(self) {
+        self.0.push('\n');
+    }
+}
+
+/// Writes [`CopyBatch`]es on a Postgres connection of its own.
+#[derive(Debug)]
+pub struct BulkWriter {
+    conn: PgConnection,
+}
+
+/// What a batch added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Comments written (not already stored).
+    pub comments: u64,
+    /// Activity records written (not already stored).
+    pub activity: u64,
+}
+
+impl BulkWriter {
+    /// Opens the writer's connection, with its staging tables. `None` on SQLite, which keeps
+    /// its prepared-statement path.
+    pub async fn connect(store: &Store) -> Result<Option<Self>, StoreError> {
+        if store.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let url = store.url();
+        let options = PgConnectOptions::from_str(url.connect_string())
+            .map_err(|source| StoreError::Connect {
+                url: url.redacted(),
+                source,
+            })?
+            .disable_statement_logging();
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: url.redacted(),
+                source,
+            })?;
+        // Session-private, emptied by every commit: what a batch copied never outlives it.
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE vigil_comments_stage (LIKE comments INCLUDING DEFAULTS) \
+                 ON COMMIT DELETE ROWS; \
+             CREATE TEMP TABLE vigil_activity_stage (LIKE activity_log INCLUDING DEFAULTS) \
+                 ON COMMIT DELETE ROWS;",
+        )
+        .execute(&mut conn)
+        .await?;
+        Ok(Some(Self { conn }))
+    }
+
+    /// Copies `batch` and merges it, skipping rows whose ids are already stored, in one
+    /// transaction.
+    pub async fn write(&mut self, batch: &CopyBatch) -> Result<Written, StoreError> {
+        let mut tx = self.conn.begin().await?;
+        let mut written = Written::default();
+        if batch.comment_rows > 0 {
+            copy(
+                &mut tx,
+                &format!("COPY vigil_comments_stage ({COMMENT_COLUMNS}) FROM STDIN"),
+                &batch.comments,
+            )
+            .await?;
+            written.comments = sqlx::query(&format!(
+                "INSERT INTO comments ({COMMENT_COLUMNS}) \
+                 SELECT {COMMENT_COLUMNS} FROM vigil_comments_stage ON CONFLICT (id) DO NOTHING"
+            ))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if batch.activity_rows > 0 {
+            copy(
+                &mut tx,
+                &format!("COPY vigil_activity_stage ({ACTIVITY_COLUMNS}) FROM STDIN"),
+                &batch.activity,
+            )
+            .await?;
+            written.activity = sqlx::query(&format!(
+                "INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
+                 SELECT {ACTIVITY_COLUMNS} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING"
+            ))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Updates the planner's statistics of the tables written (Postgres skips, with a
+    /// warning, a table this login does not own).
+    pub async fn analyze(&mut self) -> Result<(), StoreError> {
+        sqlx::raw_sql("ANALYZE activity_log, comments")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+async fn copy(conn: &mut PgConnection, statement: &str, data: &str) -> Result<(), StoreError> {
+    let mut sink = conn.copy_in_raw(statement).await?;
+    // Sent in slices so the driver never holds a second copy of a whole batch.
+    for chunk in data.as_bytes().chunks(1 << 20) {
+        sink.send(chunk).await?;
+    }
+    sink.finish().await?;
+    Ok(())
+}
+
+/// A bare `COPY` by `psql`, from files, of the rows an ingestion wrote: the floor the bulk
+/// writer is measured against (`vigil bench --monitor`).
+#[derive(Debug, Clone, Copy)]
+pub struct CopyFloor {
+    /// Activity records copied (with their comments).
+    pub rows: u64,
+    /// Seconds `psql` took.
+    pub seconds: f64,
+}
+
+/// Exports the activity ingested since `since` (and its comments) to files in `dir`, then
+/// times `psql` copying them into fresh tables shaped like `activity_log` and `comments`
+/// (same columns, keys and indexes), which it drops afterwards. `None` on SQLite.
+pub async fn copy_floor(
+    store: &Store,
+    since: Timestamp,
+    dir: &std::path::Path,
+) -> Result<Option<CopyFloor>, StoreError> {
+    let Some(mut writer) = BulkWriter::connect(store).await? else {
+        return Ok(None);
+    };
+    let conn = &mut writer.conn;
+    let since = since.micros();
+    let activity = dir.join("activity.tsv");
+    let comments = dir.join("comments.tsv");
+    let rows = export(
+        conn,
+        &format!(
+            "COPY (SELECT {ACTIVITY_COLUMNS} FROM activity_log WHERE ingested_at >= {since}) \
+             TO STDOUT"
+        ),
+        &activity,
+    )
+    .await?;
+    export(
+        conn,
+        &format!(
+            "COPY (SELECT {COMMENT_COLUMNS} FROM comments WHERE id IN (SELECT ref_id \
+             FROM activity_log WHERE kind = 'comment' AND ingested_at >= {since})) TO STDOUT"
+        ),
+        &comments,
+    )
+    .await?;
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS vigil_floor_activity, vigil_floor_comments; \
+         CREATE TABLE vigil_floor_activity (LIKE activity_log INCLUDING ALL); \
+         CREATE TABLE vigil_floor_comments (LIKE comments INCLUDING ALL);",
+    )
+    .execute(&mut *conn)
+    .await?;
+    // psql gets the URL without its password, and the password in its environment, so it
+    // never shows in a process listing.
+    let io = |e: std::io::Error| StoreError::Query(sqlx::Error::Io(e));
+    let mut url = url::Url::parse(store.url().connect_string())
+        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let password = url.password().map(|p| {
+        url::form_urlencoded::parse(format!("p={p}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| p.to_owned())
+    });
+    let _ = url.set_password(None);
+    let mut psql = std::process::Command::new("psql");
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url.as_str()])
+        .arg("-c")
+        .arg(format!(
+            "\\copy vigil_floor_comments ({COMMENT_COLUMNS}) FROM '{}'",
+            comments.display()
+        ))
+        .arg("-c")
+        .arg(format!(
+            "\\copy vigil_floor_activity ({ACTIVITY_COLUMNS}) FROM '{}'",
+            activity.display()
+        ));
+    if let Some(p) = password {
+        psql.env("PGPASSWORD", p);
+    }
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || psql.status())
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    let seconds = started.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP TABLE vigil_floor_activity, vigil_floor_comments")
+        .execute(&mut *conn)
+        .await?;
+    writer.close().await;
+    if !status.success() {
+        return Err(io(std::io::Error::other(format!("psql failed: {status}"))));
+    }
+    Ok(Some(CopyFloor { rows, seconds }))
+}
+
+/// Writes the output of a `COPY ... TO STDOUT` to `path`; returns the rows.
+async fn export(
+    conn: &mut PgConnection,
+    statement: &str,
+    path: &std::path::Path,
+) -> Result<u64, StoreError> {
+    use futures_util::TryStreamExt;
+    use std::io::Write;
+    let io = |e: std::io::Error| StoreError::Query(sqlx::Error::Io(e));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut stream = conn.copy_out_raw(statement).await?;
+    let mut rows = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.flush().map_err(io)?;
+    Ok(rows)
+}
