@@ -18,10 +18,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Memory (KiB) of `pid` and every process below it: (RSS, PSS), with each process's name and
-/// PSS. PSS charges shared pages (the WebKit and GTK libraries every process maps) to each
+/// Memory (KiB) of `pid` and every process below it: (RSS, PSS), with each process's name, PSS
+/// and anonymous PSS (MiB; heaps, the JavaScript heap, buffers: what is not a mapped file such
+/// as a library or a font). PSS charges shared pages (the WebKit and GTK libraries every process maps) to each
 /// process in proportion, so summing it over processes does not count them twice.
-fn tree_memory_kib(pid: u32) -> (u64, u64, Vec<(String, u64)>) {
+fn tree_memory_kib(pid: u32) -> (u64, u64, Vec<(String, u64, u64)>) {
     let field = |text: &str, key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -45,6 +46,7 @@ fn tree_memory_kib(pid: u32) -> (u64, u64, Vec<(String, u64)>) {
                 .trim()
                 .to_owned(),
             own / 1024,
+            field(&rollup, "Pss_Anon:") / 1024,
         ));
         if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
             stack.extend(
@@ -81,9 +83,23 @@ struct Split {
 }
 
 impl Split {
-    fn of(tree: &(u64, u64, Vec<(String, u64)>), shell: &str) -> Self {
+    fn of(tree: &(u64, u64, Vec<(String, u64, u64)>), shell: &str) -> Self {
+        Self::by(tree, shell, |_, pss, _| pss)
+    }
+
+    /// The anonymous part of [`Split::of`].
+    fn anon(tree: &(u64, u64, Vec<(String, u64, u64)>), shell: &str) -> Self {
+        Self::by(tree, shell, |_, _, anon| anon)
+    }
+
+    fn by(
+        tree: &(u64, u64, Vec<(String, u64, u64)>),
+        shell: &str,
+        pick: impl Fn(&str, u64, u64) -> u64,
+    ) -> Self {
         let mut split = Self::default();
-        for (name, mib) in &tree.2 {
+        for (name, pss, anon) in &tree.2 {
+            let mib = pick(name, *pss, *anon);
             let slot = if shell.starts_with(name.as_str()) {
                 &mut split.shell
             } else if name.starts_with("WebKitWebProces") {
@@ -93,7 +109,7 @@ impl Split {
             } else {
                 &mut split.other
             };
-            *slot += *mib as f64;
+            *slot += mib as f64;
         }
         split
     }
@@ -113,7 +129,7 @@ fn ratio(a: f64, b: f64) -> String {
 
 /// The bare window's idle memory: launched the same way as the app (tauri-driver), left 5 s to
 /// settle on its blank page, measured, closed.
-async fn floor_memory(floor: &std::path::Path, home: &std::path::Path) -> Result<Split> {
+async fn floor_memory(floor: &std::path::Path, home: &std::path::Path) -> Result<(Split, Split)> {
     let app = App::launch_binary(floor, &home.join("floor"), 4480, &[]).await?;
     app.wait_css("body").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -121,7 +137,10 @@ async fn floor_memory(floor: &std::path::Path, home: &std::path::Path) -> Result
         .map(tree_memory_kib)
         .ok_or("the bare window's process is not running")?;
     app.quit().await?;
-    Ok(Split::of(&tree, "vigil-floor"))
+    Ok((
+        Split::of(&tree, "vigil-floor"),
+        Split::anon(&tree, "vigil-floor"),
+    ))
 }
 
 async fn render_ms(app: &App, serial_before: &str) -> Result<f64> {
@@ -154,7 +173,7 @@ async fn main() -> Result<()> {
     let floor_bin = PathBuf::from(
         std::env::var("VIGIL_BENCH_FLOOR").unwrap_or_else(|_| "target/release/vigil-floor".into()),
     );
-    let floor = floor_memory(&floor_bin, &home).await?;
+    let (floor, floor_anon) = floor_memory(&floor_bin, &home).await?;
 
     // Cold start: from asking for the window to the first screen's form being there.
     let mut starts = Vec::new();
@@ -187,6 +206,7 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = app_pid().map(tree_memory_kib).unwrap_or_default();
     let vigil_split = Split::of(&idle, "vigil-desktop");
+    let vigil_anon = Split::anon(&idle, "vigil-desktop");
 
     eprintln!("seeding 100,000 platform users...");
     // The command line signs in with the second factor too (a later code: the enrolment's is
@@ -270,6 +290,15 @@ async fn main() -> Result<()> {
         ratio(vigil_split.network, floor.network),
         vigil_split.network,
         floor.network
+    );
+    println!(
+        "of which anonymous (heaps, the JavaScript heap; the rest is mapped files: libraries, fonts), MiB PSS: Vigil shell {:.0}, web {:.0}, network {:.0}; floor shell {:.0}, web {:.0}, network {:.0}",
+        vigil_anon.shell,
+        vigil_anon.web,
+        vigil_anon.network,
+        floor_anon.shell,
+        floor_anon.web,
+        floor_anon.network
     );
     println!(
         "memory after browsing 100k users: {} MiB PSS ({} MiB RSS summed)",
