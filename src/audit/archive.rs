@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::repo::{self, ChainWalker, StoredEntry};
 use super::GENESIS_HASH;
 use super::{append, AuditAction, AuditError, ChainFault, NewAuditEntry, Verification};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Permission};
 use crate::store::{Store, StoreError, Timestamp};
 

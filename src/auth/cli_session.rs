@@ -27,7 +27,7 @@ use super::credential::CredentialKey;
 use super::tokens::{self, TokenError, TokenPair};
 use super::{AuthError, Session, UserId};
 use crate::crypto::{aead, SymmetricKey};
-use crate::keys::keystore::{Keystore, KeystoreError, SecretName};
+use crate::keystore::{Keystore, KeystoreError, SecretName};
 use crate::keys::{self, KeyError};
 use crate::store::{Store, Timestamp};
 

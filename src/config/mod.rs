@@ -1,13 +1,15 @@
 //! Vigil's configuration: a typed struct loaded once, layered as defaults, then a TOML file in
 //! the OS config folder (or `VIGIL_CONFIG`), then `VIGIL_*` environment variables.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyBits;
-use crate::keys::keystore::KeystoreChoice;
-use crate::rbac::Role;
+use crate::keystore::KeystoreChoice;
+use crate::identity::Role;
 use crate::store::{DatabaseUrl, StoreOptions};
 
 /// The effective configuration.
@@ -47,7 +49,7 @@ pub struct MonitorConfig {
     pub rules: std::collections::BTreeMap<String, String>,
     /// Detector thresholds and automated responses (`[monitor.policy]`).
     #[serde(default)]
-    pub policy: crate::monitor::policy::Policy,
+    pub policy: crate::config::policy::Policy,
 }
 
 /// Retention settings (`[retention]` in the file). The policies themselves live in the database,
@@ -197,8 +199,8 @@ impl AuthConfig {
     }
 
     /// The MFA policy sign-in applies.
-    pub fn mfa_policy(&self) -> crate::auth::MfaPolicy {
-        crate::auth::MfaPolicy::roles(&self.require_mfa)
+    pub fn mfa_policy(&self) -> crate::identity::MfaPolicy {
+        crate::identity::MfaPolicy::roles(&self.require_mfa)
     }
 
     /// The `require_mfa` list as text: role names joined by commas, or `none`.

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::crypto::{KeyBits, PrivateKey, PublicKey};
 use crate::keys::{KeyError, KeyRing, WriteKeys};
 use crate::platform::{

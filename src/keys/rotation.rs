@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{repo, KeyError, KeyRing, Purpose};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::crypto::field::{self, Place};
 use crate::crypto::mac::{self, BlindKind};
 use crate::crypto::{KeyVersion, PublicKey, SymmetricKey};

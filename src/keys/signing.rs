@@ -6,7 +6,7 @@
 
 use super::keystore::Keystore;
 use super::{private_key_entry, repo, sealed, KeyError};
-use crate::auth::UserId;
+use crate::identity::UserId;
 use crate::crypto::signing::PUBLIC_KEY_LEN;
 use crate::crypto::{PrivateKey, TokenSigningKey};
 use crate::store::{Store, StoreError};

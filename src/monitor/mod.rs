@@ -5,7 +5,8 @@
 pub mod detect;
 pub mod geo;
 pub mod ingest;
-pub mod policy;
+/// Detector thresholds and automated responses (`[monitor.policy]`), read with the configuration.
+pub use crate::config::policy;
 mod repo;
 pub mod screen;
 
@@ -15,7 +16,7 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
 use crate::incidents::{self, Detection, Evidence, IncidentKind, Severity};

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, archive, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Backend, Store, StoreError, Timestamp};
 

@@ -8,6 +8,7 @@
 mod bulk;
 pub mod files;
 mod lock;
+pub mod privileges;
 pub mod team;
 mod url;
 
