@@ -6,6 +6,7 @@
 
 pub mod commands;
 mod error;
+mod events;
 pub mod state;
 mod watch;
 

@@ -24,9 +24,9 @@ use zeroize::Zeroizing;
 use super::credential::CredentialKey;
 use super::password::PasswordKey;
 use super::{password, repo, Actor, AuthError, MfaPolicy, Username};
-use crate::keystore::Keystore;
-use crate::keys::{self, KeyError, KeyRing};
 use crate::auth::mfa::{self, MfaError};
+use crate::keys::{self, KeyError, KeyRing};
+use crate::keystore::Keystore;
 use crate::store::{Store, Timestamp};
 
 /// Failed attempts allowed per window, per account name and per source (the origin document's

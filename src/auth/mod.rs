@@ -20,6 +20,7 @@ use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::rbac::Role;
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
+pub use crate::identity::{Actor, InvalidUsername, MfaPolicy, UserId, Username};
 pub use credential::CredentialKey;
 pub use login::{
     finish_mfa, finish_mfa_at, login, login_at, LoginError, LoginOutcome, LoginSource,
@@ -31,7 +32,6 @@ pub use password::{
     PasswordRejected, COMMON_PASSWORDS, MAX_LENGTH as PASSWORD_MAX_LENGTH,
     MIN_LENGTH as PASSWORD_MIN_LENGTH,
 };
-pub use crate::identity::{Actor, InvalidUsername, MfaPolicy, UserId, Username};
 
 /// Why authentication failed. Unknown user and wrong password are one variant on purpose.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,13 @@ pub async fn authenticate(
         return Err(AuthError::MfaRequired);
     }
     let must_enrol_mfa = policy.requires(&op.roles);
-    Ok(Actor::signed_in(op.id, op.username, op.roles, None, must_enrol_mfa))
+    Ok(Actor::signed_in(
+        op.id,
+        op.username,
+        op.roles,
+        None,
+        must_enrol_mfa,
+    ))
 }
 
 /// Reads a signed-in operator's account again: the [`Actor`] with its current roles, or why it
@@ -112,7 +118,13 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     }
     // A sign-in held at MFA enrolment stays held until MFA is on (an MFA reset meanwhile has
     // ended the session).
-    Ok(Actor::signed_in(op.id, op.username, op.roles, actor.session_id().map(str::to_owned), actor.must_enrol_mfa() && !op.mfa_enabled))
+    Ok(Actor::signed_in(
+        op.id,
+        op.username,
+        op.roles,
+        actor.session_id().map(str::to_owned),
+        actor.must_enrol_mfa() && !op.mfa_enabled,
+    ))
 }
 
 /// The [`Actor`] of a session that is already open (its token verified or refreshed), read

@@ -1213,4 +1213,3 @@ pub(super) async fn directory(
     }
     Ok((out, u64::try_from(total).unwrap_or(0)))
 }
-

@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::identity::{Actor, UserId};
 use crate::crypto::field::{self, FieldError, Place};
 use crate::crypto::{KeyBits, KeyVersion, PrivateKey, PublicKey, SymmetricKey, TokenSigningKey};
+use crate::identity::{Actor, UserId};
 pub use crate::rbac::Purpose;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};

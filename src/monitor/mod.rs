@@ -16,9 +16,9 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::identity::Actor;
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
+use crate::identity::Actor;
 use crate::incidents::{self, Detection, Evidence, IncidentKind, Severity};
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
 use crate::platform::{self, CommentBody, NewActivity, NewComment};

@@ -19,9 +19,9 @@ use sha2::{Digest, Sha256};
 use super::scan::open_user_field;
 use super::{repo, Correction, Flow, PrivacyError, RequestId, RequestKind, RunProgress};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::identity::Actor;
 use crate::crypto::mac::BlindKind;
 use crate::crypto::Place;
+use crate::identity::Actor;
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
 use crate::store::{Store, Timestamp};
 

@@ -6,13 +6,13 @@
 //! permission table is enforced by [`require`]; the purpose table by the keys themselves (a key
 //! pair is wrapped exactly the purposes of its owner's roles, see `keys::grant`).
 
-pub use crate::identity::{purposes_of, role_allows, role_holds, Permission, Purpose, Role};
 use crate::identity::Actor;
+pub use crate::identity::{purposes_of, role_allows, role_holds, Permission, Purpose, Role};
 
 mod repo;
-pub(crate) use repo::roles_of;
 /// The Postgres table privileges each role's group gets (team mode), kept by the store.
 pub use crate::store::privileges;
+pub(crate) use repo::roles_of;
 
 /// Proof that an actor passed [`require`] for one permission. Only `require` makes one, so a
 /// guarded function that takes a `Permit` cannot be called without the check.

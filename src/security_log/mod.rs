@@ -228,4 +228,3 @@ pub async fn record_session_unlock(store: &Store, actor: &Actor, outcome: Outcom
     )
     .await;
 }
-

@@ -10,8 +10,8 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
-use super::{StoreError, Tx};
 use super::privileges::{role_grants, Privilege, GROUP_ROLES};
+use super::{StoreError, Tx};
 use crate::identity::{role_allows, role_holds, Permission, Purpose, Role};
 
 /// The definer functions an operator's login may call. Each checks the caller itself.
