@@ -1004,6 +1004,27 @@ async fn an_incident_is_held_and_released_from_its_page() -> Result<()> {
     app.quit().await
 }
 
+/// The hold `id` as `holds_list` gives it (with the released ones too if asked), if listed.
+async fn listed_hold(
+    app: &App,
+    id: &str,
+    include_released: bool,
+) -> Result<Option<serde_json::Value>> {
+    let holds = app
+        .invoke(
+            "holds_list",
+            serde_json::json!({ "req": { "include_released": include_released } }),
+        )
+        .await?
+        .expect("the administrator lists holds");
+    Ok(holds
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|h| h["id"] == id)
+        .cloned())
+}
+
 async fn incident_hold(app: &App) -> Result<()> {
     first_administrator(app).await?;
     // A small platform with the attack scenarios, and the detectors run over it.
@@ -1052,19 +1073,8 @@ async fn incident_hold(app: &App) -> Result<()> {
     let active = app.el("incident-hold-active").await?;
     let hold_id = active.attr("data-id").await?.expect("the hold's id");
     app.screenshot("incident-hold").await?;
-    let holds = app
-        .invoke(
-            "holds_list",
-            serde_json::json!({ "req": { "include_released": false } }),
-        )
+    let held = listed_hold(app, &hold_id, false)
         .await?
-        .expect("the administrator lists holds");
-    let held = holds
-        .as_array()
-        .expect("a list")
-        .iter()
-        .find(|h| h["id"] == hold_id.as_str())
-        .cloned()
         .expect("the new hold is in force");
     assert_eq!(held["target_kind"], "incident", "{held}");
     assert_eq!(held["reason"], "Litigation 2026-17: keep the evidence");
@@ -1075,19 +1085,9 @@ async fn incident_hold(app: &App) -> Result<()> {
     app.click("confirm-ok").await?;
     app.el("incident-hold-place").await?;
     assert!(!app.present("incident-hold-active").await?);
-    let holds = app
-        .invoke(
-            "holds_list",
-            serde_json::json!({ "req": { "include_released": true } }),
-        )
+    assert!(listed_hold(app, &hold_id, false).await?.is_none());
+    let released = listed_hold(app, &hold_id, true)
         .await?
-        .expect("the administrator lists holds");
-    let released = holds
-        .as_array()
-        .expect("a list")
-        .iter()
-        .find(|h| h["id"] == hold_id.as_str())
-        .cloned()
         .expect("the released hold is listed with the released ones");
     assert!(released["released_at"].is_string(), "{released}");
     Ok(())
