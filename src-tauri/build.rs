@@ -46,6 +46,7 @@ const COMMANDS: &[&str] = &[
     "dsr_default_export_dir",
     "holds_list",
     "hold_place",
+    "incident_hold_place",
     "hold_release",
     "demo_seed",
     "incidents_list",

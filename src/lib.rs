@@ -1,6 +1,6 @@
 //! Vigil core: the security and privacy console's domain logic, with no UI code.
 //!
-//! Each operation takes the acting operator ([`auth::Actor`]) first, checks its permission
+//! Each operation takes the acting operator ([`identity::Actor`]) first, checks its permission
 //! ([`rbac::require`]), does its work in one transaction and writes its audit entry
 //! ([`audit::append`]) in that same transaction.
 #![forbid(unsafe_code)]
@@ -13,9 +13,13 @@ pub mod cli_values;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod files;
+pub mod identity;
 pub mod incidents;
 pub mod keys;
-pub mod mfa;
+pub mod keystore;
+/// TOTP second factor: part of sign-in, kept in `auth` and named here as before.
+pub use auth::mfa;
 pub mod monitor;
 pub mod notices;
 pub mod platform;
@@ -23,6 +27,7 @@ pub mod privacy;
 pub mod rbac;
 pub mod retention;
 pub mod security_events;
+pub mod security_log;
 pub mod store;
 pub mod worker;
 

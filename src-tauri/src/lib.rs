@@ -6,6 +6,7 @@
 
 pub mod commands;
 mod error;
+mod events;
 pub mod state;
 mod watch;
 
@@ -78,6 +79,7 @@ pub fn run() {
             commands::privacy::dsr_default_export_dir,
             commands::privacy::holds_list,
             commands::privacy::hold_place,
+            commands::privacy::incident_hold_place,
             commands::privacy::hold_release,
             commands::demo::demo_seed,
             commands::incidents::incidents_list,

@@ -21,7 +21,7 @@ mod repo;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::privacy::{RequestStatus, DUE_SOON_DAYS};
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp};

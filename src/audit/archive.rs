@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::repo::{self, ChainWalker, StoredEntry};
 use super::GENESIS_HASH;
 use super::{append, AuditAction, AuditError, ChainFault, NewAuditEntry, Verification};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Permission};
 use crate::store::{Store, StoreError, Timestamp};
 
@@ -195,7 +195,7 @@ pub async fn archive_next(
     let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
         return Ok(None);
     };
-    crate::store::files::create_private_dir(dir).map_err(io(dir))?;
+    crate::files::create_private_dir(dir).map_err(io(dir))?;
     let file = format!("audit-{:012}-{:012}.jsonl.gz", first.seq, last.seq);
     let bytes = compress(&lines);
     let path = dir.join(&file);
@@ -243,7 +243,7 @@ fn compress(lines: &[Line]) -> Vec<u8> {
 
 /// Writes `bytes` to `path` through a temporary file, synced and renamed into place.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    use crate::store::files;
+    use crate::files;
     files::replace_atomically(path, bytes, files::PRIVATE_FILE)
         .map_err(|e| io(path)(std::io::Error::from(e)))
 }

@@ -11,7 +11,7 @@ mod repo;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
@@ -264,7 +264,7 @@ pub struct NewAuditEntry {
     /// Who acted.
     pub actor: AuditActor,
     /// How it ended (most entries record what was done: `success`).
-    pub outcome: crate::security_events::Outcome,
+    pub outcome: crate::security_log::Outcome,
     /// The session the actor acted in, if known.
     pub session_id: Option<String>,
     /// What they did.
@@ -280,7 +280,7 @@ impl NewAuditEntry {
     pub fn new(actor: impl Acting, action: AuditAction) -> Self {
         Self {
             actor: actor.audit_actor(),
-            outcome: crate::security_events::Outcome::Success,
+            outcome: crate::security_log::Outcome::Success,
             session_id: actor.acting_session(),
             action,
             target: None,
@@ -301,7 +301,7 @@ impl NewAuditEntry {
     }
 
     /// Sets the outcome.
-    pub fn outcome(mut self, outcome: crate::security_events::Outcome) -> Self {
+    pub fn outcome(mut self, outcome: crate::security_log::Outcome) -> Self {
         self.outcome = outcome;
         self
     }

@@ -27,8 +27,8 @@ use super::credential::CredentialKey;
 use super::tokens::{self, TokenError, TokenPair};
 use super::{AuthError, Session, UserId};
 use crate::crypto::{aead, SymmetricKey};
-use crate::keys::keystore::{Keystore, KeystoreError, SecretName};
 use crate::keys::{self, KeyError};
+use crate::keystore::{Keystore, KeystoreError, SecretName};
 use crate::store::{Store, Timestamp};
 
 const PREFIX: &str = "vs1.";

@@ -24,9 +24,9 @@ use zeroize::Zeroizing;
 use super::credential::CredentialKey;
 use super::password::PasswordKey;
 use super::{password, repo, Actor, AuthError, MfaPolicy, Username};
-use crate::keys::keystore::Keystore;
+use crate::auth::mfa::{self, MfaError};
 use crate::keys::{self, KeyError, KeyRing};
-use crate::mfa::{self, MfaError};
+use crate::keystore::Keystore;
 use crate::store::{Store, Timestamp};
 
 /// Failed attempts allowed per window, per account name and per source (the origin document's
@@ -359,13 +359,7 @@ pub async fn login_at(
     // With MFA on, the second factor is owed below; without it, a role the policy covers may
     // only enrol one.
     let must_enrol_mfa = !op.mfa_enabled && policy.requires(&op.roles);
-    let actor = Actor {
-        user_id: op.id,
-        username: op.username,
-        roles: op.roles,
-        session_id: None,
-        must_enrol_mfa,
-    };
+    let actor = Actor::signed_in(op.id, op.username, op.roles, None, must_enrol_mfa);
     // Without a usable keystore or key pair here the operator still signs in, with no keys
     // (commands that need them say so); the TOTP secret opens with the credential key.
     let unlocked = match (keystore, sealed) {

@@ -6,13 +6,12 @@
 pub mod cli_session;
 mod credential;
 mod login;
+pub mod mfa;
 mod password;
 pub mod platform_tokens;
 mod repo;
 
-pub(crate) use repo::roles_of;
 pub mod tokens;
-mod types;
 pub mod users;
 
 use rand::RngCore;
@@ -21,6 +20,7 @@ use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::rbac::Role;
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
+pub use crate::identity::{Actor, InvalidUsername, MfaPolicy, UserId, Username};
 pub use credential::CredentialKey;
 pub use login::{
     finish_mfa, finish_mfa_at, login, login_at, LoginError, LoginOutcome, LoginSource,
@@ -32,83 +32,6 @@ pub use password::{
     PasswordRejected, COMMON_PASSWORDS, MAX_LENGTH as PASSWORD_MAX_LENGTH,
     MIN_LENGTH as PASSWORD_MIN_LENGTH,
 };
-pub use types::{InvalidUsername, UserId, Username};
-
-/// An authenticated operator: who is acting, and with which roles.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    user_id: UserId,
-    username: Username,
-    roles: Vec<Role>,
-    session_id: Option<String>,
-    /// Signed in under a policy that requires MFA for these roles, without MFA: the actor may
-    /// enrol a second factor and nothing else ([`crate::rbac::require`] refuses every
-    /// permission) until MFA is on.
-    must_enrol_mfa: bool,
-}
-
-/// Which roles must have MFA on before they may do anything but enrol it (`[auth]
-/// require_mfa`, `VIGIL_REQUIRE_MFA`). Sign-in takes it as a parameter, so every caller says
-/// which policy it signs in under; [`MfaPolicy::none`] is for throwaway and demo databases.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MfaPolicy {
-    roles: Vec<Role>,
-}
-
-impl MfaPolicy {
-    /// No role requires MFA.
-    pub fn none() -> Self {
-        Self { roles: Vec::new() }
-    }
-
-    /// These roles require MFA.
-    pub fn roles(roles: &[Role]) -> Self {
-        Self {
-            roles: roles.to_vec(),
-        }
-    }
-
-    /// Whether an operator holding `roles` must have MFA on.
-    pub fn requires(&self, roles: &[Role]) -> bool {
-        roles.iter().any(|r| self.roles.contains(r))
-    }
-}
-
-impl Actor {
-    /// The same operator acting in session `session_id` (set where a token pair is issued or
-    /// verified), so security events and audit entries name the session.
-    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
-        self.session_id = Some(session_id.into());
-        self
-    }
-
-    /// The session the operator acts in, if one is known.
-    pub fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
-    }
-
-    /// The operator's account id.
-    pub fn user_id(&self) -> UserId {
-        self.user_id
-    }
-
-    /// The operator's username.
-    pub fn username(&self) -> &Username {
-        &self.username
-    }
-
-    /// The roles the operator held when authenticated.
-    pub fn roles(&self) -> &[Role] {
-        &self.roles
-    }
-
-    /// Whether this operator must enrol MFA before anything else: their roles require it and it
-    /// is not on. Such an actor passes no [`crate::rbac::require`]; it may enrol and confirm
-    /// MFA, change its password, see who it is and sign out.
-    pub fn must_enrol_mfa(&self) -> bool {
-        self.must_enrol_mfa
-    }
-}
 
 /// Why authentication failed. Unknown user and wrong password are one variant on purpose.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +93,13 @@ pub async fn authenticate(
         return Err(AuthError::MfaRequired);
     }
     let must_enrol_mfa = policy.requires(&op.roles);
-    Ok(Actor {
-        user_id: op.id,
-        username: op.username,
-        roles: op.roles,
-        session_id: None,
+    Ok(Actor::signed_in(
+        op.id,
+        op.username,
+        op.roles,
+        None,
         must_enrol_mfa,
-    })
+    ))
 }
 
 /// Reads a signed-in operator's account again: the [`Actor`] with its current roles, or why it
@@ -195,13 +118,13 @@ pub async fn recheck(store: &Store, actor: &Actor) -> Result<Actor, AuthError> {
     }
     // A sign-in held at MFA enrolment stays held until MFA is on (an MFA reset meanwhile has
     // ended the session).
-    Ok(Actor {
-        user_id: op.id,
-        username: op.username,
-        roles: op.roles,
-        session_id: actor.session_id.clone(),
-        must_enrol_mfa: actor.must_enrol_mfa && !op.mfa_enabled,
-    })
+    Ok(Actor::signed_in(
+        op.id,
+        op.username,
+        op.roles,
+        actor.session_id().map(str::to_owned),
+        actor.must_enrol_mfa() && !op.mfa_enabled,
+    ))
 }
 
 /// The [`Actor`] of a session that is already open (its token verified or refreshed), read
@@ -215,13 +138,7 @@ pub(crate) async fn actor_of(store: &Store, id: UserId) -> Result<Actor, AuthErr
     }
     // A session is opened only by a sign-in that was not held at MFA enrolment, and an MFA
     // reset ends every session, so an open session's operator is never held.
-    Ok(Actor {
-        user_id: id,
-        username,
-        roles,
-        session_id: None,
-        must_enrol_mfa: false,
-    })
+    Ok(Actor::signed_in(id, username, roles, None, false))
 }
 
 /// Why `vigil init` could not create the first administrator.
@@ -252,7 +169,7 @@ impl From<sqlx::Error> for BootstrapError {
 /// `keystore`), version 1 of every data key granted to it, and the audit entries.
 pub async fn bootstrap_admin(
     store: &Store,
-    keystore: &dyn crate::keys::keystore::Keystore,
+    keystore: &dyn crate::keystore::Keystore,
     username: &Username,
     password: &Password,
     bits: crate::crypto::KeyBits,
@@ -432,7 +349,7 @@ impl std::fmt::Debug for PasswordChanged {
 /// known to the administrator, so nothing sealed under it is trusted.
 pub async fn change_password(
     store: &Store,
-    keystore: &dyn crate::keys::keystore::Keystore,
+    keystore: &dyn crate::keystore::Keystore,
     actor: &Actor,
     ring: &crate::keys::KeyRing,
     current_session: Option<&str>,
@@ -551,7 +468,7 @@ pub async fn reset_password(
     let mut tx = store.begin().await?;
     repo::set_password(&mut tx, op.id, &hash, None, true, now).await?;
     let retired = crate::keys::retire_key_pairs(&mut tx, op.id).await?;
-    let mfa_removed = crate::mfa::remove_in(&mut tx, op.id).await?;
+    let mfa_removed = crate::auth::mfa::remove_in(&mut tx, op.id).await?;
     let ended = end_sessions(&mut tx, op.id, None, "password_reset", now).await?;
     use crate::notices::{self, NoticeKind};
     notices::add(

@@ -9,19 +9,11 @@ use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use super::Username;
 
-/// `secret` in Unicode Normalization Form C, in a buffer wiped when dropped. The buffer is sized
-/// for the longest NFC can make (three times the input, Unicode Standard Annex #15 §9), so it is
-/// never reallocated and no unwiped copy is left behind.
-pub fn normalize(secret: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(secret.len().saturating_mul(3)));
-    out.extend(secret.nfc());
-    out
-}
+pub use crate::identity::normalize_password as normalize;
 
 /// argon2id with m = 19456 KiB, t = 2, p = 1 (OWASP's minimum recommendation).
 fn hasher() -> Argon2<'static> {

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use super::{repo, Actor, Session, UserId};
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::keys::KeyRing;
-use crate::security_events::{self as events, NewSecurityEvent, Outcome, SecurityEventKind};
+use crate::security_log::{self as events, NewSecurityEvent, Outcome, SecurityEventKind};
 use crate::store::{Store, StoreError, Timestamp};
 
 /// `iss` of every access token.

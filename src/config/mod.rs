@@ -1,13 +1,15 @@
 //! Vigil's configuration: a typed struct loaded once, layered as defaults, then a TOML file in
 //! the OS config folder (or `VIGIL_CONFIG`), then `VIGIL_*` environment variables.
 
+pub mod policy;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyBits;
-use crate::keys::keystore::KeystoreChoice;
-use crate::rbac::Role;
+use crate::identity::Role;
+use crate::keystore::KeystoreChoice;
 use crate::store::{DatabaseUrl, StoreOptions};
 
 /// The effective configuration.
@@ -47,15 +49,21 @@ pub struct MonitorConfig {
     pub rules: std::collections::BTreeMap<String, String>,
     /// Detector thresholds and automated responses (`[monitor.policy]`).
     #[serde(default)]
-    pub policy: crate::monitor::policy::Policy,
+    pub policy: crate::config::policy::Policy,
     /// The longest line `activity ingest` and `monitor screen` take, in bytes (1,024 to
     /// 1,048,576; default 65,536). A longer line is skipped and reported by its number.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
 }
 
+/// The default of `[monitor] max_line_bytes`: 64 KiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The range `[monitor] max_line_bytes` may be set in.
+pub const MAX_LINE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=(1 << 20);
+
 fn default_max_line_bytes() -> usize {
-    crate::monitor::lines::DEFAULT_MAX_LINE_BYTES
+    DEFAULT_MAX_LINE_BYTES
 }
 
 impl Default for MonitorConfig {
@@ -63,11 +71,20 @@ impl Default for MonitorConfig {
         Self {
             blocklist: Vec::new(),
             rules: std::collections::BTreeMap::new(),
-            policy: crate::monitor::policy::Policy::default(),
+            policy: crate::config::policy::Policy::default(),
             max_line_bytes: default_max_line_bytes(),
         }
     }
 }
+
+/// Most records in one retention chunk (one transaction).
+pub const MAX_CHUNK: u32 = 200_000;
+
+/// Records per chunk unless configured. Each chunk of a table with several indexes in random
+/// order (activity by account and by address) rewrites most of their pages, so on SQLite a
+/// chunk costs a near-fixed amount of page writing on top of its rows: 50,000 rows (about half
+/// a second of write lock) deletes about four times faster than 5,000.
+pub const DEFAULT_CHUNK: u32 = 50_000;
 
 /// Retention settings (`[retention]` in the file). The policies themselves live in the database,
 /// so every console and worker sharing it applies the same ones.
@@ -83,7 +100,7 @@ pub struct RetentionConfig {
 }
 
 fn default_chunk() -> u32 {
-    crate::retention::DEFAULT_CHUNK
+    DEFAULT_CHUNK
 }
 
 impl Default for RetentionConfig {
@@ -216,8 +233,8 @@ impl AuthConfig {
     }
 
     /// The MFA policy sign-in applies.
-    pub fn mfa_policy(&self) -> crate::auth::MfaPolicy {
-        crate::auth::MfaPolicy::roles(&self.require_mfa)
+    pub fn mfa_policy(&self) -> crate::identity::MfaPolicy {
+        crate::identity::MfaPolicy::roles(&self.require_mfa)
     }
 
     /// The `require_mfa` list as text: role names joined by commas, or `none`.
@@ -514,7 +531,7 @@ impl Config {
                         key: "monitor.policy".into(),
                         message,
                     })?;
-                if !crate::monitor::lines::MAX_LINE_BYTES_RANGE.contains(&m.max_line_bytes) {
+                if !MAX_LINE_BYTES_RANGE.contains(&m.max_line_bytes) {
                     return Err(ConfigError::Invalid {
                         key: "monitor.max_line_bytes".into(),
                         message: "expected a number of bytes from 1,024 to 1,048,576".into(),
@@ -527,7 +544,7 @@ impl Config {
                 if let Some(dir) = env("VIGIL_ARCHIVE_DIR") {
                     r.archive_dir = Some(PathBuf::from(dir));
                 }
-                if !(1..=crate::retention::MAX_CHUNK).contains(&r.chunk) {
+                if !(1..=MAX_CHUNK).contains(&r.chunk) {
                     return Err(ConfigError::Invalid {
                         key: "retention.chunk".into(),
                         message: "expected a number from 1 to 200,000".into(),
@@ -607,7 +624,7 @@ pub fn save_database_url(path: &Path, url: &DatabaseUrl) -> Result<(), ConfigErr
         path: path.to_owned(),
         source: e,
     };
-    use crate::store::files;
+    use crate::files;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     files::create_private_dir(dir).map_err(write)?;
     files::replace_atomically(path, text.as_bytes(), files::PRIVATE_FILE)

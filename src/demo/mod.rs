@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
 use crate::crypto::{KeyBits, PrivateKey, PublicKey};
+use crate::identity::Actor;
 use crate::keys::{KeyError, KeyRing, WriteKeys};
 use crate::platform::{
     self, CommentBody, NewActivity, NewComment, NewEvent, NewPlatformUser, NewReaction,

@@ -12,11 +12,11 @@ mod repo;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::auth::Actor;
+use crate::config::policy::Responses;
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
+use crate::identity::Actor;
 use crate::keys::WriteKeys;
-use crate::monitor::policy::Responses;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 

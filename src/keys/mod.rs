@@ -9,7 +9,8 @@
 //! Each key pair also has an Ed25519 token-signing key ([`signing`]), sealed beside the RSA key,
 //! its public half in `user_keys`: the operator's access tokens are signed on their own machine.
 
-pub mod keystore;
+/// The OS keychain or file keystore, a floor below the keys (the store reads from it too).
+pub use crate::keystore;
 pub(crate) mod legacy;
 mod repo;
 pub mod rotation;
@@ -23,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::auth::{Actor, UserId};
 use crate::crypto::field::{self, FieldError, Place};
 use crate::crypto::{KeyBits, KeyVersion, PrivateKey, PublicKey, SymmetricKey, TokenSigningKey};
+use crate::identity::{Actor, UserId};
 pub use crate::rbac::Purpose;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp, Tx};

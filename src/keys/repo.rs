@@ -594,7 +594,7 @@ pub(super) async fn key_holders(store: &Store) -> Result<Vec<HolderRow>, StoreEr
         .iter()
         .map(|u| u.try_get(0))
         .collect::<Result<_, _>>()?;
-    let mut roles = crate::auth::roles_of(
+    let mut roles = crate::rbac::roles_of(
         &mut conn,
         &ids.iter().map(String::as_str).collect::<Vec<_>>(),
     )

@@ -167,7 +167,7 @@ fn derive(
 ) -> Result<SymmetricKey, UnsealError> {
     let params = Params::new(m, t, p, Some(32)).map_err(|_| UnsealError::Malformed)?;
     // The same NFC form that set the password opens what it sealed.
-    let password = crate::auth::normalize_password(password);
+    let password = crate::identity::normalize_password(password);
     let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password.as_bytes(), salt, out.as_mut())

@@ -6,9 +6,9 @@
 
 use super::keystore::Keystore;
 use super::{private_key_entry, repo, sealed, KeyError};
-use crate::auth::UserId;
 use crate::crypto::signing::PUBLIC_KEY_LEN;
 use crate::crypto::{PrivateKey, TokenSigningKey};
+use crate::identity::UserId;
 use crate::store::{Store, StoreError};
 
 /// A key pair's token-verification key, as stored.

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::{repo, wrap_label, KeyError, KeyRing, Purpose};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
 use crate::crypto::field::{self, Place};
 use crate::crypto::mac::{self, BlindKind};
 use crate::crypto::{KeyVersion, PublicKey, SymmetricKey};
+use crate::identity::Actor;
 use crate::rbac::{self, Permission};
 use crate::store::{Store, Timestamp};
 

@@ -4,11 +4,8 @@
 
 use std::io::{self, BufRead};
 
-/// The longest line taken by default (`monitor.max_line_bytes`).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// The range `monitor.max_line_bytes` may be set in.
-pub const MAX_LINE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=(1 << 20);
+/// The longest line taken by default, and the range `monitor.max_line_bytes` may be set in.
+pub use crate::config::{DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES_RANGE};
 
 /// Why a line was not taken. Says nothing of the line's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

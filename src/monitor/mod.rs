@@ -6,7 +6,8 @@ pub mod detect;
 pub mod geo;
 pub mod ingest;
 pub mod lines;
-pub mod policy;
+/// Detector thresholds and automated responses (`[monitor.policy]`), read with the configuration.
+pub use crate::config::policy;
 mod repo;
 pub mod screen;
 
@@ -16,9 +17,9 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
-use crate::auth::Actor;
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
+use crate::identity::Actor;
 use crate::incidents::{self, Detection, Evidence, IncidentKind, Severity};
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
 use crate::platform::{

@@ -15,7 +15,7 @@ mod repo;
 
 use serde::Serialize;
 
-use crate::auth::{Actor, UserId};
+use crate::identity::{Actor, UserId};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
 /// What a notice tells of.

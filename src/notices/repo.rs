@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::auth::UserId;
+use crate::identity::UserId;
 use crate::store::{map_rows, Backend, Store, StoreError, Timestamp, Tx};
 
 pub(super) struct NoticeRow {

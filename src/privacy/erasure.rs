@@ -15,8 +15,8 @@ use super::repo::{self, RequestRow, StepUpdate};
 use super::scan::{self, Identifiers, ScanReport};
 use super::{Flow, PrivacyError, RequestStatus, RunOptions, RunOutcome, RunProgress};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
 use crate::crypto::Place;
+use crate::identity::Actor;
 use crate::keys::{KeyRing, Purpose};
 use crate::store::{Store, Timestamp};
 

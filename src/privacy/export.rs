@@ -19,9 +19,9 @@ use sha2::{Digest, Sha256};
 use super::scan::open_user_field;
 use super::{repo, Correction, Flow, PrivacyError, RequestId, RequestKind, RunProgress};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
 use crate::crypto::mac::BlindKind;
 use crate::crypto::Place;
+use crate::identity::Actor;
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
 use crate::store::{Store, Timestamp};
 
@@ -482,7 +482,7 @@ pub(super) async fn run(
 
 /// Writes a new file readable by its owner only; never replaces an existing one.
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use crate::store::files;
+    use crate::files;
     files::create_new(path, bytes, files::PRIVATE_FILE).map_err(Into::into)
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{clean_reason, repo, PrivacyError};
 use crate::audit::{self, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Permission};
 use crate::store::{Store, Timestamp};
 

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::audit::{self, AuditAction, NewAuditEntry};
 use crate::auth::platform_tokens::{self, PlatformTokenKeys};
 use crate::auth::tokens::TokenError;
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::keys::{KeyError, KeyRing};
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Store, StoreError, Timestamp};

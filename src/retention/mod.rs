@@ -26,21 +26,15 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, archive, AuditAction, NewAuditEntry};
-use crate::auth::Actor;
+use crate::identity::Actor;
 use crate::rbac::{self, Forbidden, Permission};
 use crate::store::{Backend, Store, StoreError, Timestamp};
 
 /// The job lock a run holds.
 pub const JOB: &str = "retention";
 
-/// Most records in one chunk (one transaction).
-pub const MAX_CHUNK: u32 = 200_000;
-
-/// Records per chunk unless configured. Each chunk of a table with several indexes in random
-/// order (activity by account and by address) rewrites most of their pages, so on SQLite a
-/// chunk costs a near-fixed amount of page writing on top of its rows: 50,000 rows (about half
-/// a second of write lock) deletes about four times faster than 5,000.
-pub const DEFAULT_CHUNK: u32 = 50_000;
+/// The chunk bounds are read with the configuration (`[retention] chunk`), a floor below.
+pub use crate::config::{DEFAULT_CHUNK, MAX_CHUNK};
 
 /// Microseconds in a day.
 const DAY: i64 = 86_400 * 1_000_000;

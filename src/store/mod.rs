@@ -6,8 +6,10 @@
 //! times as UTC microseconds ([`Timestamp`]).
 
 mod bulk;
-pub mod files;
+/// Files Vigil writes (a floor below the store; kept reachable as `store::files`).
+pub use crate::files;
 mod lock;
+pub mod privileges;
 pub mod team;
 mod url;
 

@@ -10,9 +10,9 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
+use super::privileges::{role_grants, Privilege, GROUP_ROLES};
 use super::{StoreError, Tx};
-use crate::rbac::privileges::{role_grants, Privilege, GROUP_ROLES};
-use crate::rbac::{role_allows, role_holds, Permission, Purpose, Role};
+use crate::identity::{role_allows, role_holds, Permission, Purpose, Role};
 
 /// The definer functions an operator's login may call. Each checks the caller itself.
 pub const OPERATOR_FUNCTIONS: &[&str] = &[
@@ -432,22 +432,22 @@ pub async fn login_of(store: &super::Store, user_id: &str) -> Result<Option<Stri
 /// not known before connecting), named `database-password`.
 pub fn password_entry(
     url: &super::DatabaseUrl,
-) -> Option<(uuid::Uuid, crate::keys::keystore::SecretName)> {
+) -> Option<(uuid::Uuid, crate::keystore::SecretName)> {
     let user = url.postgres_user()?;
     let target = url.postgres_target()?;
     let digest = Sha256::digest(format!("vigil.database-login\0{user}\0{target}").as_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);
-    let name = crate::keys::keystore::SecretName::parse("database-password").ok()?;
+    let name = crate::keystore::SecretName::parse("database-password").ok()?;
     Some((uuid::Uuid::from_bytes(id), name))
 }
 
 /// Keeps an operator's database password in their keystore (never in the config file).
 pub fn remember_password(
-    keystore: &dyn crate::keys::keystore::Keystore,
+    keystore: &dyn crate::keystore::Keystore,
     url: &super::DatabaseUrl,
     password: &str,
-) -> Result<bool, crate::keys::keystore::KeystoreError> {
+) -> Result<bool, crate::keystore::KeystoreError> {
     let Some((id, name)) = password_entry(url) else {
         return Ok(false);
     };
@@ -458,9 +458,9 @@ pub fn remember_password(
 /// The URL to connect with: unchanged if it has a password or names no Postgres user, else
 /// with the password remembered in the keystore for that user and database, if any.
 pub fn with_remembered_password(
-    keystore: &dyn crate::keys::keystore::Keystore,
+    keystore: &dyn crate::keystore::Keystore,
     url: &super::DatabaseUrl,
-) -> Result<super::DatabaseUrl, crate::keys::keystore::KeystoreError> {
+) -> Result<super::DatabaseUrl, crate::keystore::KeystoreError> {
     if url.has_password() {
         return Ok(url.clone());
     }

@@ -16,6 +16,7 @@ use vigil::store::Timestamp;
 use super::mfa::SavedFile;
 use super::rfc3339;
 use crate::error::{CommandError, CommandResult};
+pub use crate::events::{IncidentsChangedEvent, INCIDENTS_CHANGED};
 use crate::state::AppState;
 use crate::watch;
 
@@ -537,26 +538,6 @@ impl From<vigil::monitor::RunReport> for MonitorRunView {
             critical: r.critical,
         }
     }
-}
-
-/// The event name of [`IncidentsChangedEvent`].
-pub const INCIDENTS_CHANGED: &str = "incidents-changed";
-
-/// Incidents were opened or changed by a run of the detectors (here or elsewhere), sent as the
-/// `incidents-changed` event so the queue can refresh.
-#[derive(Debug, Clone, Serialize, TS)]
-#[ts(export)]
-pub struct IncidentsChangedEvent {
-    /// Incidents opened by the run.
-    #[ts(type = "number")]
-    pub opened: u64,
-    /// Detections folded into open incidents.
-    #[ts(type = "number")]
-    pub folded: u64,
-    /// Critical incidents opened, by id.
-    pub critical: Vec<String>,
-    /// Found by the background monitor rather than an operator's button.
-    pub automatic: bool,
 }
 
 /// Runs the detectors over the activity that is new since the last run, now (the background

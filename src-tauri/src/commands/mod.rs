@@ -15,10 +15,7 @@ pub mod settings;
 pub mod setup;
 pub mod users;
 
-/// A timestamp (RFC 3339) from the core's microseconds.
-pub(crate) fn rfc3339(t: vigil::store::Timestamp) -> String {
-    t.to_rfc3339()
-}
+pub(crate) use crate::events::rfc3339;
 
 /// The folder files are saved in unless the operator picks another: Downloads, else the home
 /// folder.

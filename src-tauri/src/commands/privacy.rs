@@ -933,6 +933,31 @@ pub async fn hold_place(state: State<'_, AppState>, req: HoldPlace) -> CommandRe
     Ok(hold.into())
 }
 
+/// A hold to place on an incident.
+#[derive(Debug, Deserialize, TS)]
+#[ts(export)]
+pub struct IncidentHoldPlace {
+    /// The incident's id.
+    pub incident_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Places a legal hold on an incident (as `vigil hold place --incident`): it blocks the erasure
+/// of the account the incident is about, and retention keeps the incident's records.
+#[tauri::command]
+pub async fn incident_hold_place(
+    state: State<'_, AppState>,
+    req: IncidentHoldPlace,
+) -> CommandResult<HoldView> {
+    let (db, _, actor) = state.authorised().await?;
+    let id = uuid::Uuid::parse_str(req.incident_id.trim())
+        .map_err(|_| CommandError::invalid("not an incident id"))?;
+    let target = holds::HoldTarget::Incident(id);
+    let hold = holds::place(&db.store, &actor, &target, &req.reason).await?;
+    Ok(hold.into())
+}
+
 /// Names a hold.
 #[derive(Debug, Deserialize, TS)]
 #[ts(export)]

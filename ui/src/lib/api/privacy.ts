@@ -70,6 +70,11 @@ export function holdPlace(req: { username: string; reason: string }): Promise<Ho
   return call<HoldView>('hold_place', { req });
 }
 
+/** Places a legal hold on an incident (`vigil hold place --incident`). */
+export function incidentHoldPlace(req: { incident_id: string; reason: string }): Promise<HoldView> {
+  return call<HoldView>('incident_hold_place', { req });
+}
+
 export function holdRelease(req: { id: string }): Promise<void> {
   return call<void>('hold_release', { req });
 }

@@ -1,7 +1,7 @@
 //! What each permission needs from the database: the tables (and columns) a holder may read or
 //! write. In team mode (Postgres) `vigil migrate` grants each role's group exactly the union of
-//! these over the permissions [`super::role_allows`] gives the role and over the data-key
-//! purposes [`super::role_holds`] gives it, plus [`EVERY_OPERATOR`]; tests/team.rs reads the
+//! these over the permissions [`crate::identity::role_allows`] gives the role and over the data-key
+//! purposes [`crate::identity::role_holds`] gives it, plus [`EVERY_OPERATOR`]; tests/team.rs reads the
 //! catalogue back and compares.
 //!
 //! What is not here is refused by Postgres itself: no group may UPDATE or DELETE `audit_log`
@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{role_allows, role_holds, Permission, Purpose, Role};
+use crate::identity::{role_allows, role_holds, Permission, Purpose, Role};
 
 /// A table privilege.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

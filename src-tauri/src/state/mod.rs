@@ -13,7 +13,10 @@ use vigil::security_events::{self, Outcome};
 use vigil::store::Store;
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
-use crate::watch::Watch;
+mod watch;
+pub use watch::Watch;
+#[cfg(test)]
+pub(crate) use watch::OVERLAP_MICROS;
 
 /// What a command gets while the console is locked.
 pub fn locked_error() -> CommandError {

@@ -270,7 +270,7 @@ impl FileKeystore {
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    crate::store::files::create_private_dir(dir)
+    crate::files::create_private_dir(dir)
 }
 
 #[cfg(unix)]
@@ -297,7 +297,7 @@ fn check_private(_dir: &Path) -> Result<(), KeystoreError> {
 
 /// Replaces the secret file atomically, owner-only, never through a symbolic link.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::store::files::replace_atomically(path, bytes, crate::store::files::PRIVATE_FILE)
+    crate::files::replace_atomically(path, bytes, crate::files::PRIVATE_FILE)
         .map_err(Into::into)
 }
 
