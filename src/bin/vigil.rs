@@ -4,6 +4,10 @@
 
 #[path = "vigil/jobs.rs"]
 mod jobs;
+#[path = "vigil/mail.rs"]
+mod mail;
+#[path = "vigil/outbox.rs"]
+mod outbox;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -148,13 +152,19 @@ enum Command {
     /// Retention policies: view and change them, the dry run, runs and their history.
     #[command(subcommand)]
     Retention(jobs::RetentionCommand),
+    /// Mail settings: the SMTP password in the keystore, a test message.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
+    /// The outbox: list, retry and cancel messages; deliver what is due now.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Run the scheduled jobs (retention daily, the detectors every minute) as a service
     /// account, until stopped. Several workers may share one Postgres database.
     Worker {
         /// Run the due jobs once and exit (for a systemd timer or cron).
         #[arg(long)]
         once: bool,
-        /// Only this job (repeat for several): retention, monitor.
+        /// Only this job (repeat for several): retention, monitor, mail.
         #[arg(long = "job", value_name = "JOB")]
         jobs: Vec<String>,
         /// One JSON line per job per round.
@@ -485,6 +495,13 @@ enum DsrCommand {
         /// The day the request was received, if earlier than today (YYYY-MM-DD).
         #[arg(long, value_name = "DATE")]
         received: Option<String>,
+        // --- mail delivery (outbox) ---
+        /// How the code reaches the subject: `mail` (queued to their registered address; never
+        /// shown here) or `manual` (a paper request from a subject with no usable address: the
+        /// code is shown once, and another officer must enter it).
+        #[arg(long, value_name = "HOW", default_value = "mail")]
+        deliver: String,
+        // --- end mail delivery ---
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -1141,6 +1158,8 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Dsr(c) => dsr_cmd(&config, c).await,
         Command::Hold(c) => hold_cmd(&config, c).await,
         Command::Retention(c) => jobs::retention_cmd(&config, c).await,
+        Command::Mail(c) => mail::mail_cmd(&config, c).await,
+        Command::Outbox(c) => outbox::outbox_cmd(&config, c).await,
         Command::Worker {
             once,
             jobs: names,
@@ -2611,8 +2630,11 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
             user,
             email,
             received,
+            deliver,
             json,
         } => {
+            let delivery = privacy::CodeDelivery::parse(&deliver)
+                .ok_or_else(|| anyhow!("unknown --deliver {deliver:?}: mail or manual"))?;
             let kind = RequestKind::parse(&kind).ok_or_else(|| {
                 anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
             })?;
@@ -2638,21 +2660,41 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
                     t
                 }
             };
-            let created =
-                privacy::create_at(&store, Some(&ring), &actor, kind, &subject, received).await?;
+            let created = privacy::create_at(
+                &store,
+                Some(&ring),
+                &actor,
+                kind,
+                &subject,
+                delivery,
+                received,
+            )
+            .await?;
+            // --- mail delivery (outbox): a mailed code is never shown to the officer ---
             if json {
-                print_json(&serde_json::json!({
+                let mut out = serde_json::json!({
                     "id": created.request.id,
                     "request": created.request,
-                    "verification_code": created.verification_code.as_str(),
-                }))?;
+                });
+                if let Some(code) = &created.verification_code {
+                    out["verification_code"] = code.as_str().into();
+                }
+                print_json(&out)?;
             } else {
                 print_request(&created.request);
-                println!(
-                    "verification code (give it to the subject through the platform; shown once): {}",
-                    created.verification_code.as_str()
-                );
+                match &created.verification_code {
+                    Some(code) => println!(
+                        "verification code (hand it to the subject; shown once; another officer \
+                         must enter it): {}",
+                        code.as_str()
+                    ),
+                    None => println!(
+                        "verification code: queued by mail to the subject's registered address; \
+                         the subject's reply brings it"
+                    ),
+                }
             }
+            // --- end mail delivery ---
         }
         DsrCommand::Verify { id, code, token } => {
             let id = request_id(&id)?;
@@ -2671,15 +2713,25 @@ async fn dsr_cmd(config: &Config, command: DsrCommand) -> Result<ExitCode> {
             };
             println!("verified: request {} may run", request.id);
         }
+        // --- mail delivery (outbox): a mailed request's new code is queued, not shown ---
         DsrCommand::Code { id, json } => {
-            let (actor, _) = sign_in(config, &store).await?;
-            let code = privacy::reissue_code(&store, &actor, request_id(&id)?).await?;
-            if json {
-                print_json(&serde_json::json!({ "verification_code": code.as_str() }))?;
-            } else {
-                println!("new verification code (shown once): {}", code.as_str());
+            let (actor, ring) = unlock(config, &store).await?;
+            let code = privacy::reissue_code(&store, Some(&ring), &actor, request_id(&id)?).await?;
+            match (code, json) {
+                (Some(code), true) => {
+                    print_json(&serde_json::json!({ "verification_code": code.as_str() }))?
+                }
+                (Some(code), false) => println!(
+                    "new verification code (shown once; another officer must enter it): {}",
+                    code.as_str()
+                ),
+                (None, true) => print_json(&serde_json::json!({ "queued": true }))?,
+                (None, false) => {
+                    println!("new verification code queued by mail to the subject's address")
+                }
             }
         }
+        // --- end mail delivery ---
         DsrCommand::List {
             status,
             kind,
