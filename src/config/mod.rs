@@ -946,4 +946,48 @@ mod tests {
         let e = load(&[("VIGIL_DB_MAX_CONNECTIONS", "0")]).unwrap_err();
         assert!(e.to_string().contains("VIGIL_DB_MAX_CONNECTIONS"), "{e}");
     }
+
+    #[test]
+    fn mail_settings_layer_and_refuse_plain_smtp_off_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "[mail]\nhost = \"smtp.example.org\"\nsecurity = \"tls\"\n\
+             from = \"Vigil <vigil@example.org>\"\nusername = \"vigil\"\n",
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let m = load(&[("VIGIL_CONFIG", path)]).unwrap().mail;
+        assert_eq!(m.host.as_deref(), Some("smtp.example.org"));
+        assert_eq!((m.security, m.port), (MailSecurity::Tls, 465));
+        let m = load(&[
+            ("VIGIL_CONFIG", path),
+            ("VIGIL_MAIL_HOST", "127.0.0.1"),
+            ("VIGIL_MAIL_SECURITY", "none"),
+            ("VIGIL_MAIL_PORT", "2525"),
+        ])
+        .unwrap()
+        .mail;
+        assert_eq!((m.security, m.port), (MailSecurity::None, 2525));
+        assert_eq!(load(&[]).unwrap().mail, MailConfig::default());
+        for bad in [
+            vec![("VIGIL_MAIL_SECURITY", "none")],
+            vec![
+                ("VIGIL_MAIL_SECURITY", "none"),
+                ("VIGIL_MAIL_HOST", "10.0.0.1"),
+            ],
+            vec![("VIGIL_MAIL_SECURITY", "ssl")],
+            vec![("VIGIL_MAIL_PORT", "0")],
+            vec![("VIGIL_MAIL_FROM", "not an address")],
+            vec![("VIGIL_MAIL_CA_FILE", "relative.pem")],
+        ] {
+            assert!(load(&bad).is_err(), "{bad:?}");
+        }
+        // The password has no place in the file.
+        std::fs::write(&f, "[mail]\nhost = \"h\"\npassword = \"secret\"\n").unwrap();
+        assert!(load(&[("VIGIL_CONFIG", path)]).is_err());
+        assert!(is_loopback_host("localhost") && is_loopback_host("::1"));
+        assert!(!is_loopback_host("localhost.example.org"));
+    }
 }
