@@ -479,19 +479,36 @@ fn code_place(message_id: &str) -> Place<'_> {
     Place::new("notifications", "payload", message_id)
 }
 
-/// Queues a data-subject request's verification code for `subject`, sealed with the `contact`
-/// key, within `tx`. Returns the message id.
+/// A data-subject request's code on its way to the subject.
+pub(crate) struct DsrCodeMessage<'a> {
+    /// The subject's account.
+    pub subject: uuid::Uuid,
+    /// The request.
+    pub request_id: &'a str,
+    /// Its kind (`access`, ...).
+    pub request_kind: &'a str,
+    /// The code.
+    pub code: &'a str,
+    /// Until when it works.
+    pub expires_at: Timestamp,
+}
+
+/// Queues a data-subject request's verification code for its subject, sealed with the
+/// `contact` key, within `tx`. Returns the message id.
 pub(crate) async fn queue_dsr_code(
     tx: &mut Tx,
     store: &Store,
     ring: &KeyRing,
-    subject: uuid::Uuid,
-    request_id: &str,
-    request_kind: &str,
-    code: &str,
-    expires_at: Timestamp,
+    m: &DsrCodeMessage<'_>,
     now: Timestamp,
 ) -> Result<String, MailError> {
+    let DsrCodeMessage {
+        subject,
+        request_id,
+        request_kind,
+        code,
+        expires_at,
+    } = *m;
     let id = uuid::Uuid::now_v7().to_string();
     let (_, sealed) = ring
         .seal_field(store, Purpose::Contact, &code_place(&id), code.as_bytes())

@@ -586,11 +586,13 @@ pub async fn create_at(
             &mut tx,
             store,
             ring,
-            subject_id,
-            &id.to_string(),
-            kind.as_str(),
-            &code,
-            expires,
+            &crate::mail::DsrCodeMessage {
+                subject: subject_id,
+                request_id: &id.to_string(),
+                request_kind: kind.as_str(),
+                code: &code,
+                expires_at: expires,
+            },
             now,
         )
         .await?;
@@ -681,11 +683,13 @@ pub async fn reissue_code(
             &mut tx,
             store,
             ring,
-            subject,
-            &id.to_string(),
-            kind.as_str(),
-            &code,
-            Timestamp::from_micros(now.micros() + CODE_VALID_SECONDS * 1_000_000),
+            &crate::mail::DsrCodeMessage {
+                subject,
+                request_id: &id.to_string(),
+                request_kind: kind.as_str(),
+                code: &code,
+                expires_at: Timestamp::from_micros(now.micros() + CODE_VALID_SECONDS * 1_000_000),
+            },
             now,
         )
         .await?;
