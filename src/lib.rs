@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod demo;
 pub mod incidents;
 pub mod keys;
+pub mod mail;
 pub mod mfa;
 pub mod monitor;
 pub mod notices;

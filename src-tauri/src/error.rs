@@ -313,6 +313,9 @@ impl From<PrivacyError> for CommandError {
             P::Invalid(_) => ErrorCode::InvalidInput,
             P::Held { .. } => ErrorCode::Held,
             P::Io(_) => ErrorCode::Io,
+            P::NoAddress => ErrorCode::InvalidInput,
+            P::SameOfficer => ErrorCode::Forbidden,
+            P::Mail(_) => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())
     }

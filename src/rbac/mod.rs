@@ -278,9 +278,9 @@ pub fn role_holds(role: Role, purpose: Purpose) -> bool {
         Role::Moderator => matches!(purpose, Network | BlindIndex | ContentHash),
         Role::ComplianceOfficer => matches!(purpose, Contact | Network | BlindIndex),
         Role::Admin => matches!(purpose, BlindIndex),
-        // The worker ingests activity (network, blind_index, content_hash) and runs the
-        // detectors; it sends no mail yet, so it holds no `contact`.
-        Role::Service => matches!(purpose, Network | BlindIndex | ContentHash),
+        // The worker ingests activity (network, blind_index, content_hash), runs the detectors,
+        // and delivers the outbox, opening each recipient's address (`contact`) at send time.
+        Role::Service => matches!(purpose, Contact | Network | BlindIndex | ContentHash),
     }
 }
 
@@ -442,7 +442,7 @@ mod tests {
             (Role::Moderator, ".XXX"),
             (Role::ComplianceOfficer, "XXX."),
             (Role::Admin, "..X."),
-            (Role::Service, ".XXX"),
+            (Role::Service, "XXXX"),
         ];
         let mut checked = 0;
         for (role, row) in spec {
@@ -455,12 +455,13 @@ mod tests {
     }
 
     #[test]
-    fn no_role_holds_the_retired_purpose_and_only_officers_open_contact_data() {
+    fn no_role_holds_the_retired_purpose_and_only_officers_and_the_mailer_open_contact_data() {
         for r in Role::ALL {
             assert!(!role_holds(r, Purpose::Pii), "{r}");
+            // The service account opens an address only to send the outbox's mail to it.
             assert_eq!(
                 role_holds(r, Purpose::Contact),
-                r == Role::ComplianceOfficer,
+                r == Role::ComplianceOfficer || r == Role::Service,
                 "{r}"
             );
             if r == Role::Admin || r == Role::User {

@@ -247,7 +247,8 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             t("incidents", &[S, U]),
             t("incident_evidence", &[S]),
             t("incident_actions", &[S]),
-            t("notifications", &[S, I, D]),
+            // Delivery of the outbox (the code a request sends, the notices) updates its state.
+            t("notifications", &[S, I, U, D]),
             t("user_restrictions", &[D]),
             t("sessions", &[D]),
             t("refresh_tokens", &[D]),

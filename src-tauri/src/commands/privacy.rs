@@ -406,24 +406,25 @@ pub struct DsrCreateRequest {
     pub received_on: Option<String>,
 }
 
-/// A recorded request and the code to hand to the subject, shown once.
+/// A recorded request; its code goes to the subject's registered address by mail.
 #[derive(Serialize, TS)]
 #[ts(export)]
 pub struct DsrCreated {
     /// The request.
     pub request: DsrView,
-    /// The one-time verification code; only its hash is kept.
-    pub verification_code: String,
+    /// The one-time verification code when it is delivered by hand (then another officer
+    /// enters it); none when it was queued by mail. Only its hash is kept.
+    pub verification_code: Option<String>,
 }
 
-/// A verification code, shown once.
+/// A new verification code: queued by mail, or shown once when delivered by hand.
 #[derive(Serialize, TS)]
 #[ts(export)]
 pub struct DsrCode {
     /// The request.
     pub request: DsrView,
-    /// The new one-time code.
-    pub verification_code: String,
+    /// The new one-time code, for a request whose code is delivered by hand.
+    pub verification_code: Option<String>,
 }
 
 fn subject_of(text: &str) -> CommandResult<SubjectRef> {
@@ -511,11 +512,19 @@ pub async fn dsr_create(
         Some(date) => received_at(date, now)?,
         None => now,
     };
-    let created =
-        privacy::create_at(&db.store, session.ring.as_ref(), &actor, kind, &subject, at).await?;
+    let created = privacy::create_at(
+        &db.store,
+        session.ring.as_ref(),
+        &actor,
+        kind,
+        &subject,
+        privacy::CodeDelivery::Mail,
+        at,
+    )
+    .await?;
     Ok(DsrCreated {
         request: created.request.into(),
-        verification_code: created.verification_code.to_string(),
+        verification_code: created.verification_code.map(|c| c.to_string()),
     })
 }
 
@@ -590,13 +599,13 @@ pub async fn dsr_verify_token(
 /// Issues a new verification code (the old one stops working; attempts start again).
 #[tauri::command]
 pub async fn dsr_reissue_code(state: State<'_, AppState>, req: DsrRef) -> CommandResult<DsrCode> {
-    let (db, _, actor) = state.authorised().await?;
+    let (db, session, actor) = state.authorised().await?;
     let id = request_id(&req.id)?;
-    let code = privacy::reissue_code(&db.store, &actor, id).await?;
+    let code = privacy::reissue_code(&db.store, session.ring.as_ref(), &actor, id).await?;
     let detail = privacy::show(&db.store, &actor, id).await?;
     Ok(DsrCode {
         request: detail.request.into(),
-        verification_code: code.to_string(),
+        verification_code: code.map(|c| c.to_string()),
     })
 }
 
