@@ -166,6 +166,9 @@ enum Next {
 }
 
 async fn session(tcp: TcpStream, st: Arc<State>) -> std::io::Result<()> {
+    // Each reply is one write; without Nagle's algorithm it leaves at once rather than
+    // waiting for the client to acknowledge the previous one.
+    tcp.set_nodelay(true)?;
     let mut r = BufReader::new(tcp);
     match mode(&st) {
         Mode::Drop => return Ok(()),
