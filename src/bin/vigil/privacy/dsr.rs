@@ -265,6 +265,7 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)] // the flags of `dsr new`, one each
 async fn new_request(
     config: &Config,
     store: &Store,
@@ -301,8 +302,16 @@ async fn new_request(
             t
         }
     };
-    let created =
-        privacy::create_at(store, Some(&ring), &actor, kind, &subject, delivery, received).await?;
+    let created = privacy::create_at(
+        store,
+        Some(&ring),
+        &actor,
+        kind,
+        &subject,
+        delivery,
+        received,
+    )
+    .await?;
     // A mailed code is never shown to the officer.
     if json {
         let mut out = serde_json::json!({
