@@ -69,6 +69,10 @@ pub struct DsrView {
     pub created_by: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// How the code reaches the subject: by `mail`, or by hand (`manual`, then another
+    /// officer enters it).
+    #[ts(type = "'mail' | 'manual'")]
+    pub code_delivery: String,
 }
 
 fn enum_name<T: Serialize>(value: &T) -> String {
@@ -101,6 +105,7 @@ impl From<Request> for DsrView {
             closing_reason: r.closing_reason,
             created_by: r.created_by,
             updated_at: rfc3339(r.updated_at),
+            code_delivery: r.code_delivery.as_str().to_owned(),
         }
     }
 }
@@ -286,6 +291,8 @@ pub struct DsrDetailView {
     pub timeline: Vec<DsrTimelineEntry>,
     /// The erasure receipt, once the erasure completed.
     pub receipt: Option<ErasureReceiptView>,
+    /// The outbox message carrying the current code, for a mailed code: its delivery state.
+    pub code_message: Option<super::outbox::OutboxMessageView>,
 }
 
 fn receipt_seq(timeline: &[DsrTimelineEntry]) -> Option<i64> {
@@ -335,6 +342,7 @@ impl From<RequestDetail> for DsrDetailView {
                 })
                 .collect(),
             receipt: d.receipt.map(|r| ErasureReceiptView::new(r, seq)),
+            code_message: d.code_message.map(Into::into),
             timeline,
         }
     }
@@ -404,6 +412,11 @@ pub struct DsrCreateRequest {
     /// The day it was received (`YYYY-MM-DD`), for a request that arrived earlier, such as by
     /// post; none for today.
     pub received_on: Option<String>,
+    /// How the code reaches the subject: `mail` (the default; never shown here) or `manual`
+    /// (a paper request from a subject with no usable address: shown once, and another
+    /// officer must enter it).
+    #[ts(type = "'mail' | 'manual' | null")]
+    pub delivery: Option<String>,
 }
 
 /// A recorded request; its code goes to the subject's registered address by mail.
@@ -512,13 +525,18 @@ pub async fn dsr_create(
         Some(date) => received_at(date, now)?,
         None => now,
     };
+    let delivery = match blank(&req.delivery) {
+        None => privacy::CodeDelivery::Mail,
+        Some(d) => privacy::CodeDelivery::parse(d)
+            .ok_or_else(|| CommandError::invalid("delivery must be mail or manual"))?,
+    };
     let created = privacy::create_at(
         &db.store,
         session.ring.as_ref(),
         &actor,
         kind,
         &subject,
-        privacy::CodeDelivery::Mail,
+        delivery,
         at,
     )
     .await?;
