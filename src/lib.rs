@@ -18,6 +18,7 @@ pub mod identity;
 pub mod incidents;
 pub mod keys;
 pub mod keystore;
+pub mod mail;
 /// TOTP second factor: part of sign-in, kept in `auth` and named here as before.
 pub use auth::mfa;
 pub mod monitor;

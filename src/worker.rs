@@ -33,17 +33,20 @@ pub enum Job {
     Retention,
     /// Run the detectors over new activity.
     Monitor,
+    /// Deliver the outbox messages that are due (when `[mail]` is configured).
+    Mail,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 2] = [Job::Retention, Job::Monitor];
+    pub const ALL: [Job; 3] = [Job::Retention, Job::Monitor, Job::Mail];
 
     /// The job's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Retention => "retention",
             Job::Monitor => "monitor",
+            Job::Mail => "mail",
         }
     }
 
@@ -97,6 +100,9 @@ pub struct Worker {
     last_monitor: Option<Instant>,
     /// Fault injection for crash tests (see [`RunOptions::abort_in_chunk`]).
     pub abort_in_chunk: Option<u64>,
+    /// The connection to the mail server the mail job delivers through (set by the caller,
+    /// which holds the keystore with the SMTP password); none while `[mail]` is not configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl Worker {
@@ -144,6 +150,7 @@ impl Worker {
             jobs,
             last_monitor: None,
             abort_in_chunk: None,
+            mailer: None,
         })
     }
 
@@ -169,6 +176,7 @@ impl Worker {
             let (outcome, report, error) = match job {
                 Job::Retention => self.retention().await,
                 Job::Monitor => self.monitor().await,
+                Job::Mail => self.mail().await,
             };
             if let Some(e) = &error {
                 tracing::warn!(job = job.as_str(), error = %e, "job failed");
@@ -211,6 +219,32 @@ impl Worker {
             Ok(Some(rec)) => ("ran", serde_json::to_value(&rec).ok(), None),
             Ok(None) => ("not_due", None, None),
             Err(RetentionError::Busy) => ("busy", None, None),
+            Err(e) => ("failed", None, Some(e.to_string())),
+        }
+    }
+
+    async fn mail(&mut self) -> (&'static str, Option<serde_json::Value>, Option<String>) {
+        let (Some(mailer), Some(ring)) = (&self.mailer, &self.ring) else {
+            return if self.config.mail.host.is_none() {
+                ("not_configured", None, None)
+            } else {
+                (
+                    "failed",
+                    None,
+                    Some("the mail job needs this worker's keys and a mail connection".into()),
+                )
+            };
+        };
+        match crate::mail::deliver_due(
+            &self.store,
+            ring,
+            mailer,
+            &crate::mail::DeliverOptions::default(),
+        )
+        .await
+        {
+            Ok(r) if r.sent + r.deferred + r.failed == 0 => ("not_due", None, None),
+            Ok(r) => ("ran", serde_json::to_value(&r).ok(), None),
             Err(e) => ("failed", None, Some(e.to_string())),
         }
     }

@@ -299,6 +299,7 @@ async fn request(db: &TestDb, officer: &Actor, subject: &str, received: &str) ->
         officer,
         RequestKind::Access,
         &SubjectRef::Username(subject.into()),
+        privacy::CodeDelivery::Manual,
         Timestamp::from_micros(t(received)),
     )
     .await
@@ -352,11 +353,13 @@ async fn requests_by_status_and_deadline(db: TestDb) {
     // In the 7-day period: verifying, verified, withdrawn, rejected.
     request(&db, &officer, "subject.one", "2024-03-05T10:00:00Z").await;
     let verified = request(&db, &officer, "subject.one", "2024-03-07T10:00:00Z").await;
+    // A code delivered by hand is entered by another officer than the one who filed.
+    let second = common::operator_with_role(&db, "dora-officer", "compliance_officer").await;
     privacy::verify_code_at(
         &db.store,
-        &officer,
+        &second,
         verified.request.id,
-        &verified.verification_code,
+        verified.verification_code.as_deref().unwrap(),
         Timestamp::from_micros(t("2024-03-07T11:00:00Z")),
     )
     .await

@@ -2,6 +2,8 @@
 //! acceptance flow (init, demo seed, audit verify, tamper, verify again).
 
 mod common;
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::process::{Command, Output};
 
@@ -682,7 +684,8 @@ fn operator_accounts_through_the_command_line() {
         .is_array());
 }
 
-#[tokio::test]
+// Multi-threaded: the test's SMTP server answers while the test waits for a `vigil` process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_killed_mid_run_resumes_and_completes() {
     use std::io::BufRead;
     let cli = Cli::sqlite();
@@ -708,7 +711,43 @@ async fn an_erasure_killed_mid_run_resumes_and_completes() {
     ))
     .unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    let code = created["verification_code"].as_str().unwrap().to_owned();
+    // The code goes to the subject's address by mail; the officer never sees it.
+    assert!(created.get("verification_code").is_none(), "{created}");
+    let server = smtp::SmtpServer::start().await;
+    let port = server.addr.port().to_string();
+    let ca = server.ca_file.to_str().unwrap().to_owned();
+    let mail_env = [
+        ("VIGIL_MAIL_HOST", "localhost"),
+        ("VIGIL_MAIL_PORT", port.as_str()),
+        ("VIGIL_MAIL_FROM", "Vigil <vigil@vigil.example>"),
+        ("VIGIL_MAIL_CA_FILE", ca.as_str()),
+    ];
+    let tested = cli.ok(&["mail", "test", "someone@mail.example"], &mail_env);
+    assert!(tested.contains("250"), "{tested}");
+    // `none` is refused for a host that is not this machine.
+    let refused = cli.run(
+        &["mail", "test", "someone@mail.example"],
+        &[
+            ("VIGIL_MAIL_HOST", "mail.example"),
+            ("VIGIL_MAIL_SECURITY", "none"),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("loopback")
+            || text(&refused.stderr).contains("this machine")
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["outbox", "list", "--state", "queued", "--json"], &[]))
+            .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["kind"], "dsr_code");
+    let delivered: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["outbox", "deliver", "--json"], &mail_env)).unwrap();
+    assert_eq!(delivered["sent"], 1, "{delivered}");
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    let code = got[1].code().expect("the code in the message");
     // Unverified: refused, exit 1.
     let out = cli.run(&["dsr", "run", &id], &[]);
     assert_eq!(out.status.code(), Some(1));

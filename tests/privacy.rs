@@ -23,6 +23,8 @@ use vigil::store::Timestamp;
 struct Desk {
     admin: Actor,
     officer: Actor,
+    /// A second officer: a code delivered by hand is entered by someone other than its filer.
+    second: Actor,
     ring: KeyRing,
     /// The first administrator's keys (every purpose): they write the platform's own data here,
     /// as the platform would.
@@ -33,6 +35,7 @@ struct Desk {
 async fn desk(db: &TestDb) -> Desk {
     let (admin, admin_ring) = common::admin_keys(db).await;
     let officer = common::operator_with_role(db, "cora-officer", "compliance_officer").await;
+    let second = common::operator_with_role(db, "dora-officer", "compliance_officer").await;
     let (ks, dir) = common::keystore();
     keys::enrol(&db.store, &ks, &officer, PASSWORD, KeyBits::B2048)
         .await
@@ -46,6 +49,7 @@ async fn desk(db: &TestDb) -> Desk {
     Desk {
         admin,
         officer,
+        second,
         ring,
         platform: admin_ring,
         _keys: dir,
@@ -186,12 +190,18 @@ async fn verified(db: &TestDb, d: &Desk, kind: RequestKind, username: &str) -> p
         &d.officer,
         kind,
         &SubjectRef::Username(username.into()),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .unwrap();
-    privacy::verify_code(&db.store, &d.officer, c.request.id, &c.verification_code)
-        .await
-        .unwrap();
+    privacy::verify_code(
+        &db.store,
+        &d.second,
+        c.request.id,
+        c.verification_code.as_deref().unwrap(),
+    )
+    .await
+    .unwrap();
     c.request.id
 }
 
@@ -208,6 +218,7 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
         &d.officer,
         RequestKind::Access,
         &SubjectRef::Email("  ADA.LOVELACE1@Mail.Example ".into()),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .unwrap();
@@ -221,7 +232,7 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
         received.checked_add_months(chrono::Months::new(1)).unwrap()
     );
     assert_eq!(r.code_attempts_left, privacy::MAX_CODE_ATTEMPTS);
-    assert!(c.verification_code.len() >= 10);
+    assert!(c.verification_code.as_deref().unwrap().len() >= 10);
     let raw = db.raw().await;
     let leaked = count(
         &raw,
@@ -240,7 +251,10 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert!(!audit.contains("mail.example") && !audit.contains(c.verification_code.as_str()));
+    assert!(
+        !audit.contains("mail.example")
+            && !audit.contains(c.verification_code.as_deref().unwrap().as_str())
+    );
 
     // Unknown subjects and bad input are refused and change nothing.
     for s in [
@@ -253,7 +267,8 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
                 Some(&d.ring),
                 &d.officer,
                 RequestKind::Access,
-                &s
+                &s,
+                privacy::CodeDelivery::Manual
             )
             .await,
             Err(PrivacyError::SubjectNotFound)
@@ -265,7 +280,8 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
             Some(&d.ring),
             &d.officer,
             RequestKind::Access,
-            &SubjectRef::Email("not-an-email".into())
+            &SubjectRef::Email("not-an-email".into()),
+            privacy::CodeDelivery::Manual
         )
         .await,
         Err(PrivacyError::Invalid(_))
@@ -279,7 +295,8 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
                 Some(&d.ring),
                 actor,
                 RequestKind::Erasure,
-                &SubjectRef::Username("ada.lovelace1".into())
+                &SubjectRef::Username("ada.lovelace1".into()),
+                privacy::CodeDelivery::Manual
             )
             .await,
             Err(PrivacyError::Forbidden(_))
@@ -312,17 +329,23 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
 
     // Wrong codes use up attempts, then the verification locks; even the right code is refused.
     for left in (1..privacy::MAX_CODE_ATTEMPTS).rev() {
-        match privacy::verify_code(&db.store, &d.officer, r.id, "AAAAA-AAAAA").await {
+        match privacy::verify_code(&db.store, &d.second, r.id, "AAAAA-AAAAA").await {
             Err(PrivacyError::WrongCode { attempts_left }) => assert_eq!(attempts_left, left),
             other => panic!("expected a wrong code, got {other:?}"),
         }
     }
     assert!(matches!(
-        privacy::verify_code(&db.store, &d.officer, r.id, "AAAAA-AAAAA").await,
+        privacy::verify_code(&db.store, &d.second, r.id, "AAAAA-AAAAA").await,
         Err(PrivacyError::VerificationLocked)
     ));
     assert!(matches!(
-        privacy::verify_code(&db.store, &d.officer, r.id, &c.verification_code).await,
+        privacy::verify_code(
+            &db.store,
+            &d.second,
+            r.id,
+            c.verification_code.as_deref().unwrap()
+        )
+        .await,
         Err(PrivacyError::VerificationLocked)
     ));
     let shown = privacy::show(&db.store, &d.officer, r.id).await.unwrap();
@@ -341,20 +364,27 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
         .any(|t| t.action == "dsr.verification_locked"));
 
     // A new code: the old one stays dead, the new one verifies, typed loosely.
-    let code = privacy::reissue_code(&db.store, &d.officer, r.id)
+    let code = privacy::reissue_code(&db.store, Some(&d.ring), &d.officer, r.id)
         .await
+        .unwrap()
         .unwrap();
     assert!(matches!(
-        privacy::verify_code(&db.store, &d.officer, r.id, &c.verification_code).await,
+        privacy::verify_code(
+            &db.store,
+            &d.second,
+            r.id,
+            c.verification_code.as_deref().unwrap()
+        )
+        .await,
         Err(PrivacyError::WrongCode { .. })
     ));
     let loose = code.to_lowercase().replace('-', " ");
-    let v = privacy::verify_code(&db.store, &d.officer, r.id, &loose)
+    let v = privacy::verify_code(&db.store, &d.second, r.id, &loose)
         .await
         .unwrap();
     assert_eq!(v.status, RequestStatus::Verified);
     assert!(matches!(
-        privacy::verify_code(&db.store, &d.officer, r.id, &code).await,
+        privacy::verify_code(&db.store, &d.second, r.id, &code).await,
         Err(PrivacyError::WrongState { .. })
     ));
 
@@ -365,6 +395,7 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
         &d.officer,
         RequestKind::Portability,
         &SubjectRef::Username("ada.lovelace1".into()),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .unwrap();
@@ -374,9 +405,9 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
     assert!(matches!(
         privacy::verify_code_at(
             &db.store,
-            &d.officer,
+            &d.second,
             c2.request.id,
-            &c2.verification_code,
+            c2.verification_code.as_deref().unwrap(),
             later
         )
         .await,
@@ -422,6 +453,7 @@ async fn the_lifecycle_deadlines_and_verification(db: TestDb) {
         &d.officer,
         RequestKind::Erasure,
         &SubjectRef::Username("ada.lovelace1".into()),
+        privacy::CodeDelivery::Manual,
         old,
     )
     .await
@@ -556,6 +588,7 @@ async fn a_token_verifies_only_its_own_subject(db: TestDb) {
         &d.officer,
         RequestKind::Access,
         &SubjectRef::Username("sam-subject".into()),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .unwrap();

@@ -115,6 +115,7 @@ async fn plan_matches_sql_and_a_run_clears_what_is_due_and_keeps_what_is_held(db
         &officer,
         RequestKind::Access,
         &SubjectRef::Username(requested_name),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .unwrap();

@@ -3,6 +3,8 @@
 //! is tried over the operator's own login, never the owner's.
 
 mod common;
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::collections::BTreeSet;
 
@@ -460,13 +462,14 @@ async fn normal_work_goes_through_each_operators_own_login() {
         &o.actor,
         RequestKind::Access,
         &SubjectRef::Username("pat.platform".into()),
+        privacy::CodeDelivery::Manual,
     )
     .await
     .expect("an officer files a request over their own login");
     privacy::list(&o.store, &o.actor, &Default::default())
         .await
         .expect("and lists requests");
-    assert!(!created.verification_code.is_empty());
+    assert!(created.verification_code.is_some_and(|c| !c.is_empty()));
 
     // The administrator lists and creates operators (the two above were made that way).
     let all = users::list(&t.admin_store, &t.admin, &Default::default())
@@ -1736,4 +1739,81 @@ async fn notices_are_each_operators_own_over_their_login() {
     .await
     .unwrap();
     assert_eq!(queued, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_account_delivers_the_outbox_over_its_own_login() {
+    use vigil::mail::{self, DeliverOptions, Mailer};
+    use vigil::platform::{self, NewPlatformUser};
+    let t = team().await;
+    let admin_ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .expect("the administrator unlocks over their own login");
+    // A platform subject with an address (written by the platform's own import).
+    let wk = keys::WriteKeys::current(&t.db.store, &admin_ring, &keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
+    let mut tx = t.db.store.begin().await.unwrap();
+    let now = vigil::store::Timestamp::now();
+    platform::insert_users(
+        &mut tx,
+        &wk,
+        &[NewPlatformUser {
+            id: uuid::Uuid::new_v4(),
+            username: "sam".into(),
+            display_name: "Sam".into(),
+            country: "DE".into(),
+            email: Some("sam@mail.example".into()),
+            phone: None,
+            created_at: now,
+            last_login_at: None,
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let o = t
+        .operator("olive.officer", &[Role::ComplianceOfficer])
+        .await;
+    let w = t.operator("worker.mail", &[Role::Service]).await;
+    let (oks, _od) = t.enrolled(&o, &admin_ring).await;
+    let (wks, _wd) = t.enrolled(&w, &admin_ring).await;
+    let o_ring = keys::unlock(&o.store, &oks, &o.actor, PASSWORD)
+        .await
+        .unwrap();
+    let w_ring = keys::unlock(&w.store, &wks, &w.actor, PASSWORD)
+        .await
+        .unwrap();
+    let c = privacy::create(
+        &o.store,
+        Some(&o_ring),
+        &o.actor,
+        RequestKind::Access,
+        &SubjectRef::Username("sam".into()),
+        privacy::CodeDelivery::Mail,
+    )
+    .await
+    .expect("the officer files over their own login");
+    assert!(c.verification_code.is_none());
+
+    // The worker's mail job: delivery over the service account's own login.
+    let server = smtp::SmtpServer::start().await;
+    let mailer = Mailer::new(&server.config(), None).unwrap();
+    let report = mail::deliver_due(&w.store, &w_ring, &mailer, &DeliverOptions::default())
+        .await
+        .expect("the service account delivers over its own login");
+    assert_eq!((report.sent, report.deferred, report.failed), (1, 0, 0));
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].to, vec!["sam@mail.example".to_owned()]);
+    let code = got[0].code().expect("the message carries the code");
+    privacy::verify_code(&o.store, &o.actor, c.request.id, &code)
+        .await
+        .expect("the delivered code verifies the request");
+
+    // Delivery reads and updates the outbox; the service account's login cannot delete a
+    // message.
+    let pool = t.raw_as(&w.login).await;
+    refused(&pool, "DELETE FROM notifications").await;
 }

@@ -313,6 +313,36 @@ impl From<PrivacyError> for CommandError {
             P::Invalid(_) => ErrorCode::InvalidInput,
             P::Held { .. } => ErrorCode::Held,
             P::Io(_) => ErrorCode::Io,
+            P::NoAddress => ErrorCode::InvalidInput,
+            P::SameOfficer => ErrorCode::Forbidden,
+            P::Mail(_) => {
+                return match e {
+                    P::Mail(m) => m.into(),
+                    _ => Self::new(ErrorCode::Internal, e.to_string()),
+                };
+            }
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<vigil::mail::MailError> for CommandError {
+    fn from(e: vigil::mail::MailError) -> Self {
+        use vigil::mail::MailError as M;
+        let code = match &e {
+            M::Keys(_) | M::Store(_) | M::Forbidden(_) => {
+                return match e {
+                    M::Keys(k) => k.into(),
+                    M::Store(s) => s.into(),
+                    M::Forbidden(f) => f.into(),
+                    _ => Self::new(ErrorCode::Internal, e.to_string()),
+                };
+            }
+            M::NotConfigured(_) | M::Settings(_) => ErrorCode::ConfigInvalid,
+            M::BadAddress => ErrorCode::InvalidInput,
+            M::NotFound => ErrorCode::NotFound,
+            M::WrongState { .. } => ErrorCode::Conflict,
+            M::Smtp(_) | M::Keystore(_) | M::StoppedAfterSend => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())
     }

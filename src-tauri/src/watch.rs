@@ -13,6 +13,10 @@
 //! one more worker of the shared database. The run goes on its own task, so the detectors do
 //! not wait for it; if another console or worker holds the retention job lock, this round
 //! leaves the run to it.
+//!
+//! It also delivers the outbox when `[mail]` is configured and the operator holds the `contact`
+//! data key on this machine (compliance officers), as the worker's `mail` job does; each
+//! message is claimed before it is sent, so consoles and workers never send one twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +86,7 @@ async fn tick(app: &AppHandle, state: &AppState) {
         }
     };
     retention_if_due(app, state, &db, &actor).await;
+    mail_if_configured(state, &db, &session);
     if rbac::allows(&actor, Permission::MonitorRun) && session.ring.is_some() {
         match state
             .watch
@@ -124,6 +129,46 @@ async fn tick(app: &AppHandle, state: &AppState) {
             },
         );
     }
+}
+
+/// Delivers what is due in the outbox on its own task, when mail is configured and this
+/// machine holds the operator's keys; an operator without the `contact` purpose delivers
+/// nothing (the core refuses before the first message).
+fn mail_if_configured(state: &AppState, db: &Arc<Db>, session: &Arc<DesktopSession>) {
+    let config = state.config();
+    if config.mail.host.is_none() || session.ring.is_none() {
+        return;
+    }
+    let (db, session) = (db.clone(), session.clone());
+    tauri::async_runtime::spawn(async move {
+        let Some(ring) = session.ring.as_ref() else {
+            return;
+        };
+        let password = match db.keystore.as_deref().map(vigil::mail::password) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "outbox: the SMTP password could not be read");
+                return;
+            }
+            None => None,
+        };
+        let mailer =
+            match vigil::mail::Mailer::new(&config.mail, password.as_deref().map(|p| p.as_str())) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox: mail settings unusable");
+                    return;
+                }
+            };
+        let options = vigil::mail::DeliverOptions::default();
+        match vigil::mail::deliver_due(&db.store, ring, &mailer, &options).await {
+            Ok(r) => tracing::debug!(sent = r.sent, deferred = r.deferred, "outbox delivered"),
+            Err(vigil::mail::MailError::Keys(_)) => {
+                tracing::debug!("outbox: no contact key here, nothing delivered")
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox delivery failed"),
+        }
+    });
 }
 
 /// Starts a retention run on its own task when the operator may run one and one is due. The

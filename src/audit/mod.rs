@@ -162,6 +162,10 @@ pub enum AuditAction {
     /// with addresses, a residual scan); details name the purpose and hold counts, never the
     /// data.
     PersonalDataRead,
+    /// An outbox message was put back in the queue to be tried again now.
+    OutboxRetried,
+    /// An outbox message was cancelled before it was sent.
+    OutboxCancelled,
 }
 
 impl AuditAction {
@@ -222,6 +226,8 @@ impl AuditAction {
             AuditAction::WorkerStarted => "worker.started",
             AuditAction::OperatorDatabaseLogin => "operator.database_login",
             AuditAction::PersonalDataRead => "pii.read",
+            AuditAction::OutboxRetried => "outbox.retried",
+            AuditAction::OutboxCancelled => "outbox.cancelled",
         }
     }
 }

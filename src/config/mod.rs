@@ -33,6 +33,8 @@ pub struct Config {
     pub platform: PlatformConfig,
     /// Sign-in and session policy (`[auth]`).
     pub auth: AuthConfig,
+    /// Mail delivery of the outbox (`[mail]`).
+    pub mail: MailConfig,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -336,6 +338,179 @@ fn load_auth(
     Ok(auth)
 }
 
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587 by default).
+    Starttls,
+    /// TLS from the first byte (port 465 by default).
+    Tls,
+    /// No encryption: only for a server on this machine (a loopback host).
+    None,
+}
+
+impl MailSecurity {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailSecurity::Starttls => "starttls",
+            MailSecurity::Tls => "tls",
+            MailSecurity::None => "none",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "starttls" => Some(MailSecurity::Starttls),
+            "tls" => Some(MailSecurity::Tls),
+            "none" => Some(MailSecurity::None),
+            _ => None,
+        }
+    }
+
+    /// The port used when none is configured.
+    pub fn default_port(self) -> u16 {
+        match self {
+            MailSecurity::Starttls => 587,
+            MailSecurity::Tls => 465,
+            MailSecurity::None => 25,
+        }
+    }
+}
+
+/// Mail settings (`[mail]` in the file, each overridden by its `VIGIL_MAIL_*` variable). The
+/// password is never here: it is kept in the keystore (`vigil mail set-password`), or given to
+/// a headless process as `VIGIL_MAIL_PASSWORD`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MailConfig {
+    /// The SMTP server; without one, mail is not configured and the outbox waits.
+    pub host: Option<String>,
+    /// Its port (`security`'s default if unset).
+    pub port: u16,
+    /// `starttls`, `tls` or `none` (loopback hosts only).
+    pub security: MailSecurity,
+    /// The sender address (`Vigil <vigil@example.org>` or a bare address).
+    pub from: Option<String>,
+    /// Where replies go (a subject's reply carries their code to the officers).
+    pub reply_to: Option<String>,
+    /// The SMTP login, if the server wants one.
+    pub username: Option<String>,
+    /// An extra trusted root certificate (PEM) for a server with a private certificate
+    /// authority; the public web roots are trusted as well.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: MailSecurity::Starttls.default_port(),
+            security: MailSecurity::Starttls,
+            from: None,
+            reply_to: None,
+            username: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// Whether `host` names this machine: `localhost`, or a loopback IP address.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `[mail]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMail {
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<String>,
+    from: Option<String>,
+    reply_to: Option<String>,
+    username: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+fn load_mail(
+    file: Option<FileMail>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<MailConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let pick = |env_key: &str, file_value: Option<String>| {
+        env(env_key)
+            .or(file_value)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let invalid = |key: &str, message: &str| ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    };
+    let security = match env("VIGIL_MAIL_SECURITY") {
+        Some(s) => MailSecurity::parse(&s)
+            .ok_or_else(|| invalid("VIGIL_MAIL_SECURITY", "expected starttls, tls or none"))?,
+        None => match file.security.as_deref() {
+            Some(s) => MailSecurity::parse(s)
+                .ok_or_else(|| invalid("mail.security", "expected starttls, tls or none"))?,
+            None => MailSecurity::Starttls,
+        },
+    };
+    let port = match env("VIGIL_MAIL_PORT") {
+        Some(p) => p
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| invalid("VIGIL_MAIL_PORT", "expected a port from 1 to 65535"))?,
+        None => match file.port {
+            Some(0) => return Err(invalid("mail.port", "expected a port from 1 to 65535")),
+            Some(p) => p,
+            None => security.default_port(),
+        },
+    };
+    let host = pick("VIGIL_MAIL_HOST", file.host);
+    if security == MailSecurity::None && !host.as_deref().is_some_and(is_loopback_host) {
+        return Err(invalid(
+            "mail.security",
+            "`none` sends mail unencrypted and is allowed only for a server on this machine \
+             (localhost, 127.0.0.1 or ::1); use starttls or tls",
+        ));
+    }
+    let address = |key: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+        match value {
+            Some(v) => {
+                v.parse::<lettre::message::Mailbox>().map_err(|_| {
+                    invalid(key, "expected an email address, optionally with a name")
+                })?;
+                Ok(Some(v))
+            }
+            None => Ok(None),
+        }
+    };
+    let from = address("mail.from", pick("VIGIL_MAIL_FROM", file.from))?;
+    let reply_to = address("mail.reply_to", pick("VIGIL_MAIL_REPLY_TO", file.reply_to))?;
+    let ca_file = env("VIGIL_MAIL_CA_FILE")
+        .map(PathBuf::from)
+        .or(file.ca_file);
+    if ca_file.as_deref().is_some_and(|p| !p.is_absolute()) {
+        return Err(invalid("mail.ca_file", "expected an absolute path"));
+    }
+    Ok(MailConfig {
+        host,
+        port,
+        security,
+        from,
+        reply_to,
+        username: pick("VIGIL_MAIL_USERNAME", file.username),
+        ca_file,
+    })
+}
+
 /// Database settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseConfig {
@@ -377,6 +552,7 @@ struct FileConfig {
     worker: Option<WorkerConfig>,
     platform: Option<PlatformConfig>,
     auth: Option<FileAuth>,
+    mail: Option<FileMail>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -585,6 +761,7 @@ impl Config {
                 p
             },
             auth: load_auth(file.auth, &env)?,
+            mail: load_mail(file.mail, &env)?,
             source_file,
         })
     }
@@ -844,5 +1021,49 @@ mod tests {
         assert!(e.to_string().contains("VIGIL_KEYSTORE"), "{e}");
         let e = load(&[("VIGIL_DB_MAX_CONNECTIONS", "0")]).unwrap_err();
         assert!(e.to_string().contains("VIGIL_DB_MAX_CONNECTIONS"), "{e}");
+    }
+
+    #[test]
+    fn mail_settings_layer_and_refuse_plain_smtp_off_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "[mail]\nhost = \"smtp.example.org\"\nsecurity = \"tls\"\n\
+             from = \"Vigil <vigil@example.org>\"\nusername = \"vigil\"\n",
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let m = load(&[("VIGIL_CONFIG", path)]).unwrap().mail;
+        assert_eq!(m.host.as_deref(), Some("smtp.example.org"));
+        assert_eq!((m.security, m.port), (MailSecurity::Tls, 465));
+        let m = load(&[
+            ("VIGIL_CONFIG", path),
+            ("VIGIL_MAIL_HOST", "127.0.0.1"),
+            ("VIGIL_MAIL_SECURITY", "none"),
+            ("VIGIL_MAIL_PORT", "2525"),
+        ])
+        .unwrap()
+        .mail;
+        assert_eq!((m.security, m.port), (MailSecurity::None, 2525));
+        assert_eq!(load(&[]).unwrap().mail, MailConfig::default());
+        for bad in [
+            vec![("VIGIL_MAIL_SECURITY", "none")],
+            vec![
+                ("VIGIL_MAIL_SECURITY", "none"),
+                ("VIGIL_MAIL_HOST", "10.0.0.1"),
+            ],
+            vec![("VIGIL_MAIL_SECURITY", "ssl")],
+            vec![("VIGIL_MAIL_PORT", "0")],
+            vec![("VIGIL_MAIL_FROM", "not an address")],
+            vec![("VIGIL_MAIL_CA_FILE", "relative.pem")],
+        ] {
+            assert!(load(&bad).is_err(), "{bad:?}");
+        }
+        // The password has no place in the file.
+        std::fs::write(&f, "[mail]\nhost = \"h\"\npassword = \"secret\"\n").unwrap();
+        assert!(load(&[("VIGIL_CONFIG", path)]).is_err());
+        assert!(is_loopback_host("localhost") && is_loopback_host("::1"));
+        assert!(!is_loopback_host("localhost.example.org"));
     }
 }

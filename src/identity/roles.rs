@@ -269,9 +269,9 @@ pub fn role_holds(role: Role, purpose: Purpose) -> bool {
         Role::Moderator => matches!(purpose, Network | BlindIndex | ContentHash),
         Role::ComplianceOfficer => matches!(purpose, Contact | Network | BlindIndex),
         Role::Admin => matches!(purpose, BlindIndex),
-        // The worker ingests activity (network, blind_index, content_hash) and runs the
-        // detectors; it sends no mail yet, so it holds no `contact`.
-        Role::Service => matches!(purpose, Network | BlindIndex | ContentHash),
+        // The worker ingests activity (network, blind_index, content_hash), runs the detectors,
+        // and delivers the outbox, opening each recipient's address (`contact`) at send time.
+        Role::Service => matches!(purpose, Contact | Network | BlindIndex | ContentHash),
     }
 }
 

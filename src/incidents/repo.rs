@@ -365,8 +365,8 @@ pub(super) async fn queue_notification(
     now: Timestamp,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO notifications (id, kind, recipient_id, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO notifications (id, kind, recipient_id, payload, created_at, template, \
+         state, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $2, 'queued', $5)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(kind)

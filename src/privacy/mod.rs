@@ -194,6 +194,37 @@ impl VerificationMethod {
     }
 }
 
+/// How the verification code reaches the subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeDelivery {
+    /// By mail to the subject's registered address, through the outbox; the officer never
+    /// sees it (the subject's reply brings it).
+    Mail,
+    /// Shown to the filing officer, for a request filed on paper by a subject with no usable
+    /// address; then another officer, not the one who filed, must enter it.
+    Manual,
+}
+
+impl CodeDelivery {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeDelivery::Mail => "mail",
+            CodeDelivery::Manual => "manual",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mail" => Some(CodeDelivery::Mail),
+            "manual" => Some(CodeDelivery::Manual),
+            _ => None,
+        }
+    }
+}
+
 /// A request as the inbox shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Request {
@@ -237,6 +268,10 @@ pub struct Request {
     pub created_by: String,
     /// Last change.
     pub updated_at: Timestamp,
+    /// How the verification code reaches the subject.
+    pub code_delivery: CodeDelivery,
+    /// The outbox message carrying the current code (mail delivery).
+    pub code_message_id: Option<String>,
 }
 
 /// One step of a request's run.
@@ -301,14 +336,17 @@ pub struct RequestDetail {
     pub timeline: Vec<TimelineEntry>,
     /// The erasure receipt, once the erasure completed.
     pub receipt: Option<ErasureReceipt>,
+    /// The delivery of the current code by mail: its outbox state, attempts and last error.
+    pub code_message: Option<crate::mail::OutboxMessage>,
 }
 
-/// A new request and the code to hand to the subject.
+/// A new request, and the code when it is delivered by hand.
 pub struct Created {
     /// The request (status `verifying`).
     pub request: Request,
-    /// The one-time verification code, shown once; only its hash is stored.
-    pub verification_code: Zeroizing<String>,
+    /// The one-time verification code, shown once, for [`CodeDelivery::Manual`] only; a
+    /// mailed code is never returned. Only its hash is stored.
+    pub verification_code: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Created {
@@ -446,6 +484,16 @@ pub enum PrivacyError {
     /// Input refused, with why.
     #[error("{0}")]
     Invalid(String),
+    /// The subject has no usable address for a mailed code.
+    #[error("the subject has no address on file: file the request with manual delivery")]
+    NoAddress,
+    /// A code delivered by hand is entered by another officer than the one who filed the
+    /// request (and saw the code).
+    #[error("the officer who filed this request saw its code: another officer must enter it")]
+    SameOfficer,
+    /// The code could not be queued for delivery.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     /// Legal holds or open incidents block the erasure.
     #[error("erasure blocked: {}", .reasons.join("; "))]
     Held {
@@ -483,8 +531,18 @@ pub async fn create(
     actor: &Actor,
     kind: RequestKind,
     subject: &SubjectRef,
+    delivery: CodeDelivery,
 ) -> Result<Created, PrivacyError> {
-    create_at(store, ring, actor, kind, subject, Timestamp::now()).await
+    create_at(
+        store,
+        ring,
+        actor,
+        kind,
+        subject,
+        delivery,
+        Timestamp::now(),
+    )
+    .await
 }
 
 /// [`create`] as if received at `now` (tests and backfilled paper requests).
@@ -494,10 +552,15 @@ pub async fn create_at(
     actor: &Actor,
     kind: RequestKind,
     subject: &SubjectRef,
+    delivery: CodeDelivery,
     now: Timestamp,
 ) -> Result<Created, PrivacyError> {
     rbac::require(store, actor, Permission::DsrManage).await?;
     let subject_id = find_subject(store, ring, subject).await?;
+    let mail_ring = match delivery {
+        CodeDelivery::Mail => Some(mail_ring(store, ring, subject_id).await?),
+        CodeDelivery::Manual => None,
+    };
     let id = RequestId(uuid::Uuid::now_v7());
     let due = add_months(now, 1)?;
     let code = new_code();
@@ -513,9 +576,28 @@ pub async fn create_at(
             code_hash: code_hash(id, &code),
             code_expires_at: now.micros() + CODE_VALID_SECONDS * 1_000_000,
             created_by: actor.user_id().to_string(),
+            code_delivery: delivery.as_str(),
         },
     )
     .await?;
+    if let Some(ring) = mail_ring {
+        let expires = Timestamp::from_micros(now.micros() + CODE_VALID_SECONDS * 1_000_000);
+        let message = crate::mail::queue_dsr_code(
+            &mut tx,
+            store,
+            ring,
+            &crate::mail::DsrCodeMessage {
+                subject: subject_id,
+                request_id: &id.to_string(),
+                request_kind: kind.as_str(),
+                code: &code,
+                expires_at: expires,
+            },
+            now,
+        )
+        .await?;
+        repo::set_code_message(&mut tx, &id.to_string(), &message).await?;
+    }
     audit::append(
         &mut tx,
         &NewAuditEntry::new(actor, AuditAction::DsrReceived)
@@ -526,6 +608,7 @@ pub async fn create_at(
                 "found_by": match subject { SubjectRef::Username(_) => "username", SubjectRef::Email(_) => "email" },
                 "due_at": due.to_rfc3339(),
                 "verification": "code",
+                "delivery": delivery.as_str(),
             })),
     )
     .await?;
@@ -533,20 +616,49 @@ pub async fn create_at(
     let request = get(store, id, Timestamp::now()).await?;
     Ok(Created {
         request,
-        verification_code: code,
+        verification_code: (delivery == CodeDelivery::Manual).then_some(code),
     })
 }
 
-/// Issues a new verification code (the old one stops working; attempts start again).
+/// The key ring that seals a mailed code, after checking the subject has an address on file.
+async fn mail_ring<'r>(
+    store: &Store,
+    ring: Option<&'r KeyRing>,
+    subject: uuid::Uuid,
+) -> Result<&'r KeyRing, PrivacyError> {
+    let ring = ring.ok_or_else(|| {
+        PrivacyError::Invalid(
+            "mailing the code needs your data keys (the contact purpose) on this machine".into(),
+        )
+    })?;
+    if !repo::has_email(store, &subject.to_string()).await? {
+        return Err(PrivacyError::NoAddress);
+    }
+    Ok(ring)
+}
+
+/// Issues a new verification code (the old one stops working; attempts start again). A mailed
+/// request's code is queued to the subject's address and a still queued earlier one cancelled,
+/// so one code of a request is on its way at a time; a manual request's code is returned.
 pub async fn reissue_code(
     store: &Store,
+    ring: Option<&KeyRing>,
     actor: &Actor,
     id: RequestId,
-) -> Result<Zeroizing<String>, PrivacyError> {
+) -> Result<Option<Zeroizing<String>>, PrivacyError> {
     rbac::require(store, actor, Permission::DsrManage).await?;
     let now = Timestamp::now();
+    let before = repo::request(store, &id.to_string())
+        .await?
+        .ok_or(PrivacyError::NotFound)?;
+    let mailed = before.code_delivery == CodeDelivery::Mail.as_str();
+    let ring = match (mailed, before.subject_uuid()) {
+        (true, Some(subject)) => Some((mail_ring(store, ring, subject).await?, subject)),
+        (true, None) => return Err(PrivacyError::SubjectNotFound),
+        (false, _) => None,
+    };
     let mut tx = store.begin().await?;
-    let (_, status) = locked(&mut tx, id).await?;
+    let (row, status) = locked(&mut tx, id).await?;
     if !matches!(status, RequestStatus::Received | RequestStatus::Verifying) {
         return Err(PrivacyError::WrongState {
             status: status.as_str(),
@@ -562,13 +674,36 @@ pub async fn reissue_code(
         now.micros(),
     )
     .await?;
+    if let Some((ring, subject)) = ring {
+        if let Some(old) = &row.code_message_id {
+            crate::mail::cancel_queued(&mut tx, old).await?;
+        }
+        let kind = row.kind()?;
+        let message = crate::mail::queue_dsr_code(
+            &mut tx,
+            store,
+            ring,
+            &crate::mail::DsrCodeMessage {
+                subject,
+                request_id: &id.to_string(),
+                request_kind: kind.as_str(),
+                code: &code,
+                expires_at: Timestamp::from_micros(now.micros() + CODE_VALID_SECONDS * 1_000_000),
+            },
+            now,
+        )
+        .await?;
+        repo::set_code_message(&mut tx, &id.to_string(), &message).await?;
+    }
     audit::append(
         &mut tx,
-        &NewAuditEntry::new(actor, AuditAction::DsrCodeIssued).target(id.to_string()),
+        &NewAuditEntry::new(actor, AuditAction::DsrCodeIssued)
+            .target(id.to_string())
+            .details(serde_json::json!({ "delivery": row.code_delivery })),
     )
     .await?;
     tx.commit().await?;
-    Ok(code)
+    Ok((!mailed).then_some(code))
 }
 
 /// Checks the code the subject received. A wrong code uses up an attempt (recorded and
@@ -598,6 +733,12 @@ pub async fn verify_code_at(
             status: status.as_str(),
             action: "verifying a code",
         });
+    }
+    if row.code_delivery == CodeDelivery::Manual.as_str()
+        && row.created_by_id == actor.user_id().to_string()
+    {
+        // Four eyes: the filing officer saw the code, so their entering it proves nothing.
+        return Err(PrivacyError::SameOfficer);
     }
     if row.verification_attempts >= MAX_CODE_ATTEMPTS {
         return Err(PrivacyError::VerificationLocked);
@@ -754,12 +895,17 @@ pub async fn show(
         .iter()
         .find(|t| t.action == AuditAction::DsrErasureReceipt.as_str())
         .and_then(|t| serde_json::from_value(t.details.clone()).ok());
+    let code_message = match &request.code_message_id {
+        Some(m) => crate::mail::message(store, m).await?,
+        None => None,
+    };
     Ok(RequestDetail {
         request,
         steps,
         artifacts,
         timeline,
         receipt,
+        code_message,
     })
 }
 

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
 use super::{
-    Artifact, PrivacyError, Request, RequestId, RequestKind, RequestStatus, Step, TimelineEntry,
-    VerificationMethod, DUE_SOON_DAYS, MAX_CODE_ATTEMPTS,
+    Artifact, CodeDelivery, PrivacyError, Request, RequestId, RequestKind, RequestStatus, Step,
+    TimelineEntry, VerificationMethod, DUE_SOON_DAYS, MAX_CODE_ATTEMPTS,
 };
 use crate::store::{backend_of, flag, map_rows, Backend, Store, StoreError, Timestamp, Tx};
 
@@ -25,13 +25,15 @@ pub(super) struct NewRequestRow<'a> {
     pub code_hash: String,
     pub code_expires_at: i64,
     pub created_by: String,
+    pub code_delivery: &'static str,
 }
 
 pub(super) async fn insert_request(tx: &mut Tx, r: &NewRequestRow<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO dsr_requests (id, kind, status, subject_id, received_at, due_at, \
          verification_method, verification_code_hash, verification_expires_at, created_by, \
-         updated_at) VALUES ($1, $2, 'verifying', $3, $4, $5, NULL, $6, $7, $8, $4)",
+         updated_at, code_delivery) VALUES ($1, $2, 'verifying', $3, $4, $5, NULL, $6, $7, $8, $4, \
+         $9)",
     )
     .bind(&r.id)
     .bind(r.kind)
@@ -41,8 +43,19 @@ pub(super) async fn insert_request(tx: &mut Tx, r: &NewRequestRow<'_>) -> Result
     .bind(&r.code_hash)
     .bind(r.code_expires_at)
     .bind(&r.created_by)
+    .bind(r.code_delivery)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Records the outbox message that carries the request's current code.
+pub(super) async fn set_code_message(tx: &mut Tx, id: &str, message: &str) -> Result<()> {
+    sqlx::query("UPDATE dsr_requests SET code_message_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -68,13 +81,16 @@ pub(super) struct RequestRow {
     pub created_by: String,
     pub updated_at: i64,
     pub subject_sealed: Option<Vec<u8>>,
+    pub code_delivery: String,
+    pub code_message_id: Option<String>,
+    pub created_by_id: String,
 }
 
 const REQUEST_COLS: &str = "r.id, r.kind, r.status, r.subject_id, s.username, r.received_at, \
     r.due_at, r.extended_due_at, r.extension_reason, r.verification_method, \
     r.verification_code_hash, r.verification_expires_at, r.verification_attempts, \
     r.verified_at, r.completed_at, r.rejected_reason, COALESCE(c.username, r.created_by), \
-    r.updated_at, r.subject_sealed \
+    r.updated_at, r.subject_sealed, r.code_delivery, r.code_message_id, r.created_by \
     FROM dsr_requests r LEFT JOIN users s ON s.id = r.subject_id \
     LEFT JOIN users c ON c.id = r.created_by";
 
@@ -99,6 +115,9 @@ fn request_row(r: &AnyRow) -> std::result::Result<RequestRow, sqlx::Error> {
         created_by: r.try_get(16)?,
         updated_at: r.try_get(17)?,
         subject_sealed: r.try_get(18)?,
+        code_delivery: r.try_get(19)?,
+        code_message_id: r.try_get(20)?,
+        created_by_id: r.try_get(21)?,
     })
 }
 
@@ -156,6 +175,12 @@ impl RequestRow {
             closing_reason: self.rejected_reason,
             created_by: self.created_by,
             updated_at: Timestamp::from_micros(self.updated_at),
+            code_delivery: if self.code_delivery == "mail" {
+                CodeDelivery::Mail
+            } else {
+                CodeDelivery::Manual
+            },
+            code_message_id: self.code_message_id,
         })
     }
 }
@@ -1283,4 +1308,16 @@ pub(super) async fn count_equal(
 async fn strings(store: &Store, sql: &str, arg: &str) -> Result<Vec<String>> {
     let rows = sqlx::query(sql).bind(arg).fetch_all(store.pool()).await?;
     map_rows(&rows, |r| r.try_get(0))
+}
+
+/// Whether the account has an address on file.
+pub(super) async fn has_email(store: &Store, user: &str) -> Result<bool> {
+    let r = sqlx::query("SELECT email_enc IS NOT NULL FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match r {
+        Some(r) => flag(&r, 0)?,
+        None => false,
+    })
 }

@@ -247,7 +247,8 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             t("incidents", &[S, U]),
             t("incident_evidence", &[S]),
             t("incident_actions", &[S]),
-            t("notifications", &[S, I, D]),
+            // Delivery of the outbox (the code a request sends, the notices) updates its state.
+            t("notifications", &[S, I, U, D]),
             t("user_restrictions", &[D]),
             t("sessions", &[D]),
             t("refresh_tokens", &[D]),
@@ -358,6 +359,10 @@ pub fn grants_for_purpose(purpose: Purpose) -> &'static [TableGrant] {
                 &[U],
                 &["subject_sealed", "contact_key_version"]
             ),
+            // Delivering the outbox: a message's address is opened with `contact`, and a
+            // request's code travels sealed with it; delivery claims a message and records its
+            // outcome (the worker's `mail` job, over the service account's own login).
+            t("notifications", &[S, U]),
         ],
         Purpose::Network => grants![
             KEYS[0],

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod incidents;
 pub mod keys;
 pub mod mfa;
+pub mod outbox;
 pub mod privacy;
 pub mod retention;
 pub mod session;

@@ -69,6 +69,10 @@ pub struct DsrView {
     pub created_by: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// How the code reaches the subject: by `mail`, or by hand (`manual`, then another
+    /// officer enters it).
+    #[ts(type = "'mail' | 'manual'")]
+    pub code_delivery: String,
 }
 
 fn enum_name<T: Serialize>(value: &T) -> String {
@@ -101,6 +105,7 @@ impl From<Request> for DsrView {
             closing_reason: r.closing_reason,
             created_by: r.created_by,
             updated_at: rfc3339(r.updated_at),
+            code_delivery: r.code_delivery.as_str().to_owned(),
         }
     }
 }
@@ -286,6 +291,8 @@ pub struct DsrDetailView {
     pub timeline: Vec<DsrTimelineEntry>,
     /// The erasure receipt, once the erasure completed.
     pub receipt: Option<ErasureReceiptView>,
+    /// The outbox message carrying the current code, for a mailed code: its delivery state.
+    pub code_message: Option<super::outbox::OutboxMessageView>,
 }
 
 fn receipt_seq(timeline: &[DsrTimelineEntry]) -> Option<i64> {
@@ -335,6 +342,7 @@ impl From<RequestDetail> for DsrDetailView {
                 })
                 .collect(),
             receipt: d.receipt.map(|r| ErasureReceiptView::new(r, seq)),
+            code_message: d.code_message.map(Into::into),
             timeline,
         }
     }
@@ -404,26 +412,32 @@ pub struct DsrCreateRequest {
     /// The day it was received (`YYYY-MM-DD`), for a request that arrived earlier, such as by
     /// post; none for today.
     pub received_on: Option<String>,
+    /// How the code reaches the subject: `mail` (the default; never shown here) or `manual`
+    /// (a paper request from a subject with no usable address: shown once, and another
+    /// officer must enter it).
+    #[ts(type = "'mail' | 'manual' | null")]
+    pub delivery: Option<String>,
 }
 
-/// A recorded request and the code to hand to the subject, shown once.
+/// A recorded request; its code goes to the subject's registered address by mail.
 #[derive(Serialize, TS)]
 #[ts(export)]
 pub struct DsrCreated {
     /// The request.
     pub request: DsrView,
-    /// The one-time verification code; only its hash is kept.
-    pub verification_code: String,
+    /// The one-time verification code when it is delivered by hand (then another officer
+    /// enters it); none when it was queued by mail. Only its hash is kept.
+    pub verification_code: Option<String>,
 }
 
-/// A verification code, shown once.
+/// A new verification code: queued by mail, or shown once when delivered by hand.
 #[derive(Serialize, TS)]
 #[ts(export)]
 pub struct DsrCode {
     /// The request.
     pub request: DsrView,
-    /// The new one-time code.
-    pub verification_code: String,
+    /// The new one-time code, for a request whose code is delivered by hand.
+    pub verification_code: Option<String>,
 }
 
 fn subject_of(text: &str) -> CommandResult<SubjectRef> {
@@ -511,11 +525,24 @@ pub async fn dsr_create(
         Some(date) => received_at(date, now)?,
         None => now,
     };
-    let created =
-        privacy::create_at(&db.store, session.ring.as_ref(), &actor, kind, &subject, at).await?;
+    let delivery = match blank(&req.delivery) {
+        None => privacy::CodeDelivery::Mail,
+        Some(d) => privacy::CodeDelivery::parse(d)
+            .ok_or_else(|| CommandError::invalid("delivery must be mail or manual"))?,
+    };
+    let created = privacy::create_at(
+        &db.store,
+        session.ring.as_ref(),
+        &actor,
+        kind,
+        &subject,
+        delivery,
+        at,
+    )
+    .await?;
     Ok(DsrCreated {
         request: created.request.into(),
-        verification_code: created.verification_code.to_string(),
+        verification_code: created.verification_code.map(|c| c.to_string()),
     })
 }
 
@@ -590,13 +617,13 @@ pub async fn dsr_verify_token(
 /// Issues a new verification code (the old one stops working; attempts start again).
 #[tauri::command]
 pub async fn dsr_reissue_code(state: State<'_, AppState>, req: DsrRef) -> CommandResult<DsrCode> {
-    let (db, _, actor) = state.authorised().await?;
+    let (db, session, actor) = state.authorised().await?;
     let id = request_id(&req.id)?;
-    let code = privacy::reissue_code(&db.store, &actor, id).await?;
+    let code = privacy::reissue_code(&db.store, session.ring.as_ref(), &actor, id).await?;
     let detail = privacy::show(&db.store, &actor, id).await?;
     Ok(DsrCode {
         request: detail.request.into(),
-        verification_code: code.to_string(),
+        verification_code: code.map(|c| c.to_string()),
     })
 }
 

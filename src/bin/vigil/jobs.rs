@@ -28,7 +28,7 @@ pub(crate) enum Command {
         /// Run the due jobs once and exit (for a systemd timer or cron).
         #[arg(long)]
         once: bool,
-        /// Only this job (repeat for several): retention, monitor.
+        /// Only this job (repeat for several): retention, monitor, mail.
         #[arg(long = "job", value_name = "JOB")]
         jobs: Vec<String>,
         /// One JSON line per job per round.
@@ -337,15 +337,20 @@ pub(crate) async fn worker_cmd(
     } else {
         jobs.iter()
             .map(|j| {
-                Job::parse(j).ok_or_else(|| anyhow!("unknown job {j:?}: retention or monitor"))
+                Job::parse(j)
+                    .ok_or_else(|| anyhow!("unknown job {j:?}: retention, monitor or mail"))
             })
             .collect::<Result<_>>()?
     };
+    let wants_mail = jobs.contains(&Job::Mail);
     let screener = monitor::screen::Screener::from_config(&config.monitor, &[])?;
     let store = open(config).await?;
     let (s, _password) = session(config, &store).await?;
     let mut worker = Worker::start(store, s.actor, s.keys, config.clone(), screener, jobs).await?;
     worker.abort_in_chunk = abort_in_chunk;
+    if config.mail.host.is_some() && wants_mail {
+        worker.mailer = Some(super::mail::mailer(config)?);
+    }
     let interactive = std::io::stderr().is_terminal();
     loop {
         let outcomes = worker.round().await?;

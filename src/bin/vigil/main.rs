@@ -9,7 +9,9 @@ mod generate;
 mod incidents;
 mod jobs;
 mod keys;
+mod mail;
 mod mfa;
+mod outbox;
 mod privacy;
 mod session;
 mod settings;
@@ -65,6 +67,10 @@ enum Command {
     Incidents(incidents::Command),
     #[command(flatten)]
     Jobs(jobs::Command),
+    #[command(flatten)]
+    Mail(mail::Command),
+    #[command(flatten)]
+    Outbox(outbox::Command),
     #[command(flatten)]
     Bench(bench::Command),
     /// Man pages and shell completions, generated for packages.
@@ -129,6 +135,8 @@ async fn run(command: Command, config: Config, explicit_database: bool) -> Resul
         Command::Privacy(c) => privacy::run(c, &config).await,
         Command::Incidents(c) => incidents::run(c, &config).await,
         Command::Jobs(c) => jobs::run(c, &config).await,
+        Command::Mail(c) => mail::run(c, &config).await,
+        Command::Outbox(c) => outbox::run(c, &config).await,
         Command::Bench(c) => bench::run(c, &config, explicit_database).await,
         Command::Generate(c) => generate::run(c),
     }

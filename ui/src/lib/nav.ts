@@ -11,6 +11,7 @@ export type Section =
   | 'keys'
   | 'audit'
   | 'security'
+  | 'outbox'
   | 'settings'
   | 'account';
 
@@ -73,6 +74,12 @@ export const NAV_ITEMS: readonly NavItem[] = [
     label: 'Security events',
     permission: 'security_events_read',
     description: 'Refused permissions, rejected tokens, sign-outs, expired and locked sessions',
+  },
+  {
+    section: 'outbox',
+    label: 'Outbox',
+    permission: 'users_manage',
+    description: 'Mail to subjects and operators: waiting, sent, failed or cancelled',
   },
   {
     section: 'settings',

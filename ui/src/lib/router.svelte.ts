@@ -15,6 +15,7 @@ export type Route =
   | { name: 'keys' }
   | { name: 'audit' }
   | { name: 'security' }
+  | { name: 'outbox' }
   | { name: 'settings' }
   | { name: 'account' }
   | { name: 'change-password' };

@@ -68,13 +68,37 @@ pub async fn dsr(
         ..RunOptions::default()
     };
     let who = SubjectRef::Username("bench.subject".into());
+    // Codes are delivered by hand here (no mail server): a second officer enters them.
+    let second = {
+        let secret = auth::random_password(24);
+        auth::users::create(
+            store,
+            &actor,
+            "bench-second",
+            &secret,
+            &[vigil::rbac::Role::ComplianceOfficer],
+        )
+        .await
+        .map_err(|e| step(&e))?;
+        auth::authenticate(store, "bench-second", &secret, &auth::MfaPolicy::none())
+            .await
+            .map_err(|e| step(&e))?
+    };
     let request = |kind| {
-        let (actor, ring, who) = (&actor, &ring, &who);
+        let (actor, ring, who, second) = (&actor, &ring, &who, &second);
         async move {
-            let c = privacy::create(store, Some(ring), actor, kind, who)
-                .await
-                .map_err(|e| step(&e))?;
-            privacy::verify_code(store, actor, c.request.id, &c.verification_code)
+            let c = privacy::create(
+                store,
+                Some(ring),
+                actor,
+                kind,
+                who,
+                privacy::CodeDelivery::Manual,
+            )
+            .await
+            .map_err(|e| step(&e))?;
+            let code = c.verification_code.unwrap_or_default();
+            privacy::verify_code(store, second, c.request.id, &code)
                 .await
                 .map_err(|e| step(&e))?;
             Ok::<_, BenchError>(c.request.id)

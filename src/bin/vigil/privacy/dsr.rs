@@ -13,7 +13,8 @@ use crate::shared::*;
 
 #[derive(Subcommand)]
 pub(crate) enum DsrCommand {
-    /// Record a request and issue the one-time verification code to hand to the subject.
+    /// Record a request and issue the one-time verification code: mailed to the subject, or shown
+    /// once for a paper request (`--deliver manual`).
     New {
         /// access, portability, erasure or rectification.
         #[arg(long = "type", value_name = "T")]
@@ -30,6 +31,11 @@ pub(crate) enum DsrCommand {
         /// The day the request was received, if earlier than today (YYYY-MM-DD).
         #[arg(long, value_name = "DATE")]
         received: Option<String>,
+        /// How the code reaches the subject: `mail` (queued to their registered address; never
+        /// shown here) or `manual` (a paper request from a subject with no usable address: the
+        /// code is shown once, and another officer must enter it).
+        #[arg(long, value_name = "HOW", default_value = "mail")]
+        deliver: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -186,8 +192,9 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             user,
             email,
             received,
+            deliver,
             json,
-        } => new_request(config, &store, kind, user, email, received, json).await?,
+        } => new_request(config, &store, kind, user, email, received, &deliver, json).await?,
         DsrCommand::Verify { id, code, token } => {
             let id = request_id(&id)?;
             let request = if token {
@@ -205,13 +212,22 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             };
             println!("verified: request {} may run", request.id);
         }
+        // A mailed request's new code is queued, never shown; a manual one's is shown once.
         DsrCommand::Code { id, json } => {
-            let (actor, _) = sign_in(config, &store).await?;
-            let code = privacy::reissue_code(&store, &actor, request_id(&id)?).await?;
-            if json {
-                print_json(&serde_json::json!({ "verification_code": code.as_str() }))?;
-            } else {
-                println!("new verification code (shown once): {}", code.as_str());
+            let (actor, ring) = unlock(config, &store).await?;
+            let code = privacy::reissue_code(&store, Some(&ring), &actor, request_id(&id)?).await?;
+            match (code, json) {
+                (Some(code), true) => {
+                    print_json(&serde_json::json!({ "verification_code": code.as_str() }))?
+                }
+                (Some(code), false) => println!(
+                    "new verification code (shown once; another officer must enter it): {}",
+                    code.as_str()
+                ),
+                (None, true) => print_json(&serde_json::json!({ "queued": true }))?,
+                (None, false) => {
+                    println!("new verification code queued by mail to the subject's address")
+                }
             }
         }
         DsrCommand::List {
@@ -249,6 +265,7 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)] // the flags of `dsr new`, one each
 async fn new_request(
     config: &Config,
     store: &Store,
@@ -256,8 +273,11 @@ async fn new_request(
     user: Option<String>,
     email: Option<String>,
     received: Option<String>,
+    deliver: &str,
     json: bool,
 ) -> Result<()> {
+    let delivery = privacy::CodeDelivery::parse(deliver)
+        .ok_or_else(|| anyhow!("unknown --deliver {deliver:?}: mail or manual"))?;
     let kind = RequestKind::parse(&kind).ok_or_else(|| {
         anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
     })?;
@@ -282,19 +302,39 @@ async fn new_request(
             t
         }
     };
-    let created = privacy::create_at(store, Some(&ring), &actor, kind, &subject, received).await?;
+    let created = privacy::create_at(
+        store,
+        Some(&ring),
+        &actor,
+        kind,
+        &subject,
+        delivery,
+        received,
+    )
+    .await?;
+    // A mailed code is never shown to the officer.
     if json {
-        print_json(&serde_json::json!({
+        let mut out = serde_json::json!({
             "id": created.request.id,
             "request": created.request,
-            "verification_code": created.verification_code.as_str(),
-        }))?;
+        });
+        if let Some(code) = &created.verification_code {
+            out["verification_code"] = code.as_str().into();
+        }
+        print_json(&out)?;
     } else {
         print_request(&created.request);
-        println!(
-            "verification code (give it to the subject through the platform; shown once): {}",
-            created.verification_code.as_str()
-        );
+        match &created.verification_code {
+            Some(code) => println!(
+                "verification code (hand it to the subject; shown once; another officer \
+                 must enter it): {}",
+                code.as_str()
+            ),
+            None => println!(
+                "verification code: queued by mail to the subject's registered address; \
+                 the subject's reply brings it"
+            ),
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 import type { DsrView } from "./DsrView";
 
 /**
- * A verification code, shown once.
+ * A new verification code: queued by mail, or shown once when delivered by hand.
  */
 export type DsrCode = { 
 /**
@@ -10,6 +10,6 @@ export type DsrCode = {
  */
 request: DsrView, 
 /**
- * The new one-time code.
+ * The new one-time code, for a request whose code is delivered by hand.
  */
-verification_code: string, };
+verification_code: string | null, };

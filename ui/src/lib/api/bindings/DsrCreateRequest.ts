@@ -16,4 +16,10 @@ subject: string,
  * The day it was received (`YYYY-MM-DD`), for a request that arrived earlier, such as by
  * post; none for today.
  */
-received_on: string | null, };
+received_on: string | null, 
+/**
+ * How the code reaches the subject: `mail` (the default; never shown here) or `manual`
+ * (a paper request from a subject with no usable address: shown once, and another
+ * officer must enter it).
+ */
+delivery: 'mail' | 'manual' | null, };

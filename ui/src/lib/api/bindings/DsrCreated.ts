@@ -2,7 +2,7 @@
 import type { DsrView } from "./DsrView";
 
 /**
- * A recorded request and the code to hand to the subject, shown once.
+ * A recorded request; its code goes to the subject's registered address by mail.
  */
 export type DsrCreated = { 
 /**
@@ -10,6 +10,7 @@ export type DsrCreated = {
  */
 request: DsrView, 
 /**
- * The one-time verification code; only its hash is kept.
+ * The one-time verification code when it is delivered by hand (then another officer
+ * enters it); none when it was queued by mail. Only its hash is kept.
  */
-verification_code: string, };
+verification_code: string | null, };

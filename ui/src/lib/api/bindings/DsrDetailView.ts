@@ -4,6 +4,7 @@ import type { DsrStepView } from "./DsrStepView";
 import type { DsrTimelineEntry } from "./DsrTimelineEntry";
 import type { DsrView } from "./DsrView";
 import type { ErasureReceiptView } from "./ErasureReceiptView";
+import type { OutboxMessageView } from "./OutboxMessageView";
 
 /**
  * A request with its steps, files, timeline and receipt.
@@ -28,4 +29,8 @@ timeline: Array<DsrTimelineEntry>,
 /**
  * The erasure receipt, once the erasure completed.
  */
-receipt: ErasureReceiptView | null, };
+receipt: ErasureReceiptView | null, 
+/**
+ * The outbox message carrying the current code, for a mailed code: its delivery state.
+ */
+code_message: OutboxMessageView | null, };

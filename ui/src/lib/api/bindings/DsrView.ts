@@ -83,4 +83,9 @@ created_by: string,
 /**
  * Last change (RFC 3339).
  */
-updated_at: string, };
+updated_at: string, 
+/**
+ * How the code reaches the subject: by `mail`, or by hand (`manual`, then another
+ * officer enters it).
+ */
+code_delivery: 'mail' | 'manual', };
