@@ -297,8 +297,7 @@ fn check_private(_dir: &Path) -> Result<(), KeystoreError> {
 
 /// Replaces the secret file atomically, owner-only, never through a symbolic link.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::files::replace_atomically(path, bytes, crate::files::PRIVATE_FILE)
-        .map_err(Into::into)
+    crate::files::replace_atomically(path, bytes, crate::files::PRIVATE_FILE).map_err(Into::into)
 }
 
 impl Keystore for FileKeystore {

@@ -3,8 +3,9 @@
 //! in who sees no admin screens and whose direct calls to admin commands are refused, and the
 //! audit screen showing all of it with a verified chain; then demo data loaded from Settings, a
 //! compliance officer created, given their data keys, and working data-subject requests: an
-//! overdue one received by post, and an erasure verified with the subject's code (a wrong code
-//! refused first), run with live step progress, and its receipt showing a clean residual scan;
+//! overdue one received by post (its code given by hand), and an erasure verified with the
+//! subject's code as mailed to the subject through a real SMTP server (a wrong code refused
+//! first), run with live step progress, and its receipt showing a clean residual scan;
 //! and moderation: the demo's attack scenarios turned into incidents by the detectors, the
 //! moderator opening the critical credential-stuffing incident from the queue, checking its
 //! evidence and the source address's block, lifting the block and seeing the lift on the
@@ -15,6 +16,11 @@
 //! Run by scripts/e2e.
 
 use vigil_e2e::{fresh_totp, totp_now, App, Result};
+
+/// The tests' SMTP server (STARTTLS with a certificate made by the test), shared with the
+/// core's mail tests.
+#[path = "../../tests/common/smtp.rs"]
+mod smtp;
 
 const ADMIN: &str = "root-admin";
 const ADMIN_PASSWORD: &str = "correct horse battery 42";
@@ -38,15 +44,32 @@ async fn sign_out(app: &App) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_mfa_operators_roles_and_audit_in_the_real_window() -> Result<()> {
     let home = tempfile_dir("vigil-e2e")?;
-    let app = App::launch(&home, 4444).await?;
-    if let Err(e) = flow(&app, &home).await {
+    // The mail server the subjects' codes go to.
+    let mail = smtp::SmtpServer::start().await;
+    let (port, ca) = (
+        mail.addr.port().to_string(),
+        mail.ca_file.display().to_string(),
+    );
+    let app = App::launch_with(
+        &home,
+        4444,
+        &[
+            ("VIGIL_MAIL_HOST", "localhost"),
+            ("VIGIL_MAIL_PORT", port.as_str()),
+            ("VIGIL_MAIL_SECURITY", "starttls"),
+            ("VIGIL_MAIL_FROM", "privacy@vigil.test"),
+            ("VIGIL_MAIL_CA_FILE", ca.as_str()),
+        ],
+    )
+    .await?;
+    if let Err(e) = flow(&app, &home, &mail).await {
         app.report_failure().await;
         return Err(e);
     }
     app.quit().await
 }
 
-async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
+async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Result<()> {
     // First-run setup on an empty machine: a local database and the first administrator.
     app.el("setup-username").await?;
     app.click("setup-db-sqlite").await?;
@@ -257,13 +280,17 @@ async fn flow(app: &App, home: &std::path::Path) -> Result<()> {
     app.el("settings").await?;
     app.screenshot("settings").await?;
 
-    data_subject_requests(app, &backup_codes[4]).await?;
+    data_subject_requests(app, &backup_codes[4], mail).await?;
     moderation(app, &backup_codes[5]).await?;
     retention(app).await
 }
 
 /// Demo data, a compliance officer with data keys, and the officer's requests.
-async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()> {
+async fn data_subject_requests(
+    app: &App,
+    admin_backup_code: &str,
+    mail: &smtp::SmtpServer,
+) -> Result<()> {
     // The administrator loads demo data from Settings (a small platform), with the attack
     // scenarios (their five accounts come on top of the 200).
     let platform = (200 + vigil::demo::SCENARIOS.len()).to_string();
@@ -402,6 +429,8 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
     .to_rfc3339()[..10]
         .to_owned();
     app.fill("dsr-new-received", &forty_days_ago).await?;
+    // A paper request: the code is given by hand (shown once; another officer enters it).
+    app.click("dsr-new-delivery-manual").await?;
     app.click("dsr-new-submit").await?;
     app.el("dsr-code").await?;
     app.click("dsr-code-close").await?;
@@ -410,18 +439,30 @@ async fn data_subject_requests(app: &App, admin_backup_code: &str) -> Result<()>
         .await?;
     assert!(overdue.text().await?.contains("Overdue"));
 
-    // An erasure request for the second user; the code is shown once.
+    // An erasure request for the second user; its code goes by mail to the subject's registered
+    // address, and the officer never sees it.
     app.click("dsr-new").await?;
     app.select("dsr-new-kind", "erasure").await?;
     app.fill("dsr-new-subject", &to_erase).await?;
     app.click("dsr-new-submit").await?;
-    let code = app.text("dsr-code").await?.trim().to_owned();
-    assert_eq!(code.len(), 11, "a code like K7QX2-MPA9D: {code:?}");
-    app.click("dsr-code-close").await?;
     let erasure_row = "[data-testid=\"dsr-row\"][data-kind=\"erasure\"][data-status=\"verifying\"]";
     app.wait_css(erasure_row).await?;
-    app.wait_gone("[data-testid=\"dsr-code-dialog\"][open]")
-        .await?;
+    assert!(
+        !app.present("dsr-code").await?,
+        "a mailed code is not shown to the officer"
+    );
+    let mut delivered = None;
+    for _ in 0..600 {
+        if let Some(m) = mail.received().last() {
+            delivered = Some(m.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let delivered = delivered.ok_or("the subject's code was not mailed within 120 s")?;
+    assert!(delivered.tls, "the code travelled over STARTTLS");
+    let code = delivered.code().ok_or("no code in the mailed message")?;
+    assert_eq!(code.len(), 11, "a code like K7QX2-MPA9D: {code:?}");
     app.screenshot("dsr-inbox").await?;
 
     // Verification: a wrong code is refused and uses an attempt; the right one verifies.

@@ -34,7 +34,7 @@ use crate::error::ErrorCode;
 use crate::events::{
     run_options, IncidentsChangedEvent, RetentionRunView, INCIDENTS_CHANGED, RETENTION_RAN,
 };
-use crate::state::{AppState, Db};
+use crate::state::{AppState, Db, DesktopSession};
 
 /// How often the detectors run while someone is signed in.
 pub const INTERVAL: Duration = Duration::from_secs(60);

@@ -540,6 +540,10 @@ pub async fn dsr_create(
         at,
     )
     .await?;
+    if created.verification_code.is_none() {
+        // A mailed code goes out on the background round: run it now, not within the minute.
+        state.watch.wake();
+    }
     Ok(DsrCreated {
         request: created.request.into(),
         verification_code: created.verification_code.map(|c| c.to_string()),
