@@ -1,4 +1,4 @@
--- Mail delivery of the outbox (issue 22). A data-subject request's verification code travels to
+-- Mail delivery of the outbox. A data-subject request's verification code travels to
 -- the subject's registered address (`mail`), or, for a request filed on paper for a subject with
 -- no usable address, is shown to the filing officer and must then be entered by another officer
 -- (`manual`). Requests filed before this change showed their code to the officer: `manual`.
