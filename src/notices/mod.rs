@@ -1,6 +1,6 @@
 //! Notices to operators of security changes to their own account: a password change or an
 //! administrator's reset, MFA enabled, disabled or reset, new backup codes, and a sign-in from a
-//! machine that had no key pair for them (issue 19, item 10).
+//! machine that had no key pair for them.
 //!
 //! Each notice is written in the same transaction as the change it tells of, and queued in the
 //! same step in the outbox (`notifications`, kind `operator_notice`, template
