@@ -1,11 +1,12 @@
 # Installing what the build and tests need on a fresh Debian 12 machine.
 
-# Tauri's build and webview, the headless desktop test stack, the keychain, Postgres, sqlite3.
+# Tauri's build and webview, the headless desktop test stack, the keychain, Postgres, sqlite3,
+# GNU time (the command-line tests' peak memory of one command).
 TEST_APT_PACKAGES=(
   pkg-config build-essential libssl-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth dbus dbus-x11 at-spi2-core gnome-keyring webkit2gtk-driver
-  postgresql-15 sqlite3
+  postgresql-15 sqlite3 time
 )
 
 # Building and checking the .deb and .rpm (scripts/package, scripts/package-test): rpm for
