@@ -55,8 +55,12 @@ pub fn date(s: &str) -> Result<chrono::NaiveDate, String> {
 
 /// An id (a UUID), returned in its canonical form.
 pub fn id(s: &str) -> Result<String, String> {
+    uuid(s).map(|u| u.to_string())
+}
+
+/// An id (a UUID).
+pub fn uuid(s: &str) -> Result<uuid::Uuid, String> {
     uuid::Uuid::parse_str(s.trim())
-        .map(|u| u.to_string())
         .map_err(|_| "expected an id (a UUID such as 0193a0c4-...)".to_owned())
 }
 
@@ -95,6 +99,24 @@ pub fn hours(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|h| (1..=8_760).contains(h))
         .ok_or_else(|| "expected a whole number of hours from 1 to 8760".into())
+}
+
+/// One value of a fixed set, such as a request type or a status: `parse` decides, `expected`
+/// lists the values for the usage error.
+pub fn one_of<T: 'static>(
+    parse: fn(&str) -> Option<T>,
+    expected: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s: &str| parse(s.trim()).ok_or_else(|| format!("expected {expected}"))
+}
+
+/// A day that is today or earlier (`YYYY-MM-DD`), such as the day a request was received.
+pub fn past_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    let day = date(s)?;
+    if day > chrono::Utc::now().date_naive() {
+        return Err("the date is in the future".into());
+    }
+    Ok(day)
 }
 
 #[cfg(test)]

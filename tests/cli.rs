@@ -611,8 +611,8 @@ fn operator_accounts_through_the_command_line() {
     );
     assert!(out.contains("created bob-officer"), "{out}");
     let bad = cli.run(&["user", "create", "eve", "--role", "wizard"], &[new_pw]);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad.stderr).contains("unknown role"));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("expected user, moderator"));
     let listed: serde_json::Value = serde_json::from_str(&cli.ok(
         &["user", "list", "--role", "compliance_officer", "--json"],
         &[],
@@ -682,6 +682,17 @@ fn operator_accounts_through_the_command_line() {
     assert!(serde_json::from_str::<serde_json::Value>(&sessions)
         .unwrap()
         .is_array());
+    // A well-formed id of no session is a failure that says so (exit 1), not a usage error.
+    let none = cli.run(
+        &["sessions", "revoke", "0193a0c4-0000-7000-8000-000000000000"],
+        &[],
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        text(&none.stderr).contains("no session with that id"),
+        "{}",
+        text(&none.stderr)
+    );
 }
 
 // Multi-threaded: the test's SMTP server answers while the test waits for a `vigil` process.
@@ -1951,8 +1962,8 @@ async fn the_directory_lists_every_account_as_the_desktop_does(cli: Cli) {
         text(&empty.stderr)
     );
     let status = cli.run(&["directory", "--status", "sleeping"], &[]);
-    assert_eq!(status.status.code(), Some(1));
-    assert!(text(&status.stderr).contains("unknown status"));
+    assert_eq!(status.status.code(), Some(2));
+    assert!(text(&status.stderr).contains("expected active, suspended"));
     for args in [
         &["directory", "--kind", "robots"][..],
         &["directory", "--limit", "0"],
@@ -2063,6 +2074,116 @@ fn bad_values_are_usage_errors_never_panics_or_wraps() {
             "hours",
         ),
         (&["blocks", "remove", "not an address"], "block id"),
+        // Data-subject requests: ids, types, statuses, dates, delivery, comments, months.
+        (&["dsr", "show", "../x"], "request id"),
+        (&["dsr", "verify", "nope", "--code", "1"], "request id"),
+        (
+            &["dsr", "run", id, "--comments", "shred"],
+            "anonymise or delete",
+        ),
+        (
+            &["dsr", "extend", id, "--months", "3", "--reason", "x"],
+            "1..=2",
+        ),
+        (
+            &["dsr", "new", "--type", "deletion", "--user", "x"],
+            "access, portability",
+        ),
+        (
+            &[
+                "dsr",
+                "new",
+                "--type",
+                "access",
+                "--user",
+                "x",
+                "--received",
+                "2026-13-01",
+            ],
+            "YYYY-MM-DD",
+        ),
+        (
+            &[
+                "dsr",
+                "new",
+                "--type",
+                "access",
+                "--user",
+                "x",
+                "--received",
+                "2999-01-01",
+            ],
+            "in the future",
+        ),
+        (
+            &[
+                "dsr",
+                "new",
+                "--type",
+                "access",
+                "--user",
+                "x",
+                "--deliver",
+                "pigeon",
+            ],
+            "mail or manual",
+        ),
+        (&["dsr", "list", "--status", "done"], "in_progress"),
+        // Holds, sessions, the outbox, retention, operators, incidents, events, demo sizes.
+        (&["hold", "release", "nope"], "UUID"),
+        (
+            &["hold", "place", "--incident", "nope", "--reason", "x"],
+            "UUID",
+        ),
+        (&["sessions", "revoke", "nope"], "UUID"),
+        (&["outbox", "cancel", "nope"], "UUID"),
+        (&["outbox", "list", "--state", "lost"], "queued, sent"),
+        (
+            &["retention", "set", "photos", "--days", "3"],
+            "activity, comments",
+        ),
+        (
+            &["retention", "set", "activity", "--days", "0"],
+            "1..=36500",
+        ),
+        (
+            &["retention", "set", "activity", "--action", "burn"],
+            "delete, anonymize",
+        ),
+        (
+            &["retention", "run", "--policy", "photos"],
+            "activity, comments",
+        ),
+        (&["retention", "run", "--chunk", "0"], "1..=200000"),
+        (&["retention", "runs", "--limit", "0"], "1..=500"),
+        (&["user", "list", "--role", "wizard"], "expected user"),
+        (&["user", "list", "--status", "sleeping"], "expected active"),
+        (
+            &["user", "set-role", "x", "--role", "wizard"],
+            "expected user",
+        ),
+        (
+            &["incidents", "list", "--severity", "dire"],
+            "critical, high",
+        ),
+        (
+            &["incidents", "list", "--status", "closed"],
+            "open, investigating",
+        ),
+        (
+            &["incidents", "list", "--kind", "spam"],
+            "credential_stuffing",
+        ),
+        (
+            &["security-events", "list", "--kind", "login"],
+            "authorization_denied",
+        ),
+        (
+            &["security-events", "list", "--outcome", "maybe"],
+            "success, denied or failed",
+        ),
+        (&["demo", "seed", "--users", "0"], "1..=10000000"),
+        (&["demo", "seed", "--days", "9999"], "1..=3650"),
     ] {
         let out = cli.run(args, &[]);
         let err = text(&out.stderr);

@@ -479,6 +479,13 @@ fn fuzz_cli_values() {
         if let Ok(h) = cli_values::hours(&s) {
             prop_assert!((1..=8_760).contains(&h));
         }
+        if let Ok(d) = cli_values::past_date(&s) {
+            prop_assert!(d <= chrono::Utc::now().date_naive());
+        }
+        let kind = cli_values::one_of(vigil::privacy::RequestKind::parse, "a type");
+        if let Ok(k) = kind(&s) {
+            prop_assert_eq!(k.as_str(), s.trim());
+        }
         Ok(())
     });
 }

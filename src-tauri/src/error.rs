@@ -236,7 +236,9 @@ impl From<PasswordChangeError> for CommandError {
             P::Store(s) => s.into(),
             P::WrongPassword => Self::new(ErrorCode::InvalidCredentials, e.to_string()),
             P::Rejected(_) => Self::new(ErrorCode::PasswordRejected, e.to_string()),
-            P::UnknownOperator(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            P::UnknownOperator(_) | P::UnknownSession => {
+                Self::new(ErrorCode::NotFound, e.to_string())
+            }
             P::ResetSelf | P::Exists(_) | P::LastAdmin | P::NotTeamDatabase => {
                 Self::new(ErrorCode::Conflict, e.to_string())
             }

@@ -274,6 +274,9 @@ pub enum PasswordChangeError {
     /// No operator by that name.
     #[error("no operator named {0}")]
     UnknownOperator(String),
+    /// No session by that id.
+    #[error("no session with that id")]
+    UnknownSession,
     /// Administrators change their own account by other means.
     #[error("this cannot be done to your own account")]
     ResetSelf,

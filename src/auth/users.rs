@@ -416,7 +416,7 @@ pub async fn revoke_session(
     let mut tx = store.begin().await?;
     let owner = repo::session_owner(&mut tx, session)
         .await?
-        .ok_or_else(|| PasswordChangeError::UnknownOperator(format!("session {session}")))?;
+        .ok_or(PasswordChangeError::UnknownSession)?;
     if owner != actor.user_id().to_string() {
         rbac::require(store, actor, Permission::UsersManage).await?;
     }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use vigil::audit::{self, AuditFilter, Verification};
 use vigil::auth::{self, Username};
@@ -62,10 +62,10 @@ pub(crate) enum SecurityEventsCommand {
         actor: Option<String>,
         /// Event kind: authorization_denied, token_rejected, token_refreshed, logout,
         /// session_expired, session_locked, session_unlocked.
-        #[arg(long)]
+        #[arg(long, value_parser = event_kind)]
         kind: Option<String>,
         /// Outcome: success, denied or failed.
-        #[arg(long)]
+        #[arg(long, value_parser = outcome)]
         outcome: Option<String>,
         /// Only events since this time: RFC 3339, YYYY-MM-DD, or an age such as 24h or 7d.
         #[arg(long, value_parser = vigil::cli_values::since)]
@@ -176,6 +176,27 @@ async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--kind` of `security-events list`: one of the event kinds, as typed.
+fn event_kind(s: &str) -> Result<String, String> {
+    use vigil::security_events::SecurityEventKind;
+    match SecurityEventKind::parse(s.trim()) {
+        Some(k) => Ok(k.as_str().to_owned()),
+        None => {
+            let all: Vec<&str> = SecurityEventKind::ALL.iter().map(|k| k.as_str()).collect();
+            Err(format!("expected one of: {}", all.join(", ")))
+        }
+    }
+}
+
+/// `--outcome` of `security-events list`.
+fn outcome(s: &str) -> Result<String, String> {
+    vigil::cli_values::one_of(
+        vigil::security_events::Outcome::parse,
+        "success, denied or failed",
+    )(s)
+    .map(|o| o.as_str().to_owned())
+}
+
 async fn security_events(
     config: &Config,
     actor: Option<String>,
@@ -185,18 +206,7 @@ async fn security_events(
     limit: u32,
     json: bool,
 ) -> Result<ExitCode> {
-    use vigil::security_events::{self as events, Outcome, SecurityEventKind};
-    if let Some(k) = kind.as_deref() {
-        if SecurityEventKind::parse(k).is_none() {
-            let all: Vec<&str> = SecurityEventKind::ALL.iter().map(|k| k.as_str()).collect();
-            bail!("unknown event kind; use one of: {}", all.join(", "));
-        }
-    }
-    if let Some(o) = outcome.as_deref() {
-        if Outcome::parse(o).is_none() {
-            bail!("unknown outcome; use success, denied or failed");
-        }
-    }
+    use vigil::security_events as events;
     let store = open(config).await?;
     let (me, _) = sign_in(config, &store).await?;
     let actor = actor_filter(&store, actor).await?;

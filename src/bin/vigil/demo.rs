@@ -24,14 +24,14 @@ pub(crate) enum DemoCommand {
 
 #[derive(Args)]
 pub(crate) struct SeedArgs {
-    /// Platform users.
-    #[arg(long, default_value_t = 1_000)]
+    /// Platform users (1 to 10,000,000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     users: u32,
-    /// Comments.
-    #[arg(long, default_value_t = 10_000)]
+    /// Comments (at most 100,000,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
     comments: u32,
-    /// Days of history.
-    #[arg(long, default_value_t = 30)]
+    /// Days of history (1 to 3,650).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     days: u32,
     /// Random seed: the same seed gives the same data.
     #[arg(long, default_value_t = 1)]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use vigil::auth::Actor;
+use vigil::cli_values::one_of;
 use vigil::config::Config;
 use vigil::monitor;
 use vigil::retention::{self, Category, PolicyAction, PolicyChange, RunOptions, RunStatus};
@@ -63,13 +64,14 @@ pub(crate) enum RetentionCommand {
     /// Change a policy (refused, changing nothing, if a value is out of range).
     Set {
         /// activity, comments, sessions, deleted_users or audit.
-        category: String,
+        #[arg(value_parser = one_of(Category::parse, CATEGORIES))]
+        category: Category,
         /// Keep records this many days.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(retention::MAX_DAYS)))]
         days: Option<u32>,
         /// delete, anonymize or archive (each category allows some).
-        #[arg(long)]
-        action: Option<String>,
+        #[arg(long, value_parser = one_of(PolicyAction::parse, "delete, anonymize or archive"))]
+        action: Option<PolicyAction>,
         /// Apply it in runs.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
@@ -86,10 +88,10 @@ pub(crate) enum RetentionCommand {
     /// Apply the policies in chunks (one transaction each). An interrupted run resumes first.
     Run {
         /// Only this policy.
-        #[arg(long)]
-        policy: Option<String>,
+        #[arg(long, value_parser = one_of(Category::parse, CATEGORIES))]
+        policy: Option<Category>,
         /// Records per chunk (default from [retention] chunk).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(vigil::config::MAX_CHUNK)))]
         chunk: Option<u32>,
         /// Progress and the result as JSON lines on stdout.
         #[arg(long)]
@@ -103,8 +105,8 @@ pub(crate) enum RetentionCommand {
     },
     /// Past runs, newest first.
     Runs {
-        /// Most runs to show.
-        #[arg(long, default_value_t = 20)]
+        /// Most runs to show (1 to 500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -112,11 +114,7 @@ pub(crate) enum RetentionCommand {
     },
 }
 
-fn category(s: &str) -> Result<Category> {
-    Category::parse(s).ok_or_else(|| {
-        anyhow!("unknown category {s:?}: activity, comments, sessions, deleted_users or audit")
-    })
-}
+const CATEGORIES: &str = "activity, comments, sessions, deleted_users or audit";
 
 fn when(t: Option<vigil::store::Timestamp>) -> String {
     t.map_or_else(
@@ -152,7 +150,7 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
             action,
             enable,
             disable,
-        } => set_policy(&store, &actor, &c, days, action, enable, disable).await?,
+        } => set_policy(&store, &actor, c, days, action, enable, disable).await?,
         RetentionCommand::Plan { json } => plan(&store, &actor, json).await?,
         RetentionCommand::Run {
             policy,
@@ -162,7 +160,7 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
             abort_in_chunk,
         } => {
             let options = RunOptions {
-                policy: policy.as_deref().map(category).transpose()?,
+                policy,
                 chunk: chunk.unwrap_or(config.retention.chunk),
                 as_of: None,
                 archive_dir: config.retention.archive_dir(),
@@ -201,19 +199,12 @@ pub(crate) async fn retention_cmd(config: &Config, command: RetentionCommand) ->
 async fn set_policy(
     store: &Store,
     actor: &Actor,
-    c: &str,
+    c: Category,
     days: Option<u32>,
-    action: Option<String>,
+    action: Option<PolicyAction>,
     enable: bool,
     disable: bool,
 ) -> Result<()> {
-    let c = category(c)?;
-    let action = action
-        .map(|a| {
-            PolicyAction::parse(&a)
-                .ok_or_else(|| anyhow!("unknown action {a:?}: delete, anonymize or archive"))
-        })
-        .transpose()?;
     let enabled = match (enable, disable) {
         (true, _) => Some(true),
         (_, true) => Some(false),

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use vigil::config::Config;
 use vigil::mail::{self, DeliverOptions, OutboxFilter, OutboxMessage, OutboxState};
@@ -28,10 +28,10 @@ pub(crate) enum OutboxCommand {
     /// The messages, newest first: kind, recipient, state, attempts, last error.
     List {
         /// Only this state: queued, sent, failed or cancelled.
-        #[arg(long)]
-        state: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, value_parser = vigil::cli_values::one_of(OutboxState::parse, "queued, sent, failed or cancelled"))]
+        state: Option<OutboxState>,
+        /// At most this many (1 to 10,000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -40,6 +40,7 @@ pub(crate) enum OutboxCommand {
     /// Put a queued or failed message back in the queue, due now.
     Retry {
         /// The message id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -48,6 +49,7 @@ pub(crate) enum OutboxCommand {
     /// Cancel a queued or failed message: it is never sent.
     Cancel {
         /// The message id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -84,12 +86,6 @@ pub(crate) async fn outbox_cmd(config: &Config, command: OutboxCommand) -> Resul
     let store = open(config).await?;
     match command {
         OutboxCommand::List { state, limit, json } => {
-            let state = match state {
-                Some(s) => Some(OutboxState::parse(&s).ok_or_else(|| {
-                    anyhow!("unknown state {s:?}: queued, sent, failed or cancelled")
-                })?),
-                None => None,
-            };
             let (actor, _) = sign_in(config, &store).await?;
             let list = mail::list(
                 &store,

@@ -74,6 +74,7 @@ pub(crate) enum SessionsCommand {
     /// Revoke a session by id.
     Revoke {
         /// The session id.
+        #[arg(value_parser = vigil::cli_values::id)]
         id: String,
     },
 }

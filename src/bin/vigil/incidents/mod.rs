@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use vigil::auth::Actor;
+use vigil::cli_values::one_of;
 use vigil::config::Config;
 use vigil::incidents::{
     self, Action, IncidentDetail, IncidentKind, IncidentStatus, QueueFilter, Severity,
@@ -50,15 +51,15 @@ pub(crate) enum IncidentsCommand {
     /// The review queue: most severe first, then oldest.
     List {
         /// open, investigating, resolved or dismissed (default: open and investigating).
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_parser = one_of(IncidentStatus::parse, "open, investigating, resolved or dismissed"))]
+        status: Option<IncidentStatus>,
         /// critical, high, medium or low.
-        #[arg(long)]
-        severity: Option<String>,
+        #[arg(long, value_parser = one_of(Severity::parse, "critical, high, medium or low"))]
+        severity: Option<Severity>,
         /// credential_stuffing, rate_limit_exceeded, suspicious_activity, malicious_content,
         /// suspicious_content.
-        #[arg(long)]
-        kind: Option<String>,
+        #[arg(long, value_parser = one_of(IncidentKind::parse, KINDS))]
+        kind: Option<IncidentKind>,
         /// Only incidents assigned to me.
         #[arg(long)]
         mine: bool,
@@ -142,14 +143,8 @@ pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     }
 }
 
-fn parse_opt<T>(
-    v: Option<&str>,
-    what: &str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<Option<T>> {
-    v.map(|s| parse(s).ok_or_else(|| anyhow!("unknown {what} {s:?}")))
-        .transpose()
-}
+const KINDS: &str = "credential_stuffing, rate_limit_exceeded, suspicious_activity, \
+                     malicious_content or suspicious_content";
 
 async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<ExitCode> {
     let store = open(config).await?;
@@ -184,16 +179,16 @@ async fn incidents_cmd(config: &Config, command: IncidentsCommand) -> Result<Exi
 async fn list(
     store: &Store,
     actor: &Actor,
-    status: Option<String>,
-    severity: Option<String>,
-    kind: Option<String>,
+    status: Option<IncidentStatus>,
+    severity: Option<Severity>,
+    kind: Option<IncidentKind>,
     mine: bool,
     json: bool,
 ) -> Result<()> {
     let filter = QueueFilter {
-        status: parse_opt(status.as_deref(), "status", IncidentStatus::parse)?,
-        severity: parse_opt(severity.as_deref(), "severity", Severity::parse)?,
-        kind: parse_opt(kind.as_deref(), "kind", IncidentKind::parse)?,
+        status,
+        severity,
+        kind,
         mine,
         limit: None,
     };

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use vigil::auth::platform_tokens::PlatformTokenKeys;
+use vigil::cli_values::one_of;
 use vigil::config::Config;
 use vigil::privacy::{self, RequestFilter, RequestKind, RequestStatus, SubjectRef};
 use vigil::store::{Store, Timestamp};
@@ -17,8 +18,8 @@ pub(crate) enum DsrCommand {
     /// once for a paper request (`--deliver manual`).
     New {
         /// access, portability, erasure or rectification.
-        #[arg(long = "type", value_name = "T")]
-        kind: String,
+        #[arg(long = "type", value_name = "T", value_parser = one_of(RequestKind::parse, KINDS))]
+        kind: RequestKind,
         /// The subject's username.
         #[arg(long, conflicts_with = "email")]
         user: Option<String>,
@@ -29,13 +30,14 @@ pub(crate) enum DsrCommand {
         #[arg(long)]
         email: Option<String>,
         /// The day the request was received, if earlier than today (YYYY-MM-DD).
-        #[arg(long, value_name = "DATE")]
-        received: Option<String>,
+        #[arg(long, value_name = "DATE", value_parser = vigil::cli_values::past_date)]
+        received: Option<chrono::NaiveDate>,
         /// How the code reaches the subject: `mail` (queued to their registered address; never
         /// shown here) or `manual` (a paper request from a subject with no usable address: the
         /// code is shown once, and another officer must enter it).
-        #[arg(long, value_name = "HOW", default_value = "mail")]
-        deliver: String,
+        #[arg(long, value_name = "HOW", default_value = "mail",
+              value_parser = one_of(privacy::CodeDelivery::parse, "mail or manual"))]
+        deliver: privacy::CodeDelivery,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -44,7 +46,8 @@ pub(crate) enum DsrCommand {
     /// read from stdin (--token).
     Verify {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// The code the subject received. `-` reads it from standard input, and leaving it out
         /// on a terminal asks for it without echo: given here, it is visible to other local users
         /// in the process list while the command runs.
@@ -57,7 +60,8 @@ pub(crate) enum DsrCommand {
     /// Issue a new verification code (after expiry or too many wrong codes).
     Code {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -65,11 +69,11 @@ pub(crate) enum DsrCommand {
     /// Requests, the most urgent first.
     List {
         /// Only this status.
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_parser = one_of(RequestStatus::parse, STATUSES))]
+        status: Option<RequestStatus>,
         /// Only this type.
-        #[arg(long = "type", value_name = "T")]
-        kind: Option<String>,
+        #[arg(long = "type", value_name = "T", value_parser = one_of(RequestKind::parse, KINDS))]
+        kind: Option<RequestKind>,
         /// Only open requests past their deadline.
         #[arg(long)]
         overdue: bool,
@@ -83,7 +87,8 @@ pub(crate) enum DsrCommand {
     /// One request with its steps, files and timeline.
     Show {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -92,13 +97,15 @@ pub(crate) enum DsrCommand {
     /// corrections.
     Run {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Folder for the export files (access, portability); default: the current folder.
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
         /// What an erasure does with the subject's comments: anonymise or delete.
-        #[arg(long, default_value = "anonymise")]
-        comments: String,
+        #[arg(long, default_value = "anonymise",
+              value_parser = one_of(privacy::CommentPolicy::parse, "anonymise or delete"))]
+        comments: privacy::CommentPolicy,
         /// A correction for a rectification: display_name=..., email=... or phone=... (repeat).
         /// `email=-` or `phone=-` reads the value from standard input (or asks without echo on a
         /// terminal): given here, it is visible to other local users in the process list.
@@ -111,9 +118,10 @@ pub(crate) enum DsrCommand {
     /// Extend the deadline once by 1 or 2 months, with a reason.
     Extend {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Months: 1 or 2.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2))]
         months: u32,
         /// Why.
         #[arg(long)]
@@ -122,7 +130,8 @@ pub(crate) enum DsrCommand {
     /// Reject a request, with a reason.
     Reject {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -130,7 +139,8 @@ pub(crate) enum DsrCommand {
     /// Record that the subject withdrew the request.
     Withdraw {
         /// The request id.
-        id: String,
+        #[arg(value_parser = one_of(privacy::RequestId::parse, REQUEST_ID))]
+        id: privacy::RequestId,
         /// Why (as the subject said).
         #[arg(long)]
         reason: String,
@@ -147,9 +157,10 @@ pub(crate) enum DsrCommand {
     },
 }
 
-pub(super) fn request_id(s: &str) -> Result<privacy::RequestId> {
-    privacy::RequestId::parse(s).ok_or_else(|| anyhow!("{s:?} is not a request id"))
-}
+const KINDS: &str = "access, portability, erasure or rectification";
+const STATUSES: &str =
+    "received, verifying, verified, in_progress, completed, rejected or withdrawn";
+const REQUEST_ID: &str = "a request id (a UUID such as 0193a0c4-...)";
 
 fn print_request(r: &privacy::Request) {
     let flag = if r.overdue {
@@ -194,9 +205,8 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             received,
             deliver,
             json,
-        } => new_request(config, &store, kind, user, email, received, &deliver, json).await?,
+        } => new_request(config, &store, kind, user, email, received, deliver, json).await?,
         DsrCommand::Verify { id, code, token } => {
-            let id = request_id(&id)?;
             let request = if token {
                 // The platform signs its users' tokens; only its public keys are configured here.
                 let platform = PlatformTokenKeys::load(&config.platform)?;
@@ -215,7 +225,7 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
         // A mailed request's new code is queued, never shown; a manual one's is shown once.
         DsrCommand::Code { id, json } => {
             let (actor, ring) = unlock(config, &store).await?;
-            let code = privacy::reissue_code(&store, Some(&ring), &actor, request_id(&id)?).await?;
+            let code = privacy::reissue_code(&store, Some(&ring), &actor, id).await?;
             match (code, json) {
                 (Some(code), true) => {
                     print_json(&serde_json::json!({ "verification_code": code.as_str() }))?
@@ -237,7 +247,7 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
             due_soon,
             json,
         } => list(config, &store, status, kind, overdue, due_soon, json).await?,
-        DsrCommand::Show { id, json } => show(config, &store, &id, json).await?,
+        DsrCommand::Show { id, json } => show(config, &store, id, json).await?,
         DsrCommand::Run {
             id,
             out,
@@ -247,17 +257,17 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
         } => return super::run::run_request(config, &store, id, out, comments, set, json).await,
         DsrCommand::Extend { id, months, reason } => {
             let (actor, _) = sign_in(config, &store).await?;
-            let r = privacy::extend(&store, &actor, request_id(&id)?, months, &reason).await?;
+            let r = privacy::extend(&store, &actor, id, months, &reason).await?;
             println!("due {} (extended)", r.due_at);
         }
         DsrCommand::Reject { id, reason } => {
             let (actor, _) = sign_in(config, &store).await?;
-            privacy::reject(&store, &actor, request_id(&id)?, &reason).await?;
+            privacy::reject(&store, &actor, id, &reason).await?;
             println!("rejected");
         }
         DsrCommand::Withdraw { id, reason } => {
             let (actor, _) = sign_in(config, &store).await?;
-            privacy::withdraw(&store, &actor, request_id(&id)?, &reason).await?;
+            privacy::withdraw(&store, &actor, id, &reason).await?;
             println!("withdrawn");
         }
         DsrCommand::Scan { user, json } => scan(config, &store, user, json).await?,
@@ -269,18 +279,13 @@ pub(crate) async fn run(config: &Config, command: DsrCommand) -> Result<ExitCode
 async fn new_request(
     config: &Config,
     store: &Store,
-    kind: String,
+    kind: RequestKind,
     user: Option<String>,
     email: Option<String>,
-    received: Option<String>,
-    deliver: &str,
+    received: Option<chrono::NaiveDate>,
+    delivery: privacy::CodeDelivery,
     json: bool,
 ) -> Result<()> {
-    let delivery = privacy::CodeDelivery::parse(deliver)
-        .ok_or_else(|| anyhow!("unknown --deliver {deliver:?}: mail or manual"))?;
-    let kind = RequestKind::parse(&kind).ok_or_else(|| {
-        anyhow!("unknown type {kind:?}: access, portability, erasure or rectification")
-    })?;
     let subject = match user {
         Some(u) => SubjectRef::Username(u),
         None => SubjectRef::Email(
@@ -292,14 +297,15 @@ async fn new_request(
     let (actor, ring) = unlock(config, store).await?;
     let received = match received {
         None => Timestamp::now(),
-        Some(d) => {
-            let day = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-                .with_context(|| format!("{d:?} is not a date (YYYY-MM-DD)"))?;
-            let t = Timestamp::from(day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc());
-            if t > Timestamp::now() {
-                bail!("the received date is in the future");
+        // Noon of that day; today's before noon is now.
+        Some(day) => {
+            let noon = Timestamp::from(day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc());
+            let now = Timestamp::now();
+            if noon > now {
+                now
+            } else {
+                noon
             }
-            t
         }
     };
     let created = privacy::create_at(
@@ -342,20 +348,16 @@ async fn new_request(
 async fn list(
     config: &Config,
     store: &Store,
-    status: Option<String>,
-    kind: Option<String>,
+    status: Option<RequestStatus>,
+    kind: Option<RequestKind>,
     overdue: bool,
     due_soon: bool,
     json: bool,
 ) -> Result<()> {
     let (actor, _) = sign_in(config, store).await?;
     let filter = RequestFilter {
-        status: status
-            .map(|s| RequestStatus::parse(&s).ok_or_else(|| anyhow!("unknown status {s:?}")))
-            .transpose()?,
-        kind: kind
-            .map(|k| RequestKind::parse(&k).ok_or_else(|| anyhow!("unknown type {k:?}")))
-            .transpose()?,
+        status,
+        kind,
         overdue,
         due_soon,
     };
@@ -389,9 +391,9 @@ async fn list(
     Ok(())
 }
 
-async fn show(config: &Config, store: &Store, id: &str, json: bool) -> Result<()> {
+async fn show(config: &Config, store: &Store, id: privacy::RequestId, json: bool) -> Result<()> {
     let (actor, _) = sign_in(config, store).await?;
-    let d = privacy::show(store, &actor, request_id(id)?).await?;
+    let d = privacy::show(store, &actor, id).await?;
     if json {
         print_json(&d)?;
     } else {

@@ -5,7 +5,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 use vigil::config::Config;
 use vigil::privacy;
@@ -44,8 +44,8 @@ pub(crate) enum HoldCommand {
         )]
         user: Option<String>,
         /// The incident's id.
-        #[arg(long)]
-        incident: Option<String>,
+        #[arg(long, value_parser = vigil::cli_values::uuid)]
+        incident: Option<uuid::Uuid>,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -53,7 +53,8 @@ pub(crate) enum HoldCommand {
     /// Release a hold.
     Release {
         /// The hold's id.
-        id: String,
+        #[arg(value_parser = vigil::cli_values::uuid)]
+        id: uuid::Uuid,
     },
 }
 
@@ -98,17 +99,13 @@ async fn hold_cmd(config: &Config, command: HoldCommand) -> Result<ExitCode> {
         } => {
             let target = match (user, incident) {
                 (Some(u), _) => HoldTarget::User(u),
-                (None, Some(i)) => HoldTarget::Incident(
-                    uuid::Uuid::parse_str(&i)
-                        .map_err(|_| anyhow!("{i:?} is not an incident id"))?,
-                ),
+                (None, Some(i)) => HoldTarget::Incident(i),
                 (None, None) => bail!("give --user or --incident"),
             };
             let h = holds::place(&store, &actor, &target, &reason).await?;
             println!("hold {} placed", h.id);
         }
         HoldCommand::Release { id } => {
-            let id = uuid::Uuid::parse_str(&id).map_err(|_| anyhow!("{id:?} is not a hold id"))?;
             holds::release(&store, &actor, id).await?;
             println!("released");
         }

@@ -8,20 +8,17 @@ use vigil::config::Config;
 use vigil::privacy;
 use vigil::store::Store;
 
-use super::dsr::request_id;
 use crate::shared::*;
 
 pub(super) async fn run_request(
     config: &Config,
     store: &Store,
-    id: String,
+    id: privacy::RequestId,
     out: Option<std::path::PathBuf>,
-    comments: String,
+    comments: privacy::CommentPolicy,
     set: Vec<String>,
     json: bool,
 ) -> Result<ExitCode> {
-    let comments = privacy::CommentPolicy::parse(&comments)
-        .ok_or_else(|| anyhow!("--comments is anonymise or delete"))?;
     let corrections = corrections(&set)?;
     let (actor, ring) = unlock(config, store).await?;
     let options = privacy::RunOptions {
@@ -33,7 +30,7 @@ pub(super) async fn run_request(
         corrections,
     };
     let bar = progress_bar(json);
-    let outcome = privacy::run(store, &ring, &actor, request_id(&id)?, &options, &mut |p| {
+    let outcome = privacy::run(store, &ring, &actor, id, &options, &mut |p| {
         if json {
             if let Ok(line) = serde_json::to_string(p) {
                 println!("{line}");

@@ -3,13 +3,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use vigil::auth::users::{self, AccountKind, AccountStatus, DirectoryQuery, DirectorySearch};
 use vigil::config::Config;
 
-use super::parse_roles;
+use super::{ROLES, STATUSES};
 use crate::shared::*;
+use vigil::cli_values::one_of;
+use vigil::rbac::Role;
 
 #[derive(Args)]
 pub(crate) struct DirectoryArgs {
@@ -26,11 +28,11 @@ pub(crate) struct DirectoryArgs {
     #[arg(long)]
     email: Option<String>,
     /// Only accounts holding this role.
-    #[arg(long, value_name = "R")]
-    role: Option<String>,
+    #[arg(long, value_name = "R", value_parser = one_of(Role::parse, ROLES))]
+    role: Option<Role>,
     /// Only this status: active, suspended, locked, deleted.
-    #[arg(long, value_name = "S")]
-    status: Option<String>,
+    #[arg(long, value_name = "S", value_parser = one_of(AccountStatus::parse, STATUSES))]
+    status: Option<AccountStatus>,
     /// Only with MFA on or off.
     #[arg(long, value_parser = ["on", "off"])]
     mfa: Option<String>,
@@ -72,21 +74,8 @@ pub(super) async fn run(config: &Config, a: DirectoryArgs) -> Result<ExitCode> {
             "all" => None,
             k => AccountKind::parse(k),
         },
-        role: a
-            .role
-            .as_deref()
-            .map(|r| parse_roles(&[r.to_owned()]))
-            .transpose()?
-            .map(|v| v[0]),
-        status: a
-            .status
-            .as_deref()
-            .map(|s| {
-                AccountStatus::parse(s).ok_or_else(|| {
-                    anyhow!("unknown status {s:?}: active, suspended, locked or deleted")
-                })
-            })
-            .transpose()?,
+        role: a.role,
+        status: a.status,
         mfa: a.mfa.map(|m| m == "on"),
         search,
         ..DirectoryQuery::default()

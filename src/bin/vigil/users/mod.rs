@@ -5,9 +5,11 @@ mod directory;
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Subcommand;
+use vigil::auth::users::AccountStatus;
 use vigil::auth::{self, users, Actor};
+use vigil::cli_values::one_of;
 use vigil::config::Config;
 use vigil::mfa;
 use vigil::rbac::Role;
@@ -33,8 +35,8 @@ pub(crate) enum UserCommand {
         /// The new operator's username.
         username: String,
         /// A role (repeat for several): user, moderator, compliance_officer, admin, service.
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
+        #[arg(long = "role", value_name = "ROLE", value_parser = one_of(Role::parse, ROLES))]
+        roles: Vec<Role>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -51,11 +53,11 @@ pub(crate) enum UserCommand {
     /// Operator accounts, by username, one page at a time.
     List {
         /// Only this role.
-        #[arg(long)]
-        role: Option<String>,
+        #[arg(long, value_parser = one_of(Role::parse, ROLES))]
+        role: Option<Role>,
         /// Only this status: active, suspended, locked, deleted.
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_parser = one_of(AccountStatus::parse, STATUSES))]
+        status: Option<AccountStatus>,
         /// Only with MFA on or off.
         #[arg(long, value_parser = ["on", "off"])]
         mfa: Option<String>,
@@ -82,8 +84,9 @@ pub(crate) enum UserCommand {
         /// The operator's username.
         username: String,
         /// A role (repeat for several).
-        #[arg(long = "role", value_name = "ROLE", required = true)]
-        roles: Vec<String>,
+        #[arg(long = "role", value_name = "ROLE", required = true,
+              value_parser = one_of(Role::parse, ROLES))]
+        roles: Vec<Role>,
     },
     /// Suspend an operator: sign-in refused, every session ended.
     Suspend {
@@ -141,12 +144,8 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
             json,
         } => {
             let filter = users::AccountFilter {
-                role: role
-                    .as_deref()
-                    .map(|r| parse_roles(&[r.to_owned()]))
-                    .transpose()?
-                    .map(|v| v[0]),
-                status,
+                role,
+                status: status.map(|s| s.as_str().to_owned()),
                 mfa: mfa.map(|m| m == "on"),
                 limit: Some(limit),
                 offset: Some(offset),
@@ -167,7 +166,6 @@ async fn user_cmd(config: &Config, command: UserCommand) -> Result<ExitCode> {
             }
         }
         UserCommand::SetRole { username, roles } => {
-            let roles = parse_roles(&roles)?;
             users::set_roles(&store, &actor, &username, &roles).await?;
             println!("{username}: roles set");
         }
@@ -198,16 +196,15 @@ async fn create(
     store: &Store,
     actor: &Actor,
     username: &str,
-    roles: &[String],
+    roles: &[Role],
     json: bool,
 ) -> Result<()> {
-    let roles = parse_roles(roles)?;
     let (temporary, shown) = match std::env::var("VIGIL_NEW_PASSWORD") {
         Ok(p) => (p, false),
         Err(_) => (auth::random_password(20), true),
     };
     let (id, login) =
-        users::create_with_database_login(store, actor, username, &temporary, &roles).await?;
+        users::create_with_database_login(store, actor, username, &temporary, roles).await?;
     if json {
         print_json(&serde_json::json!({
             "id": id.to_string(),
@@ -269,16 +266,8 @@ async fn reset_password(store: &Store, actor: &Actor, username: &str) -> Result<
     Ok(())
 }
 
-pub(super) fn parse_roles(roles: &[String]) -> Result<Vec<Role>> {
-    roles
-        .iter()
-        .map(|r| {
-            Role::parse(r).ok_or_else(|| {
-                anyhow!("unknown role {r:?}: user, moderator, compliance_officer, admin or service")
-            })
-        })
-        .collect()
-}
+pub(super) const ROLES: &str = "user, moderator, compliance_officer, admin or service";
+pub(super) const STATUSES: &str = "active, suspended, locked or deleted";
 
 fn print_account(a: &users::Account) {
     println!(
