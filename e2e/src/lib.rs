@@ -126,6 +126,43 @@ impl App {
             .map_err(|e| format!("{css}: {e}"))?)
     }
 
+    /// The attributes `names` and the visible text (as `"text"`) of the first element matching
+    /// `css`, read in one step in the page, waiting up to `limit` for one to match. A row the
+    /// page re-renders between finding and reading would be stale to read attribute by
+    /// attribute; read at once, it is one consistent state.
+    pub async fn wait_read(
+        &self,
+        css: &str,
+        names: &[&str],
+        limit: Duration,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self
+                .client
+                .execute(
+                    "const [css, names] = arguments;
+                     const el = document.querySelector(css);
+                     if (!el) return null;
+                     const out = { text: el.innerText };
+                     for (const n of names) out[n] = el.getAttribute(n) ?? '';
+                     return out;",
+                    vec![css.into(), serde_json::json!(names)],
+                )
+                .await?;
+            if let serde_json::Value::Object(map) = found {
+                return Ok(map
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                    .collect());
+            }
+            if started.elapsed() > limit {
+                return Err(format!("{css}: nothing matched within {limit:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits (up to 20 s) until no element matches `css`.
     pub async fn wait_gone(&self, css: &str) -> Result<()> {
         for _ in 0..100 {

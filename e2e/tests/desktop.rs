@@ -791,24 +791,19 @@ async fn retention(app: &App) -> Result<()> {
     // The dry run: activity older than a week is due; the scenario accounts' activity is held
     // by their open incidents.
     let activity_plan = retention_row("retention-plan-row", "activity", "");
+    // Read in one step: the dry run is worked out again as the saved change lands, which
+    // replaces the row.
     let due_row = app
-        .wait_css_for(
+        .wait_read(
             &format!("{activity_plan}:not([data-due=\"0\"])"),
+            &["data-due", "data-held"],
             std::time::Duration::from_secs(60),
         )
         .await?;
-    let due: u64 = due_row
-        .attr("data-due")
-        .await?
-        .unwrap_or_default()
-        .parse()?;
-    let held: u64 = due_row
-        .attr("data-held")
-        .await?
-        .unwrap_or_default()
-        .parse()?;
+    let due: u64 = due_row["data-due"].parse()?;
+    let held: u64 = due_row["data-held"].parse()?;
     assert!(due > 0 && held > 0, "due {due}, held {held}");
-    let reasons = due_row.text().await?;
+    let reasons = &due_row["text"];
     assert!(reasons.contains("open incident"), "{reasons}");
     app.el("retention-holds-link").await?;
     app.wait_gone(".toast").await?;
@@ -843,24 +838,29 @@ async fn retention(app: &App) -> Result<()> {
         std::time::Duration::from_secs(180),
     )
     .await?;
-    let newest = app.wait_css("[data-testid=\"retention-run-row\"]").await?;
-    assert_eq!(
-        newest.attr("data-status").await?.as_deref(),
-        Some("completed")
-    );
-    let done: u64 = newest
-        .attr("data-done")
-        .await?
-        .unwrap_or_default()
-        .parse()?;
+    let newest = app
+        .wait_read(
+            "[data-testid=\"retention-run-row\"]",
+            &["data-status", "data-done"],
+            std::time::Duration::from_secs(20),
+        )
+        .await?;
+    assert_eq!(newest["data-status"], "completed");
+    let done: u64 = newest["data-done"].parse()?;
     assert!(done > 0, "the run acted on what was due");
-    assert!(newest.text().await?.contains(ADMIN));
+    assert!(newest["text"].contains(ADMIN));
     // The dry run is worked out again: what was due is gone, the held records are still held.
     let mut after = None;
     for _ in 0..100 {
-        let row = app.wait_css(&activity_plan).await?;
-        let left: u64 = row.attr("data-due").await?.unwrap_or_default().parse()?;
-        let still: u64 = row.attr("data-held").await?.unwrap_or_default().parse()?;
+        let row = app
+            .wait_read(
+                &activity_plan,
+                &["data-due", "data-held"],
+                std::time::Duration::from_secs(20),
+            )
+            .await?;
+        let left: u64 = row["data-due"].parse()?;
+        let still: u64 = row["data-held"].parse()?;
         if left < due {
             after = Some((left, still));
             break;
