@@ -2204,11 +2204,13 @@ fn bad_values_are_usage_errors_never_panics_or_wraps() {
 fn run_measured(
     cli: &Cli,
     args: &[&str],
+    env: &[(&str, &str)],
     input: &std::path::Path,
 ) -> (Option<i32>, String, String, i64) {
     let dir = tempfile::tempdir().unwrap();
     let peak_path = dir.path().join("peak");
-    let vigil = cli.command(args);
+    let mut vigil = cli.command(args);
+    vigil.envs(env.iter().copied());
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f")
         .arg("%M")
@@ -2233,11 +2235,12 @@ fn run_measured(
     )
 }
 
-/// `monitor screen` signs in to nothing: its whole peak is held to this.
+/// The peak a command reading the hostile feed is held to: `monitor screen`, and `activity
+/// ingest` in a session (`vigil login`).
 const PEAK_LIMIT_KIB: i64 = 64 * 1024;
 
-/// `activity ingest` signs in first, and sign-in's two argon2id derivations (19 MiB each, run
-/// at once) set its floor: ingesting the hostile feed may add at most this over `whoami`, the
+/// Signing in with the password runs two argon2id derivations (19 MiB each) at once, which
+/// sets the floor of a one-shot `activity ingest`: it may add at most this over `whoami`, the
 /// same sign-in with no input. Holding the 10 MB line whole would add more than this by itself.
 const OVER_SIGN_IN_LIMIT_KIB: i64 = 8 * 1024;
 
@@ -2279,7 +2282,7 @@ fn hostile_feed_is_ingested_line_by_line(cli: Cli) {
     cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
     let dir = tempfile::tempdir().unwrap();
     let feed = hostile_feed(dir.path());
-    let (code, out, err, peak) = run_measured(&cli, &["activity", "ingest", "--json"], &feed);
+    let (code, out, err, peak) = run_measured(&cli, &["activity", "ingest", "--json"], &[], &feed);
     assert_eq!(code, Some(2), "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["ingested"], 4, "{report}");
@@ -2305,12 +2308,37 @@ fn hostile_feed_is_ingested_line_by_line(cli: Cli) {
     assert!(!rejected[3].1.contains('['), "{}", rejected[3].1);
     let empty = dir.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    let (code, _, err, sign_in) = run_measured(&cli, &["whoami"], &empty);
+    let (code, _, err, sign_in) = run_measured(&cli, &["whoami"], &[], &empty);
     assert_eq!(code, Some(0), "{err}");
     println!("activity ingest: peak resident {peak} KiB; whoami {sign_in} KiB");
     assert!(
         peak < sign_in + OVER_SIGN_IN_LIMIT_KIB,
         "activity ingest peaked at {peak} KiB, whoami at {sign_in} KiB"
+    );
+
+    // In a session (as a script signs in once with `vigil login`), the same feed again: the
+    // same report (the good lines were taken already, so none is new), under the limit.
+    let login = cli.run(&["login"], &[]);
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    let login = text(&login.stdout);
+    let session = login
+        .trim()
+        .strip_prefix("export VIGIL_SESSION=")
+        .unwrap_or_else(|| panic!("{login}"))
+        .trim_matches('\'');
+    let (code, out, err, peak) = run_measured(
+        &cli,
+        &["activity", "ingest", "--json"],
+        &[("VIGIL_SESSION", session)],
+        &feed,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["rejected"], report["rejected"], "{again}");
+    println!("activity ingest in a session: peak resident {peak} KiB");
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "activity ingest in a session peaked at {peak} KiB"
     );
 
     // The limit is the configured one, and the human output names the lines too.
@@ -2352,7 +2380,7 @@ fn a_hostile_feed_is_screened_line_by_line_in_bounded_memory() {
     let cli = Cli::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let feed = hostile_feed(dir.path());
-    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen", "--json"], &feed);
+    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen", "--json"], &[], &feed);
     assert_eq!(code, Some(0), "{err}");
     let rows: Vec<serde_json::Value> = out
         .lines()
@@ -2377,7 +2405,7 @@ fn a_hostile_feed_is_screened_line_by_line_in_bounded_memory() {
     println!("monitor screen --json: peak resident {peak} KiB");
     assert!(peak < PEAK_LIMIT_KIB, "monitor screen peaked at {peak} KiB");
 
-    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen"], &feed);
+    let (code, out, err, peak) = run_measured(&cli, &["monitor", "screen"], &[], &feed);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains("line 2: skipped: line longer than 65536 bytes"),
