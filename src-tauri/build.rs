@@ -33,6 +33,7 @@ const COMMANDS: &[&str] = &[
     "audit_verify",
     "security_events_list",
     "settings_show",
+    "settings_set_database",
     "outbox_list",
     "outbox_retry",
     "outbox_cancel",

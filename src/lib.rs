@@ -29,6 +29,7 @@ pub mod rbac;
 pub mod retention;
 pub mod security_events;
 pub mod security_log;
+pub mod settings;
 pub mod store;
 pub mod worker;
 

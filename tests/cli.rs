@@ -2618,3 +2618,140 @@ fn every_file_vigil_writes_is_private_and_no_writer_follows_a_link() {
     );
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
 }
+
+/// `vigil config set-database`: an administrator moves the console (its config file) from
+/// this SQLite database to `target`, a Vigil database that is set up; refused, changing
+/// nothing, for a moderator, a missing file, a database nobody set up, the same database and a
+/// bad URL. The move is in the audit log of the database left behind.
+fn the_console_moves_to_another_database(cli: Cli, target: &str) {
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &["user", "create", "mo-moderator", "--role", "moderator"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "mo-moderator"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_NEW_PASSWORD", "mo's own long passphrase"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let original = format!("[database]\nurl = \"{}\"\n", cli.url);
+    std::fs::write(&config, &original).unwrap();
+    // The console as its config file sets it up: no VIGIL_DATABASE_URL.
+    let set = |url: &str, env: &[(&str, &str)]| {
+        let mut cmd = cli.command(&["config", "set-database", url, "--json"]);
+        cmd.env_remove("VIGIL_DATABASE_URL")
+            .env("VIGIL_CONFIG", &config)
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let unchanged = || assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+
+    let empty = tempfile::tempdir().unwrap();
+    let never_set_up = format!("sqlite://{}/empty.db", empty.path().display());
+    cli.ok(
+        &["migrate"],
+        &[("VIGIL_DATABASE_URL", never_set_up.as_str())],
+    );
+    let missing = format!("sqlite://{}/missing.db", empty.path().display());
+    for (url, env, expect) in [
+        (
+            target,
+            &[
+                ("VIGIL_USERNAME", "mo-moderator"),
+                ("VIGIL_PASSWORD", "mo's own long passphrase"),
+            ][..],
+            "ConfigManage",
+        ),
+        (missing.as_str(), &[], "there is no database file"),
+        (never_set_up.as_str(), &[], "is not set up"),
+        (cli.url.as_str(), &[], "already"),
+        ("ftp://example.org/vigil", &[], "sqlite"),
+    ] {
+        let out = set(url, env);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {err}");
+        assert!(err.contains(expect), "{url}: {err}");
+        unchanged();
+    }
+    assert!(!empty.path().join("missing.db").exists(), "nothing created");
+
+    let out = set(target, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let change: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = change["to"].as_str().unwrap().to_owned();
+    assert!(!shown.contains(&password_in(target)), "{shown}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The console now reads the new database from its file.
+    let mut show = cli.command(&["config", "show", "--json"]);
+    show.env_remove("VIGIL_DATABASE_URL")
+        .env("VIGIL_CONFIG", &config);
+    let shown_config: serde_json::Value =
+        serde_json::from_slice(&show.output().unwrap().stdout).unwrap();
+    assert_eq!(
+        shown_config["database"]["url"].as_str(),
+        Some(shown.as_str())
+    );
+    // The database left behind records who moved the console, and where to.
+    let audit: serde_json::Value = serde_json::from_str(&cli.ok(
+        &[
+            "audit",
+            "list",
+            "--action",
+            "config.database_changed",
+            "--json",
+        ],
+        &[],
+    ))
+    .unwrap();
+    let entries = audit.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        entries[0]["target"].as_str(),
+        Some(shown.as_str()),
+        "{audit}"
+    );
+    assert!(!audit.to_string().contains(&password_in(target)));
+}
+
+/// The password a URL holds, or a string no audit entry contains.
+fn password_in(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(auth, _)| auth.split_once(':'))
+        .map_or_else(
+            || "\u{0}no password\u{0}".to_owned(),
+            |(_, pw)| pw.to_owned(),
+        )
+}
+
+#[test]
+fn an_administrator_moves_the_console_to_another_sqlite_database() {
+    let other = Cli::sqlite();
+    other.ok(&["init", "--admin", "other-admin"], &[ADMIN_PW]);
+    let target = other.url.clone();
+    the_console_moves_to_another_database(Cli::sqlite(), &target);
+}
+
+#[tokio::test]
+async fn an_administrator_moves_the_console_to_a_postgres_database() {
+    let other = Cli::postgres().await;
+    let target = other.url.clone();
+    tokio::task::spawn_blocking(move || {
+        other.ok(&["init", "--admin", "other-admin"], &[ADMIN_PW]);
+        the_console_moves_to_another_database(Cli::sqlite(), &target);
+    })
+    .await
+    .unwrap();
+}

@@ -246,6 +246,18 @@ impl From<PasswordChangeError> for CommandError {
     }
 }
 
+impl From<vigil::settings::SettingsError> for CommandError {
+    fn from(e: vigil::settings::SettingsError) -> Self {
+        use vigil::settings::SettingsError as S;
+        match e {
+            S::Forbidden(f) => f.into(),
+            S::Store(s) => s.into(),
+            S::Invalid(_) | S::Unreachable { .. } | S::NotSetUp(_) => Self::invalid(e.to_string()),
+            S::Config(_) => Self::new(ErrorCode::Internal, e.to_string()),
+        }
+    }
+}
+
 impl From<DirectoryError> for CommandError {
     fn from(e: DirectoryError) -> Self {
         match e {

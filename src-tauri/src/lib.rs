@@ -66,6 +66,7 @@ pub fn run() {
             commands::audit::audit_verify,
             commands::audit::security_events_list,
             commands::settings::settings_show,
+            commands::settings::settings_set_database,
             commands::outbox::outbox_list,
             commands::outbox::outbox_retry,
             commands::outbox::outbox_cancel,

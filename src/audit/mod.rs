@@ -166,6 +166,9 @@ pub enum AuditAction {
     OutboxRetried,
     /// An outbox message was cancelled before it was sent.
     OutboxCancelled,
+    /// An administrator moved this console to another database; the target names it and the
+    /// details the one it left (passwords hidden).
+    DatabaseChanged,
 }
 
 impl AuditAction {
@@ -228,6 +231,7 @@ impl AuditAction {
             AuditAction::PersonalDataRead => "pii.read",
             AuditAction::OutboxRetried => "outbox.retried",
             AuditAction::OutboxCancelled => "outbox.cancelled",
+            AuditAction::DatabaseChanged => "config.database_changed",
         }
     }
 }

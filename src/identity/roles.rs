@@ -92,6 +92,8 @@ pub enum Permission {
     LegalHoldManage,
     /// Read the security-event log (denials, token failures, refreshes, logouts, expiry).
     SecurityEventsRead,
+    /// Change the configuration: move the console to another database.
+    ConfigManage,
 }
 
 impl Permission {
@@ -117,11 +119,12 @@ impl Permission {
             RetentionManage => "retention_manage",
             LegalHoldManage => "legal_hold_manage",
             SecurityEventsRead => "security_events_read",
+            ConfigManage => "config_manage",
         }
     }
 
     /// Every permission.
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::AuditRead,
         Permission::AuditVerify,
         Permission::DemoSeed,
@@ -140,6 +143,7 @@ impl Permission {
         Permission::RetentionManage,
         Permission::LegalHoldManage,
         Permission::SecurityEventsRead,
+        Permission::ConfigManage,
     ];
 }
 
@@ -188,6 +192,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
                 | RetentionManage
                 | LegalHoldManage
                 | SecurityEventsRead
+                | ConfigManage
         ),
         Role::Service => matches!(
             permission,

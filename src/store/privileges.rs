@@ -134,7 +134,7 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
     use Permission::*;
     match permission {
         AuditRead | AuditVerify => grants![t("audit_log", &[S])],
-        ConfigRead => grants![],
+        ConfigRead | ConfigManage => grants![],
         DemoSeed => grants![
             t("users", &[I, U]),
             t("events", &[S, I]),

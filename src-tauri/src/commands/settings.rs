@@ -1,12 +1,13 @@
-//! Settings: the effective configuration and the policies in force, read-only.
+//! Settings: the effective configuration and the policies in force, and the one setting an
+//! administrator changes here: the database.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tauri::State;
 use ts_rs::TS;
 use vigil::auth::{self, tokens};
 use vigil::rbac::{self, Permission};
 
-use crate::error::CommandResult;
+use crate::error::{CommandError, CommandResult};
 use crate::state::AppState;
 
 /// A policy and its value, for display.
@@ -123,5 +124,67 @@ pub async fn settings_show(state: State<'_, AppState>) -> CommandResult<Settings
         rsa_bits: u32::from(c.rsa_bits),
         log: c.log,
         policies,
+    })
+}
+
+/// Which database to move to.
+#[derive(Debug, Deserialize, TS)]
+#[ts(export)]
+pub struct SetDatabaseRequest {
+    /// `sqlite:///path/to/vigil.db` or `postgres://USER@host/db` (team mode: the password from
+    /// this machine's keystore) or with the password in it.
+    pub url: String,
+}
+
+/// A database change that was made.
+#[derive(Debug, Serialize, TS)]
+#[ts(export)]
+pub struct DatabaseChangeView {
+    /// The database the console left, password hidden.
+    pub from: String,
+    /// The database it uses now, password hidden.
+    pub to: String,
+    /// The config file that records it.
+    pub config_file: String,
+}
+
+/// Moves this console to another Vigil database that is set up already (the config-manage
+/// permission; audited in the database it leaves). The session ends here: the operator signs in
+/// again, on the new database.
+#[tauri::command]
+pub async fn settings_set_database(
+    state: State<'_, AppState>,
+    req: SetDatabaseRequest,
+) -> CommandResult<DatabaseChangeView> {
+    let (db, _, actor) = state.authorised().await?;
+    let new = vigil::store::DatabaseUrl::parse(req.url.trim())
+        .map_err(|e| CommandError::invalid(e.to_string()))?;
+    let mut config = state.config();
+    let file = config
+        .source_file
+        .clone()
+        .or_else(vigil::config::default_config_file)
+        .ok_or_else(|| CommandError::invalid("this machine has no config folder"))?;
+    let change = vigil::settings::set_database(
+        &db.store,
+        &actor,
+        &config.database.url,
+        &new,
+        &file,
+        &config.database.store_options(),
+        db.keystore.as_deref(),
+    )
+    .await?;
+    drop(db);
+    state.sign_out().await;
+    config.database.url = new;
+    config.database.configured = true;
+    config.source_file = Some(file);
+    // Installing the configuration closes the old database; the next call opens the new one.
+    state.set_config(config).await;
+    Ok(DatabaseChangeView {
+        from: change.from,
+        to: change.to,
+        config_file: change.config_file.display().to_string(),
     })
 }

@@ -74,7 +74,7 @@ pub enum SetupResult {
 /// database was chosen (`VIGIL_DATABASE_URL`, or `database.url` in the config file) and
 /// `requested` is another one: after a setup that stopped half-way, only that same database's
 /// setup can be finished here. Moving a console that is set up to another database is an
-/// administrator's settings action (`vigil settings set-database`).
+/// administrator's settings action (`vigil config set-database`, or the desktop's Settings).
 pub async fn first_run_only(state: &AppState, requested: &DatabaseUrl) -> CommandResult<()> {
     let config = state.config();
     let current = &config.database.url;

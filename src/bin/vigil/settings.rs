@@ -25,6 +25,20 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Print the effective configuration, secrets redacted.
     Show(JsonFlag),
+    /// Move this console to another Vigil database that is set up already (administrators;
+    /// recorded in the audit log of the database it leaves, then in the config file). Sign in
+    /// again afterwards, on the new database.
+    SetDatabase {
+        /// The database: sqlite:///path/to/vigil.db, or postgres://USER@host/db (team mode:
+        /// its password from the keystore, `vigil keystore set-database-password`). `-` reads
+        /// it from standard input, and leaving it out on a terminal asks for it without echo: a
+        /// URL holding a password, given here, is visible to other local users in the process
+        /// list while the command runs.
+        url: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -40,6 +54,9 @@ pub(crate) enum KeystoreCommand {
 pub(crate) async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     match command {
         Command::Config(ConfigCommand::Show(f)) => config_show(config, f.json),
+        Command::Config(ConfigCommand::SetDatabase { url, json }) => {
+            set_database(config, url, json).await
+        }
         Command::Keystore(KeystoreCommand::Check(f)) => keystore_check(config, f.json),
         Command::Keystore(KeystoreCommand::SetDatabasePassword) => {
             set_database_password(config).await
@@ -178,6 +195,48 @@ fn keystore_check(config: &Config, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn set_database(config: &Config, url: Option<String>, json: bool) -> Result<ExitCode> {
+    let given = sensitive_value(url, "database URL")?;
+    let new = vigil::store::DatabaseUrl::parse(given.trim())?;
+    let file = config
+        .source_file
+        .clone()
+        .or_else(vigil::config::default_config_file)
+        .ok_or_else(|| anyhow!("this machine has no config folder"))?;
+    let store = open(config).await?;
+    let (actor, _) = sign_in(config, &store).await?;
+    let keystore = config.keystore.open().ok();
+    let change = vigil::settings::set_database(
+        &store,
+        &actor,
+        &config.database.url,
+        &new,
+        &file,
+        &config.database.store_options(),
+        keystore.as_deref(),
+    )
+    .await?;
+    store.close().await;
+    if json {
+        print_json(&change)?;
+    } else {
+        println!(
+            "this console now uses {} (was {}; recorded in its audit log and in {}); sign in \
+             again",
+            change.to,
+            change.from,
+            change.config_file.display()
+        );
+    }
+    if std::env::var_os("VIGIL_DATABASE_URL").is_some() {
+        eprintln!(
+            "note: VIGIL_DATABASE_URL is set in this shell and overrides the config file until \
+             it is unset"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn set_database_password(config: &Config) -> Result<ExitCode> {

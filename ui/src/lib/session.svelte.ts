@@ -121,6 +121,16 @@ class Session {
     }
   }
 
+  /** The console moved to another database (its session ended there): sign in to the new one. */
+  async databaseMoved(to: string): Promise<void> {
+    this.toLogin(`This console now uses ${to}. Sign in to it.`);
+    try {
+      this.status = await appStatus();
+    } catch (error) {
+      this.bootError = toCommandError(error);
+    }
+  }
+
   async signOut(): Promise<void> {
     try {
       await logout();

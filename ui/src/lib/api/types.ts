@@ -43,6 +43,7 @@ export type { SecurityEventsQuery } from './bindings/SecurityEventsQuery';
 export type { SecurityEventRow } from './bindings/SecurityEventRow';
 export type { PolicyView } from './bindings/PolicyView';
 export type { SettingsView } from './bindings/SettingsView';
+export type { DatabaseChangeView } from './bindings/DatabaseChangeView';
 export type { OutboxMessageView } from './bindings/OutboxMessageView';
 export type { OutboxListQuery } from './bindings/OutboxListQuery';
 export type { OutboxRef } from './bindings/OutboxRef';
