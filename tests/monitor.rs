@@ -786,3 +786,62 @@ async fn a_large_file_ingested_twice_adds_nothing_the_second_time(db: TestDb) {
     raw.close().await;
 }
 on_both!(a_large_file_ingested_twice_adds_nothing_the_second_time);
+
+/// The ingestion fence on Postgres: an ingestion transaction stamped first but committing last
+/// (another ingester stamped after it and committed first) is not passed over by a detector
+/// run. The detector's snapshot waits for it to commit, and then takes in both; the second
+/// ingester was not held up by the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_run_never_passes_over_activity_that_commits_late() {
+    use vigil::keys::{Purpose, WriteKeys};
+    use vigil::platform::{self, NewActivity};
+    let db = common::postgres().await;
+    let (_admin, ring) = common::admin_keys(&db).await;
+    let keys = WriteKeys::current(&db.store, &ring, &[Purpose::Network, Purpose::BlindIndex])
+        .await
+        .unwrap();
+    let activity = |n: u8| NewActivity {
+        id: uuid::Uuid::now_v7(),
+        user_id: None,
+        kind: "login",
+        outcome: "failure",
+        reason: Some("unknown_user"),
+        occurred_at: Timestamp::now(),
+        user_agent: "fence-test".into(),
+        country: "GB".into(),
+        ip: Some(format!("192.0.2.{n}")),
+        ref_id: None,
+        target: None,
+    };
+    let mut late = db.store.begin().await.unwrap();
+    platform::insert_activity(&mut late, &keys, &[activity(1)])
+        .await
+        .unwrap();
+    let mut early = db.store.begin().await.unwrap();
+    platform::insert_activity(&mut early, &keys, &[activity(2)])
+        .await
+        .unwrap();
+    early.commit().await.unwrap();
+
+    let snapshot = db.store.settled_ingestion();
+    tokio::pin!(snapshot);
+    tokio::select! {
+        taken = &mut snapshot => panic!("a snapshot ({taken:?}) was taken with an ingestion in flight"),
+        () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+    }
+    late.commit().await.unwrap();
+    let snap = snapshot.await.unwrap().expect("activity was ingested");
+    let raw = db.raw().await;
+    let stamps: Vec<i64> = {
+        use sqlx::Row;
+        sqlx::query("SELECT ingested_at FROM activity_log WHERE user_agent = 'fence-test'")
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect()
+    };
+    assert_eq!(stamps.len(), 2);
+    assert!(stamps.iter().all(|s| *s <= snap), "{stamps:?} after {snap}");
+}

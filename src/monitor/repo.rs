@@ -108,10 +108,8 @@ pub(super) async fn set_checkpoint(
 /// The newest ingestion time, and the span of occurrence times of activity ingested after
 /// `after` up to it: `(snapshot, first, last, count)`.
 pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i64, i64, i64)>> {
-    let snap: Option<i64> = sqlx::query("SELECT MAX(ingested_at) FROM activity_log")
-        .fetch_one(store.pool())
-        .await?
-        .try_get(0)?;
+    // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
+    let snap = store.settled_ingestion().await?;
     let Some(snap) = snap.filter(|s| *s > after) else {
         return Ok(None);
     };

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Row as _};
 
 use super::NewActivity;
 use crate::crypto::field::Place;
@@ -258,10 +258,22 @@ impl BulkWriter {
                 &batch.activity,
             )
             .await?;
+            // Stamped inside the ingestion fence, by the database's clock (see
+            // `store::ingestion_stamp`): the staged stamp is replaced.
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(crate::store::ingestion_fence_key())
+                .execute(&mut *tx)
+                .await?;
+            let stamp: i64 = sqlx::query(crate::store::POSTGRES_NOW_MICROS)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            let select = ACTIVITY_COLUMNS.replacen("ingested_at", "$1::BIGINT", 1);
             written.activity = sqlx::query(&format!(
                 "INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
-                 SELECT {ACTIVITY_COLUMNS} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING"
+                 SELECT {select} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING"
             ))
+            .bind(stamp)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -309,7 +309,9 @@ pub async fn insert_activity(
             }
         })
         .collect();
-    repo::insert_activity(tx, &sealed, Timestamp::now()).await
+    // Stamped inside the ingestion fence (see `store::ingestion_stamp`).
+    let stamp = crate::store::ingestion_stamp(tx).await?;
+    repo::insert_activity(tx, &sealed, stamp).await
 }
 
 /// Row counts of the platform tables.

@@ -6,6 +6,7 @@
 //! times as UTC microseconds ([`Timestamp`]).
 
 mod bulk;
+mod fence;
 /// Files Vigil writes (a floor below the store; kept reachable as `store::files`).
 pub use crate::files;
 mod lock;
@@ -21,6 +22,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
+pub use self::fence::ingestion_stamp;
+pub(crate) use self::fence::{ingestion_fence_key, POSTGRES_NOW_MICROS};
 pub use self::lock::JobLock;
 pub use self::url::{Backend, DatabaseUrl, InvalidDatabaseUrl};
 
