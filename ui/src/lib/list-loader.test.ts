@@ -20,9 +20,9 @@ describe('ListLoader', () => {
     const list = new ListLoader<string[]>(() => new Promise((resolve) => answers.push(resolve)));
     const first = list.load();
     const second = list.load();
-    answers[1](['new']);
+    answers[1]!(['new']);
     await second;
-    answers[0](['old']);
+    answers[0]!(['old']);
     await first;
     expect(list.rows).toEqual(['new']);
     expect(list.loading).toBe(false);
