@@ -2582,7 +2582,25 @@ fn every_file_vigil_writes_is_private_and_no_writer_follows_a_link() {
         qr.join("qr.png").to_str().unwrap(),
     ]);
 
+    // The WAL and shared-memory files exist while a process has the database open (the last
+    // one to close it cleanly removes them): look while an ingestion waits for its input.
+    let mut open = cli.command(&["activity", "ingest", "--json"]);
+    env(&mut open);
+    open.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut waiting = open.spawn().unwrap();
+    let wal = data.join("vigil.db-wal");
+    for _ in 0..400 {
+        if wal.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let files = assert_private_tree(root.path());
+    drop(waiting.stdin.take());
+    let ended = waiting.wait_with_output().unwrap();
+    assert!(ended.status.success(), "{}", text(&ended.stderr));
     for expect in ["vigil.db", "vigil.db-wal", "vigil.db-shm", "qr.png"] {
         assert!(files.iter().any(|f| f == expect), "{expect} in {files:?}");
     }
