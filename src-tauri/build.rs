@@ -50,6 +50,7 @@ const COMMANDS: &[&str] = &[
     "dsr_reject",
     "dsr_withdraw",
     "dsr_run",
+    "dsr_stop",
     "dsr_default_export_dir",
     "holds_list",
     "hold_place",
@@ -69,6 +70,7 @@ const COMMANDS: &[&str] = &[
     "retention_set_policy",
     "retention_plan",
     "retention_run",
+    "retention_stop",
     "retention_runs",
 ];
 

@@ -12,6 +12,7 @@
 //! one worker runs a job at a time, and if that worker dies its lock goes with its connection
 //! and another takes the job over (an interrupted retention run resumes where it stopped).
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -213,8 +214,10 @@ impl Worker {
             abort_in_chunk: self.abort_in_chunk,
         };
         let interval = Duration::from_secs(self.config.worker.retention_interval_hours * 3_600);
-        match retention::run_scheduled(&self.store, &self.actor, &options, interval, &mut |_| {})
-            .await
+        match retention::run_scheduled(&self.store, &self.actor, &options, interval, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .await
         {
             Ok(Some(rec)) => ("ran", serde_json::to_value(&rec).ok(), None),
             Ok(None) => ("not_due", None, None),

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{count, TestDb};
+use std::ops::ControlFlow;
 use vigil::audit::{self, archive, Verification};
 use vigil::auth::{tokens, Actor};
 use vigil::demo::{self, SeedOptions};
@@ -241,9 +242,12 @@ async fn plan_matches_sql_and_a_run_clears_what_is_due_and_keeps_what_is_held(db
         as_of: Some(now),
         ..RunOptions::default()
     };
-    let rec = retention::run(&db.store, &admin, &options, &mut |p| seen.push(p))
-        .await
-        .unwrap();
+    let rec = retention::run(&db.store, &admin, &options, &mut |p| {
+        seen.push(p);
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
     assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
     assert!(!rec.resumed);
     assert_eq!(
@@ -356,13 +360,73 @@ async fn plan_matches_sql_and_a_run_clears_what_is_due_and_keeps_what_is_held(db
     assert!(later[&Category::Activity].held.open_incident > 0);
 
     // A second run finds nothing to do.
-    let again = retention::run(&db.store, &admin, &options, &mut |_| {})
-        .await
-        .unwrap();
+    let again = retention::run(&db.store, &admin, &options, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
     assert!(again.counts.values().all(|c| c.done == 0));
     raw.close().await;
 }
 on_both!(plan_matches_sql_and_a_run_clears_what_is_due_and_keeps_what_is_held);
+
+async fn a_run_asked_to_stop_stops_after_a_chunk_and_the_next_resumes_it(db: TestDb) {
+    let (admin, _ring) = seeded(&db).await;
+    let raw = db.raw().await;
+    let now = Timestamp::now();
+    let activity_cutoff = now.micros() - 90 * DAY;
+    let old = format!("SELECT COUNT(*) FROM activity_log WHERE occurred_at < {activity_cutoff}");
+    let due = plan_of(&db, &admin, now).await[&Category::Activity].due;
+    assert!(due > 1_000, "the seed has old activity");
+    let before = count(&raw, &old).await;
+    let options = RunOptions {
+        policy: Some(Category::Activity),
+        chunk: 100,
+        as_of: Some(now),
+        ..RunOptions::default()
+    };
+
+    // Asked to stop at its first progress report: one chunk is done and committed, no more.
+    let mut reports = 0;
+    let stopped = retention::run(&db.store, &admin, &options, &mut |_| {
+        reports += 1;
+        ControlFlow::Break(())
+    })
+    .await;
+    assert!(
+        matches!(stopped, Err(RetentionError::Stopped)),
+        "{stopped:?}"
+    );
+    assert_eq!(reports, 1);
+    let first = before - count(&raw, &old).await;
+    assert!(first > 0 && first <= 100, "one chunk of 100: {first}");
+    let runs = retention::runs(&db.store, &admin, 5).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Running, "left to be resumed");
+    assert!(runs[0].finished_at.is_none());
+    // The lock went with the stopped run: nothing is busy.
+    let lock = db.store.try_job_lock("retention").await.unwrap();
+    assert!(lock.is_some(), "a stopped run holds no lock");
+    lock.unwrap().release().await;
+
+    // The next run resumes it (same run, same cutoff) and clears the rest.
+    let resumed = retention::run(&db.store, &admin, &options, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
+    assert!(resumed.resumed);
+    assert_eq!(resumed.id, runs[0].id);
+    assert_eq!(resumed.status, RunStatus::Completed, "{:?}", resumed.errors);
+    assert_eq!(resumed.counts[&Category::Activity].done, due);
+    assert_eq!(plan_of(&db, &admin, now).await[&Category::Activity].due, 0);
+    assert_eq!(
+        retention::runs(&db.store, &admin, 5).await.unwrap().len(),
+        1
+    );
+    raw.close().await;
+}
+on_both!(a_run_asked_to_stop_stops_after_a_chunk_and_the_next_resumes_it);
 
 async fn invalid_policies_are_refused_and_change_nothing(db: TestDb) {
     let admin = common::admin(&db).await;
@@ -400,7 +464,10 @@ async fn invalid_policies_are_refused_and_change_nothing(db: TestDb) {
         Err(RetentionError::Forbidden(_))
     ));
     assert!(matches!(
-        retention::run(&db.store, &moderator, &RunOptions::default(), &mut |_| {}).await,
+        retention::run(&db.store, &moderator, &RunOptions::default(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .await,
         Err(RetentionError::Forbidden(_))
     ));
     let officer = common::operator_with_role(&db, "co-casey", "compliance_officer").await;
@@ -443,9 +510,11 @@ async fn a_job_lock_has_one_holder_until_released(db: TestDb) {
     let monitor = other.try_job_lock("monitor").await.unwrap().unwrap();
     // While a lock is held elsewhere, a run refuses and changes nothing.
     let admin = common::admin(&db).await;
-    let e = retention::run(&other, &admin, &RunOptions::default(), &mut |_| {})
-        .await
-        .unwrap_err();
+    let e = retention::run(&other, &admin, &RunOptions::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap_err();
     assert!(matches!(e, RetentionError::Busy), "{e}");
     assert!(retention::runs(&db.store, &admin, 5)
         .await
@@ -488,9 +557,11 @@ async fn archiving_keeps_the_chain_verifiable_and_a_changed_byte_is_found(db: Te
         archive_dir: Some(dir.path().to_owned()),
         abort_in_chunk: None,
     };
-    let rec = retention::run(&db.store, &admin, &options, &mut |_| {})
-        .await
-        .unwrap();
+    let rec = retention::run(&db.store, &admin, &options, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
     assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
     let archived = rec.counts[&Category::Audit].done as i64;
     assert_eq!(archived, total);
@@ -611,9 +682,11 @@ async fn the_archive_trusts_no_name_link_or_size_it_reads(db: TestDb) {
         archive_dir: Some(dir.clone()),
         abort_in_chunk: None,
     };
-    let rec = retention::run(&db.store, &admin, &options, &mut |_| {})
-        .await
-        .unwrap();
+    let rec = retention::run(&db.store, &admin, &options, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
     assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
     let manifest = archive::read_manifest(&dir).unwrap().unwrap();
     assert!(manifest.segments.len() >= 2);

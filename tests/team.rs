@@ -7,6 +7,7 @@ mod common;
 mod smtp;
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use common::{TestDb, PASSWORD};
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -892,9 +893,11 @@ async fn a_service_account_runs_retention_and_archives_the_audit_log_over_its_ow
         archive_dir: Some(archive.path().to_owned()),
         ..RunOptions::default()
     };
-    let rec = retention::run(&w.store, &w.actor, &options, &mut |_| {})
-        .await
-        .expect("the service account runs retention over its own login");
+    let rec = retention::run(&w.store, &w.actor, &options, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .expect("the service account runs retention over its own login");
     assert_eq!(rec.status, RunStatus::Completed, "{:?}", rec.errors);
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM activity_log WHERE id LIKE 'act-%'")
         .fetch_one(&owner)

@@ -5,7 +5,8 @@
 //! compliance officer created, given their data keys, and working data-subject requests: an
 //! overdue one received by post (its code given by hand), and an erasure verified with the
 //! subject's code as mailed to the subject through a real SMTP server (a wrong code refused
-//! first), run with live step progress, and its receipt showing a clean residual scan;
+//! first), stopped from the desktop before its first step and resumed, run with live step
+//! progress, and its receipt showing a clean residual scan;
 //! and moderation: the demo's attack scenarios turned into incidents by the detectors, the
 //! moderator opening the critical credential-stuffing incident from the queue, checking its
 //! evidence and the source address's block, lifting the block and seeing the lift on the
@@ -15,6 +16,7 @@
 //! requests hold back, and a run now that lands in the history as completed.
 //! Run by scripts/e2e.
 
+use sqlx::{ConnectOptions, Connection};
 use vigil_e2e::{fresh_totp, totp_now, App, Result};
 
 /// The tests' SMTP server (STARTTLS with a certificate made by the test), shared with the
@@ -280,7 +282,7 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
     app.el("settings").await?;
     app.screenshot("settings").await?;
 
-    data_subject_requests(app, &backup_codes[4], mail).await?;
+    data_subject_requests(app, home, &backup_codes[4], mail).await?;
     moderation(app, &backup_codes[5]).await?;
     retention(app).await
 }
@@ -288,6 +290,7 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
 /// Demo data, a compliance officer with data keys, and the officer's requests.
 async fn data_subject_requests(
     app: &App,
+    home: &std::path::Path,
     admin_backup_code: &str,
     mail: &smtp::SmtpServer,
 ) -> Result<()> {
@@ -487,7 +490,43 @@ async fn data_subject_requests(
     app.wait_css("[data-testid=\"dsr-status\"][data-status=\"verified\"]")
         .await?;
 
-    // The erasure runs step by step; the steps show as they go.
+    // Stopped from the desktop: another program holds the database's write lock a moment (as a
+    // long backup or a worker would), so the run is still at its start when the officer presses
+    // Stop; it stops before its first step and changes nothing the steps do.
+    let db_file = home.join("data/vigil/vigil.db");
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db_file)
+        .connect()
+        .await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
+    app.click("dsr-run").await?;
+    app.click("confirm-ok").await?;
+    app.click("dsr-stop").await?;
+    app.wait_css("[data-testid=\"dsr-stop\"][data-state=\"requested\"]")
+        .await?;
+    sqlx::query("ROLLBACK").execute(&mut other).await?;
+    other.close().await?;
+    app.wait_css_for(
+        "[data-testid=\"dsr-run-stopped\"]",
+        std::time::Duration::from_secs(60),
+    )
+    .await?;
+    app.wait_css("[data-testid=\"dsr-status\"][data-status=\"in_progress\"]")
+        .await?;
+    app.wait_css("[data-testid=\"dsr-steps\"][data-running=\"false\"]")
+        .await?;
+    let states = app
+        .attrs("[data-testid=\"dsr-step\"]", "data-state")
+        .await?;
+    assert_eq!(states.len(), 9, "the erasure plan's steps: {states:?}");
+    assert!(
+        states.iter().all(|s| s != "done"),
+        "no step ran before the stop: {states:?}"
+    );
+    app.screenshot("dsr-stopped").await?;
+
+    // Resumed: the erasure runs step by step; the steps show as they go.
+    assert!(app.text("dsr-run").await?.contains("Resume"));
     app.click("dsr-run").await?;
     app.click("confirm-ok").await?;
     app.wait_css("[data-testid=\"dsr-step\"]").await?;

@@ -71,6 +71,9 @@ pub enum ErrorCode {
     /// The incident action does not apply to the incident as it is now (it is closed, or
     /// has no account suspended, no block or restriction in force); the message says why.
     NotApplicable,
+    /// The run stopped where the operator asked (a request's run at its next step, a
+    /// retention run after its chunk); running it again resumes it.
+    Stopped,
     /// Another console or worker is running this job now (a retention run, the detectors);
     /// try again when it ends.
     Busy,
@@ -319,7 +322,8 @@ impl From<PrivacyError> for CommandError {
             }
             P::Forbidden(_) => ErrorCode::Forbidden,
             P::NotFound | P::SubjectNotFound => ErrorCode::NotFound,
-            P::WrongState { .. } | P::Stopped { .. } => ErrorCode::Conflict,
+            P::WrongState { .. } => ErrorCode::Conflict,
+            P::Stopped { .. } => ErrorCode::Stopped,
             P::NotVerified => ErrorCode::NotVerified,
             P::WrongCode { .. } | P::TokenRefused(_) => ErrorCode::CodeInvalid,
             P::CodeExpired => ErrorCode::CodeExpired,
@@ -407,6 +411,7 @@ impl From<RetentionError> for CommandError {
             R::Store(s) => s.into(),
             R::Invalid(_) => Self::invalid(e.to_string()),
             R::Busy => Self::new(ErrorCode::Busy, e.to_string()),
+            R::Stopped => Self::new(ErrorCode::Stopped, e.to_string()),
             R::NoArchiveDir => Self::new(ErrorCode::ConfigInvalid, e.to_string()),
             R::Archive(vigil::audit::archive::ArchiveError::Store(s)) => s.into(),
             R::Archive(_) => Self::new(ErrorCode::Io, e.to_string()),
@@ -508,6 +513,7 @@ mod tests {
                 },
                 ErrorCode::Conflict,
             ),
+            (PrivacyError::Stopped { step: 3 }, ErrorCode::Stopped),
             (
                 PrivacyError::Keys(KeyError::NoKeyPairHere),
                 ErrorCode::KeysUnavailable,

@@ -83,6 +83,7 @@ pub fn run() {
             commands::privacy::dsr_reject,
             commands::privacy::dsr_withdraw,
             commands::privacy::dsr_run,
+            commands::privacy::dsr_stop,
             commands::privacy::dsr_default_export_dir,
             commands::privacy::holds_list,
             commands::privacy::hold_place,
@@ -102,6 +103,7 @@ pub fn run() {
             commands::retention::retention_set_policy,
             commands::retention::retention_plan,
             commands::retention::retention_run,
+            commands::retention::retention_stop,
             commands::retention::retention_runs,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))

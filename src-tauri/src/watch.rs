@@ -18,6 +18,7 @@
 //! data key on this machine (compliance officers), as the worker's `mail` job does; each
 //! message is claimed before it is sent, so consoles and workers never send one twice.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,7 +199,11 @@ async fn retention_if_due(app: &AppHandle, state: &AppState, db: &Arc<Db>, actor
     tauri::async_runtime::spawn(async move {
         let _one = one;
         let options = run_options(&config, None);
-        match retention::run_scheduled(&db.store, &actor, &options, interval, &mut |_| {}).await {
+        match retention::run_scheduled(&db.store, &actor, &options, interval, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .await
+        {
             Ok(Some(record)) => {
                 tracing::info!(
                     run = %record.id,

@@ -16,11 +16,14 @@
 //! A run takes the `retention` job lock, so one runs at a time across every console and worker.
 //! Each chunk is one transaction that also records the run's cursor and counts, so a run cut
 //! short (a crash, a kill, a lost connection) resumes where it stopped: the next run picks up
-//! the interrupted one first, with the same cutoff time.
+//! the interrupted one first, with the same cutoff time. A caller may also ask a run to stop
+//! (its progress callback answers [`ControlFlow::Break`]): it stops after the chunk in hand,
+//! as a killed run would, and resumes the same way.
 
 mod repo;
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -203,6 +206,11 @@ pub enum RetentionError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller asked the run to stop (its progress callback answered
+    /// [`ControlFlow::Break`]): it stopped after the chunk it had committed, exactly as a killed
+    /// run does, and the next run resumes it.
+    #[error("the retention run stopped where it was asked to; the next run resumes it")]
+    Stopped,
 }
 
 impl From<sqlx::Error> for RetentionError {
@@ -579,7 +587,7 @@ pub async fn run(
     store: &Store,
     actor: &Actor,
     options: &RunOptions,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<RunRecord, RetentionError> {
     rbac::require(store, actor, Permission::RetentionManage).await?;
     if !(1..=MAX_CHUNK).contains(&options.chunk) {
@@ -601,7 +609,7 @@ pub async fn run_scheduled(
     actor: &Actor,
     options: &RunOptions,
     interval: std::time::Duration,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<Option<RunRecord>, RetentionError> {
     rbac::require(store, actor, Permission::RetentionManage).await?;
     let lock = store.try_job_lock(JOB).await?.ok_or(RetentionError::Busy)?;
@@ -618,7 +626,7 @@ async fn run_locked(
     store: &Store,
     actor: &Actor,
     options: &RunOptions,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<RunRecord, RetentionError> {
     let (mut rec, mut cursor) = match repo::interrupted_run(store).await? {
         Some(row) => {
@@ -698,6 +706,10 @@ async fn run_locked(
         };
         cursor = None;
         rec.counts.entry(category).or_default().seconds += started.elapsed().as_secs_f64();
+        if let Err(RetentionError::Stopped) = applied {
+            // Left as it is, the run is an interrupted one: the next run resumes it.
+            return Err(RetentionError::Stopped);
+        }
         if let Err(e) = applied {
             tracing::warn!(policy = %category, error = %e, "retention policy failed");
             rec.errors.push(RunFault {
@@ -717,7 +729,7 @@ async fn apply_policy(
     options: &RunOptions,
     start: Option<RunCursor>,
     chunks_here: &mut u64,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     let category = policy.category;
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
@@ -802,7 +814,7 @@ async fn walk_target(
     after: &mut repo::Cursor,
     (seen, due): (&mut u64, u64),
     chunks_here: &mut u64,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     let category = policy.category;
     loop {
@@ -849,11 +861,14 @@ async fn walk_target(
             std::process::abort();
         }
         tx.commit().await.map_err(StoreError::from)?;
-        progress(Progress {
+        let answer = progress(Progress {
             policy: category,
             done: *seen,
             due: due.max(*seen),
         });
+        if answer.is_break() {
+            return Err(RetentionError::Stopped);
+        }
         match upper {
             Some(u) => *after = u,
             None => return Ok(()),
@@ -867,7 +882,7 @@ async fn archive_policy(
     rec: &mut RunRecord,
     policy: &Policy,
     options: &RunOptions,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     let cutoff = cutoff(rec.as_of, policy.period_days);
     let (due, _) = archive::due(store, cutoff).await?;
@@ -900,11 +915,14 @@ async fn archive_policy(
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        progress(Progress {
+        let answer = progress(Progress {
             policy: Category::Audit,
             done: seen,
             due: due.max(seen),
         });
+        if answer.is_break() {
+            return Err(RetentionError::Stopped);
+        }
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use vigil::store::Timestamp;
 
 use super::rfc3339;
 use crate::error::{CommandError, CommandResult, ErrorCode};
-use crate::state::AppState;
+use crate::state::{AppState, RunKey};
 
 /// A data-subject request as the inbox and the detail show it.
 #[derive(Debug, Serialize, TS)]
@@ -828,6 +828,7 @@ pub async fn dsr_run(
     let options = run_options(&req)?;
     let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
     let request_id = id.to_string();
+    let run = state.stops.start(RunKey::Request(request_id.clone()));
     let outcome = privacy::run(&db.store, ring, &actor, id, &options, &mut |p| {
         let _ = app.emit(
             DSR_PROGRESS,
@@ -840,9 +841,14 @@ pub async fn dsr_run(
                 rows: p.rows,
             },
         );
-        Flow::Continue
+        if run.stop_requested() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     })
     .await?;
+    drop(run);
     Ok(match outcome {
         RunOutcome::Exported { files } => DsrRunResult::Exported {
             files: files.into_iter().map(Into::into).collect(),
@@ -867,6 +873,23 @@ pub async fn dsr_run(
             fields: fields.into_iter().map(str::to_owned).collect(),
         },
     })
+}
+
+/// Asks this console's run of a request to stop: it stops at its next step, the step in
+/// flight rolled back, and `dsr_run` answers `stopped`; running the request again resumes it.
+/// Refused as not found when no run of that request is under way here.
+#[tauri::command]
+pub async fn dsr_stop(state: State<'_, AppState>, req: DsrRef) -> CommandResult<()> {
+    state.authorised().await?;
+    let id = request_id(&req.id)?;
+    if state.stops.request(&RunKey::Request(id.to_string())) {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            ErrorCode::NotFound,
+            "no run of this request is under way on this console",
+        ))
+    }
 }
 
 /// The folder exports go to unless the officer picks another: Downloads, else the home folder.

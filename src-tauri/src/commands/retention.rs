@@ -4,6 +4,8 @@
 //! events), and the history of runs. The core checks every value and permission; these commands
 //! only translate.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, State};
 use ts_rs::TS;
@@ -16,7 +18,7 @@ use super::rfc3339;
 use crate::error::{CommandError, CommandResult, ErrorCode};
 use crate::events::run_options;
 pub use crate::events::{RetentionCountView, RetentionFaultView, RetentionRunView, RETENTION_RAN};
-use crate::state::AppState;
+use crate::state::{AppState, RunKey};
 
 /// A retention policy, with the rules a change to it must keep.
 #[derive(Debug, Serialize, TS)]
@@ -269,12 +271,19 @@ pub async fn retention_run(
     let (db, _, actor) = state.authorised().await?;
     let policy = req.policy.as_deref().map(parse_category).transpose()?;
     let options = run_options(&state.config(), policy);
+    let run = state.stops.start(RunKey::Retention);
     let outcome = retention::run(&db.store, &actor, &options, &mut |p| {
         if let Err(e) = app.emit(RETENTION_PROGRESS, RetentionProgressEvent::from(p)) {
             tracing::debug!(error = %e, "retention-progress event not sent");
         }
+        if run.stop_requested() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     })
     .await;
+    drop(run);
     match outcome {
         Ok(record) => Ok(record.into()),
         // The one holding the lock is this console's own scheduled run: say so.
@@ -284,6 +293,22 @@ pub async fn retention_run(
              history when it ends",
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Asks the retention run started from this console to stop: it stops after the chunk in
+/// hand, and the next run (from any console or worker) resumes it. Refused as not found when
+/// none is under way here.
+#[tauri::command]
+pub async fn retention_stop(state: State<'_, AppState>) -> CommandResult<()> {
+    state.authorised().await?;
+    if state.stops.request(&RunKey::Retention) {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            ErrorCode::NotFound,
+            "no retention run started from this console is under way",
+        ))
     }
 }
 

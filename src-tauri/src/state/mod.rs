@@ -13,7 +13,9 @@ use vigil::security_events::{self, Outcome};
 use vigil::store::Store;
 
 use crate::error::{CommandError, CommandResult, ErrorCode};
+mod stops;
 mod watch;
+pub use stops::{RunKey, Stops};
 pub use watch::Watch;
 #[cfg(test)]
 pub(crate) use watch::OVERLAP_MICROS;
@@ -137,6 +139,8 @@ pub struct AppState {
     activity: Mutex<std::time::Instant>,
     /// The background monitor's state.
     pub(crate) watch: Watch,
+    /// Runs started here that the operator may ask to stop.
+    pub(crate) stops: Stops,
 }
 
 /// Where the console stands, for the UI's lock screen.
@@ -162,6 +166,7 @@ impl AppState {
             locked: Mutex::new(None),
             activity: Mutex::new(std::time::Instant::now()),
             watch: Watch::default(),
+            stops: Stops::default(),
         }
     }
 

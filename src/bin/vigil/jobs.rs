@@ -268,6 +268,7 @@ async fn run_policies(
     let mut progress = |p: retention::Progress| {
         bar.set_message(p.policy.as_str());
         show_progress(json, &bar, &p, p.done, p.due);
+        std::ops::ControlFlow::Continue(())
     };
     let rec = retention::run(store, actor, options, &mut progress).await?;
     bar.finish_and_clear();

@@ -1,5 +1,6 @@
 //! Retention over 2,000 days of a seeded platform: `vigil bench --retention`.
 
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -90,7 +91,7 @@ pub async fn retention(
         let actor = &actor;
         async move {
             let t = Instant::now();
-            let rec = retention::run(store, actor, &options, &mut |_| {})
+            let rec = retention::run(store, actor, &options, &mut |_| ControlFlow::Continue(()))
                 .await
                 .map_err(|e| BenchError::Step(e.to_string()))?;
             let seconds = t.elapsed().as_secs_f64();

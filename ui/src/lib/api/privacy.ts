@@ -57,6 +57,14 @@ export function dsrRun(req: DsrRunRequest): Promise<DsrRunResult> {
   return call<DsrRunResult>('dsr_run', { req });
 }
 
+/**
+ * Asks this console's run of a request to stop at its next step (the step in flight is rolled
+ * back); `dsrRun` then rejects with `stopped`, and running the request again resumes it.
+ */
+export function dsrStop(req: { id: string }): Promise<void> {
+  return call<void>('dsr_stop', { req });
+}
+
 /** The folder exports go to by default (Downloads, else home). */
 export function dsrDefaultExportDir(): Promise<string> {
   return call<string>('dsr_default_export_dir');

@@ -29,6 +29,14 @@ export function retentionRun(req: { policy: string | null }): Promise<RetentionR
   return call<RetentionRunView>('retention_run', { req });
 }
 
+/**
+ * Asks the run started from this console to stop after its current chunk; `retentionRun` then
+ * rejects with `stopped`, and the next run resumes it.
+ */
+export function retentionStop(): Promise<void> {
+  return call<void>('retention_stop');
+}
+
 /** Recent runs, newest first. */
 export function retentionRuns(req: { limit: number | null }): Promise<RetentionRunView[]> {
   return call<RetentionRunView[]>('retention_runs', { req });

@@ -3,4 +3,4 @@
 /**
  * What kind of failure, for the UI to branch on.
  */
-export type ErrorCode = "invalid_input" | "not_signed_in" | "session_ended" | "session_locked" | "forbidden" | "invalid_credentials" | "throttled" | "not_active" | "mfa_invalid" | "challenge_expired" | "password_rejected" | "must_change_password" | "mfa_enrolment_required" | "not_found" | "conflict" | "keys_unavailable" | "held" | "not_verified" | "code_invalid" | "verification_locked" | "code_expired" | "not_applicable" | "busy" | "config_invalid" | "io" | "database" | "internal";
+export type ErrorCode = "invalid_input" | "not_signed_in" | "session_ended" | "session_locked" | "forbidden" | "invalid_credentials" | "throttled" | "not_active" | "mfa_invalid" | "challenge_expired" | "password_rejected" | "must_change_password" | "mfa_enrolment_required" | "not_found" | "conflict" | "keys_unavailable" | "held" | "not_verified" | "code_invalid" | "verification_locked" | "code_expired" | "not_applicable" | "stopped" | "busy" | "config_invalid" | "io" | "database" | "internal";
