@@ -272,6 +272,7 @@ impl Worker {
             &self.actor,
             &self.config.monitor.policy,
             &self.screener,
+            self.config.monitor.shards,
         )
         .await;
         match result {

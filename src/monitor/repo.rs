@@ -105,14 +105,57 @@ pub(super) async fn set_checkpoint(
     Ok(())
 }
 
-/// The newest ingestion time, and the span of occurrence times of activity ingested after
-/// `after` up to it: `(snapshot, first, last, count)`.
-pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i64, i64, i64)>> {
-    // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
-    let snap = store.settled_ingestion().await?;
-    let Some(snap) = snap.filter(|s| *s > after) else {
+/// Every checkpoint of the detectors, by name: the one from before shards
+/// (`detectors`) and the shards' (`detectors/K/N`).
+pub(super) async fn detector_checkpoints(store: &Store) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT name, position FROM monitor_checkpoints \
+         WHERE name = $1 OR name LIKE $2 ORDER BY name",
+    )
+    .bind(super::shard::CHECKPOINT)
+    .bind(format!("{}/%", super::shard::CHECKPOINT))
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let position: String = r.try_get(1)?;
+        let position = position
+            .parse()
+            .map_err(|_| StoreError::Corrupt("monitor_checkpoints.position"))?;
+        out.push((r.try_get(0)?, position));
+    }
+    Ok(out)
+}
+
+/// Replaces every checkpoint of the detectors with `names`, each at `position`.
+pub(super) async fn replace_detector_checkpoints(
+    tx: &mut Tx,
+    names: &[String],
+    position: i64,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("DELETE FROM monitor_checkpoints WHERE name = $1 OR name LIKE $2")
+        .bind(super::shard::CHECKPOINT)
+        .bind(format!("{}/%", super::shard::CHECKPOINT))
+        .execute(&mut **tx)
+        .await?;
+    for name in names {
+        set_checkpoint(tx, name, position, now).await?;
+    }
+    Ok(())
+}
+
+/// The span of occurrence times of activity ingested after `after` up to the snapshot `snap`
+/// (an ingestion time read through the fence, [`Store::settled_ingestion`], now or earlier):
+/// `(first, last, count)`.
+pub(super) async fn new_span(
+    store: &Store,
+    after: i64,
+    snap: i64,
+) -> Result<Option<(i64, i64, i64)>> {
+    if snap <= after {
         return Ok(None);
-    };
+    }
     let r = sqlx::query(
         "SELECT MIN(occurred_at), MAX(occurred_at), COUNT(*) FROM activity_log \
          WHERE ingested_at > $1 AND ingested_at <= $2",
@@ -123,7 +166,7 @@ pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i
     .await?;
     let (lo, hi): (Option<i64>, Option<i64>) = (r.try_get(0)?, r.try_get(1)?);
     Ok(match (lo, hi) {
-        (Some(lo), Some(hi)) => Some((snap, lo, hi, r.try_get(2)?)),
+        (Some(lo), Some(hi)) => Some((lo, hi, r.try_get(2)?)),
         _ => None,
     })
 }
