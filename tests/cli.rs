@@ -222,6 +222,35 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A detector shard count outside 1 to 64 in the config file is refused by name, before
+/// anything runs.
+#[test]
+fn a_shard_count_outside_1_to_64_is_refused() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    for bad in ["0", "65"] {
+        std::fs::write(&config, format!("[monitor]\nshards = {bad}\n")).unwrap();
+        let mut cmd = cli.command(&["monitor", "run"]);
+        let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("expected a number of shards from 1 to 64 (`[monitor] shards`), not")
+                && err.contains(bad),
+            "{err}"
+        );
+    }
+    std::fs::write(&config, "[monitor]\nshards = 4\n").unwrap();
+    let mut cmd = cli.command(&["config", "show"]);
+    let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+    assert!(
+        text(&out.stdout).contains("monitor.shards: 4"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn config_show_redacts_the_database_password() {
     let cli = Cli::sqlite();
@@ -245,6 +274,7 @@ fn config_show_redacts_the_database_password() {
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["keystore"]["kind"], "os");
     assert_eq!(v["monitor"]["max_line_bytes"], 65536);
+    assert_eq!(v["monitor"]["shards"], 1);
 
     // The text form shows every section too.
     let human = cli.ok(&["config", "show"], &[]);
@@ -260,6 +290,7 @@ fn config_show_redacts_the_database_password() {
         "monitor.blocklist:",
         "monitor.rules:",
         "monitor.max_line_bytes: 65536",
+        "monitor.shards: 1",
         "monitor.policy:",
         "platform.token_issuer:",
         "platform.token_keys:",

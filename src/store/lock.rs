@@ -83,7 +83,8 @@ impl Store {
             Backend::Sqlite => match self.url().sqlite_path() {
                 Some(db) => {
                     let mut name = db.as_os_str().to_owned();
-                    name.push(format!(".{job}.lock"));
+                    // A job's name may have parts (`monitor/3`): one file beside the database.
+                    name.push(format!(".{}.lock", job.replace('/', "-")));
                     let file = super::files::open_private(std::path::Path::new(&name)).map_err(
                         |source| StoreError::LockFile {
                             path: std::path::PathBuf::from(&name).display().to_string(),
