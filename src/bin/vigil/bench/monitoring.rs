@@ -196,7 +196,7 @@ async fn detect_until_done(
             Err(vigil::monitor::MonitorError::Busy) => {}
             Err(e) => return Err(e),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
