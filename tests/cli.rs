@@ -949,6 +949,34 @@ fn activity_ingest_then_monitor_run_and_the_moderators_queue() {
         (Some(0), Some(0)),
         "{again}"
     );
+    // Split in three shards: this run changes the count and judges each shard.
+    let config = dir.path().join("shards.toml");
+    std::fs::write(&config, "[monitor]\nshards = 3\n").unwrap();
+    let config = config.to_str().unwrap();
+    let three = cli.ok(&["monitor", "run"], &[("VIGIL_CONFIG", config)]);
+    assert!(three.contains("shards judged: 3 of 3\n"), "{three}");
+    assert!(
+        three.contains("shard count changed from 1 to 3 (every record judged once)"),
+        "{three}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["monitor", "run", "--json"], &[("VIGIL_CONFIG", config)]))
+            .unwrap();
+    assert_eq!(
+        (
+            &json["shards"],
+            &json["shards_done"],
+            &json["shards_busy"],
+            &json["opened"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!([0, 1, 2]),
+            &serde_json::json!([]),
+            &serde_json::json!(0)
+        ),
+        "{json}"
+    );
 
     let queue: Vec<serde_json::Value> = serde_json::from_str(&cli.ok(
         &["incidents", "list", "--severity", "critical", "--json"],
