@@ -906,6 +906,33 @@ async fn activity_rows(db: &TestDb) -> u64 {
     n as u64
 }
 
+/// The automated responses taken, in a form two databases can compare: each account's
+/// restrictions and status, each incident's automated actions, the address blocks and the
+/// notices queued.
+async fn responses_taken(db: &TestDb) -> Vec<String> {
+    use sqlx::Row;
+    let raw = db.raw().await;
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT 'restriction ' || u.username || ' ' || r.kind FROM user_restrictions r \
+         JOIN users u ON u.id = r.user_id",
+        "SELECT 'action ' || COALESCE(u.username, '-') || ' ' || i.kind || ' ' || a.action \
+         FROM incident_actions a JOIN incidents i ON i.id = a.incident_id \
+         LEFT JOIN users u ON u.id = i.user_id WHERE a.automated",
+        "SELECT 'block ' || ip || ' ' || reason FROM ip_blocks",
+        "SELECT 'notice ' || u.username || ' ' || n.kind FROM notifications n \
+         JOIN users u ON u.id = n.recipient_id",
+        "SELECT 'status ' || username || ' ' || status FROM users WHERE status <> 'active'",
+    ] {
+        for r in sqlx::query(sql).fetch_all(&raw).await.unwrap() {
+            out.push(r.try_get::<String, _>(0).unwrap());
+        }
+    }
+    raw.close().await;
+    out.sort();
+    out
+}
+
 /// Every scenario's incident is in `seen` (a list of [`incidents_seen`]).
 fn has_every_scenario(seen: &[String]) {
     for s in SCENARIOS {
@@ -928,8 +955,14 @@ fn has_every_scenario(seen: &[String]) {
 /// record is judged once, and every shard by one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_four_shards_open_what_one_worker_opens() {
-    let one = incidents_of_a_seeded_history(&common::postgres().await).await;
+    let reference = common::postgres().await;
+    let one = incidents_of_a_seeded_history(&reference).await;
     has_every_scenario(&one);
+    let responses = responses_taken(&reference).await;
+    assert!(
+        responses.iter().any(|r| r.starts_with("block ")),
+        "{responses:#?}"
+    );
 
     let db = common::postgres().await;
     let (admin, ring, lines) = a_seeded_history(&db).await;
@@ -961,6 +994,11 @@ async fn two_workers_on_four_shards_open_what_one_worker_opens() {
         four.len()
     );
     assert_eq!(four, one, "four shards on two workers open what one opens");
+    assert_eq!(
+        responses_taken(&db).await,
+        responses,
+        "and take the same automated actions, once each"
+    );
     has_every_scenario(&four);
 
     // Nothing is left: another round of both judges nothing and opens nothing.
@@ -977,7 +1015,8 @@ async fn two_workers_on_four_shards_open_what_one_worker_opens() {
 /// worker opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_shard_is_judged_by_the_next_run_of_another() {
-    let one = incidents_of_a_seeded_history(&common::postgres().await).await;
+    let reference = common::postgres().await;
+    let one = incidents_of_a_seeded_history(&reference).await;
 
     let db = common::postgres().await;
     let (admin, ring, lines) = a_seeded_history(&db).await;
@@ -1038,6 +1077,10 @@ async fn a_dead_workers_shard_is_judged_by_the_next_run_of_another() {
         "{rest:#?}"
     );
     assert_eq!(incidents_seen(&db, &admin).await, one);
+    assert_eq!(
+        responses_taken(&db).await,
+        responses_taken(&reference).await
+    );
     let again = run_on(&live, &admin, &ring, 4).await.unwrap();
     assert_eq!((again.new_events, again.opened), (0, 0), "{again:?}");
     raw.close().await;
@@ -1058,6 +1101,7 @@ async fn changing_the_shard_count_judges_every_record_once(db: TestDb) {
     }
     assert_eq!(judged(&one), activity_rows(&steady).await);
     let expected = incidents_seen(&steady, &admin).await;
+    let responses = responses_taken(&steady).await;
 
     let (admin, ring, lines) = a_seeded_history(&db).await;
     let raw = db.raw().await;
@@ -1113,6 +1157,7 @@ async fn changing_the_shard_count_judges_every_record_once(db: TestDb) {
     );
     assert_eq!(judged(&runs), judged(&one));
     assert_eq!(incidents_seen(&db, &admin).await, expected);
+    assert_eq!(responses_taken(&db).await, responses);
     let again = run_on(&db.store, &admin, &ring, 1).await.unwrap();
     assert_eq!(
         (again.new_events, again.opened, again.resharded_from),
