@@ -933,6 +933,36 @@ async fn responses_taken(db: &TestDb) -> Vec<String> {
     out
 }
 
+/// How many records the shards of `count` read in all, each reading its own (its accounts'
+/// records, the sign-ins from its sources, and shard 0 the records naming neither), by the
+/// shards' public rules: what the database must pick for them.
+async fn records_the_shards_own(db: &TestDb, count: u32) -> u64 {
+    use sqlx::Row;
+    use vigil::monitor::shard::Shard;
+    let count = ShardCount::new(count).unwrap();
+    let raw = db.raw().await;
+    let rows = sqlx::query("SELECT user_id, ip_bidx, kind FROM activity_log")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let mut n = 0;
+    for r in rows {
+        let user: Option<String> = r.try_get(0).unwrap();
+        let user = user.map(|u| uuid::Uuid::parse_str(&u).unwrap());
+        let ip: Option<Vec<u8>> = r.try_get(1).unwrap();
+        let ip: Option<[u8; 32]> = ip.map(|b| b.try_into().unwrap());
+        let login = r.try_get::<String, _>(2).unwrap() == "login";
+        let reads = |s: Shard| {
+            user.is_some_and(|u| s.owns_account(&u))
+                || ((login || user.is_none()) && ip.is_some_and(|ip| s.owns_source(&ip)))
+                || (s.index() == 0 && user.is_none() && ip.is_none())
+        };
+        n += count.shards().filter(|s| reads(*s)).count() as u64;
+    }
+    n
+}
+
 /// Every scenario's incident is in `seen` (a list of [`incidents_seen`]).
 fn has_every_scenario(seen: &[String]) {
     for s in SCENARIOS {
@@ -988,6 +1018,11 @@ async fn two_workers_on_four_shards_open_what_one_worker_opens() {
     done.dedup();
     assert_eq!(done, [0, 1, 2, 3], "{all_runs:#?}");
     assert!(all_runs.iter().all(|r| r.shards == 4));
+    // Each shard read exactly its own records, once: the database picked what the shards own.
+    assert_eq!(
+        all_runs.iter().map(|r| r.scanned).sum::<u64>(),
+        records_the_shards_own(&db, 4).await
+    );
     let four = incidents_seen(&db, &admin).await;
     assert_eq!(
         all_runs.iter().map(|r| r.opened).sum::<u64>() as usize,
@@ -1166,3 +1201,29 @@ async fn changing_the_shard_count_judges_every_record_once(db: TestDb) {
     raw.close().await;
 }
 on_both!(changing_the_shard_count_judges_every_record_once);
+
+/// On each database the shards read exactly their own records (the database computes the same
+/// shard of an account and of a source as the detectors do), and judge each record once.
+async fn each_shard_reads_exactly_its_own_records(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 120,
+        comments: 800,
+        days: 5,
+        seed: 9,
+        scenarios: true,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let five = run_on(&db.store, &admin, &ring, 5).await.unwrap();
+    assert_eq!(five.shards_done, [0, 1, 2, 3, 4]);
+    assert_eq!(five.new_events, activity_rows(&db).await);
+    assert_eq!(
+        five.scanned,
+        records_the_shards_own(&db, 5).await,
+        "{five:?}"
+    );
+    assert!(five.scanned < 2 * five.new_events, "{five:?}");
+}
+on_both!(each_shard_reads_exactly_its_own_records);

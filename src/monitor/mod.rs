@@ -388,7 +388,8 @@ pub struct RunReport {
     /// Activity records not judged before (each counted once, by the shard of its account, or
     /// of its source when it names none).
     pub new_events: u64,
-    /// Records read (the new ones and the window before them), in every shard this run judged.
+    /// Records read (the new ones and the window before them): each shard this run judged
+    /// reads its own.
     pub scanned: u64,
     /// Comments screened.
     pub comments_screened: u64,
@@ -698,7 +699,8 @@ async fn judge(
     let mut findings = Vec::new();
     let mut cursor: (i64, String) = (start - 1, String::new());
     loop {
-        let page = repo::stream_page(store, (cursor.0, &cursor.1), hi, after, snap, PAGE).await?;
+        let page =
+            repo::stream_page(store, shard, (cursor.0, &cursor.1), hi, after, snap, PAGE).await?;
         let Some((last, _)) = page.last() else { break };
         cursor = (last.at, last.id.clone());
         let full = page.len() as i64 == PAGE;

@@ -7,19 +7,24 @@
 //! `monitor_checkpoints`) and its own job lock (`monitor/K`), so workers sharing a database
 //! take different shards at once, and a dead worker's shard is free for the next.
 //!
-//! Every shard reads the whole activity stream, in the same pages and order as a single run,
-//! and feeds the detectors only the parts it owns: the windows of an account or a source are
-//! then exactly those one run would keep, across page boundaries included, whatever `N` is.
-//! Reading is repeated per shard; the detectors, the screening, the opening of sealed
-//! addresses and the recording of incidents are split.
+//! A shard reads only its part of the activity stream: the records of its accounts, the
+//! sign-ins from its sources, and the records that name neither account nor source (shard 0).
+//! The database picks them ([`Shard::owns_account`] and [`Shard::owns_source`] are computed in
+//! SQL too), in the same time order a single run reads, and the detectors here check ownership
+//! again; the windows of an account or a source are then exactly those one run would keep,
+//! across page boundaries included, whatever `N` is. The incidents are recorded one shard at a
+//! time (they share the audit chain).
 //!
-//! The hash is SHA-256 (domain-separated), not Rust's per-process randomised hasher: every
-//! worker, on every machine and version, puts an account in the same shard.
+//! The shard of an account is its id's last two bytes (the last four hex digits of its text),
+//! modulo `N`; the shard of a source is the first two bytes of its blind index, modulo `N`.
+//! Ids are version 4 or 7 UUIDs whose last bytes are random, and blind indexes are keyed
+//! hashes, so both spread evenly; and both are fixed by the data, not by a process's
+//! randomised hasher, so every worker on every machine and version, and the database, puts an
+//! account in the same shard.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::detect::Event;
 
@@ -132,13 +137,17 @@ impl Shard {
 
     /// Whether the account's detectors are this shard's.
     pub fn owns_account(self, user: &uuid::Uuid) -> bool {
-        self.count.0 == 1
-            || bucket(b"vigil.shard.account", user.as_bytes(), self.count) == self.index
+        let b = user.as_bytes();
+        self.owns(u16::from_be_bytes([b[14], b[15]]))
     }
 
     /// Whether the source address (by its blind index) is this shard's.
     pub fn owns_source(self, ip: &[u8; 32]) -> bool {
-        self.count.0 == 1 || bucket(b"vigil.shard.source", ip, self.count) == self.index
+        self.owns(u16::from_be_bytes([ip[0], ip[1]]))
+    }
+
+    fn owns(self, key: u16) -> bool {
+        u32::from(key) % self.count.0 == self.index
     }
 
     /// Whether the record itself is this shard's: the shard of its account, or of its source
@@ -156,16 +165,6 @@ impl Shard {
 /// The job lock of shard number `index` (of any count).
 pub(super) fn job_of(index: u32) -> String {
     format!("{}/{index}", super::JOB)
-}
-
-/// `SHA-256(domain || bytes)`, its first eight bytes as a number, modulo the count.
-fn bucket(domain: &[u8], bytes: &[u8], count: ShardCount) -> u32 {
-    let digest = Sha256::new()
-        .chain_update(domain)
-        .chain_update(bytes)
-        .finalize();
-    let n = u64::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
-    (n % u64::from(count.0)) as u32
 }
 
 #[cfg(test)]
@@ -221,13 +220,14 @@ mod tests {
             per_shard.iter().all(|n| (150..250).contains(n)),
             "{per_shard:?}"
         );
-        // Fixed by the hash, not by the process or the platform: these are in shards 0 and 1
-        // of 5 everywhere (SHA-256 of the domain and the bytes, first eight bytes big-endian).
+        // Fixed by the data, not by the process or the platform: the last four hex digits of
+        // the id (0x2a = 42, shard 2 of 5), the first two bytes of the blind index (0x0707 =
+        // 1799, shard 4 of 5).
         let user = uuid::Uuid::from_u128(42);
         let owner = |s: &Shard| s.owns_account(&user);
-        assert_eq!(five.shards().find(owner).map(Shard::index), Some(0));
+        assert_eq!(five.shards().find(owner).map(Shard::index), Some(2));
         let source = |s: &Shard| s.owns_source(&[7; 32]);
-        assert_eq!(five.shards().find(source).map(Shard::index), Some(1));
+        assert_eq!(five.shards().find(source).map(Shard::index), Some(4));
         assert!(ShardCount::ONE.shards().all(|s| s.owns_account(&user)));
     }
 }
