@@ -49,7 +49,8 @@ pub enum MonitorError {
     /// Reading the input failed.
     #[error("cannot read the activity: {0}")]
     Io(#[from] std::io::Error),
-    /// Another console or worker is running the detectors now.
+    /// Other consoles or workers hold every shard of the detectors now (or one of them while
+    /// the shard count has to change).
     #[error("the detectors are running on another console or worker; try again when they finish")]
     Busy,
 }
