@@ -489,8 +489,8 @@ pub async fn run(
             report.shards_busy.push(shard.index());
             continue;
         };
-        // Another worker may have changed the count since it was read; it holds every
-        // shard's lock while it does, so under this one the count stays as read now.
+        // Another worker may have changed the count since it was read. A change away from a
+        // count holds every one of its shards' locks, so under this one it stays as read now.
         if Layout::read(store).await?.count() != Some(shards) {
             tracing::warn!(
                 shards = shards.get(),
