@@ -1143,6 +1143,100 @@ async fn a_retention_run_killed_mid_chunk_resumes_to_the_same_end_state_on_postg
     killed_retention_run_resumes(Cli::postgres().await, Cli::postgres().await).await;
 }
 
+/// A worker process with the detectors in two shards on Postgres: while another holds shard
+/// 1 its monitor job judges shard 0 and reports 1 busy; while both are held it is busy; once
+/// they are free its next round judges shard 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_judges_the_free_shards_and_reports_the_held_ones() {
+    let cli = Cli::postgres().await;
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &[
+            "demo",
+            "seed",
+            "--users",
+            "60",
+            "--comments",
+            "400",
+            "--days",
+            "5",
+        ],
+        &[],
+    );
+    cli.ok(
+        &["user", "create", "worker-1", "--role", "service"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    let worker_keys = tempfile::tempdir().unwrap();
+    let config = worker_keys.path().join("config.toml");
+    std::fs::write(&config, "[monitor]\nshards = 2\n").unwrap();
+    let ks = format!("file:{}", worker_keys.path().join("ks").display());
+    let cfg = config.display().to_string();
+    let worker_pw = "worker one's long passphrase";
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "worker-1"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_KEYSTORE", ks.as_str()),
+            ("VIGIL_NEW_PASSWORD", worker_pw),
+        ],
+    );
+    let as_worker = [
+        ("VIGIL_USERNAME", "worker-1"),
+        ("VIGIL_PASSWORD", worker_pw),
+        ("VIGIL_KEYSTORE", ks.as_str()),
+        ("VIGIL_CONFIG", cfg.as_str()),
+    ];
+    cli.ok(&["keys", "status"], &as_worker);
+    cli.ok(&["keys", "grant", "worker-1"], &[]);
+    let monitor_job = || {
+        let out = cli.ok(
+            &["worker", "--once", "--job", "monitor", "--json"],
+            &as_worker,
+        );
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+    };
+
+    // Another worker holds shard 1 (this test process, on its own connection).
+    let store = vigil::store::Store::open(
+        &vigil::store::DatabaseUrl::parse(&cli.url).unwrap(),
+        &vigil::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let one = store.try_job_lock("monitor/1").await.unwrap().unwrap();
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "ran", "{line}");
+    assert_eq!(
+        line["report"]["shards_done"],
+        serde_json::json!([0]),
+        "{line}"
+    );
+    assert_eq!(
+        line["report"]["shards_busy"],
+        serde_json::json!([1]),
+        "{line}"
+    );
+    assert!(line["report"]["new_events"].as_u64().unwrap() > 0, "{line}");
+
+    let zero = store.try_job_lock("monitor/0").await.unwrap().unwrap();
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "busy", "{line}");
+
+    zero.release().await;
+    one.release().await;
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "ran", "{line}");
+    assert_eq!(
+        line["report"]["shards_done"],
+        serde_json::json!([0, 1]),
+        "{line}"
+    );
+    assert!(line["report"]["new_events"].as_u64().unwrap() > 0, "{line}");
+    store.close().await;
+}
+
 /// Two worker processes on one Postgres database: while one holds the retention lock the
 /// other does not run; when the one running dies mid-chunk, the other takes the job over and
 /// finishes the same run.
