@@ -11,6 +11,9 @@
 //! holds its job lock while it runs ([`crate::store::JobLock`]): on a shared Postgres database
 //! one worker runs a job at a time, and if that worker dies its lock goes with its connection
 //! and another takes the job over (an interrupted retention run resumes where it stopped).
+//! The detectors split in `[monitor] shards` are the exception: each shard has its own lock,
+//! so several workers judge different shards at once, and a round's monitor job takes every
+//! shard no other worker holds (`busy` only when it could take none).
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -275,6 +278,7 @@ impl Worker {
             &self.actor,
             &self.config.monitor.policy,
             &self.screener,
+            self.config.monitor.shards,
         )
         .await;
         match result {

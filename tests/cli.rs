@@ -222,6 +222,35 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// A detector shard count outside 1 to 64 in the config file is refused by name, before
+/// anything runs.
+#[test]
+fn a_shard_count_outside_1_to_64_is_refused() {
+    let cli = Cli::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    for bad in ["0", "65"] {
+        std::fs::write(&config, format!("[monitor]\nshards = {bad}\n")).unwrap();
+        let mut cmd = cli.command(&["monitor", "run"]);
+        let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("expected a number of shards from 1 to 64 (`[monitor] shards`), not")
+                && err.contains(bad),
+            "{err}"
+        );
+    }
+    std::fs::write(&config, "[monitor]\nshards = 4\n").unwrap();
+    let mut cmd = cli.command(&["config", "show"]);
+    let out = cmd.env("VIGIL_CONFIG", &config).output().unwrap();
+    assert!(
+        text(&out.stdout).contains("monitor.shards: 4"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn config_show_redacts_the_database_password() {
     let cli = Cli::sqlite();
@@ -245,6 +274,7 @@ fn config_show_redacts_the_database_password() {
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["keystore"]["kind"], "os");
     assert_eq!(v["monitor"]["max_line_bytes"], 65536);
+    assert_eq!(v["monitor"]["shards"], 1);
 
     // The text form shows every section too.
     let human = cli.ok(&["config", "show"], &[]);
@@ -260,6 +290,7 @@ fn config_show_redacts_the_database_password() {
         "monitor.blocklist:",
         "monitor.rules:",
         "monitor.max_line_bytes: 65536",
+        "monitor.shards: 1",
         "monitor.policy:",
         "platform.token_issuer:",
         "platform.token_keys:",
@@ -918,6 +949,34 @@ fn activity_ingest_then_monitor_run_and_the_moderators_queue() {
         (Some(0), Some(0)),
         "{again}"
     );
+    // Split in three shards: this run changes the count and judges each shard.
+    let config = dir.path().join("shards.toml");
+    std::fs::write(&config, "[monitor]\nshards = 3\n").unwrap();
+    let config = config.to_str().unwrap();
+    let three = cli.ok(&["monitor", "run"], &[("VIGIL_CONFIG", config)]);
+    assert!(three.contains("shards judged: 3 of 3\n"), "{three}");
+    assert!(
+        three.contains("shard count changed from 1 to 3 (every record judged once)"),
+        "{three}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["monitor", "run", "--json"], &[("VIGIL_CONFIG", config)]))
+            .unwrap();
+    assert_eq!(
+        (
+            &json["shards"],
+            &json["shards_done"],
+            &json["shards_busy"],
+            &json["opened"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!([0, 1, 2]),
+            &serde_json::json!([]),
+            &serde_json::json!(0)
+        ),
+        "{json}"
+    );
 
     let queue: Vec<serde_json::Value> = serde_json::from_str(&cli.ok(
         &["incidents", "list", "--severity", "critical", "--json"],
@@ -1082,6 +1141,100 @@ async fn a_retention_run_killed_mid_chunk_resumes_to_the_same_end_state_on_sqlit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retention_run_killed_mid_chunk_resumes_to_the_same_end_state_on_postgres() {
     killed_retention_run_resumes(Cli::postgres().await, Cli::postgres().await).await;
+}
+
+/// A worker process with the detectors in two shards on Postgres: while another holds shard
+/// 1 its monitor job judges shard 0 and reports 1 busy; while both are held it is busy; once
+/// they are free its next round judges shard 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_judges_the_free_shards_and_reports_the_held_ones() {
+    let cli = Cli::postgres().await;
+    cli.ok(&["init", "--admin", "root-admin"], &[ADMIN_PW]);
+    cli.ok(
+        &[
+            "demo",
+            "seed",
+            "--users",
+            "60",
+            "--comments",
+            "400",
+            "--days",
+            "5",
+        ],
+        &[],
+    );
+    cli.ok(
+        &["user", "create", "worker-1", "--role", "service"],
+        &[("VIGIL_NEW_PASSWORD", "temporary passphrase 9")],
+    );
+    let worker_keys = tempfile::tempdir().unwrap();
+    let config = worker_keys.path().join("config.toml");
+    std::fs::write(&config, "[monitor]\nshards = 2\n").unwrap();
+    let ks = format!("file:{}", worker_keys.path().join("ks").display());
+    let cfg = config.display().to_string();
+    let worker_pw = "worker one's long passphrase";
+    cli.ok(
+        &["passwd"],
+        &[
+            ("VIGIL_USERNAME", "worker-1"),
+            ("VIGIL_PASSWORD", "temporary passphrase 9"),
+            ("VIGIL_KEYSTORE", ks.as_str()),
+            ("VIGIL_NEW_PASSWORD", worker_pw),
+        ],
+    );
+    let as_worker = [
+        ("VIGIL_USERNAME", "worker-1"),
+        ("VIGIL_PASSWORD", worker_pw),
+        ("VIGIL_KEYSTORE", ks.as_str()),
+        ("VIGIL_CONFIG", cfg.as_str()),
+    ];
+    cli.ok(&["keys", "status"], &as_worker);
+    cli.ok(&["keys", "grant", "worker-1"], &[]);
+    let monitor_job = || {
+        let out = cli.ok(
+            &["worker", "--once", "--job", "monitor", "--json"],
+            &as_worker,
+        );
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+    };
+
+    // Another worker holds shard 1 (this test process, on its own connection).
+    let store = vigil::store::Store::open(
+        &vigil::store::DatabaseUrl::parse(&cli.url).unwrap(),
+        &vigil::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let one = store.try_job_lock("monitor/1").await.unwrap().unwrap();
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "ran", "{line}");
+    assert_eq!(
+        line["report"]["shards_done"],
+        serde_json::json!([0]),
+        "{line}"
+    );
+    assert_eq!(
+        line["report"]["shards_busy"],
+        serde_json::json!([1]),
+        "{line}"
+    );
+    assert!(line["report"]["new_events"].as_u64().unwrap() > 0, "{line}");
+
+    let zero = store.try_job_lock("monitor/0").await.unwrap().unwrap();
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "busy", "{line}");
+
+    zero.release().await;
+    one.release().await;
+    let line = monitor_job();
+    assert_eq!(line["outcome"], "ran", "{line}");
+    assert_eq!(
+        line["report"]["shards_done"],
+        serde_json::json!([0, 1]),
+        "{line}"
+    );
+    assert!(line["report"]["new_events"].as_u64().unwrap() > 0, "{line}");
+    store.close().await;
 }
 
 /// Two worker processes on one Postgres database: while one holds the retention lock the

@@ -13,16 +13,26 @@ use vigil::incidents::{
     self, Action, IncidentError, IncidentKind, IncidentStatus, QueueFilter, Severity,
 };
 use vigil::keys::KeyRing;
-use vigil::monitor::{self, policy::Policy, screen::Screener};
-use vigil::store::Timestamp;
+use vigil::monitor::shard::ShardCount;
+use vigil::monitor::{self, policy::Policy, screen::Screener, MonitorError, RunReport};
+use vigil::store::{Store, StoreOptions, Timestamp};
 
 const HOUR: i64 = 3_600_000_000;
 
-async fn run(db: &TestDb, actor: &Actor, ring: &KeyRing) -> monitor::RunReport {
+async fn run(db: &TestDb, actor: &Actor, ring: &KeyRing) -> RunReport {
+    run_on(&db.store, actor, ring, 1).await.unwrap()
+}
+
+/// A detector run on `store` split in `shards`.
+async fn run_on(
+    store: &Store,
+    actor: &Actor,
+    ring: &KeyRing,
+    shards: u32,
+) -> Result<RunReport, MonitorError> {
     let screener = Screener::new(&[], &[]).unwrap();
-    monitor::run(&db.store, ring, actor, &Policy::default(), &screener)
-        .await
-        .unwrap()
+    let shards = ShardCount::new(shards).unwrap();
+    monitor::run(store, ring, actor, &Policy::default(), &screener, shards).await
 }
 
 fn all() -> QueueFilter {
@@ -89,15 +99,8 @@ async fn scenarios_open_their_incidents_and_responses_hold(db: TestDb) {
 
     // Moderators may run the detectors; compliance officers may not.
     assert!(matches!(
-        monitor::run(
-            &db.store,
-            &ring,
-            &officer,
-            &Policy::default(),
-            &Screener::new(&[], &[]).unwrap()
-        )
-        .await,
-        Err(monitor::MonitorError::Forbidden(_))
+        run_on(&db.store, &officer, &ring, 1).await,
+        Err(MonitorError::Forbidden(_))
     ));
     let first = run(&db, &admin, &ring).await;
     assert!(first.new_events > 10_000, "{first:?}");
@@ -580,9 +583,11 @@ async fn manual_blocks_expire_and_lift(db: TestDb) {
 }
 on_both!(manual_blocks_expire_and_lift);
 
-/// What a detector run over a seeded history opened, in a form two databases can compare:
-/// for each incident its account, kind, severity, summary and amount of evidence.
-async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
+/// A seeded history (the demo's attack scenarios among 400 accounts over 30 days), and a day
+/// of busy traffic to ingest on top, as `vigil bench --monitor` makes it: many addresses per
+/// account, comments with the demo's texts (a few of them suspicious). The lines are in time
+/// order.
+async fn a_seeded_history(db: &TestDb) -> (Actor, KeyRing, Vec<String>) {
     let (admin, ring) = common::admin_keys(db).await;
     let opts = SeedOptions {
         users: 400,
@@ -594,8 +599,6 @@ async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
     demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
         .await
         .unwrap();
-    // A day of busy traffic on top, as `vigil bench --monitor` makes it: many addresses per
-    // account, comments with the demo's texts (a few of them suspicious).
     use rand::{Rng, SeedableRng};
     let names = vigil::platform::first_usernames(&db.store, 400)
         .await
@@ -603,7 +606,7 @@ async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
     let texts = demo::comment_texts(512, 3);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let end = Timestamp::now().micros() / HOUR * HOUR;
-    let mut lines = String::new();
+    let mut lines = Vec::with_capacity(6_000);
     for i in 0..6_000i64 {
         let who = &names[rng.gen_range(0..names.len())];
         let at = Timestamp::from_micros(end - 24 * HOUR + i * 14_400_000).to_rfc3339();
@@ -615,23 +618,31 @@ async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
         );
         if rng.gen_bool(0.6) {
             let text = texts[rng.gen_range(0..texts.len())].replace('"', "'");
-            lines.push_str(&format!(
+            lines.push(format!(
                 r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","content":"{text}"}}"#
             ));
         } else {
-            lines.push_str(&format!(
+            lines.push(format!(
                 r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","outcome":"success"}}"#
             ));
         }
-        lines.push('\n');
     }
-    let ingested = monitor::ingest_reader(&db.store, &ring, &admin, lines.as_bytes())
+    (admin, ring, lines)
+}
+
+/// Ingests `lines` of activity.
+async fn ingest(db: &TestDb, admin: &Actor, ring: &KeyRing, lines: &[String]) {
+    let file: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let ingested = monitor::ingest_reader(&db.store, ring, admin, file.as_bytes())
         .await
         .unwrap();
     assert_eq!(ingested.rejected_total, 0, "{ingested:?}");
-    let report = run(db, &admin, &ring).await;
-    let queue = incidents::list(&db.store, &admin, &all()).await.unwrap();
-    assert_eq!(report.opened as usize, queue.len(), "{report:?}");
+}
+
+/// The incidents in a form two databases can compare: for each its account, kind, severity,
+/// amount of evidence and summary.
+async fn incidents_seen(db: &TestDb, admin: &Actor) -> Vec<String> {
+    let queue = incidents::list(&db.store, admin, &all()).await.unwrap();
     let mut seen: Vec<String> = queue
         .iter()
         .map(|i| {
@@ -646,6 +657,17 @@ async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
         })
         .collect();
     seen.sort();
+    seen
+}
+
+/// What a detector run over a seeded history opened ([`a_seeded_history`], one run, one
+/// shard), in the form of [`incidents_seen`].
+async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
+    let (admin, ring, lines) = a_seeded_history(db).await;
+    ingest(db, &admin, &ring, &lines).await;
+    let report = run(db, &admin, &ring).await;
+    let seen = incidents_seen(db, &admin).await;
+    assert_eq!(report.opened as usize, seen.len(), "{report:?}");
     seen
 }
 
@@ -845,3 +867,363 @@ async fn a_detector_run_never_passes_over_activity_that_commits_late() {
     assert_eq!(stamps.len(), 2);
     assert!(stamps.iter().all(|s| *s <= snap), "{stamps:?} after {snap}");
 }
+
+/// A worker: runs the detectors on `store` split in `shards` until a run finds no shard held
+/// by another (a busy shard is polled for, as a worker's next round would); its runs' reports.
+async fn work_until_done(
+    store: &Store,
+    actor: &Actor,
+    ring: &KeyRing,
+    shards: u32,
+) -> Vec<RunReport> {
+    let mut reports = Vec::new();
+    for _ in 0..3_000 {
+        match run_on(store, actor, ring, shards).await {
+            Ok(r) => {
+                let done = r.shards_busy.is_empty();
+                reports.push(r);
+                if done {
+                    return reports;
+                }
+            }
+            Err(MonitorError::Busy) => {}
+            Err(e) => panic!("the detectors failed: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the shards stayed busy: {reports:?}");
+}
+
+/// Records judged by `reports` in all.
+fn judged(reports: &[RunReport]) -> u64 {
+    reports.iter().map(|r| r.new_events).sum()
+}
+
+async fn activity_rows(db: &TestDb) -> u64 {
+    let raw = db.raw().await;
+    let n = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
+    raw.close().await;
+    n as u64
+}
+
+/// The automated responses taken, in a form two databases can compare: each account's
+/// restrictions and status, each incident's automated actions, the address blocks and the
+/// notices queued.
+async fn responses_taken(db: &TestDb) -> Vec<String> {
+    use sqlx::Row;
+    let raw = db.raw().await;
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT 'restriction ' || u.username || ' ' || r.kind FROM user_restrictions r \
+         JOIN users u ON u.id = r.user_id",
+        "SELECT 'action ' || COALESCE(u.username, '-') || ' ' || i.kind || ' ' || a.action \
+         FROM incident_actions a JOIN incidents i ON i.id = a.incident_id \
+         LEFT JOIN users u ON u.id = i.user_id WHERE a.automated",
+        "SELECT 'block ' || ip || ' ' || reason FROM ip_blocks",
+        "SELECT 'notice ' || u.username || ' ' || n.kind FROM notifications n \
+         JOIN users u ON u.id = n.recipient_id",
+        "SELECT 'status ' || username || ' ' || status FROM users WHERE status <> 'active'",
+    ] {
+        for r in sqlx::query(sql).fetch_all(&raw).await.unwrap() {
+            out.push(r.try_get::<String, _>(0).unwrap());
+        }
+    }
+    raw.close().await;
+    out.sort();
+    out
+}
+
+/// How many records the shards of `count` read in all, each reading its own (its accounts'
+/// records, the sign-ins from its sources, and shard 0 the records naming neither), by the
+/// shards' public rules: what the database must pick for them.
+async fn records_the_shards_own(db: &TestDb, count: u32) -> u64 {
+    use sqlx::Row;
+    use vigil::monitor::shard::Shard;
+    let count = ShardCount::new(count).unwrap();
+    let raw = db.raw().await;
+    let rows = sqlx::query("SELECT user_id, ip_bidx, kind FROM activity_log")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let mut n = 0;
+    for r in rows {
+        let user: Option<String> = r.try_get(0).unwrap();
+        let user = user.map(|u| uuid::Uuid::parse_str(&u).unwrap());
+        let ip: Option<Vec<u8>> = r.try_get(1).unwrap();
+        let ip: Option<[u8; 32]> = ip.map(|b| b.try_into().unwrap());
+        let login = r.try_get::<String, _>(2).unwrap() == "login";
+        let reads = |s: Shard| {
+            user.is_some_and(|u| s.owns_account(&u))
+                || ((login || user.is_none()) && ip.is_some_and(|ip| s.owns_source(&ip)))
+                || (s.index() == 0 && user.is_none() && ip.is_none())
+        };
+        n += count.shards().filter(|s| reads(*s)).count() as u64;
+    }
+    n
+}
+
+/// Every scenario's incident is in `seen` (a list of [`incidents_seen`]).
+fn has_every_scenario(seen: &[String]) {
+    for s in SCENARIOS {
+        let head = format!(
+            "{} {} {} ",
+            s.username,
+            s.kind.as_str(),
+            s.severity.as_str()
+        );
+        assert!(
+            seen.iter().any(|i| i.starts_with(&head)),
+            "{} should open {head}: {seen:#?}",
+            s.label
+        );
+    }
+}
+
+/// Two workers (each its own connections) running the detectors at once in four shards on
+/// one Postgres database open exactly the incidents one worker opens in one shard; every
+/// record is judged once, and every shard by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_four_shards_open_what_one_worker_opens() {
+    let reference = common::postgres().await;
+    let one = incidents_of_a_seeded_history(&reference).await;
+    has_every_scenario(&one);
+    let responses = responses_taken(&reference).await;
+    assert!(
+        responses.iter().any(|r| r.starts_with("block ")),
+        "{responses:#?}"
+    );
+
+    let db = common::postgres().await;
+    let (admin, ring, lines) = a_seeded_history(&db).await;
+    ingest(&db, &admin, &ring, &lines).await;
+    let other = Store::open(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        work_until_done(&db.store, &admin, &ring, 4),
+        work_until_done(&other, &admin, &ring, 4)
+    );
+    let all_runs: Vec<RunReport> = a.iter().chain(&b).cloned().collect();
+    assert_eq!(
+        judged(&all_runs),
+        activity_rows(&db).await,
+        "each record judged once: {all_runs:#?}"
+    );
+    let mut done: Vec<u32> = all_runs
+        .iter()
+        .flat_map(|r| r.shards_done.iter().copied())
+        .collect();
+    done.sort();
+    done.dedup();
+    assert_eq!(done, [0, 1, 2, 3], "{all_runs:#?}");
+    assert!(all_runs.iter().all(|r| r.shards == 4));
+    // Each shard read exactly its own records, once: the database picked what the shards own.
+    assert_eq!(
+        all_runs.iter().map(|r| r.scanned).sum::<u64>(),
+        records_the_shards_own(&db, 4).await
+    );
+    let four = incidents_seen(&db, &admin).await;
+    assert_eq!(
+        all_runs.iter().map(|r| r.opened).sum::<u64>() as usize,
+        four.len()
+    );
+    assert_eq!(four, one, "four shards on two workers open what one opens");
+    assert_eq!(
+        responses_taken(&db).await,
+        responses,
+        "and take the same automated actions, once each"
+    );
+    has_every_scenario(&four);
+
+    // Nothing is left: another round of both judges nothing and opens nothing.
+    let again = run_on(&other, &admin, &ring, 4).await.unwrap();
+    assert_eq!((again.new_events, again.opened), (0, 0), "{again:?}");
+    assert_eq!(again.shards_done, [0, 1, 2, 3]);
+    other.close().await;
+}
+
+/// A worker that dies holding a shard (its connection still open, then cut by the server)
+/// leaves that shard to the other worker: its run judges the free shards and reports the
+/// held one busy; once the dead worker's connection is gone its next run judges that shard.
+/// A run cancelled midway (its task dropped) loses nothing either. The incidents are those one
+/// worker opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_shard_is_judged_by_the_next_run_of_another() {
+    let reference = common::postgres().await;
+    let one = incidents_of_a_seeded_history(&reference).await;
+
+    let db = common::postgres().await;
+    let (admin, ring, lines) = a_seeded_history(&db).await;
+    let raw = db.raw().await;
+    // Half the day first: the live worker is cancelled midway through judging it.
+    ingest(&db, &admin, &ring, &lines[..3_000]).await;
+    let live = Store::open(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    {
+        let cancelled = run_on(&live, &admin, &ring, 4);
+        tokio::pin!(cancelled);
+        tokio::select! {
+            // A fast machine may finish first; the rest of the test holds either way.
+            r = &mut cancelled => { r.unwrap(); }
+            () = tokio::time::sleep(std::time::Duration::from_millis(400)) => {}
+        }
+    }
+    // The cancelled run's locks are let go as its connections close.
+    for _ in 0..100 {
+        let held = count(
+            &raw,
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .await;
+        if held == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The rest of the day; then a worker takes shard 2 and dies there.
+    ingest(&db, &admin, &ring, &lines[3_000..]).await;
+    let dead = Store::open(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let held = dead.try_job_lock("monitor/2").await.unwrap();
+    let held = held.expect("shard 2 is free");
+
+    let first = run_on(&live, &admin, &ring, 4).await.unwrap();
+    assert_eq!(first.shards_busy, [2], "{first:?}");
+    assert_eq!(first.shards_done, [0, 1, 3], "{first:?}");
+    // Held by the dead worker's connection: the server ends it (as it does once a dead
+    // host's connection times out), and the lock goes with it.
+    let ended = count(
+        &raw,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND pid <> pg_backend_pid()",
+    )
+    .await;
+    assert_eq!(ended, 1, "only the dead worker holds a lock");
+    drop(held);
+    let rest = work_until_done(&live, &admin, &ring, 4).await;
+    assert!(
+        rest.iter()
+            .any(|r| r.shards_done.contains(&2) && r.new_events > 0),
+        "{rest:#?}"
+    );
+    assert_eq!(incidents_seen(&db, &admin).await, one);
+    assert_eq!(
+        responses_taken(&db).await,
+        responses_taken(&reference).await
+    );
+    let again = run_on(&live, &admin, &ring, 4).await.unwrap();
+    assert_eq!((again.new_events, again.opened), (0, 0), "{again:?}");
+    raw.close().await;
+    live.close().await;
+}
+
+/// Changing the shard count judges every record exactly once: a database whose detectors ran
+/// before shards existed, then three shards with one of them held (so it lags), then two, then
+/// one, each with new activity in between. The incidents are those of one shard all along,
+/// with the same runs.
+async fn changing_the_shard_count_judges_every_record_once(db: TestDb) {
+    let steady = common::fresh_like(&db).await;
+    let (admin, ring, lines) = a_seeded_history(&steady).await;
+    let mut one = vec![run(&steady, &admin, &ring).await];
+    for part in lines.chunks(2_000) {
+        ingest(&steady, &admin, &ring, part).await;
+        one.push(run(&steady, &admin, &ring).await);
+    }
+    assert_eq!(judged(&one), activity_rows(&steady).await);
+    let expected = incidents_seen(&steady, &admin).await;
+    let responses = responses_taken(&steady).await;
+
+    let (admin, ring, lines) = a_seeded_history(&db).await;
+    let raw = db.raw().await;
+    let mut runs = vec![run(&db, &admin, &ring).await];
+    // As a database upgraded from before shards: the one checkpoint, named as it was.
+    exec(
+        &raw,
+        "UPDATE monitor_checkpoints SET name = 'detectors' WHERE name = 'detectors/0/1'",
+    )
+    .await;
+    let parts: Vec<&[String]> = lines.chunks(2_000).collect();
+
+    ingest(&db, &admin, &ring, parts[0]).await;
+    let hold = db.store.try_job_lock("monitor/1").await.unwrap().unwrap();
+    let three = run_on(&db.store, &admin, &ring, 3).await.unwrap();
+    assert_eq!(three.resharded_from, Some(1), "{three:?}");
+    assert_eq!(
+        (three.shards_done.as_slice(), three.shards_busy.as_slice()),
+        (&[0, 2][..], &[1][..])
+    );
+    // While a shard of the current count is held, the count cannot change.
+    assert!(matches!(
+        run_on(&db.store, &admin, &ring, 2).await,
+        Err(MonitorError::Busy)
+    ));
+    hold.release().await;
+    runs.push(three);
+
+    ingest(&db, &admin, &ring, parts[1]).await;
+    let two = run_on(&db.store, &admin, &ring, 2).await.unwrap();
+    assert_eq!(two.resharded_from, Some(3), "{two:?}");
+    assert_eq!(two.shards_done, [0, 1]);
+    runs.push(two);
+
+    ingest(&db, &admin, &ring, parts[2]).await;
+    let back = run_on(&db.store, &admin, &ring, 1).await.unwrap();
+    assert_eq!(back.resharded_from, Some(2), "{back:?}");
+    runs.push(back);
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT COUNT(*) FROM monitor_checkpoints WHERE name LIKE 'detectors%'"
+        )
+        .await,
+        1,
+        "one shard, one checkpoint"
+    );
+
+    assert_eq!(
+        judged(&runs),
+        activity_rows(&db).await,
+        "each record judged once: {runs:#?}"
+    );
+    assert_eq!(judged(&runs), judged(&one));
+    assert_eq!(incidents_seen(&db, &admin).await, expected);
+    assert_eq!(responses_taken(&db).await, responses);
+    let again = run_on(&db.store, &admin, &ring, 1).await.unwrap();
+    assert_eq!(
+        (again.new_events, again.opened, again.resharded_from),
+        (0, 0, None)
+    );
+    raw.close().await;
+}
+on_both!(changing_the_shard_count_judges_every_record_once);
+
+/// On each database the shards read exactly their own records (the database computes the same
+/// shard of an account and of a source as the detectors do), and judge each record once.
+async fn each_shard_reads_exactly_its_own_records(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 120,
+        comments: 800,
+        days: 5,
+        seed: 9,
+        scenarios: true,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let five = run_on(&db.store, &admin, &ring, 5).await.unwrap();
+    assert_eq!(five.shards_done, [0, 1, 2, 3, 4]);
+    assert_eq!(five.new_events, activity_rows(&db).await);
+    assert_eq!(
+        five.scanned,
+        records_the_shards_own(&db, 5).await,
+        "{five:?}"
+    );
+    assert!(five.scanned < 2 * five.new_events, "{five:?}");
+}
+on_both!(each_shard_reads_exactly_its_own_records);

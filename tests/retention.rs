@@ -36,9 +36,16 @@ async fn seeded(db: &TestDb) -> (Actor, KeyRing) {
         .unwrap();
     // The scenarios' incidents stay open: their accounts' records are held.
     let screener = Screener::new(&[], &[]).unwrap();
-    monitor::run(&db.store, &ring, &admin, &Policy::default(), &screener)
-        .await
-        .unwrap();
+    monitor::run(
+        &db.store,
+        &ring,
+        &admin,
+        &Policy::default(),
+        &screener,
+        monitor::shard::ShardCount::ONE,
+    )
+    .await
+    .unwrap();
     (admin, ring)
 }
 

@@ -56,6 +56,12 @@ pub struct MonitorConfig {
     /// 1,048,576; default 65,536). A longer line is skipped and reported by its number.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// How many shards the detectors are split into, 1 to 64 (default 1): workers sharing a
+    /// database each take the shards no other holds (see [`crate::monitor::shard`]). Every
+    /// worker and console on one database should have the same count; a run with another
+    /// count changes it (exactly once for every record), and the others change it back.
+    #[serde(default)]
+    pub shards: crate::monitor::shard::ShardCount,
 }
 
 /// The default of `[monitor] max_line_bytes`: 64 KiB.
@@ -75,6 +81,7 @@ impl Default for MonitorConfig {
             rules: std::collections::BTreeMap::new(),
             policy: crate::config::policy::Policy::default(),
             max_line_bytes: default_max_line_bytes(),
+            shards: crate::monitor::shard::ShardCount::ONE,
         }
     }
 }
@@ -832,6 +839,36 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_with(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_detector_shard_count_is_1_by_default_and_1_to_64_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        let with = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            load(&[("VIGIL_CONFIG", f.to_str().unwrap())])
+        };
+        assert_eq!(with("").unwrap().monitor.shards.get(), 1);
+        assert_eq!(
+            with("[monitor]\nshards = 64\n")
+                .unwrap()
+                .monitor
+                .shards
+                .get(),
+            64
+        );
+        for bad in [0, 65] {
+            let e = with(&format!("[monitor]\nshards = {bad}\n")).unwrap_err();
+            assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+            let shown = e.to_string();
+            assert!(
+                shown.contains("from 1 to 64") && shown.contains("[monitor] shards"),
+                "{shown}"
+            );
+        }
+        assert!(with("[monitor]\nshards = -1\n").is_err());
+        assert!(with("[monitor]\nshards = \"four\"\n").is_err());
     }
 
     #[test]

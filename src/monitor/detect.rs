@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::geo;
 use super::policy::{Policy, RateLimit};
+use super::shard::{Shard, ShardCount};
 use crate::incidents::{Evidence, IncidentKind, Severity};
 
 /// What kind of activity.
@@ -144,9 +145,10 @@ struct SourceWindow {
 const MAX_EVIDENCE: usize = 200;
 const HOUR: i64 = 3_600_000_000;
 
-/// The detectors' state over one pass.
+/// The detectors' state over one pass (of one shard).
 pub struct Engine<'p> {
     policy: &'p Policy,
+    shard: Shard,
     profiles: HashMap<uuid::Uuid, Profile>,
     rates: HashMap<(uuid::Uuid, Kind), RateWindow>,
     users: HashMap<uuid::Uuid, UserWindow>,
@@ -154,10 +156,24 @@ pub struct Engine<'p> {
 }
 
 impl<'p> Engine<'p> {
-    /// An engine knowing the accounts' habits before the pass starts.
+    /// An engine knowing the accounts' habits before the pass starts, judging everything.
     pub fn new(policy: &'p Policy, profiles: HashMap<uuid::Uuid, Profile>) -> Self {
+        let whole = ShardCount::ONE.shards().next().expect("one shard");
+        Self::for_shard(policy, profiles, whole)
+    }
+
+    /// An engine that judges only what `shard` owns (see [`super::shard`]): the detectors of
+    /// its accounts and the credential-stuffing windows of its sources. Habits of accounts
+    /// it does not own are dropped.
+    pub fn for_shard(
+        policy: &'p Policy,
+        mut profiles: HashMap<uuid::Uuid, Profile>,
+        shard: Shard,
+    ) -> Self {
+        profiles.retain(|user, _| shard.owns_account(user));
         Self {
             policy,
+            shard,
             profiles,
             rates: HashMap::new(),
             users: HashMap::new(),
@@ -166,12 +182,13 @@ impl<'p> Engine<'p> {
     }
 
     /// Feeds the next event (in time order); findings go to `out`.
+    /// Only the parts the engine's shard owns are looked at.
     pub fn feed(&mut self, ev: &Event, out: &mut Vec<Finding>) {
-        if let Some(user) = ev.user {
+        if let Some(user) = ev.user.filter(|u| self.shard.owns_account(u)) {
             self.rate_limit(user, ev, out);
             self.behaviour(user, ev, out);
         }
-        if ev.kind == Kind::Login {
+        if ev.kind == Kind::Login && ev.ip.is_some_and(|ip| self.shard.owns_source(&ip)) {
             self.stuffing(ev, out);
         }
     }
@@ -562,5 +579,60 @@ mod tests {
         assert_eq!(f[0].kind, IncidentKind::CredentialStuffing);
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(f[0].evidence.len(), 10);
+    }
+
+    #[test]
+    fn the_shards_together_find_what_one_engine_finds() {
+        let p = Policy::default();
+        // Twenty accounts commenting in bursts (some over the limit) from several addresses,
+        // and five sources trying many accounts (some stuffing), interleaved in time.
+        let users: Vec<uuid::Uuid> = (1..=20u128).map(uuid::Uuid::from_u128).collect();
+        let mut events = Vec::new();
+        for i in 0..2_000u32 {
+            let n = i as usize;
+            let user = users[n % users.len()];
+            let mut e = ev(i, Some(user), Kind::Comment, i64::from(i) * 20_000);
+            e.ip = Some([(n % 7) as u8; 32]);
+            events.push(e);
+            if i % 3 == 0 {
+                let source = (n % 5) as u8;
+                events.push(Event {
+                    id: format!("l{i}"),
+                    kind: Kind::Login,
+                    ok: source == 0,
+                    ip: Some([100 + source; 32]),
+                    target: Some([(n % 41) as u8; 32]),
+                    ..ev(i, None, Kind::Login, i64::from(i) * 20_000 + 1)
+                });
+            }
+        }
+        let keys = |found: Vec<Finding>| {
+            let mut k: Vec<(String, usize)> = found
+                .into_iter()
+                .map(|f| (f.dedup_key, f.evidence.len()))
+                .collect();
+            k.sort();
+            k
+        };
+        let whole = keys(run(&p, &events));
+        assert!(
+            whole.iter().any(|(k, _)| k.starts_with("rate_limit")),
+            "{whole:?}"
+        );
+        assert!(
+            whole.iter().any(|(k, _)| k.starts_with("credential")),
+            "{whole:?}"
+        );
+        for n in [2, 3, 7] {
+            let count = ShardCount::new(n).unwrap();
+            let mut found = Vec::new();
+            for shard in count.shards() {
+                let mut e = Engine::for_shard(&p, HashMap::new(), shard);
+                for x in &events {
+                    e.feed(x, &mut found);
+                }
+            }
+            assert_eq!(keys(found), whole, "{n} shards");
+        }
     }
 }

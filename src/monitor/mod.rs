@@ -10,6 +10,7 @@ pub mod lines;
 pub use crate::config::policy;
 mod repo;
 pub mod screen;
+pub mod shard;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -31,6 +32,7 @@ use crate::store::{Store, StoreError, Timestamp};
 use detect::{Engine, Finding, Kind};
 use policy::Policy;
 use screen::{Screener, Verdict};
+use shard::{Shard, ShardCount};
 
 /// Why monitoring failed. Batches already committed stay; nothing is half-written.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,8 @@ pub enum MonitorError {
     /// Reading the input failed.
     #[error("cannot read the activity: {0}")]
     Io(#[from] std::io::Error),
-    /// Another console or worker is running the detectors now.
+    /// Other consoles or workers hold every shard of the detectors now (or one of them while
+    /// the shard count has to change).
     #[error("the detectors are running on another console or worker; try again when they finish")]
     Busy,
 }
@@ -383,9 +386,11 @@ async fn prepare_batch(
 /// What a detector run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
-    /// Activity records not judged before.
+    /// Activity records not judged before (each counted once, by the shard of its account, or
+    /// of its source when it names none).
     pub new_events: u64,
-    /// Records read (the new ones and the window before them).
+    /// Records read (the new ones and the window before them): each shard this run judged
+    /// reads its own.
     pub scanned: u64,
     /// Comments screened.
     pub comments_screened: u64,
@@ -401,86 +406,331 @@ pub struct RunReport {
     pub suspensions_expired: u64,
     /// Critical incidents opened, by id.
     pub critical: Vec<String>,
+    /// How many shards the detectors are split into (`[monitor] shards`).
+    pub shards: u32,
+    /// The shards this run judged, by number.
+    pub shards_done: Vec<u32>,
+    /// The shards another worker or console was judging, skipped by this run (that one
+    /// finishes them; if it died, the next run takes them).
+    pub shards_busy: Vec<u32>,
+    /// The shard count this run changed from (1 for a database whose detectors ran before
+    /// shards existed), after bringing every shard of that count to the same point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resharded_from: Option<u32>,
 }
 
-/// The checkpoint the detectors keep.
-const CHECKPOINT: &str = "detectors";
+impl RunReport {
+    /// Adds what one shard's pass did.
+    fn absorb(&mut self, part: RunReport) {
+        self.new_events += part.new_events;
+        self.scanned += part.scanned;
+        self.comments_screened += part.comments_screened;
+        self.detections += part.detections;
+        self.opened += part.opened;
+        self.folded += part.folded;
+        self.actions += part.actions;
+        self.critical.extend(part.critical);
+    }
+}
+
 /// Activity records per page of the stream.
 const PAGE: i64 = 20_000;
 
+/// The job lock a change of the shard count holds (with every shard's), so one worker
+/// changes it at a time. Each shard's own lock is `monitor/K` ([`Shard::job`]).
+pub const JOB: &str = "monitor";
+
 /// Runs the detectors and the content screening over the activity ingested since the last
 /// run, records what they find as incidents (with the automated responses), and moves the
-/// checkpoint. Resumable and idempotent: stopped midway, the next run judges the same activity
-/// again and its detections fold into the incidents already opened. Holds the `monitor` job
-/// lock, so one run at a time across consoles and workers ([`MonitorError::Busy`] otherwise).
-/// Needs [`Permission::MonitorRun`], and key grants to seal and open source addresses.
+/// checkpoints. The work is split in `shards` (see [`shard`]); the run takes every shard no
+/// other worker holds, one after the other, each under its job lock and with its own
+/// checkpoint and snapshot, and reports the ones it skipped. Resumable and idempotent: stopped
+/// midway, the next run judges the same activity again and its detections fold into the
+/// incidents already opened.
+///
+/// When the checkpoints were kept for another shard count (or before shards existed), the
+/// run first changes the count, holding every shard's lock: the shards of the old count that
+/// lag are brought to the furthest one's position, then every new shard starts from there,
+/// so each record is judged exactly once across the change.
+///
+/// [`MonitorError::Busy`] when it could take no shard at all (or another worker holds a
+/// shard while the count has to change). Needs [`Permission::MonitorRun`], and key grants to
+/// seal and open source addresses.
 pub async fn run(
     store: &Store,
     ring: &KeyRing,
     actor: &Actor,
     policy: &Policy,
     screener: &Screener,
+    shards: ShardCount,
 ) -> Result<RunReport, MonitorError> {
     rbac::require(store, actor, Permission::MonitorRun).await?;
-    let lock = store.try_job_lock(JOB).await?.ok_or(MonitorError::Busy)?;
-    let result = run_locked(store, ring, actor, policy, screener).await;
-    lock.release().await;
+    let keys = WriteKeys::current(store, ring, &[Purpose::Network, Purpose::BlindIndex]).await?;
+    let ctx = Pass {
+        store,
+        ring,
+        keys: &keys,
+        actor,
+        who: AuditActor::from(actor),
+        policy,
+        screener,
+    };
+    let mut report = RunReport {
+        shards: shards.get(),
+        ..RunReport::default()
+    };
+    if Layout::read(store).await?.count() != Some(shards)
+        && !reshard(&ctx, shards, &mut report).await?
+    {
+        return Err(MonitorError::Busy);
+    }
+    for shard in shards.shards() {
+        let Some(lock) = store.try_job_lock(&shard.job()).await? else {
+            report.shards_busy.push(shard.index());
+            continue;
+        };
+        // Another worker may have changed the count since it was read. A change away from a
+        // count holds every one of its shards' locks, so under this one it stays as read now.
+        if Layout::read(store).await?.count() != Some(shards) {
+            tracing::warn!(
+                shards = shards.get(),
+                "the detectors' shard count was changed by another worker; \
+                 [monitor] shards should be the same on every worker"
+            );
+            lock.release().await;
+            report.shards_busy.push(shard.index());
+            continue;
+        }
+        let first = report.shards_done.is_empty();
+        let result = judge_locked(&ctx, shard, first, &mut report).await;
+        lock.release().await;
+        result?;
+        report.shards_done.push(shard.index());
+    }
+    if report.shards_done.is_empty() && report.resharded_from.is_none() {
+        return Err(MonitorError::Busy);
+    }
+    Ok(report)
+}
+
+/// What every shard's pass of one run shares.
+struct Pass<'a> {
+    store: &'a Store,
+    ring: &'a KeyRing,
+    keys: &'a WriteKeys,
+    actor: &'a Actor,
+    who: AuditActor,
+    policy: &'a Policy,
+    screener: &'a Screener,
+}
+
+/// Where the detectors' checkpoints stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Layout {
+    /// No checkpoint: nothing judged yet.
+    Fresh,
+    /// The one checkpoint from before shards existed.
+    Legacy(i64),
+    /// One checkpoint per shard of `count`, by shard number (a missing one at the start).
+    Sharded {
+        count: ShardCount,
+        positions: Vec<i64>,
+    },
+}
+
+impl Layout {
+    async fn read(store: &Store) -> Result<Self, StoreError> {
+        Self::from_rows(repo::detector_checkpoints(store).await?)
+    }
+
+    fn from_rows(rows: Vec<(String, i64)>) -> Result<Self, StoreError> {
+        let mut legacy = None;
+        let mut sharded: Option<(ShardCount, Vec<i64>)> = None;
+        for (name, position) in rows {
+            if name == shard::CHECKPOINT {
+                legacy = Some(position);
+                continue;
+            }
+            let s = Shard::parse_checkpoint(&name)
+                .ok_or(StoreError::Corrupt("monitor_checkpoints.name"))?;
+            let (count, positions) = sharded
+                .get_or_insert_with(|| (s.count(), vec![i64::MIN; s.count().get() as usize]));
+            if *count != s.count() {
+                return Err(StoreError::Corrupt("monitor_checkpoints.name"));
+            }
+            positions[s.index() as usize] = position;
+        }
+        Ok(match (sharded, legacy) {
+            (Some((count, positions)), _) => Layout::Sharded { count, positions },
+            (None, Some(p)) => Layout::Legacy(p),
+            (None, None) => Layout::Fresh,
+        })
+    }
+
+    fn count(&self) -> Option<ShardCount> {
+        match self {
+            Layout::Sharded { count, .. } => Some(*count),
+            _ => None,
+        }
+    }
+}
+
+/// Changes the checkpoints to `to` shards, holding the `monitor` lock and every shard's lock
+/// of the old and the new count; `false` (nothing changed) if another worker holds one.
+async fn reshard(
+    ctx: &Pass<'_>,
+    to: ShardCount,
+    report: &mut RunReport,
+) -> Result<bool, MonitorError> {
+    let Some(global) = ctx.store.try_job_lock(JOB).await? else {
+        return Ok(false);
+    };
+    let mut locks = vec![global];
+    let result = async {
+        // Read again under the lock: another worker may have just changed it.
+        let layout = Layout::read(ctx.store).await?;
+        if layout.count() == Some(to) {
+            return Ok(true);
+        }
+        // Shards run only under the count the checkpoints have: changing from one needs each
+        // of its shards' locks (and the new count's, for a worker configured with it). Before
+        // any count (a fresh database, or one from before shards) no shard runs.
+        let held = layout.count().map_or(0, |from| from.max(to).get());
+        for index in 0..held {
+            match ctx.store.try_job_lock(&shard::job_of(index)).await? {
+                Some(l) => locks.push(l),
+                None => return Ok(false),
+            }
+        }
+        level_and_switch(ctx, layout, to, report).await?;
+        Ok(true)
+    }
+    .await;
+    for lock in locks {
+        lock.release().await;
+    }
     result
 }
 
-/// The job lock a run of the detectors holds, so one runs at a time on a shared database.
-pub const JOB: &str = "monitor";
-
-async fn run_locked(
-    store: &Store,
-    ring: &KeyRing,
-    actor: &Actor,
-    policy: &Policy,
-    screener: &Screener,
-) -> Result<RunReport, MonitorError> {
-    let keys = WriteKeys::current(store, ring, &[Purpose::Network, Purpose::BlindIndex]).await?;
-    let who = AuditActor::from(actor);
-    let mut report = RunReport::default();
-
-    let mut tx = store.begin().await?;
-    report.suspensions_expired = incidents::expire(&mut tx, &who, Timestamp::now()).await?;
-    tx.commit().await?;
-
-    let after = repo::checkpoint(store, CHECKPOINT).await?;
-    let Some((snap, lo, hi, count)) = repo::new_span(store, after).await? else {
-        return Ok(report);
+/// Brings every shard of the old layout to one position, then replaces the checkpoints with
+/// `to` shards starting there. The caller holds every shard's lock.
+async fn level_and_switch(
+    ctx: &Pass<'_>,
+    layout: Layout,
+    to: ShardCount,
+    report: &mut RunReport,
+) -> Result<(), MonitorError> {
+    let (position, from) = match &layout {
+        Layout::Fresh => (i64::MIN, None),
+        Layout::Legacy(p) => (*p, Some(1)),
+        Layout::Sharded { count, positions } => {
+            // The furthest shard's position is a snapshot an earlier run read through the
+            // ingestion fence: everything stamped up to it is committed, so the others can be
+            // judged up to it now.
+            let top = positions.iter().copied().max().unwrap_or(i64::MIN);
+            for (shard, at) in count.shards().zip(positions) {
+                if *at < top {
+                    judge(ctx, shard, Some(top), report).await?;
+                }
+            }
+            (top, Some(count.get()))
+        }
     };
-    report.new_events = count as u64;
-    let start = lo.saturating_sub(policy.lookback_micros());
-    let mut engine = Engine::new(policy, repo::profiles(store, start).await?);
+    let names: Vec<String> = to.shards().map(Shard::checkpoint).collect();
+    let mut tx = ctx.store.begin().await?;
+    repo::replace_detector_checkpoints(&mut tx, &names, position, Timestamp::now()).await?;
+    if let Some(from) = from {
+        audit::append(
+            &mut tx,
+            &NewAuditEntry::new(ctx.actor, AuditAction::MonitorRan).details(serde_json::json!({
+                "shards": { "from": from, "to": to.get() },
+            })),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    report.resharded_from = from;
+    Ok(())
+}
+
+/// Judges `shard` under its lock, ending timed suspensions first if `expire`.
+async fn judge_locked(
+    ctx: &Pass<'_>,
+    shard: Shard,
+    expire: bool,
+    report: &mut RunReport,
+) -> Result<(), MonitorError> {
+    if expire {
+        let mut tx = ctx.store.begin().await?;
+        // In turn with the recording of incidents on other workers (it reinstates accounts
+        // that a response may be suspending).
+        crate::store::serialize_transaction(&mut tx, "monitor.incidents").await?;
+        report.suspensions_expired = incidents::expire(&mut tx, &ctx.who, Timestamp::now()).await?;
+        tx.commit().await?;
+    }
+    judge(ctx, shard, None, report).await
+}
+
+/// Judges what `shard` owns of the activity ingested after its checkpoint, up to a snapshot
+/// read through the ingestion fence (or up to `upto`, an earlier such snapshot), and moves its
+/// checkpoint there.
+async fn judge(
+    ctx: &Pass<'_>,
+    shard: Shard,
+    upto: Option<i64>,
+    total: &mut RunReport,
+) -> Result<(), MonitorError> {
+    let store = ctx.store;
+    let name = shard.checkpoint();
+    let after = repo::checkpoint(store, &name).await?;
+    // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
+    let snap = match upto {
+        Some(at) => Some(at),
+        None => store.settled_ingestion().await?,
+    };
+    let Some(snap) = snap.filter(|s| *s > after) else {
+        return Ok(());
+    };
+    let Some((lo, hi, _)) = repo::new_span(store, after, snap).await? else {
+        return Ok(());
+    };
+    let mut report = RunReport::default();
+    let start = lo.saturating_sub(ctx.policy.lookback_micros());
+    let mut engine = Engine::for_shard(ctx.policy, repo::profiles(store, start).await?, shard);
     let mut findings = Vec::new();
     let mut cursor: (i64, String) = (start - 1, String::new());
     loop {
-        let page = repo::stream_page(store, (cursor.0, &cursor.1), hi, after, snap, PAGE).await?;
+        let page =
+            repo::stream_page(store, shard, (cursor.0, &cursor.1), hi, after, snap, PAGE).await?;
         let Some((last, _)) = page.last() else { break };
         cursor = (last.at, last.id.clone());
         let full = page.len() as i64 == PAGE;
         for (ev, comment) in &page {
             report.scanned += 1;
             engine.feed(ev, &mut findings);
-            if let (true, Some((id, body))) = (ev.fresh, comment) {
+            if !ev.fresh || !shard.owns_record(ev) {
+                continue;
+            }
+            report.new_events += 1;
+            if let Some((id, body)) = comment {
                 report.comments_screened += 1;
-                if let Some(f) = screen_comment(screener, ev, id, body) {
+                if let Some(f) = screen_comment(ctx.screener, ev, id, body) {
                     findings.push(f);
                 }
             }
         }
-        record_findings(store, ring, &keys, &who, policy, &mut findings, &mut report).await?;
+        record_findings(ctx, &mut findings, &mut report).await?;
         if !full {
             break;
         }
     }
 
     let mut tx = store.begin().await?;
-    repo::set_checkpoint(&mut tx, CHECKPOINT, snap, Timestamp::now()).await?;
+    repo::set_checkpoint(&mut tx, &name, snap, Timestamp::now()).await?;
     audit::append(
         &mut tx,
-        &NewAuditEntry::new(actor, AuditAction::MonitorRan).details(serde_json::json!({
+        &NewAuditEntry::new(ctx.actor, AuditAction::MonitorRan).details(serde_json::json!({
+            "shard": format!("{}/{}", shard.index(), shard.count()),
             "new_events": report.new_events,
             "detections": report.detections,
             "opened": report.opened,
@@ -490,7 +740,8 @@ async fn run_locked(
     )
     .await?;
     tx.commit().await?;
-    Ok(report)
+    total.absorb(report);
+    Ok(())
 }
 
 /// A finding for a comment that matched threat patterns or holds a suspicious link.
@@ -560,17 +811,14 @@ fn screen_comment(
 /// Records and clears `findings`, opening each source address to seal it on the incident
 /// (and block it, if the response says so).
 async fn record_findings(
-    store: &Store,
-    ring: &KeyRing,
-    keys: &WriteKeys,
-    who: &AuditActor,
-    policy: &Policy,
+    ctx: &Pass<'_>,
     findings: &mut Vec<Finding>,
     report: &mut RunReport,
 ) -> Result<(), MonitorError> {
     if findings.is_empty() {
         return Ok(());
     }
+    let (store, ring) = (ctx.store, ctx.ring);
     let mut ips: HashMap<String, Option<String>> = HashMap::new();
     for f in findings.iter() {
         if let Some(ev) = &f.source_event {
@@ -595,6 +843,10 @@ async fn record_findings(
     }
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
+    // Shards record one at a time: each dedup key belongs to one shard, but an automated
+    // response can reach an account of another shard (the account a credential-stuffing run
+    // got into), and recording in turn keeps those from crossing or deadlocking.
+    crate::store::serialize_transaction(&mut tx, "monitor.incidents").await?;
     for f in findings.drain(..) {
         report.detections += 1;
         let d = Detection {
@@ -610,7 +862,8 @@ async fn record_findings(
             dedup_key: f.dedup_key,
             at: Timestamp::from_micros(f.at),
         };
-        let r = incidents::record(&mut tx, keys, who, &policy.responses, &d, now).await?;
+        let r =
+            incidents::record(&mut tx, ctx.keys, &ctx.who, &ctx.policy.responses, &d, now).await?;
         if r.created {
             report.opened += 1;
             if r.severity == Severity::Critical {

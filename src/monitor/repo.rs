@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use super::detect::{Event, Kind, Profile};
-use crate::store::{Store, StoreError, Timestamp, Tx};
+use super::shard::Shard;
+use crate::store::{Backend, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -105,14 +106,57 @@ pub(super) async fn set_checkpoint(
     Ok(())
 }
 
-/// The newest ingestion time, and the span of occurrence times of activity ingested after
-/// `after` up to it: `(snapshot, first, last, count)`.
-pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i64, i64, i64)>> {
-    // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
-    let snap = store.settled_ingestion().await?;
-    let Some(snap) = snap.filter(|s| *s > after) else {
+/// Every checkpoint of the detectors, by name: the one from before shards
+/// (`detectors`) and the shards' (`detectors/K/N`).
+pub(super) async fn detector_checkpoints(store: &Store) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT name, position FROM monitor_checkpoints \
+         WHERE name = $1 OR name LIKE $2 ORDER BY name",
+    )
+    .bind(super::shard::CHECKPOINT)
+    .bind(format!("{}/%", super::shard::CHECKPOINT))
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let position: String = r.try_get(1)?;
+        let position = position
+            .parse()
+            .map_err(|_| StoreError::Corrupt("monitor_checkpoints.position"))?;
+        out.push((r.try_get(0)?, position));
+    }
+    Ok(out)
+}
+
+/// Replaces every checkpoint of the detectors with `names`, each at `position`.
+pub(super) async fn replace_detector_checkpoints(
+    tx: &mut Tx,
+    names: &[String],
+    position: i64,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("DELETE FROM monitor_checkpoints WHERE name = $1 OR name LIKE $2")
+        .bind(super::shard::CHECKPOINT)
+        .bind(format!("{}/%", super::shard::CHECKPOINT))
+        .execute(&mut **tx)
+        .await?;
+    for name in names {
+        set_checkpoint(tx, name, position, now).await?;
+    }
+    Ok(())
+}
+
+/// The span of occurrence times of activity ingested after `after` up to the snapshot `snap`
+/// (an ingestion time read through the fence, [`Store::settled_ingestion`], now or earlier):
+/// `(first, last, count)`.
+pub(super) async fn new_span(
+    store: &Store,
+    after: i64,
+    snap: i64,
+) -> Result<Option<(i64, i64, i64)>> {
+    if snap <= after {
         return Ok(None);
-    };
+    }
     let r = sqlx::query(
         "SELECT MIN(occurred_at), MAX(occurred_at), COUNT(*) FROM activity_log \
          WHERE ingested_at > $1 AND ingested_at <= $2",
@@ -123,7 +167,7 @@ pub(super) async fn new_span(store: &Store, after: i64) -> Result<Option<(i64, i
     .await?;
     let (lo, hi): (Option<i64>, Option<i64>) = (r.try_get(0)?, r.try_get(1)?);
     Ok(match (lo, hi) {
-        (Some(lo), Some(hi)) => Some((snap, lo, hi, r.try_get(2)?)),
+        (Some(lo), Some(hi)) => Some((lo, hi, r.try_get(2)?)),
         _ => None,
     })
 }
@@ -157,34 +201,37 @@ pub(super) async fn profiles(store: &Store, before: i64) -> Result<HashMap<uuid:
     Ok(out)
 }
 
-/// A page of the activity stream in time order after `(at, id)`, up to `hi`; each event is
-/// fresh if ingested in `(after, snap]`. A comment submission comes with its comment's id and
-/// public text (none if private or removed).
+/// A page of `shard`'s part of the activity stream in time order after `(at, id)`, up to
+/// `hi`; each event is fresh if ingested in `(after, snap]`. A comment submission comes with
+/// its comment's id and public text (none if private or removed).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn stream_page(
     store: &Store,
+    shard: Shard,
     from: (i64, &str),
     hi: i64,
     after: i64,
     snap: i64,
     limit: i64,
 ) -> Result<Vec<(Event, Option<(String, String)>)>> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT a.id, a.user_id, a.kind, a.outcome, a.occurred_at, a.ingested_at, a.ip_bidx, \
                 a.details, a.country, a.ref_id, c.body \
          FROM activity_log a LEFT JOIN comments c ON a.kind = 'comment' AND c.id = a.ref_id \
               AND c.deleted_at IS NULL \
          WHERE (a.occurred_at > $1 OR (a.occurred_at = $1 AND a.id > $2)) \
-           AND a.occurred_at <= $3 AND a.ingested_at <= $4 \
+           AND a.occurred_at <= $3 AND a.ingested_at <= $4 {} \
          ORDER BY a.occurred_at, a.id LIMIT $5",
-    )
-    .bind(from.0)
-    .bind(from.1)
-    .bind(hi)
-    .bind(snap)
-    .bind(limit)
-    .fetch_all(store.pool())
-    .await?;
+        shard_filter(store.backend(), shard)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(from.0)
+        .bind(from.1)
+        .bind(hi)
+        .bind(snap)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let user: Option<String> = r.try_get(1)?;
@@ -213,6 +260,53 @@ pub(super) async fn stream_page(
         ));
     }
     Ok(out)
+}
+
+/// The records `shard` reads, as a condition on `activity_log a` (empty for a single shard):
+/// those of its accounts, the sign-ins from its sources (and any record of a source with no
+/// account), and with shard 0 the records naming neither. The same numbers as
+/// [`Shard::owns_account`] (the id's last four hex digits) and [`Shard::owns_source`] (the
+/// blind index's first two bytes), computed by each database's own functions. A record whose
+/// id or index has an unexpected length is read by every shard; the detectors decide.
+fn shard_filter(backend: Backend, shard: Shard) -> String {
+    let (n, k) = (shard.count().get(), shard.index());
+    if n == 1 {
+        return String::new();
+    }
+    let (account, source) = match backend {
+        Backend::Postgres => (
+            "('x' || right(a.user_id, 4))::bit(16)::int".to_owned(),
+            "(get_byte(a.ip_bidx, 0) * 256 + get_byte(a.ip_bidx, 1))".to_owned(),
+        ),
+        Backend::Sqlite => {
+            let digits = |text: &str, first: usize, alphabet: &str| {
+                (0..4)
+                    .map(|i| {
+                        format!(
+                            "(instr('{alphabet}', substr({text}, {}, 1)) - 1) * {}",
+                            first + i,
+                            1 << (4 * (3 - i))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            };
+            (
+                format!("({})", digits("lower(a.user_id)", 33, "0123456789abcdef")),
+                format!("({})", digits("hex(a.ip_bidx)", 1, "0123456789ABCDEF")),
+            )
+        }
+    };
+    let neither = if k == 0 {
+        " OR (a.user_id IS NULL AND a.ip_bidx IS NULL)"
+    } else {
+        ""
+    };
+    format!(
+        "AND ((a.user_id IS NOT NULL AND (length(a.user_id) <> 36 OR {account} % {n} = {k})) \
+          OR ((a.kind = 'login' OR a.user_id IS NULL) AND a.ip_bidx IS NOT NULL \
+              AND (length(a.ip_bidx) <> 32 OR {source} % {n} = {k})){neither})"
+    )
 }
 
 /// The `target` hash of an activity's details, if any.

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Store, StoreError, Tx};
 
 /// A job lock that is held until [`JobLock::release`] or drop.
 #[derive(Debug)]
@@ -41,6 +41,24 @@ fn advisory_key(job: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("eight bytes"))
 }
 
+/// Holds the transaction lock `name` until `tx` ends, waiting while another transaction
+/// holds it: transactions that take it run one at a time. On Postgres it is an advisory
+/// transaction lock (key: the first eight bytes of `SHA-256("vigil.xact." + name)`); on SQLite
+/// a write transaction holds the database's one write lock already, so there is nothing more
+/// to take. Take it first in `tx`, before any row lock, so it cannot be part of a deadlock.
+pub async fn serialize_transaction(tx: &mut Tx, name: &str) -> Result<(), StoreError> {
+    if super::backend_of(tx) == Backend::Sqlite {
+        return Ok(());
+    }
+    let digest = Sha256::digest(format!("vigil.xact.{name}").as_bytes());
+    let key = i64::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Takes the lock of `job` if no worker holds it; `None` if one does.
     pub async fn try_job_lock(&self, job: &str) -> Result<Option<JobLock>, StoreError> {
@@ -65,7 +83,8 @@ impl Store {
             Backend::Sqlite => match self.url().sqlite_path() {
                 Some(db) => {
                     let mut name = db.as_os_str().to_owned();
-                    name.push(format!(".{job}.lock"));
+                    // A job's name may have parts (`monitor/3`): one file beside the database.
+                    name.push(format!(".{}.lock", job.replace('/', "-")));
                     let file = super::files::open_private(std::path::Path::new(&name)).map_err(
                         |source| StoreError::LockFile {
                             path: std::path::PathBuf::from(&name).display().to_string(),

@@ -24,7 +24,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
 pub use self::fence::ingestion_stamp;
 pub(crate) use self::fence::{ingestion_fence_key, POSTGRES_NOW_MICROS};
-pub use self::lock::JobLock;
+pub use self::lock::{serialize_transaction, JobLock};
 pub use self::url::{Backend, DatabaseUrl, InvalidDatabaseUrl};
 
 /// A transaction on either backend. Commit it or it rolls back on drop.

@@ -64,7 +64,15 @@ impl Watch {
         let ring = session.ring.as_ref().ok_or(KeyError::NoKeyPairHere)?;
         let screener = Screener::from_config(&config.monitor, &[])?;
         let _one = self.running.lock().await;
-        Ok(monitor::run(&db.store, ring, actor, &config.monitor.policy, &screener).await?)
+        Ok(monitor::run(
+            &db.store,
+            ring,
+            actor,
+            &config.monitor.policy,
+            &screener,
+            config.monitor.shards,
+        )
+        .await?)
     }
 
     /// Starts over when the signed-in session is not the one last seen; returns when to look

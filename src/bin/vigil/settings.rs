@@ -141,6 +141,7 @@ fn config_show(config: &Config, json: bool) -> Result<ExitCode> {
             }
         );
         println!("monitor.max_line_bytes: {}", config.monitor.max_line_bytes);
+        println!("monitor.shards: {}", config.monitor.shards);
         println!(
             "monitor.policy:   {}",
             serde_json::to_string(&config.monitor.policy)?

@@ -123,6 +123,7 @@ pub async fn charts_on_scratch(
         &actor,
         &vigil::monitor::policy::Policy::default(),
         &screener,
+        vigil::monitor::shard::ShardCount::ONE,
     )
     .await
     .map_err(|e| step(&e))?;

@@ -67,6 +67,15 @@ pub(crate) struct BenchArgs {
     /// Events for --monitor.
     #[arg(long, value_name = "N", requires = "monitor")]
     events: Option<u64>,
+    /// Workers for --monitor: this many tasks, each with its own connections to the
+    /// database, run the detectors at once, each taking the shards no other holds.
+    #[arg(long, value_name = "W", default_value_t = 1, requires = "monitor",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
+    /// Shards the detectors are split into for --monitor (1 to 64; default: --workers).
+    #[arg(long, value_name = "N", requires = "monitor",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: Option<u32>,
     /// Measure retention instead: seed --users and --comments over 2,000 days plus
     /// --audit-entries, then time deleting old activity, anonymising comments and archiving the
     /// audit log.
@@ -120,7 +129,8 @@ pub(crate) async fn run(
     }
     if let Some(events) = a.monitor {
         let events = a.events.unwrap_or(events);
-        return monitoring::cmd(&store, &keystore, &a, events, scratch.path()).await;
+        let options = config.database.store_options();
+        return monitoring::cmd(&store, &options, &keystore, &a, events, scratch.path()).await;
     }
     if a.dsr {
         return dsr::cmd(&store, &keystore, &a, opts.seed).await;

@@ -9,8 +9,9 @@ use serde::Serialize;
 use vigil::auth::{self};
 use vigil::demo::{self, SeedOptions};
 use vigil::keys::keystore::{FileKeystore, Keystore};
+use vigil::monitor::shard::ShardCount;
 use vigil::platform;
-use vigil::store::Store;
+use vigil::store::{Store, StoreOptions};
 
 use super::*;
 use crate::shared::*;
@@ -40,6 +41,21 @@ pub struct MonitorBenchReport {
     pub floor_per_s: Option<f64>,
     /// Incidents the run opened.
     pub incidents: u64,
+    /// Workers that ran the detectors at once (tasks, each with its own connections).
+    pub workers: u32,
+    /// Shards the detectors were split into.
+    pub shards: u32,
+}
+
+/// Where the detector run of the benchmark happens: `workers` tasks over `shards` shards,
+/// each task with its own [`Store`] (connections) opened with `options`.
+pub struct Fleet<'a> {
+    /// Tasks running the detectors at once.
+    pub workers: u32,
+    /// Shards the detectors are split into.
+    pub shards: ShardCount,
+    /// How each worker opens the database.
+    pub options: &'a StoreOptions,
 }
 
 /// Seeds `users` accounts, then times ingesting `events` lines of activity (sign-ins, comment
@@ -51,6 +67,7 @@ pub async fn monitoring(
     users: u32,
     events: u64,
     scratch: &Path,
+    fleet: &Fleet<'_>,
 ) -> Result<MonitorBenchReport, BenchError> {
     use rand::{Rng, SeedableRng};
     if auth::is_initialised(store).await? {
@@ -115,30 +132,72 @@ pub async fn monitoring(
         Some(f) => Some(f.rows as f64 / f.seconds),
         None => sqlite_floor,
     };
-    let screener = vigil::monitor::screen::Screener::new(&[], &[]).map_err(|e| step(&e))?;
+    // Each worker opens its own connections before the clock starts, as a running fleet has.
+    let mut stores = Vec::with_capacity(fleet.workers as usize);
+    for _ in 0..fleet.workers {
+        stores.push(Store::open(store.url(), fleet.options).await?);
+    }
+    let ring = std::sync::Arc::new(ring);
     let t = Instant::now();
-    let run = vigil::monitor::run(
-        store,
-        &ring,
-        &actor,
-        &vigil::monitor::policy::Policy::default(),
-        &screener,
-    )
-    .await
-    .map_err(|e| step(&e))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in stores {
+        let (ring, actor, shards) = (ring.clone(), actor.clone(), fleet.shards);
+        tasks.spawn(async move {
+            let r = detect_until_done(&worker, &ring, &actor, shards).await;
+            worker.close().await;
+            r
+        });
+    }
+    let (mut judged, mut opened) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (j, o) = done.map_err(|e| step(&e))?.map_err(|e| step(&e))?;
+        judged += j;
+        opened += o;
+    }
     let detect_seconds = t.elapsed().as_secs_f64();
     Ok(MonitorBenchReport {
         backend: store.backend().to_string(),
         events: ingested.ingested,
         ingest_seconds,
-        judged: run.new_events,
+        judged,
         detect_seconds,
         ingest_per_s: ingested.ingested as f64 / ingest_seconds,
-        detect_per_s: run.new_events as f64 / detect_seconds,
+        detect_per_s: judged as f64 / detect_seconds,
         combined_per_s: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
         floor_per_s,
-        incidents: run.opened,
+        incidents: opened,
+        workers: fleet.workers,
+        shards: fleet.shards.get(),
     })
+}
+
+/// One worker of the fleet: runs the detectors until a run finds every shard free and
+/// judged (a shard another worker holds is polled for, as a worker's next round would);
+/// returns the records it judged and the incidents it opened.
+async fn detect_until_done(
+    store: &Store,
+    ring: &vigil::keys::KeyRing,
+    actor: &vigil::auth::Actor,
+    shards: ShardCount,
+) -> Result<(u64, u64), vigil::monitor::MonitorError> {
+    let screener = vigil::monitor::screen::Screener::new(&[], &[])
+        .map_err(|e| vigil::monitor::MonitorError::Io(std::io::Error::other(e)))?;
+    let policy = vigil::monitor::policy::Policy::default();
+    let (mut judged, mut opened) = (0, 0);
+    loop {
+        match vigil::monitor::run(store, ring, actor, &policy, &screener, shards).await {
+            Ok(r) => {
+                judged += r.new_events;
+                opened += r.opened;
+                if r.shards_busy.is_empty() {
+                    return Ok((judged, opened));
+                }
+            }
+            Err(vigil::monitor::MonitorError::Busy) => {}
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// SQLite's floor: `scripts/ingest-floor`'s C program (its binary named by
@@ -177,12 +236,18 @@ async fn sqlite_floor(
 
 pub(super) async fn cmd(
     store: &Store,
+    options: &StoreOptions,
     keystore: &FileKeystore,
     a: &BenchArgs,
     events: u64,
     scratch: &Path,
 ) -> Result<ExitCode> {
-    let r = monitoring(store, keystore, a.users, events, scratch)
+    let fleet = Fleet {
+        workers: a.workers,
+        shards: ShardCount::new(a.shards.unwrap_or(a.workers))?,
+        options,
+    };
+    let r = monitoring(store, keystore, a.users, events, scratch, &fleet)
         .await
         .context("benchmark failed")?;
     if a.json {
@@ -194,8 +259,9 @@ pub(super) async fn cmd(
             r.events, r.ingest_seconds, r.ingest_per_s
         );
         println!(
-            "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened)",
-            r.judged, r.detect_seconds, r.detect_per_s, r.incidents
+            "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened; {} \
+             worker(s), {} shard(s))",
+            r.judged, r.detect_seconds, r.detect_per_s, r.incidents, r.workers, r.shards
         );
         println!(
             "combined:  {:.0} events/s ingested and judged",

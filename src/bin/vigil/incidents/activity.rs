@@ -157,7 +157,15 @@ pub(crate) async fn monitor_run(config: &Config, json: bool) -> Result<ExitCode>
     let screener = monitor::screen::Screener::from_config(&config.monitor, &[])?;
     let store = open(config).await?;
     let (actor, ring) = unlock(config, &store).await?;
-    let report = monitor::run(&store, &ring, &actor, &config.monitor.policy, &screener).await?;
+    let report = monitor::run(
+        &store,
+        &ring,
+        &actor,
+        &config.monitor.policy,
+        &screener,
+        config.monitor.shards,
+    )
+    .await?;
     if json {
         print_json(&report)?;
     } else {
@@ -173,6 +181,33 @@ pub(crate) async fn monitor_run(config: &Config, json: bool) -> Result<ExitCode>
             report.actions,
             report.suspensions_expired
         );
+        if report.shards > 1 {
+            println!(
+                "shards judged: {} of {}{}",
+                report.shards_done.len(),
+                report.shards,
+                if report.shards_busy.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} busy on another worker: {})",
+                        report.shards_busy.len(),
+                        report
+                            .shards_busy
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+        }
+        if let Some(from) = report.resharded_from {
+            println!(
+                "shard count changed from {from} to {} (every record judged once)",
+                report.shards
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
