@@ -2,6 +2,7 @@
 //! the OS config folder (or `VIGIL_CONFIG`), then `VIGIL_*` environment variables.
 
 pub mod policy;
+pub mod shards;
 
 use std::path::{Path, PathBuf};
 
@@ -57,11 +58,11 @@ pub struct MonitorConfig {
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
     /// How many shards the detectors are split into, 1 to 64 (default 1): workers sharing a
-    /// database each take the shards no other holds (see [`crate::monitor::shard`]). Every
+    /// database each take the shards no other holds (see `monitor::shard`). Every
     /// worker and console on one database should have the same count; a run with another
     /// count changes it (exactly once for every record), and the others change it back.
     #[serde(default)]
-    pub shards: crate::monitor::shard::ShardCount,
+    pub shards: shards::ShardCount,
 }
 
 /// The default of `[monitor] max_line_bytes`: 64 KiB.
@@ -81,7 +82,7 @@ impl Default for MonitorConfig {
             rules: std::collections::BTreeMap::new(),
             policy: crate::config::policy::Policy::default(),
             max_line_bytes: default_max_line_bytes(),
-            shards: crate::monitor::shard::ShardCount::ONE,
+            shards: shards::ShardCount::ONE,
         }
     }
 }

@@ -158,7 +158,7 @@ pub struct Engine<'p> {
 impl<'p> Engine<'p> {
     /// An engine knowing the accounts' habits before the pass starts, judging everything.
     pub fn new(policy: &'p Policy, profiles: HashMap<uuid::Uuid, Profile>) -> Self {
-        let whole = ShardCount::ONE.shards().next().expect("one shard");
+        let whole = Shard::all(ShardCount::ONE).next().expect("one shard");
         Self::for_shard(policy, profiles, whole)
     }
 
@@ -626,7 +626,7 @@ mod tests {
         for n in [2, 3, 7] {
             let count = ShardCount::new(n).unwrap();
             let mut found = Vec::new();
-            for shard in count.shards() {
+            for shard in Shard::all(count) {
                 let mut e = Engine::for_shard(&p, HashMap::new(), shard);
                 for x in &events {
                     e.feed(x, &mut found);

@@ -484,7 +484,7 @@ pub async fn run(
     {
         return Err(MonitorError::Busy);
     }
-    for shard in shards.shards() {
+    for shard in Shard::all(shards) {
         let Some(lock) = store.try_job_lock(&shard.job()).await? else {
             report.shards_busy.push(shard.index());
             continue;
@@ -628,7 +628,7 @@ async fn level_and_switch(
             // ingestion fence: everything stamped up to it is committed, so the others can be
             // judged up to it now.
             let top = positions.iter().copied().max().unwrap_or(i64::MIN);
-            for (shard, at) in count.shards().zip(positions) {
+            for (shard, at) in Shard::all(*count).zip(positions) {
                 if *at < top {
                     judge(ctx, shard, Some(top), report).await?;
                 }
@@ -636,7 +636,7 @@ async fn level_and_switch(
             (top, Some(count.get()))
         }
     };
-    let names: Vec<String> = to.shards().map(Shard::checkpoint).collect();
+    let names: Vec<String> = Shard::all(to).map(Shard::checkpoint).collect();
     let mut tx = ctx.store.begin().await?;
     repo::replace_detector_checkpoints(&mut tx, &names, position, Timestamp::now()).await?;
     if let Some(from) = from {

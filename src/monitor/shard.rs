@@ -22,72 +22,9 @@
 //! randomised hasher, so every worker on every machine and version, and the database, puts an
 //! account in the same shard.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 use super::detect::Event;
 
-/// How many shards the detector run is split into: 1 to [`ShardCount::MAX`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct ShardCount(u32);
-
-/// A shard count outside 1 to [`ShardCount::MAX`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected a number of shards from 1 to 64 (`[monitor] shards`), not {0}")]
-pub struct BadShardCount(pub u32);
-
-impl ShardCount {
-    /// One shard: the whole run on one worker (the default).
-    pub const ONE: ShardCount = ShardCount(1);
-    /// The most shards a run may be split into.
-    pub const MAX: u32 = 64;
-
-    /// A shard count, if `n` is from 1 to [`ShardCount::MAX`].
-    pub fn new(n: u32) -> Result<Self, BadShardCount> {
-        if (1..=Self::MAX).contains(&n) {
-            Ok(Self(n))
-        } else {
-            Err(BadShardCount(n))
-        }
-    }
-
-    /// The number of shards.
-    pub fn get(self) -> u32 {
-        self.0
-    }
-
-    /// Every shard of this count, in order.
-    pub fn shards(self) -> impl Iterator<Item = Shard> {
-        (0..self.0).map(move |index| Shard { index, count: self })
-    }
-}
-
-impl Default for ShardCount {
-    fn default() -> Self {
-        Self::ONE
-    }
-}
-
-impl TryFrom<u32> for ShardCount {
-    type Error = BadShardCount;
-    fn try_from(n: u32) -> Result<Self, Self::Error> {
-        Self::new(n)
-    }
-}
-
-impl From<ShardCount> for u32 {
-    fn from(n: ShardCount) -> u32 {
-        n.0
-    }
-}
-
-impl fmt::Display for ShardCount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::config::shards::{BadShardCount, ShardCount};
 
 /// One shard of a detector run: shard `index` of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +38,11 @@ pub struct Shard {
 pub(super) const CHECKPOINT: &str = "detectors";
 
 impl Shard {
+    /// Every shard of `count`, in order.
+    pub fn all(count: ShardCount) -> impl Iterator<Item = Shard> {
+        (0..count.get()).map(move |index| Shard { index, count })
+    }
+
     /// Shard `index` of `count`, if `index < count`.
     pub fn new(index: u32, count: ShardCount) -> Option<Self> {
         (index < count.get()).then_some(Self { index, count })
@@ -147,7 +89,7 @@ impl Shard {
     }
 
     fn owns(self, key: u16) -> bool {
-        u32::from(key) % self.count.0 == self.index
+        u32::from(key) % self.count.get() == self.index
     }
 
     /// Whether the record itself is this shard's: the shard of its account, or of its source
@@ -186,11 +128,14 @@ mod tests {
     #[test]
     fn checkpoint_names_round_trip_and_refuse_the_rest() {
         let four = ShardCount::new(4).unwrap();
-        for s in four.shards() {
+        for s in Shard::all(four) {
             assert_eq!(Shard::parse_checkpoint(&s.checkpoint()), Some(s));
         }
-        assert_eq!(four.shards().nth(2).unwrap().checkpoint(), "detectors/2/4");
-        assert_eq!(four.shards().nth(2).unwrap().job(), "monitor/2");
+        assert_eq!(
+            Shard::all(four).nth(2).unwrap().checkpoint(),
+            "detectors/2/4"
+        );
+        assert_eq!(Shard::all(four).nth(2).unwrap().job(), "monitor/2");
         for bad in [
             "detectors",
             "detectors/4/4",
@@ -210,11 +155,11 @@ mod tests {
         let mut per_shard = [0u32; 5];
         for i in 0..1_000u128 {
             let user = uuid::Uuid::from_u128(i * 0x9e37_79b9_7f4a_7c15);
-            let owners: Vec<Shard> = five.shards().filter(|s| s.owns_account(&user)).collect();
+            let owners: Vec<Shard> = Shard::all(five).filter(|s| s.owns_account(&user)).collect();
             assert_eq!(owners.len(), 1);
             per_shard[owners[0].index() as usize] += 1;
             let ip = [i as u8; 32];
-            assert_eq!(five.shards().filter(|s| s.owns_source(&ip)).count(), 1);
+            assert_eq!(Shard::all(five).filter(|s| s.owns_source(&ip)).count(), 1);
         }
         assert!(
             per_shard.iter().all(|n| (150..250).contains(n)),
@@ -225,9 +170,9 @@ mod tests {
         // 1799, shard 4 of 5).
         let user = uuid::Uuid::from_u128(42);
         let owner = |s: &Shard| s.owns_account(&user);
-        assert_eq!(five.shards().find(owner).map(Shard::index), Some(2));
+        assert_eq!(Shard::all(five).find(owner).map(Shard::index), Some(2));
         let source = |s: &Shard| s.owns_source(&[7; 32]);
-        assert_eq!(five.shards().find(source).map(Shard::index), Some(4));
-        assert!(ShardCount::ONE.shards().all(|s| s.owns_account(&user)));
+        assert_eq!(Shard::all(five).find(source).map(Shard::index), Some(4));
+        assert!(Shard::all(ShardCount::ONE).all(|s| s.owns_account(&user)));
     }
 }
