@@ -536,6 +536,47 @@ async fn normal_work_goes_through_each_operators_own_login() {
     assert!(before.is_some());
 }
 
+/// The detectors run over a moderator's own login, and the moderator's run may change how
+/// many shards they are split into (the checkpoints of the old layout are replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_runs_the_detectors_and_reshards_them_over_their_own_login() {
+    use vigil::monitor::shard::ShardCount;
+    use vigil::monitor::{self, policy::Policy, screen::Screener};
+    let t = team().await;
+    let admin_ring = keys::unlock(&t.admin_store, &t.db.keystore, &t.admin, PASSWORD)
+        .await
+        .unwrap();
+    let m = t.operator("monty.moderator", &[Role::Moderator]).await;
+    let (mks, _md) = t.enrolled(&m, &admin_ring).await;
+    let ring = keys::unlock(&m.store, &mks, &m.actor, PASSWORD)
+        .await
+        .unwrap();
+    let screener = Screener::new(&[], &[]).unwrap();
+    for shards in [1, 2, 1] {
+        let report = monitor::run(
+            &m.store,
+            &ring,
+            &m.actor,
+            &Policy::default(),
+            &screener,
+            ShardCount::new(shards).unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a detector run in {shards} shard(s): {e}"));
+        assert_eq!(report.shards, shards);
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM monitor_checkpoints WHERE name LIKE 'detectors%' ORDER BY name",
+        )
+        .fetch_all(&t.owner().await)
+        .await
+        .unwrap();
+        let expected: Vec<String> = (0..shards)
+            .map(|k| format!("detectors/{k}/{shards}"))
+            .collect();
+        assert_eq!(names, expected);
+    }
+}
+
 /// Direct grants to `grantee`, from the catalogue: whole-table privileges and column privileges
 /// not implied by a whole-table one.
 async fn catalogue_grants(

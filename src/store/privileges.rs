@@ -292,7 +292,8 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             t("activity_log", &[S]),
             t("comments", &[S]),
             t("events", &[S, I]),
-            t("monitor_checkpoints", &[S, I, U]),
+            // Changing the shard count replaces the detectors' checkpoints.
+            t("monitor_checkpoints", &[S, I, U, D]),
             t("incidents", &[S, I, U]),
             t("incident_evidence", &[S, I]),
             t("incident_actions", &[S, I, U]),
