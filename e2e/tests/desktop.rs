@@ -284,7 +284,7 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
 
     data_subject_requests(app, home, &backup_codes[4], mail).await?;
     moderation(app, &backup_codes[5]).await?;
-    retention(app).await
+    retention(app, home).await
 }
 
 /// Demo data, a compliance officer with data keys, and the officer's requests.
@@ -757,8 +757,9 @@ fn retention_row(row: &str, category: &str, extra: &str) -> String {
 }
 
 /// The administrator's retention: invalid changes refused with the core's reason, a valid one
-/// saved, the dry run over the demo platform, and a run now recorded in the history.
-async fn retention(app: &App) -> Result<()> {
+/// saved, the dry run over the demo platform, a run stopped part-way, and the run resumed and
+/// recorded in the history.
+async fn retention(app: &App, home: &std::path::Path) -> Result<()> {
     app.click("nav-retention").await?;
     app.el("retention-policy-table").await?;
     app.el("retention-plan-table").await?;
@@ -866,24 +867,78 @@ async fn retention(app: &App) -> Result<()> {
         .await?
         .unwrap_or_default()
         .parse()?;
+
+    // Stopped part-way: another program holds the database's write lock a moment (as a backup
+    // or a worker would), so the run is still at its first chunk when the administrator presses
+    // Stop; it stops after that chunk, and the history shows it left to be resumed.
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(home.join("data/vigil/vigil.db"))
+        .connect()
+        .await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
     app.click("retention-run").await?;
     app.el("confirm-dialog").await?;
     app.click("confirm-ok").await?;
+    app.click("retention-stop").await?;
+    app.wait_css("[data-testid=\"retention-stop\"][data-state=\"requested\"]")
+        .await?;
+    sqlx::query("ROLLBACK").execute(&mut other).await?;
+    other.close().await?;
+    app.wait_css_for(
+        "[data-testid=\"retention-run-stopped\"]",
+        std::time::Duration::from_secs(60),
+    )
+    .await?;
+    assert!(!app.present("retention-running").await?);
     app.wait_css_for(
         &format!(
             "[data-testid=\"retention-runs-table\"][data-count=\"{}\"]",
             before + 1
         ),
-        std::time::Duration::from_secs(180),
+        std::time::Duration::from_secs(20),
     )
     .await?;
-    let newest = app
+    let stopped = app
         .wait_read(
             "[data-testid=\"retention-run-row\"]",
-            &["data-status", "data-done"],
+            &["data-id", "data-status", "data-done"],
             std::time::Duration::from_secs(20),
         )
         .await?;
+    assert_eq!(stopped["data-status"], "running", "left to be resumed");
+    let first_chunk: u64 = stopped["data-done"].parse()?;
+    assert!(first_chunk > 0, "the chunk in hand was done and kept");
+    app.screenshot("retention-stopped").await?;
+
+    // Run now resumes the stopped run (the same run, no new row) and finishes it.
+    app.click("retention-run").await?;
+    app.el("confirm-dialog").await?;
+    app.click("confirm-ok").await?;
+    app.wait_css_for(
+        &format!(
+            "[data-testid=\"retention-run-row\"][data-id=\"{}\"][data-status=\"completed\"]",
+            stopped["data-id"]
+        ),
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    assert!(!app.present("retention-run-stopped").await?);
+    let count: usize = app
+        .el("retention-runs-table")
+        .await?
+        .attr("data-count")
+        .await?
+        .unwrap_or_default()
+        .parse()?;
+    assert_eq!(count, before + 1, "the resumed run is the stopped one");
+    let newest = app
+        .wait_read(
+            "[data-testid=\"retention-run-row\"]",
+            &["data-id", "data-status", "data-done"],
+            std::time::Duration::from_secs(20),
+        )
+        .await?;
+    assert_eq!(newest["data-id"], stopped["data-id"]);
     assert_eq!(newest["data-status"], "completed");
     let done: u64 = newest["data-done"].parse()?;
     assert!(done > 0, "the run acted on what was due");
