@@ -17,6 +17,7 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
+use crate::analytics::rollup::CountChanges;
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
@@ -847,6 +848,7 @@ async fn record_findings(
     // response can reach an account of another shard (the account a credential-stuffing run
     // got into), and recording in turn keeps those from crossing or deadlocking.
     crate::store::serialize_transaction(&mut tx, "monitor.incidents").await?;
+    let mut counts = CountChanges::new();
     for f in findings.drain(..) {
         report.detections += 1;
         let d = Detection {
@@ -863,7 +865,8 @@ async fn record_findings(
             at: Timestamp::from_micros(f.at),
         };
         let r =
-            incidents::record(&mut tx, ctx.keys, &ctx.who, &ctx.policy.responses, &d, now).await?;
+            incidents::record(&mut tx, &mut counts, ctx.keys, &ctx.who, &ctx.policy.responses, &d, now)
+                .await?;
         if r.created {
             report.opened += 1;
             if r.severity == Severity::Critical {
@@ -874,6 +877,7 @@ async fn record_findings(
         }
         report.actions += r.actions.len() as u64;
     }
+    counts.write(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
