@@ -444,3 +444,43 @@ async fn charts_from_daily_counts_equal_charts_from_the_rows(db: TestDb) {
     raw.close().await;
 }
 on_both!(charts_from_daily_counts_equal_charts_from_the_rows);
+
+/// Every chart over every period ending at `now`, as figures.
+async fn all_charts(store: &vigil::store::Store, actor: &Actor) -> Vec<Figures> {
+    let now = Timestamp::now();
+    let mut out = Vec::new();
+    for kind in ChartKind::ALL {
+        for period in Period::ALL {
+            let c = analytics::chart_data(store, actor, kind, period, now)
+                .await
+                .unwrap();
+            out.push(figures(&c.series));
+        }
+    }
+    out
+}
+
+/// A database from before the daily counts (migration 0016 undone: no table, no indexes, no
+/// record of it) upgrades on open, counting what it holds, and charts the same.
+async fn an_upgraded_database_counts_what_it_holds(db: TestDb) {
+    let (admin, _ring) = history(&db).await;
+    let raw = db.raw().await;
+    let counts = stored(&raw).await;
+    let charts = all_charts(&db.store, &admin).await;
+    for sql in [
+        "DROP TABLE daily_counts",
+        "DROP INDEX incidents_created_idx",
+        "DROP INDEX incident_evidence_added_idx",
+        "DROP INDEX dsr_requests_received_idx",
+        "DELETE FROM _sqlx_migrations WHERE version = 16",
+    ] {
+        common::exec(&raw, sql).await;
+    }
+    let reopened = vigil::store::Store::open(&db.url, &vigil::store::StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stored(&raw).await, counts);
+    assert_eq!(all_charts(&reopened, &admin).await, charts);
+    raw.close().await;
+}
+on_both!(an_upgraded_database_counts_what_it_holds);
