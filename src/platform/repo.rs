@@ -49,6 +49,9 @@ use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
+/// Takes each row a `RETURNING` clause returns.
+type Returned<'a> = &'a mut (dyn FnMut(&AnyRow) -> Result<(), StoreError> + Send);
+
 /// Inserts `rows` in statements of as many rows as fit, binding each row with `bind`.
 async fn insert_many<T>(
     tx: &mut Tx,
@@ -70,7 +73,7 @@ async fn insert_many_returning<T>(
     cols: usize,
     rows: &[T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
-    returned: &mut (dyn FnMut(&AnyRow) -> Result<(), StoreError> + Send),
+    returned: Returned<'_>,
 ) -> Result<u64, StoreError> {
     insert_chunks(tx, head, tail, cols, rows, bind, Some(returned)).await
 }
@@ -82,7 +85,7 @@ async fn insert_chunks<T>(
     cols: usize,
     rows: &[T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
-    mut returned: Option<&mut (dyn FnMut(&AnyRow) -> Result<(), StoreError> + Send)>,
+    mut returned: Option<Returned<'_>>,
 ) -> Result<u64, StoreError> {
     let per = (MAX_PARAMS / cols).max(1);
     let backend = backend_of(tx);
