@@ -1,5 +1,5 @@
 -- Per-day counts the dashboard charts read instead of the rows they count (see
--- `analytics::rollup`): `metric` names what is counted, `key` the kind, severity, rule or status
+-- `store::daily_counts`): `metric` names what is counted, `key` the kind, severity, rule or status
 -- it is counted by, `day` the UTC day (days since 1970-01-01, floored) and `n` how many. No
 -- personal data: kinds, severities, rule names, statuses and counts only.
 --

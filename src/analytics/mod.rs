@@ -13,13 +13,12 @@
 //!
 //! A chart holds counts, dates, rule names and statuses only: no username, IP address or other
 //! personal data enters a [`ChartData`] or a drawing. The charts read the per-day counts of
-//! [`rollup`] (one row per day and key, whatever the size of the history), less what the day of
+//! [`daily_counts`] (one row per day and key, whatever the size of the history), less what the day of
 //! `now` counted after `now` (normally nothing: a short index range of the raw rows); days
 //! without data are filled with zeros here.
 
 mod charts;
 mod repo;
-pub mod rollup;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -27,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::identity::Actor;
 use crate::privacy::{RequestStatus, DUE_SOON_DAYS};
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::{self, Day, Metric};
 use crate::store::{Store, StoreError, Timestamp};
-use rollup::{Day, Metric};
 
 /// Microseconds in a UTC day: the charts' buckets.
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub const MICROS_PER_DAY: i64 = daily_counts::MICROS_PER_DAY;
 
 /// Rules shown by [`ChartKind::TopRules`].
 pub const TOP_RULES: usize = 10;
@@ -568,7 +567,7 @@ async fn dsr_status(store: &Store, w: &Window) -> Result<ChartSeries, StoreError
     })
 }
 
-/// Recounts the dashboard's daily counts ([`rollup`]) from the rows stored now, in one
+/// Recounts the dashboard's daily counts ([`daily_counts`]) from the rows stored now, in one
 /// transaction, and returns how many counts it wrote. A repair, for rows written around the
 /// core (by hand, in SQL), which the counts do not see; it also takes out of the charts the
 /// activity and the requests that retention or erasure deleted since, and dates again the

@@ -1,11 +1,11 @@
-//! SQL of the charts and of the daily counts they read (`daily_counts`, see `rollup`), one text
+//! SQL of the charts and of the daily counts they read (`daily_counts`, see `store::daily_counts`), one text
 //! for both databases.
 
 use sqlx::Row;
 
-use super::rollup::{Day, Metric};
 use super::DeadlineBuckets;
-use crate::store::{backend_of, map_rows, values_placeholders, Store, StoreError, Tx};
+use crate::store::daily_counts::{Day, Metric};
+use crate::store::{map_rows, Store, StoreError, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -37,31 +37,7 @@ pub(super) async fn open_requests_by_deadline(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Daily counts (`daily_counts`, see `rollup`)
-
-/// Adds each `(metric, day, key, n)` to its count, creating counts not stored yet, in one
-/// statement per few hundred counts and in the order given (the callers sort them, so
-/// concurrent writers lock counts in one order).
-pub(super) async fn add_counts(tx: &mut Tx, changes: &[(Metric, Day, String, i64)]) -> Result<()> {
-    let backend = backend_of(tx);
-    for chunk in changes.chunks(250) {
-        let sql = format!(
-            "INSERT INTO daily_counts (metric, day, key, n) VALUES {} \
-             ON CONFLICT (metric, day, key) DO UPDATE SET n = daily_counts.n + excluded.n",
-            values_placeholders(backend, chunk.len(), 4)
-        );
-        let mut q = sqlx::query(&sql);
-        for (metric, day, key, n) in chunk {
-            q = q
-                .bind(metric.as_str())
-                .bind(day.number())
-                .bind(key.as_str())
-                .bind(*n);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
+// Daily counts (`daily_counts`, see `store::daily_counts`)
 
 /// `(day number, key, count)` of `metric` on days `first..=last`, for the counts stored.
 pub(super) async fn counts_by_day_and_key(

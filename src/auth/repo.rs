@@ -4,8 +4,8 @@ use crate::rbac::roles_of;
 use sqlx::Row;
 
 use super::{UserId, Username};
-use crate::analytics::rollup::{CountChanges, Metric};
 use crate::rbac::Role;
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, flag, team, Backend, Store, StoreError, Timestamp, Tx};
 
 pub(super) struct OperatorRow {

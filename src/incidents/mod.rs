@@ -11,7 +11,6 @@ mod repo;
 
 use serde::Serialize;
 
-use crate::analytics::rollup::{CountChanges, Metric};
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::config::policy::Responses;
 use crate::crypto::field::Place;
@@ -19,6 +18,7 @@ use crate::crypto::mac::BlindKind;
 use crate::identity::Actor;
 use crate::keys::WriteKeys;
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
 pub use repo::{
@@ -231,7 +231,7 @@ impl From<sqlx::Error> for IncidentError {
 /// the automated responses `policy` orders. Everything is audited as `actor`.
 ///
 /// The incident opened (or its severity raised) and the evidence added are counted into
-/// `counts` ([`crate::analytics::rollup`]), which the caller writes in `tx` before committing.
+/// `counts` ([`crate::store::daily_counts`]), which the caller writes in `tx` before committing.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     tx: &mut Tx,

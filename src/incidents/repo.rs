@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Detection, Evidence, IncidentKind, IncidentStatus, QueueFilter, Severity};
-use crate::analytics::rollup::{CountChanges, Metric};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{flag, map_rows, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;

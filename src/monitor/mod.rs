@@ -17,7 +17,6 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
-use crate::analytics::rollup::CountChanges;
 use crate::audit::{self, AuditAction, AuditActor, NewAuditEntry};
 use crate::crypto::field::Place;
 use crate::crypto::mac::BlindKind;
@@ -28,6 +27,7 @@ use crate::platform::{
     self, BulkWriter, CommentBody, CopyBatch, NewActivity, NewComment, PublicComment, Written,
 };
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::CountChanges;
 use crate::store::{Store, StoreError, Timestamp};
 
 use detect::{Engine, Finding, Kind};

@@ -271,7 +271,7 @@ impl BulkWriter {
                 .try_get(0)?;
             let select = ACTIVITY_COLUMNS.replacen("ingested_at", "$1::BIGINT", 1);
             // The rows actually inserted (not those already stored) are counted into the
-            // dashboard's daily counts (`analytics::rollup`, metric `activity`) in the same
+            // dashboard's daily counts (`store::daily_counts`, metric `activity`) in the same
             // statement: by kind, on the UTC day they occurred (floored, as migration 0016
             // counts), locked in key order like `CountChanges::write`.
             let written_rows: i64 = sqlx::query(&format!(

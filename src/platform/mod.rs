@@ -6,10 +6,10 @@ mod repo;
 
 pub use bulk::{copy_floor, BulkWriter, CopyBatch, CopyFloor, PublicComment, Written};
 
-use crate::analytics::rollup::CountChanges;
 use crate::crypto::mac::BlindKind;
 use crate::crypto::{Envelope, EnvelopeError, Fingerprint, Place, PrivateKey, PublicKey};
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
+use crate::store::daily_counts::CountChanges;
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
 /// A platform account to import. Email and phone are sealed with the `pii` key on the way in
@@ -286,7 +286,7 @@ pub async fn insert_reactions(tx: &mut Tx, reactions: &[NewReaction]) -> Result<
 
 /// Inserts activity records, stamped as ingested now, sealing source IPs. A record whose id
 /// is already stored is skipped: returns the rows written. The dashboard's daily counts
-/// ([`crate::analytics::rollup`]) count the rows written, in `tx`.
+/// ([`crate::store::daily_counts`]) count the rows written, in `tx`.
 pub async fn insert_activity(
     tx: &mut Tx,
     keys: &WriteKeys,

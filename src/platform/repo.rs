@@ -44,7 +44,7 @@ pub(super) struct SealedActivity<'a> {
     pub network_version: Option<i64>,
     pub bidx_version: Option<i64>,
 }
-use crate::analytics::rollup::{CountChanges, Metric};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx, MAX_PARAMS};
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;

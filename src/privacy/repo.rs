@@ -9,7 +9,7 @@ use super::{
     Artifact, CodeDelivery, PrivacyError, Request, RequestId, RequestKind, RequestStatus, Step,
     TimelineEntry, VerificationMethod, DUE_SOON_DAYS, MAX_CODE_ATTEMPTS,
 };
-use crate::analytics::rollup::{CountChanges, Metric};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, flag, map_rows, Backend, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;

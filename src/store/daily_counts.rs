@@ -1,6 +1,7 @@
-//! Daily counts: what the dashboard charts read instead of the rows they count, so a chart reads
-//! one row per day and key whatever the size of the history (table `daily_counts`, migration
-//! 0016).
+//! Daily counts: what the dashboard charts ([`crate::analytics`]) read instead of the rows they
+//! count, so a chart reads one row per day and key whatever the size of the history (table
+//! `daily_counts`, migration 0016). Here, below the domains, so that every domain writing what
+//! is counted can count it in its own transaction.
 //!
 //! Each count is changed in the transaction of the change it counts ([`CountChanges`]):
 //!
@@ -22,12 +23,15 @@
 //! activity does not take it out of the activity chart of the days it happened, nor move the
 //! violations it caused to another day. They are aggregate statistics of what happened, kept
 //! as long as the database. Rows written around the core (by hand, in SQL) are not counted
-//! until [`super::rebuild_daily_counts`] recounts everything from the rows stored then.
+//! until [`crate::analytics::rebuild_daily_counts`] recounts everything from the rows stored
+//! then.
 
 use std::collections::BTreeMap;
 
-use super::MICROS_PER_DAY;
-use crate::store::{StoreError, Timestamp, Tx};
+use super::{backend_of, values_placeholders, StoreError, Timestamp, Tx};
+
+/// Microseconds in a UTC day.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// What a daily count counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -139,8 +143,32 @@ impl CountChanges {
             .filter(|(_, n)| *n != 0)
             .map(|((m, d, k), n)| (m, d, k, n))
             .collect();
-        super::repo::add_counts(tx, &changes).await
+        add_counts(tx, &changes).await
     }
+}
+
+/// Adds each `(metric, day, key, n)` to its count, creating counts not stored yet, in one
+/// statement per few hundred counts and in the order given (sorted by the caller, so concurrent
+/// writers lock counts in one order).
+async fn add_counts(tx: &mut Tx, changes: &[(Metric, Day, String, i64)]) -> Result<(), StoreError> {
+    let backend = backend_of(tx);
+    for chunk in changes.chunks(250) {
+        let sql = format!(
+            "INSERT INTO daily_counts (metric, day, key, n) VALUES {} \
+             ON CONFLICT (metric, day, key) DO UPDATE SET n = daily_counts.n + excluded.n",
+            values_placeholders(backend, chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for (metric, day, key, n) in chunk {
+            q = q
+                .bind(metric.as_str())
+                .bind(day.number())
+                .bind(key.as_str())
+                .bind(*n);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
