@@ -26,15 +26,18 @@ fn day(micros: i64) -> i64 {
     micros.div_euclid(MICROS_PER_DAY)
 }
 
-/// Every non-zero daily count as stored.
+/// Every non-zero daily count as stored (the sum of its slots).
 async fn stored(raw: &AnyPool) -> Counts {
-    sqlx::query("SELECT metric, day, key, n FROM daily_counts WHERE n <> 0")
-        .fetch_all(raw)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get(3)))
-        .collect()
+    sqlx::query(
+        "SELECT metric, day, key, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+         GROUP BY metric, day, key HAVING SUM(n) <> 0",
+    )
+    .fetch_all(raw)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get(3)))
+    .collect()
 }
 
 /// `(key, time)` rows of one query.
@@ -148,6 +151,11 @@ async fn history(db: &TestDb) -> (Actor, KeyRing) {
         stored(&raw).await,
         counts,
         "a second ingestion adds no count"
+    );
+    // Ingestion folded what the sessions counted into one row per count.
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM daily_counts WHERE slot <> 0").await,
+        0
     );
 
     let report = run_detectors(db, &admin, &ring).await;

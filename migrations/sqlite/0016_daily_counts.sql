@@ -10,14 +10,18 @@
 --               added for evidence that is not an activity);
 --   requests    data-subject requests by current status, on the day received.
 --
--- Written in the transaction of the change it counts. Keyed by metric first: a chart reads one
--- metric over a range of days.
+-- Written in the transaction of the change it counts. A count may be held in several rows, its
+-- `slot`s, whose sum is the count: 0 on SQLite (one writer at a time); on Postgres each
+-- session adds to a slot of its own (its server process id) so that concurrent transactions
+-- never wait for each other's counts, and a fold after ingestion and detection adds the slots
+-- into slot 0. Keyed by metric first: a chart reads one metric over a range of days.
 CREATE TABLE daily_counts (
     metric TEXT NOT NULL,
     day    BIGINT NOT NULL,
     key    TEXT NOT NULL,
+    slot   BIGINT NOT NULL,
     n      BIGINT NOT NULL,
-    PRIMARY KEY (metric, day, key)
+    PRIMARY KEY (metric, day, key, slot)
 );
 
 -- What the charts subtract for the rows of today after the instant they are read at.
@@ -27,35 +31,35 @@ CREATE INDEX dsr_requests_received_idx ON dsr_requests (received_at);
 
 -- The counts of what is already stored. A day is floor(t / 86400000000): `%` truncates on both
 -- databases, so the remainder is made non-negative first.
-INSERT INTO daily_counts (metric, day, key, n)
+INSERT INTO daily_counts (metric, day, key, slot, n)
 SELECT 'activity',
        (occurred_at - ((occurred_at % 86400000000) + 86400000000) % 86400000000) / 86400000000,
-       kind, COUNT(*)
+       kind, 0, COUNT(*)
 FROM activity_log GROUP BY 2, 3;
 
-INSERT INTO daily_counts (metric, day, key, n)
+INSERT INTO daily_counts (metric, day, key, slot, n)
 SELECT 'incidents',
        (created_at - ((created_at % 86400000000) + 86400000000) % 86400000000) / 86400000000,
-       severity, COUNT(*)
+       severity, 0, COUNT(*)
 FROM incidents GROUP BY 2, 3;
 
-INSERT INTO daily_counts (metric, day, key, n)
+INSERT INTO daily_counts (metric, day, key, slot, n)
 SELECT 'evidence',
        (added_at - ((added_at % 86400000000) + 86400000000) % 86400000000) / 86400000000,
-       rule, COUNT(*)
+       rule, 0, COUNT(*)
 FROM incident_evidence WHERE rule IS NOT NULL GROUP BY 2, 3;
 
-INSERT INTO daily_counts (metric, day, key, n)
+INSERT INTO daily_counts (metric, day, key, slot, n)
 SELECT 'violations', (t - ((t % 86400000000) + 86400000000) % 86400000000) / 86400000000,
-       rule, COUNT(*)
+       rule, 0, COUNT(*)
 FROM (SELECT COALESCE(a.occurred_at, e.added_at) AS t, e.rule AS rule
       FROM incident_evidence e
       LEFT JOIN activity_log a ON e.kind = 'activity' AND a.id = e.ref_id
       WHERE e.rule IS NOT NULL) v
 GROUP BY 2, 3;
 
-INSERT INTO daily_counts (metric, day, key, n)
+INSERT INTO daily_counts (metric, day, key, slot, n)
 SELECT 'requests',
        (received_at - ((received_at % 86400000000) + 86400000000) % 86400000000) / 86400000000,
-       status, COUNT(*)
+       status, 0, COUNT(*)
 FROM dsr_requests GROUP BY 2, 3;

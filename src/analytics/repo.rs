@@ -47,7 +47,8 @@ pub(super) async fn counts_by_day_and_key(
     last: Day,
 ) -> Result<Vec<(i64, String, i64)>> {
     let rows = sqlx::query(
-        "SELECT day, key, n FROM daily_counts WHERE metric = $1 AND day >= $2 AND day <= $3",
+        "SELECT day, key, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+         WHERE metric = $1 AND day >= $2 AND day <= $3 GROUP BY day, key",
     )
     .bind(metric.as_str())
     .bind(first.number())
@@ -169,32 +170,32 @@ macro_rules! day_of {
 /// Recounts every daily count from the rows stored now, as migration 0016 first counted them.
 const RECOUNT: &[&str] = &[
     concat!(
-        "INSERT INTO daily_counts (metric, day, key, n) SELECT 'activity', ",
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'activity', ",
         day_of!("occurred_at"),
-        ", kind, COUNT(*) FROM activity_log GROUP BY 2, 3"
+        ", kind, 0, COUNT(*) FROM activity_log GROUP BY 2, 3"
     ),
     concat!(
-        "INSERT INTO daily_counts (metric, day, key, n) SELECT 'incidents', ",
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'incidents', ",
         day_of!("created_at"),
-        ", severity, COUNT(*) FROM incidents GROUP BY 2, 3"
+        ", severity, 0, COUNT(*) FROM incidents GROUP BY 2, 3"
     ),
     concat!(
-        "INSERT INTO daily_counts (metric, day, key, n) SELECT 'evidence', ",
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'evidence', ",
         day_of!("added_at"),
-        ", rule, COUNT(*) FROM incident_evidence WHERE rule IS NOT NULL GROUP BY 2, 3"
+        ", rule, 0, COUNT(*) FROM incident_evidence WHERE rule IS NOT NULL GROUP BY 2, 3"
     ),
     concat!(
-        "INSERT INTO daily_counts (metric, day, key, n) SELECT 'violations', ",
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'violations', ",
         day_of!("t"),
-        ", rule, COUNT(*) FROM (SELECT COALESCE(a.occurred_at, e.added_at) AS t, e.rule AS rule \
-         FROM incident_evidence e \
+        ", rule, 0, COUNT(*) FROM ( \
+         SELECT COALESCE(a.occurred_at, e.added_at) AS t, e.rule AS rule FROM incident_evidence e \
          LEFT JOIN activity_log a ON e.kind = 'activity' AND a.id = e.ref_id \
          WHERE e.rule IS NOT NULL) v GROUP BY 2, 3"
     ),
     concat!(
-        "INSERT INTO daily_counts (metric, day, key, n) SELECT 'requests', ",
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'requests', ",
         day_of!("received_at"),
-        ", status, COUNT(*) FROM dsr_requests GROUP BY 2, 3"
+        ", status, 0, COUNT(*) FROM dsr_requests GROUP BY 2, 3"
     ),
 ];
 

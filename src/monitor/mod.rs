@@ -155,6 +155,7 @@ pub async fn ingest_reader_with_limit(
     }
     writer.ingest(store, &keys, &batch, &mut report).await?;
     writer.close(&mut report).await?;
+    crate::store::daily_counts::fold(store).await?;
     // Lines refused while reading are reported before the batch they sat in was parsed.
     report.rejected.sort_by_key(|b| b.line);
     let mut tx = store.begin().await?;
@@ -879,5 +880,6 @@ async fn record_findings(
     }
     counts.write(&mut tx).await?;
     tx.commit().await?;
+    crate::store::daily_counts::fold(store).await?;
     Ok(())
 }

@@ -273,7 +273,7 @@ impl BulkWriter {
             // The rows actually inserted (not those already stored) are counted into the
             // dashboard's daily counts (`store::daily_counts`, metric `activity`) in the same
             // statement: by kind, on the UTC day they occurred (floored, as migration 0016
-            // counts), locked in key order like `CountChanges::write`.
+            // counts), in this session's slot like `CountChanges::write`.
             let written_rows: i64 = sqlx::query(&format!(
                 "WITH inserted AS ( \
                    INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
@@ -284,9 +284,10 @@ impl BulkWriter {
                            % 86400000000) / 86400000000 AS day, kind, COUNT(*) AS n \
                    FROM inserted GROUP BY 1, 2), \
                  counted AS ( \
-                   INSERT INTO daily_counts (metric, day, key, n) \
-                   SELECT 'activity', day, kind, n FROM per_day ORDER BY day, kind \
-                   ON CONFLICT (metric, day, key) DO UPDATE SET n = daily_counts.n + EXCLUDED.n) \
+                   INSERT INTO daily_counts (metric, day, key, slot, n) \
+                   SELECT 'activity', day, kind, pg_backend_pid(), n FROM per_day \
+                   ON CONFLICT (metric, day, key, slot) \
+                   DO UPDATE SET n = daily_counts.n + EXCLUDED.n) \
                  SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM per_day"
             ))
             .bind(stamp)

@@ -18,6 +18,9 @@
 //!   a day always equal `SELECT status, COUNT(*) FROM dsr_requests` over the requests received
 //!   that day.
 //!
+//! On Postgres each session adds to slots of its own, which [`fold`] gathers after ingestion
+//! and detection: a count is the sum of its slots.
+//!
 //! The counts hold no personal data (kinds, severities, rule names, statuses and numbers), and
 //! deleting the rows they count leaves them: a retention cleanup or an erasure that deletes
 //! activity does not take it out of the activity chart of the days it happened, nor move the
@@ -28,7 +31,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{backend_of, values_placeholders, StoreError, Timestamp, Tx};
+use sqlx::Row;
+
+use super::{backend_of, Backend, Store, StoreError, Timestamp, Tx};
 
 /// Microseconds in a UTC day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -99,9 +104,9 @@ impl Day {
 /// Changes to the daily counts that one transaction makes, written in that transaction by
 /// [`CountChanges::write`] before it commits.
 ///
-/// Changes are summed per count and written in one statement in the key order, so two
-/// transactions changing the same counts on Postgres lock them in the same order and never
-/// deadlock on them; a transaction should write its changes once, just before it commits.
+/// Changes are summed per count and written once, in this session's slot of each count (see
+/// the `slot` of migration 0016), so concurrent transactions never wait for each other's
+/// counts; [`fold`] gathers the slots later.
 #[derive(Debug, Default)]
 #[must_use = "changes to the daily counts are lost unless written"]
 pub struct CountChanges(BTreeMap<(Metric, Day, String), i64>);
@@ -147,16 +152,28 @@ impl CountChanges {
     }
 }
 
-/// Adds each `(metric, day, key, n)` to its count, creating counts not stored yet, in one
-/// statement per few hundred counts and in the order given (sorted by the caller, so concurrent
-/// writers lock counts in one order).
+/// Adds each `(metric, day, key, n)` to its count, in this session's slot (0 on SQLite; on
+/// Postgres the server process id, which no concurrent transaction shares, so none waits for
+/// another's counts), creating rows not stored yet, in one statement per few hundred counts.
 async fn add_counts(tx: &mut Tx, changes: &[(Metric, Day, String, i64)]) -> Result<(), StoreError> {
     let backend = backend_of(tx);
     for chunk in changes.chunks(250) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| match backend {
+                Backend::Postgres => format!(
+                    "(${}, ${}, ${}, pg_backend_pid(), ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                ),
+                Backend::Sqlite => "(?, ?, ?, 0, ?)".to_owned(),
+            })
+            .collect();
         let sql = format!(
-            "INSERT INTO daily_counts (metric, day, key, n) VALUES {} \
-             ON CONFLICT (metric, day, key) DO UPDATE SET n = daily_counts.n + excluded.n",
-            values_placeholders(backend, chunk.len(), 4)
+            "INSERT INTO daily_counts (metric, day, key, slot, n) VALUES {} \
+             ON CONFLICT (metric, day, key, slot) DO UPDATE SET n = daily_counts.n + excluded.n",
+            rows.join(", ")
         );
         let mut q = sqlx::query(&sql);
         for (metric, day, key, n) in chunk {
@@ -171,37 +188,33 @@ async fn add_counts(tx: &mut Tx, changes: &[(Metric, Day, String, i64)]) -> Resu
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_are_floored() {
-        assert_eq!(Day::of_micros(0).number(), 0);
-        assert_eq!(Day::of_micros(MICROS_PER_DAY - 1).number(), 0);
-        assert_eq!(Day::of_micros(MICROS_PER_DAY).number(), 1);
-        assert_eq!(Day::of_micros(-1).number(), -1);
-        assert_eq!(Day::of_micros(-MICROS_PER_DAY).number(), -1);
-        assert_eq!(Day::of_micros(-MICROS_PER_DAY - 1).number(), -2);
-        assert_eq!(Day(3).start_micros(), 3 * MICROS_PER_DAY);
+/// Adds the sessions' slots of every count into its slot 0 and deletes them, in one transaction
+/// of its own, so a count stays a few rows however many sessions wrote it; returns the rows
+/// folded. Rows a transaction in flight holds are skipped (`SKIP LOCKED`), for a later fold: no
+/// writer waits for a fold, nor a fold for a writer. Postgres only (SQLite counts in slot 0);
+/// run after ingestion and after each batch of detections.
+pub async fn fold(store: &Store) -> Result<u64, StoreError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(0);
     }
-
-    #[test]
-    fn changes_sum_per_count_and_a_move_to_the_same_key_is_nothing() {
-        let mut c = CountChanges::new();
-        c.add(Metric::Activity, 10, "login", 2);
-        c.add(Metric::Activity, 20, "login", 3);
-        c.moved(Metric::Requests, 10, "verified", "verified");
-        assert_eq!(c.0.len(), 1);
-        assert_eq!(c.0[&(Metric::Activity, Day(0), "login".to_owned())], 5);
-        c.moved(Metric::Requests, 10, "verifying", "verified");
-        c.moved(Metric::Requests, 10, "verified", "verifying");
-        assert!(c
-            .0
-            .iter()
-            .filter(|((m, _, _), _)| *m == Metric::Requests)
-            .all(|(_, n)| *n == 0));
-        assert!(!c.is_empty());
-        assert!(CountChanges::new().is_empty());
-    }
+    let mut tx = store.begin().await?;
+    let folded: i64 = sqlx::query(
+        "WITH moved AS ( \
+           DELETE FROM daily_counts d USING ( \
+             SELECT metric, day, key, slot FROM daily_counts WHERE slot <> 0 \
+             FOR UPDATE SKIP LOCKED) s \
+           WHERE d.metric = s.metric AND d.day = s.day AND d.key = s.key AND d.slot = s.slot \
+           RETURNING d.metric, d.day, d.key, d.n), \
+         summed AS ( \
+           INSERT INTO daily_counts (metric, day, key, slot, n) \
+           SELECT metric, day, key, 0, CAST(SUM(n) AS BIGINT) FROM moved \
+           GROUP BY metric, day, key ORDER BY metric, day, key \
+           ON CONFLICT (metric, day, key, slot) DO UPDATE SET n = daily_counts.n + EXCLUDED.n) \
+         SELECT COUNT(*) FROM moved",
+    )
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    tx.commit().await?;
+    Ok(u64::try_from(folded).unwrap_or(0))
 }

@@ -120,8 +120,9 @@ pub const EVERY_OPERATOR: &[TableGrant] = &[
     t("operator_notices", &[S]),
     c("operator_notices", &[U], &["dismissed_at"]),
     // The dashboard's daily counts (aggregates, no personal data), changed in the transaction
-    // of whatever they count: a sign-in attempt's activity record among them.
-    t("daily_counts", &[S, I, U]),
+    // of whatever they count (a sign-in attempt's activity record among them), and folded
+    // (`store::daily_counts::fold`) or recounted.
+    t("daily_counts", &[S, I, U, D]),
 ];
 
 /// A `'static` slice of grants (const-fn calls are not promoted to statics on their own).
@@ -318,8 +319,6 @@ pub fn grants_for(permission: Permission) -> &'static [TableGrant] {
             t("audit_log", &[S]),
         ],
         RetentionManage => grants![
-            // Recounting the daily counts from the rows stored (`analytics::rebuild_daily_counts`).
-            t("daily_counts", &[D]),
             t("retention_policies", &[I, U]),
             t("retention_runs", &[I, U]),
             c("comments", &[U], &["author_id"]),
