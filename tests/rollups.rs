@@ -13,7 +13,7 @@ use vigil::analytics::{self, ChartKind, ChartSeries, Period, MICROS_PER_DAY, TOP
 use vigil::auth::Actor;
 use vigil::demo::{self, SeedOptions};
 use vigil::keys::KeyRing;
-use vigil::monitor::{self, policy::Policy, screen::Screener};
+use vigil::monitor::{self, policy::Policy, screen::Screener, shard::ShardCount};
 use vigil::privacy::{self, CodeDelivery, RequestKind, RequestStatus, SubjectRef};
 use vigil::store::Timestamp;
 
@@ -79,9 +79,18 @@ async fn counted_from_rows(raw: &AnyPool) -> Counts {
 
 async fn run_detectors(db: &TestDb, actor: &Actor, ring: &KeyRing) -> monitor::RunReport {
     let screener = Screener::new(&[], &[]).unwrap();
-    monitor::run(&db.store, ring, actor, &Policy::default(), &screener)
-        .await
-        .unwrap()
+    // Two shards, so the counts of detections recorded by each shard's pass add up.
+    let shards = ShardCount::new(2).unwrap();
+    monitor::run(
+        &db.store,
+        ring,
+        actor,
+        &Policy::default(),
+        &screener,
+        shards,
+    )
+    .await
+    .unwrap()
 }
 
 /// JSON lines of activity by the demo's first accounts over the last `days` days (and a few
