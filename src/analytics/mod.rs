@@ -12,8 +12,10 @@
 //!   requests open now by deadline.
 //!
 //! A chart holds counts, dates, rule names and statuses only: no username, IP address or other
-//! personal data enters a [`ChartData`] or a drawing. Every count is aggregated in SQL (the
-//! `repo` part); days without data are filled with zeros here.
+//! personal data enters a [`ChartData`] or a drawing. The charts read the per-day counts of
+//! [`daily_counts`] (one row per day and key, whatever the size of the history), less what the day of
+//! `now` counted after `now` (normally nothing: a short index range of the raw rows); days
+//! without data are filled with zeros here.
 
 mod charts;
 mod repo;
@@ -24,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::identity::Actor;
 use crate::privacy::{RequestStatus, DUE_SOON_DAYS};
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::{self, Day, Metric};
 use crate::store::{Store, StoreError, Timestamp};
 
 /// Microseconds in a UTC day: the charts' buckets.
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub const MICROS_PER_DAY: i64 = daily_counts::MICROS_PER_DAY;
 
 /// Rules shown by [`ChartKind::TopRules`].
 pub const TOP_RULES: usize = 10;
@@ -318,6 +321,16 @@ impl Window {
         }
     }
 
+    /// The first day.
+    fn first_day(&self) -> Day {
+        Day::of_micros(self.start)
+    }
+
+    /// The last day: the day of `now`.
+    fn last_day(&self) -> Day {
+        Day::of_micros(self.end)
+    }
+
     /// The date of day `index` (0 is the first).
     fn day(&self, index: usize) -> NaiveDate {
         Timestamp::from_micros(self.start + index as i64 * MICROS_PER_DAY)
@@ -390,8 +403,33 @@ pub async fn chart_data(
     })
 }
 
+/// The counts of `metric` on the day of `now` that happened after it, by key: taken off the
+/// last day, since the charts stop at `now` and the daily counts at midnight.
+async fn after_now(
+    store: &Store,
+    w: &Window,
+    metric: Metric,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let end = w.last_day().start_micros() + MICROS_PER_DAY;
+    Ok(repo::counted_after(store, metric, w.end, end)
+        .await?
+        .into_iter()
+        .map(|(k, n)| (k, count(n)))
+        .collect())
+}
+
+/// Whether a rule counts as a rate-limit violation: its name starts with `rate_limit`, byte for
+/// byte (the same test as the SQL's).
+fn is_rate_limit(rule: &str) -> bool {
+    rule.as_bytes().starts_with(b"rate_limit")
+}
+
 async fn incidents_by_severity(store: &Store, w: &Window) -> Result<ChartSeries, StoreError> {
-    let rows = repo::incidents_per_day(store, w).await?;
+    let (rows, after) = futures_util::future::try_join(
+        repo::counts_by_day_and_key(store, Metric::Incidents, w.first_day(), w.last_day()),
+        after_now(store, w, Metric::Incidents),
+    )
+    .await?;
     let mut days: Vec<SeverityDay> = (0..w.days as usize)
         .map(|i| SeverityDay {
             day: w.day(i),
@@ -401,29 +439,58 @@ async fn incidents_by_severity(store: &Store, w: &Window) -> Result<ChartSeries,
             low: 0,
         })
         .collect();
-    for (day, severity, n) in rows {
-        let Some(d) = usize::try_from(day).ok().and_then(|i| days.get_mut(i)) else {
+    let last = w.days as i64 - 1;
+    let counts = rows
+        .into_iter()
+        .map(|(day, severity, n)| (day - w.first_day().number(), severity, n))
+        .chain(
+            after
+                .into_iter()
+                .map(|(severity, n)| (last, severity, -(n as i64))),
+        );
+    for (index, severity, n) in counts {
+        let Some(d) = usize::try_from(index).ok().and_then(|i| days.get_mut(i)) else {
             continue;
         };
         // The schema's CHECK allows exactly these four.
-        match severity.as_str() {
-            "critical" => d.critical += count(n),
-            "high" => d.high += count(n),
-            "medium" => d.medium += count(n),
-            "low" => d.low += count(n),
-            _ => {}
-        }
+        let slot = match severity.as_str() {
+            "critical" => &mut d.critical,
+            "high" => &mut d.high,
+            "medium" => &mut d.medium,
+            "low" => &mut d.low,
+            _ => continue,
+        };
+        *slot = slot.saturating_add_signed(n);
     }
     Ok(ChartSeries::IncidentsBySeverity { days })
 }
 
 async fn activity_volume(store: &Store, w: &Window) -> Result<ChartSeries, StoreError> {
-    let (events, violations) = futures_util::future::try_join(
-        repo::activity_per_day(store, w),
-        repo::rate_limit_violations_per_day(store, w),
+    let (first, last) = (w.first_day(), w.last_day());
+    let (events, violations, events_after, violations_after) = futures_util::future::try_join4(
+        repo::counts_by_day(store, Metric::Activity, first, last, false),
+        repo::counts_by_day(store, Metric::Violations, first, last, true),
+        after_now(store, w, Metric::Activity),
+        after_now(store, w, Metric::Violations),
     )
     .await?;
-    let violations = w.per_day(&violations);
+    let index = |rows: Vec<(i64, i64)>| -> Vec<(i64, i64)> {
+        rows.into_iter()
+            .map(|(day, n)| (day - first.number(), n))
+            .collect()
+    };
+    let mut events = w.per_day(&index(events));
+    let mut violations = w.per_day(&index(violations));
+    if let (Some(e), Some(v)) = (events.last_mut(), violations.last_mut()) {
+        *e = e.saturating_sub(events_after.iter().map(|(_, n)| n).sum());
+        *v = v.saturating_sub(
+            violations_after
+                .iter()
+                .filter(|(rule, _)| is_rate_limit(rule))
+                .map(|(_, n)| n)
+                .sum(),
+        );
+    }
     let days = events
         .into_iter()
         .zip(violations)
@@ -437,14 +504,33 @@ async fn activity_volume(store: &Store, w: &Window) -> Result<ChartSeries, Store
     Ok(ChartSeries::ActivityVolume { days })
 }
 
+/// `metric`'s counts over the window by key, less what happened after `now`, without the keys
+/// left at zero.
+async fn counts_by_key(
+    store: &Store,
+    w: &Window,
+    metric: Metric,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let (counts, after) = futures_util::future::try_join(
+        repo::counts_by_key(store, metric, w.first_day(), w.last_day()),
+        after_now(store, w, metric),
+    )
+    .await?;
+    let mut by_key: std::collections::BTreeMap<String, u64> =
+        counts.into_iter().map(|(k, n)| (k, count(n))).collect();
+    for (k, n) in after {
+        if let Some(c) = by_key.get_mut(&k) {
+            *c = c.saturating_sub(n);
+        }
+    }
+    Ok(by_key.into_iter().filter(|(_, n)| *n > 0).collect())
+}
+
 async fn top_rules(store: &Store, w: &Window) -> Result<ChartSeries, StoreError> {
-    let mut rules: Vec<RuleCount> = repo::evidence_per_rule(store, w)
+    let mut rules: Vec<RuleCount> = counts_by_key(store, w, Metric::Evidence)
         .await?
         .into_iter()
-        .map(|(rule, n)| RuleCount {
-            rule,
-            count: count(n),
-        })
+        .map(|(rule, count)| RuleCount { rule, count })
         .collect();
     // Ranked here rather than by SQL's ORDER BY so that ties break the same way (by the rule's
     // bytes) on both databases, whatever Postgres's collation.
@@ -460,7 +546,7 @@ async fn top_rules(store: &Store, w: &Window) -> Result<ChartSeries, StoreError>
 async fn dsr_status(store: &Store, w: &Window) -> Result<ChartSeries, StoreError> {
     let soon = w.end + DUE_SOON_DAYS * MICROS_PER_DAY;
     let (received, open_by_deadline) = futures_util::future::try_join(
-        repo::requests_per_status(store, w),
+        counts_by_key(store, w, Metric::Requests),
         repo::open_requests_by_deadline(store, w.end, soon),
     )
     .await?;
@@ -471,7 +557,7 @@ async fn dsr_status(store: &Store, w: &Window) -> Result<ChartSeries, StoreError
             count: received
                 .iter()
                 .filter(|(s, _)| s == status.as_str())
-                .map(|(_, n)| count(*n))
+                .map(|(_, n)| *n)
                 .sum(),
         })
         .collect();
@@ -479,6 +565,28 @@ async fn dsr_status(store: &Store, w: &Window) -> Result<ChartSeries, StoreError
         by_status,
         open_by_deadline,
     })
+}
+
+/// Recounts the dashboard's daily counts ([`daily_counts`]) from the rows stored now, in one
+/// transaction, and returns how many counts it wrote. A repair, for rows written around the
+/// core (by hand, in SQL), which the counts do not see; it also takes out of the charts the
+/// activity and the requests that retention or erasure deleted since, and dates again the
+/// violations whose activity is gone by the day their evidence was added.
+///
+/// Needs [`Permission::RetentionManage`] (whose holders read every table counted); audited.
+pub async fn rebuild_daily_counts(store: &Store, actor: &Actor) -> Result<u64, AnalyticsError> {
+    rbac::require(store, actor, Permission::RetentionManage).await?;
+    let mut tx = store.begin().await?;
+    let written = repo::recount(&mut tx).await?;
+    crate::audit::append(
+        &mut tx,
+        &crate::audit::NewAuditEntry::new(actor, crate::audit::AuditAction::DailyCountsRebuilt)
+            .details(serde_json::json!({ "counts": written })),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tracing::info!(counts = written, "daily counts rebuilt");
+    Ok(written)
 }
 
 /// The background a chart is drawn for: the console's light or dark theme.

@@ -1,150 +1,13 @@
-//! SQL of the charts: counts grouped by UTC day, rule and status, one text for both databases.
-//!
-//! A day is `(t - start) / 86400000000` with `start` the midnight opening the period: integer
-//! division of non-negative BIGINTs truncates alike on SQLite and Postgres, so both give the
-//! same day index from 0 to `days - 1`.
+//! SQL of the charts and of the daily counts they read (`daily_counts`, see `store::daily_counts`), one text
+//! for both databases.
 
 use sqlx::Row;
 
-use super::{DeadlineBuckets, Window, MICROS_PER_DAY};
-use crate::store::{map_rows, Store, StoreError};
+use super::DeadlineBuckets;
+use crate::store::daily_counts::{Day, Metric};
+use crate::store::{map_rows, Store, StoreError, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// `(day index, severity, incidents)` for the days that have any.
-///
-/// `incidents` has no index on `created_at` alone: one scan with a GROUP BY reads it once.
-pub(super) async fn incidents_per_day(
-    store: &Store,
-    w: &Window,
-) -> Result<Vec<(i64, String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT (created_at - $1) / $2, severity, COUNT(*) FROM incidents \
-         WHERE created_at >= $1 AND created_at <= $3 GROUP BY 1, 2",
-    )
-    .bind(w.start)
-    .bind(MICROS_PER_DAY)
-    .bind(w.end)
-    .fetch_all(store.pool())
-    .await?;
-    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-}
-
-/// Activity events per day, one entry for every day of the window.
-///
-/// A GROUP BY over a million rows makes SQLite sort them all in a temporary B-tree (about
-/// 300 ms); instead each day is counted by its own range of `activity_log_time_id_idx`, which only
-/// steps through the index. The days are split into consecutive runs counted on separate
-/// connections at once, one per core (SQLite runs each connection on its own thread).
-pub(super) async fn activity_per_day(store: &Store, w: &Window) -> Result<Vec<u64>> {
-    let days = i64::from(w.days);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Short periods are not worth a second connection.
-    let parts = (cores as i64).clamp(1, 4).min((days / 7).max(1));
-    let per_part = (days + parts - 1) / parts;
-    let runs = (0..parts)
-        .map(|p| (p * per_part, ((p + 1) * per_part).min(days) - 1))
-        .filter(|(first, last)| first <= last)
-        .map(|(first, last)| activity_days(store, w, first, last));
-    let mut out = vec![0u64; w.days as usize];
-    for counts in futures_util::future::try_join_all(runs).await? {
-        for (day, n) in counts {
-            if let Some(slot) = usize::try_from(day).ok().and_then(|d| out.get_mut(d)) {
-                *slot = super::count(n);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// `(day index, events)` for days `first..=last` of the window.
-///
-/// Each day's bounds are worked out once by the recursive CTE (the last day ends just after
-/// `now`), so the count is a bare index range: a further `occurred_at <= now` test on every row
-/// would nearly double the time.
-async fn activity_days(
-    store: &Store,
-    w: &Window,
-    first: i64,
-    last: i64,
-) -> Result<Vec<(i64, i64)>> {
-    let rows = sqlx::query(
-        "WITH RECURSIVE d (i, lo, hi) AS ( \
-           SELECT $4, $1 + $4 * $2, \
-                  CASE WHEN $1 + ($4 + 1) * $2 > $3 THEN $3 + 1 ELSE $1 + ($4 + 1) * $2 END \
-           UNION ALL \
-           SELECT i + 1, hi, CASE WHEN hi + $2 > $3 THEN $3 + 1 ELSE hi + $2 END \
-           FROM d WHERE i < $5) \
-         SELECT i, (SELECT COUNT(*) FROM activity_log \
-                    WHERE occurred_at >= d.lo AND occurred_at < d.hi) \
-         FROM d",
-    )
-    .bind(w.start)
-    .bind(MICROS_PER_DAY)
-    .bind(w.end)
-    .bind(first)
-    .bind(last)
-    .fetch_all(store.pool())
-    .await?;
-    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
-}
-
-/// `(day index, evidence rows)` of rules named `rate_limit...`, for the days that have any.
-///
-/// `substr` decides, rather than `LIKE 'rate_limit%'`: `_` is a LIKE wildcard, and SQLite's
-/// LIKE ignores case where Postgres's does not. The range before it only lets an index on
-/// `rule` skip the other rules: every name starting `rate_limit` sorts within it, in byte
-/// order and in linguistic collations alike (`t` < `u` decides before any suffix counts).
-pub(super) async fn rate_limit_violations_per_day(
-    store: &Store,
-    w: &Window,
-) -> Result<Vec<(i64, i64)>> {
-    // Dated by when the activity behind the evidence happened, not when a detector run found
-    // it (often the next day). Evidence is added after its activity, so `added_at >= $1`
-    // keeps the (rule, added_at) index in play.
-    let rows = sqlx::query(
-        "SELECT (COALESCE(a.occurred_at, e.added_at) - $1) / $2, COUNT(*) \
-         FROM incident_evidence e \
-         LEFT JOIN activity_log a ON e.kind = 'activity' AND a.id = e.ref_id \
-         WHERE e.rule >= 'rate_limit' AND e.rule < 'rate_limiu' \
-           AND substr(e.rule, 1, 10) = 'rate_limit' AND e.added_at >= $1 \
-           AND COALESCE(a.occurred_at, e.added_at) >= $1 \
-           AND COALESCE(a.occurred_at, e.added_at) <= $3 \
-         GROUP BY 1",
-    )
-    .bind(w.start)
-    .bind(MICROS_PER_DAY)
-    .bind(w.end)
-    .fetch_all(store.pool())
-    .await?;
-    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
-}
-
-/// `(rule, evidence rows)` for every rule that added evidence in the window, unordered.
-pub(super) async fn evidence_per_rule(store: &Store, w: &Window) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT rule, COUNT(*) FROM incident_evidence \
-         WHERE rule IS NOT NULL AND added_at >= $1 AND added_at <= $2 GROUP BY rule",
-    )
-    .bind(w.start)
-    .bind(w.end)
-    .fetch_all(store.pool())
-    .await?;
-    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
-}
-
-/// `(status, requests)` received in the window, for the statuses that have any.
-pub(super) async fn requests_per_status(store: &Store, w: &Window) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) FROM dsr_requests \
-         WHERE received_at >= $1 AND received_at <= $2 GROUP BY status",
-    )
-    .bind(w.start)
-    .bind(w.end)
-    .fetch_all(store.pool())
-    .await?;
-    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
-}
 
 /// Requests open at `now` (received by then), by deadline in force: overdue (`now` past it, as
 /// the inbox counts), due by `soon`, due later.
@@ -171,4 +34,179 @@ pub(super) async fn open_requests_by_deadline(
         due_soon: get(1)?,
         due_later: get(2)?,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daily counts (`daily_counts`, see `store::daily_counts`)
+
+/// `(day number, key, count)` of `metric` on days `first..=last`, for the counts stored.
+pub(super) async fn counts_by_day_and_key(
+    store: &Store,
+    metric: Metric,
+    first: Day,
+    last: Day,
+) -> Result<Vec<(i64, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT day, key, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+         WHERE metric = $1 AND day >= $2 AND day <= $3 GROUP BY day, key",
+    )
+    .bind(metric.as_str())
+    .bind(first.number())
+    .bind(last.number())
+    .fetch_all(store.pool())
+    .await?;
+    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+}
+
+/// `(day number, count)` of `metric` on days `first..=last`, all keys summed (or only the keys
+/// starting `rate_limit`), for the days that have any.
+pub(super) async fn counts_by_day(
+    store: &Store,
+    metric: Metric,
+    first: Day,
+    last: Day,
+    rate_limit_only: bool,
+) -> Result<Vec<(i64, i64)>> {
+    // The same test of the rule as `rate_limit_violations_per_day`.
+    let keys = if rate_limit_only {
+        " AND key >= 'rate_limit' AND key < 'rate_limiu' AND substr(key, 1, 10) = 'rate_limit'"
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT day, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+         WHERE metric = $1 AND day >= $2 AND day <= $3{keys} GROUP BY day"
+    ))
+    .bind(metric.as_str())
+    .bind(first.number())
+    .bind(last.number())
+    .fetch_all(store.pool())
+    .await?;
+    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+}
+
+/// `(key, count)` of `metric` over days `first..=last`, for the keys that have any.
+pub(super) async fn counts_by_key(
+    store: &Store,
+    metric: Metric,
+    first: Day,
+    last: Day,
+) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT key, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+         WHERE metric = $1 AND day >= $2 AND day <= $3 GROUP BY key",
+    )
+    .bind(metric.as_str())
+    .bind(first.number())
+    .bind(last.number())
+    .fetch_all(store.pool())
+    .await?;
+    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+}
+
+/// What `metric`'s counts of the day of `now` hold that happened after `now` (before `end`,
+/// the next midnight), by key: the charts stop at `now`, the counts at midnight. Normally
+/// nothing is stamped after the present, so each is a short index range.
+pub(super) async fn counted_after(
+    store: &Store,
+    metric: Metric,
+    now: i64,
+    end: i64,
+) -> Result<Vec<(String, i64)>> {
+    let sql = match metric {
+        Metric::Activity => {
+            "SELECT kind, COUNT(*) FROM activity_log \
+             WHERE occurred_at > $1 AND occurred_at < $2 GROUP BY kind"
+        }
+        Metric::Incidents => {
+            "SELECT severity, COUNT(*) FROM incidents \
+             WHERE created_at > $1 AND created_at < $2 GROUP BY severity"
+        }
+        Metric::Evidence => {
+            "SELECT rule, COUNT(*) FROM incident_evidence \
+             WHERE added_at > $1 AND added_at < $2 AND rule IS NOT NULL GROUP BY rule"
+        }
+        Metric::Requests => {
+            "SELECT status, COUNT(*) FROM dsr_requests \
+             WHERE received_at > $1 AND received_at < $2 GROUP BY status"
+        }
+        // Evidence of activity that occurred in the span, and evidence added in it that is not
+        // a stored activity: each by its own index.
+        Metric::Violations => {
+            "SELECT rule, COUNT(*) FROM ( \
+               SELECT e.rule AS rule FROM activity_log a \
+               JOIN incident_evidence e ON e.ref_id = a.id AND e.kind = 'activity' \
+               WHERE a.occurred_at > $1 AND a.occurred_at < $2 AND e.rule IS NOT NULL \
+               UNION ALL \
+               SELECT e.rule FROM incident_evidence e \
+               WHERE e.added_at > $1 AND e.added_at < $2 AND e.rule IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM activity_log a \
+                                 WHERE e.kind = 'activity' AND a.id = e.ref_id)) v \
+             GROUP BY rule"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .bind(now)
+        .bind(end)
+        .fetch_all(store.pool())
+        .await?;
+    map_rows(&rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+}
+
+/// The UTC day of a BIGINT column of microseconds, floored: `%` truncates on both databases,
+/// so the remainder is made non-negative first (the same expression as migration 0016).
+macro_rules! day_of {
+    ($t:literal) => {
+        concat!(
+            "(",
+            $t,
+            " - ((",
+            $t,
+            " % 86400000000) + 86400000000) % 86400000000) / 86400000000"
+        )
+    };
+}
+
+/// Recounts every daily count from the rows stored now, as migration 0016 first counted them.
+const RECOUNT: &[&str] = &[
+    concat!(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'activity', ",
+        day_of!("occurred_at"),
+        ", kind, 0, COUNT(*) FROM activity_log GROUP BY 2, 3"
+    ),
+    concat!(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'incidents', ",
+        day_of!("created_at"),
+        ", severity, 0, COUNT(*) FROM incidents GROUP BY 2, 3"
+    ),
+    concat!(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'evidence', ",
+        day_of!("added_at"),
+        ", rule, 0, COUNT(*) FROM incident_evidence WHERE rule IS NOT NULL GROUP BY 2, 3"
+    ),
+    concat!(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'violations', ",
+        day_of!("t"),
+        ", rule, 0, COUNT(*) FROM ( \
+         SELECT COALESCE(a.occurred_at, e.added_at) AS t, e.rule AS rule FROM incident_evidence e \
+         LEFT JOIN activity_log a ON e.kind = 'activity' AND a.id = e.ref_id \
+         WHERE e.rule IS NOT NULL) v GROUP BY 2, 3"
+    ),
+    concat!(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) SELECT 'requests', ",
+        day_of!("received_at"),
+        ", status, 0, COUNT(*) FROM dsr_requests GROUP BY 2, 3"
+    ),
+];
+
+/// Replaces every daily count by a count of the rows stored now; returns the counts written.
+pub(super) async fn recount(tx: &mut Tx) -> Result<u64> {
+    sqlx::query("DELETE FROM daily_counts")
+        .execute(&mut **tx)
+        .await?;
+    let mut written = 0;
+    for sql in RECOUNT {
+        written += sqlx::query(sql).execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(written)
 }

@@ -169,6 +169,9 @@ pub enum AuditAction {
     /// An administrator moved this console to another database; the target names it and the
     /// details the one it left (passwords hidden).
     DatabaseChanged,
+    /// An administrator recounted the dashboard's daily counts from the rows stored; details
+    /// hold how many counts were written.
+    DailyCountsRebuilt,
 }
 
 impl AuditAction {
@@ -232,6 +235,7 @@ impl AuditAction {
             AuditAction::OutboxRetried => "outbox.retried",
             AuditAction::OutboxCancelled => "outbox.cancelled",
             AuditAction::DatabaseChanged => "config.database_changed",
+            AuditAction::DailyCountsRebuilt => "analytics.daily_counts_rebuilt",
         }
     }
 }

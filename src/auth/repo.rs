@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::{UserId, Username};
 use crate::rbac::Role;
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, flag, team, Backend, Store, StoreError, Timestamp, Tx};
 
 pub(super) struct OperatorRow {
@@ -491,7 +492,8 @@ pub(super) async fn unlock(tx: &mut Tx, id: UserId) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One sign-in attempt, for the monitoring module (never the password; no IP without a key).
+/// One sign-in attempt, for the monitoring module (never the password; no IP without a key),
+/// counted in the dashboard's daily counts in the same transaction.
 pub(super) async fn log_attempt(
     store: &Store,
     user: Option<UserId>,
@@ -500,6 +502,7 @@ pub(super) async fn log_attempt(
     user_agent: Option<&str>,
     at: Timestamp,
 ) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
     sqlx::query(
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, ingested_at, \
          user_agent) VALUES ($1, $2, 'vigil_login', $3, $4, $5, $5, $6)",
@@ -510,8 +513,12 @@ pub(super) async fn log_attempt(
     .bind(reason)
     .bind(at.micros())
     .bind(user_agent)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    let mut counts = CountChanges::new();
+    counts.add(Metric::Activity, at.micros(), "vigil_login", 1);
+    counts.write(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -171,6 +171,7 @@ pub async fn seed(
         report.scenario_activity = added.ingested;
     }
 
+    crate::store::daily_counts::fold(store).await?;
     let mut tx = store.begin().await?;
     audit::append(
         &mut tx,

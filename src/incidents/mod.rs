@@ -18,6 +18,7 @@ use crate::crypto::mac::BlindKind;
 use crate::identity::Actor;
 use crate::keys::WriteKeys;
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
 pub use repo::{
@@ -228,8 +229,13 @@ impl From<sqlx::Error> for IncidentError {
 /// Records a detection in `tx`: folds it into the open incident with the same key (adding
 /// new evidence once; raising the severity if it is worse), or opens an incident and runs
 /// the automated responses `policy` orders. Everything is audited as `actor`.
+///
+/// The incident opened (or its severity raised) and the evidence added are counted into
+/// `counts` ([`crate::store::daily_counts`]), which the caller writes in `tx` before committing.
+#[allow(clippy::too_many_arguments)]
 pub async fn record(
     tx: &mut Tx,
+    counts: &mut CountChanges,
     keys: &WriteKeys,
     actor: &AuditActor,
     policy: &Responses,
@@ -242,6 +248,12 @@ pub async fn record(
             let severity = e.severity.min(d.severity);
             let user = e.user_id.or(d.user_id);
             repo::touch(tx, e.id, severity, user, now).await?;
+            counts.moved(
+                Metric::Incidents,
+                e.created_at,
+                e.severity.as_str(),
+                severity.as_str(),
+            );
             (e.id, false, severity, e.user_id.is_some())
         }
         None => {
@@ -256,6 +268,7 @@ pub async fn record(
                 bidx_version: i64::from(keys.blind_version().0),
             });
             repo::insert(tx, id, d, ip.as_ref(), now).await?;
+            counts.add(Metric::Incidents, now.micros(), d.severity.as_str(), 1);
             audit::append(
                 tx,
                 &NewAuditEntry::new(actor.clone(), AuditAction::IncidentOpened)
@@ -270,7 +283,7 @@ pub async fn record(
             (id, true, d.severity, false)
         }
     };
-    repo::add_evidence(tx, id, &d.evidence, now).await?;
+    repo::add_evidence(tx, id, &d.evidence, now, counts).await?;
 
     let mut actions = Vec::new();
     // Responses run when an incident opens, and for an account that a fold newly names (a

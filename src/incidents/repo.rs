@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Detection, Evidence, IncidentKind, IncidentStatus, QueueFilter, Severity};
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{flag, map_rows, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -183,11 +184,12 @@ pub(super) struct Active {
     pub id: uuid::Uuid,
     pub severity: Severity,
     pub user_id: Option<uuid::Uuid>,
+    pub created_at: i64,
 }
 
 pub(super) async fn active_by_key(tx: &mut Tx, key: &str) -> Result<Option<Active>> {
     let row = sqlx::query(
-        "SELECT id, severity, user_id FROM incidents \
+        "SELECT id, severity, user_id, created_at FROM incidents \
          WHERE dedup_key = $1 AND status IN ('open', 'investigating') \
          ORDER BY created_at DESC LIMIT 1",
     )
@@ -201,6 +203,7 @@ pub(super) async fn active_by_key(tx: &mut Tx, key: &str) -> Result<Option<Activ
         id: uuid::Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt("incidents.id"))?,
         severity: Severity::parse(&sev).unwrap_or(Severity::Low),
         user_id: uuid_of(r.try_get(2)?),
+        created_at: r.try_get(3)?,
     }))
 }
 
@@ -257,16 +260,22 @@ pub(super) async fn insert(
     Ok(())
 }
 
+/// Adds the evidence not already on the incident, counting each piece added into `counts`:
+/// [`Metric::Evidence`] on the day added, [`Metric::Violations`] on the day the activity behind
+/// it occurred (the day added, for evidence that is not a stored activity).
 pub(super) async fn add_evidence(
     tx: &mut Tx,
     incident: uuid::Uuid,
     evidence: &[Evidence],
     now: Timestamp,
+    counts: &mut CountChanges,
 ) -> Result<()> {
     for e in evidence {
-        sqlx::query(
+        let added = sqlx::query(
             "INSERT INTO incident_evidence (id, incident_id, kind, ref_id, rule, added_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING \
+             RETURNING (SELECT a.occurred_at FROM activity_log a \
+                        WHERE $3 = 'activity' AND a.id = $4)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(incident.to_string())
@@ -274,8 +283,18 @@ pub(super) async fn add_evidence(
         .bind(e.ref_id.as_str())
         .bind(e.rule.as_str())
         .bind(now.micros())
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+        if let Some(row) = added {
+            let occurred: Option<i64> = row.try_get(0)?;
+            counts.add(Metric::Evidence, now.micros(), &e.rule, 1);
+            counts.add(
+                Metric::Violations,
+                occurred.unwrap_or(now.micros()),
+                &e.rule,
+                1,
+            );
+        }
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ use crate::platform::{
     self, BulkWriter, CommentBody, CopyBatch, NewActivity, NewComment, PublicComment, Written,
 };
 use crate::rbac::{self, Forbidden, Permission};
+use crate::store::daily_counts::CountChanges;
 use crate::store::{Store, StoreError, Timestamp};
 
 use detect::{Engine, Finding, Kind};
@@ -154,6 +155,7 @@ pub async fn ingest_reader_with_limit(
     }
     writer.ingest(store, &keys, &batch, &mut report).await?;
     writer.close(&mut report).await?;
+    crate::store::daily_counts::fold(store).await?;
     // Lines refused while reading are reported before the batch they sat in was parsed.
     report.rejected.sort_by_key(|b| b.line);
     let mut tx = store.begin().await?;
@@ -847,6 +849,7 @@ async fn record_findings(
     // response can reach an account of another shard (the account a credential-stuffing run
     // got into), and recording in turn keeps those from crossing or deadlocking.
     crate::store::serialize_transaction(&mut tx, "monitor.incidents").await?;
+    let mut counts = CountChanges::new();
     for f in findings.drain(..) {
         report.detections += 1;
         let d = Detection {
@@ -862,8 +865,16 @@ async fn record_findings(
             dedup_key: f.dedup_key,
             at: Timestamp::from_micros(f.at),
         };
-        let r =
-            incidents::record(&mut tx, ctx.keys, &ctx.who, &ctx.policy.responses, &d, now).await?;
+        let r = incidents::record(
+            &mut tx,
+            &mut counts,
+            ctx.keys,
+            &ctx.who,
+            &ctx.policy.responses,
+            &d,
+            now,
+        )
+        .await?;
         if r.created {
             report.opened += 1;
             if r.severity == Severity::Critical {
@@ -874,6 +885,8 @@ async fn record_findings(
         }
         report.actions += r.actions.len() as u64;
     }
+    counts.write(&mut tx).await?;
     tx.commit().await?;
+    crate::store::daily_counts::fold(store).await?;
     Ok(())
 }

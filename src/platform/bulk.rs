@@ -1,8 +1,9 @@
 //! Bulk writing of ingested activity on Postgres: each batch sealed and encoded in `COPY`'s
 //! text format ([`CopyBatch`]), then copied by a [`BulkWriter`] into session-private staging
 //! tables and merged into `comments` and `activity_log` with `ON CONFLICT (id) DO NOTHING`,
-//! in one transaction. The staging step is what keeps re-ingesting a file idempotent: `COPY`
-//! alone cannot skip a row whose id is already stored.
+//! in one transaction that also counts the records merged into the dashboard's daily counts.
+//! The staging step is what keeps re-ingesting a file idempotent: `COPY` alone cannot skip a
+//! row whose id is already stored.
 //!
 //! The writer owns a Postgres connection of its own (not one of the pool's `Any`
 //! connections, which cannot `COPY`), so a batch can be written on a task of its own while
@@ -269,14 +270,31 @@ impl BulkWriter {
                 .await?
                 .try_get(0)?;
             let select = ACTIVITY_COLUMNS.replacen("ingested_at", "$1::BIGINT", 1);
-            written.activity = sqlx::query(&format!(
-                "INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
-                 SELECT {select} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING"
+            // The rows actually inserted (not those already stored) are counted into the
+            // dashboard's daily counts (`store::daily_counts`, metric `activity`) in the same
+            // statement: by kind, on the UTC day they occurred (floored, as migration 0016
+            // counts), in this session's slot like `CountChanges::write`.
+            let written_rows: i64 = sqlx::query(&format!(
+                "WITH inserted AS ( \
+                   INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
+                   SELECT {select} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING \
+                   RETURNING kind, occurred_at), \
+                 per_day AS ( \
+                   SELECT (occurred_at - ((occurred_at % 86400000000) + 86400000000) \
+                           % 86400000000) / 86400000000 AS day, kind, COUNT(*) AS n \
+                   FROM inserted GROUP BY 1, 2), \
+                 counted AS ( \
+                   INSERT INTO daily_counts (metric, day, key, slot, n) \
+                   SELECT 'activity', day, kind, pg_backend_pid(), n FROM per_day \
+                   ON CONFLICT (metric, day, key, slot) \
+                   DO UPDATE SET n = daily_counts.n + EXCLUDED.n) \
+                 SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM per_day"
             ))
             .bind(stamp)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?
-            .rows_affected();
+            .try_get(0)?;
+            written.activity = u64::try_from(written_rows).unwrap_or(0);
         }
         tx.commit().await?;
         Ok(written)

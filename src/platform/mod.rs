@@ -9,6 +9,7 @@ pub use bulk::{copy_floor, BulkWriter, CopyBatch, CopyFloor, PublicComment, Writ
 use crate::crypto::mac::BlindKind;
 use crate::crypto::{Envelope, EnvelopeError, Fingerprint, Place, PrivateKey, PublicKey};
 use crate::keys::{KeyError, KeyRing, Purpose, WriteKeys};
+use crate::store::daily_counts::CountChanges;
 use crate::store::{Store, StoreError, Timestamp, Tx};
 
 /// A platform account to import. Email and phone are sealed with the `pii` key on the way in
@@ -284,7 +285,8 @@ pub async fn insert_reactions(tx: &mut Tx, reactions: &[NewReaction]) -> Result<
 }
 
 /// Inserts activity records, stamped as ingested now, sealing source IPs. A record whose id
-/// is already stored is skipped: returns the rows written.
+/// is already stored is skipped: returns the rows written. The dashboard's daily counts
+/// ([`crate::store::daily_counts`]) count the rows written, in `tx`.
 pub async fn insert_activity(
     tx: &mut Tx,
     keys: &WriteKeys,
@@ -311,7 +313,10 @@ pub async fn insert_activity(
         .collect();
     // Stamped inside the ingestion fence (see `store::ingestion_stamp`).
     let stamp = crate::store::ingestion_stamp(tx).await?;
-    repo::insert_activity(tx, &sealed, stamp).await
+    let mut counts = CountChanges::new();
+    let written = repo::insert_activity(tx, &sealed, stamp, &mut counts).await?;
+    counts.write(tx).await?;
+    Ok(written)
 }
 
 /// Row counts of the platform tables.

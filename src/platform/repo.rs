@@ -1,7 +1,7 @@
 //! SQL of the platform tables: multi-row inserts sized to stay under both backends' limits
 //! on bound parameters.
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
@@ -44,9 +44,13 @@ pub(super) struct SealedActivity<'a> {
     pub network_version: Option<i64>,
     pub bidx_version: Option<i64>,
 }
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, values_placeholders, Store, StoreError, Timestamp, Tx, MAX_PARAMS};
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// Takes each row a `RETURNING` clause returns.
+type Returned<'a> = &'a mut (dyn FnMut(&AnyRow) -> Result<(), StoreError> + Send);
 
 /// Inserts `rows` in statements of as many rows as fit, binding each row with `bind`.
 async fn insert_many<T>(
@@ -56,6 +60,32 @@ async fn insert_many<T>(
     cols: usize,
     rows: &[T],
     bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+) -> Result<u64, StoreError> {
+    insert_chunks(tx, head, tail, cols, rows, bind, None).await
+}
+
+/// [`insert_many`], handing each row a `RETURNING` clause in `tail` returns to `returned`
+/// (the rows actually inserted, with `ON CONFLICT DO NOTHING`); returns how many there were.
+async fn insert_many_returning<T>(
+    tx: &mut Tx,
+    head: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    returned: Returned<'_>,
+) -> Result<u64, StoreError> {
+    insert_chunks(tx, head, tail, cols, rows, bind, Some(returned)).await
+}
+
+async fn insert_chunks<T>(
+    tx: &mut Tx,
+    head: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    mut returned: Option<Returned<'_>>,
 ) -> Result<u64, StoreError> {
     let per = (MAX_PARAMS / cols).max(1);
     let backend = backend_of(tx);
@@ -81,7 +111,16 @@ async fn insert_many<T>(
         for row in chunk {
             q = bind(q, row);
         }
-        done += q.execute(&mut **tx).await?.rows_affected();
+        match returned.as_mut() {
+            None => done += q.execute(&mut **tx).await?.rows_affected(),
+            Some(f) => {
+                let got = q.fetch_all(&mut **tx).await?;
+                for r in &got {
+                    f(r)?;
+                }
+                done += got.len() as u64;
+            }
+        }
     }
     Ok(done)
 }
@@ -239,17 +278,20 @@ pub(super) async fn insert_reactions(
     .await
 }
 
+/// Inserts the records not stored yet, counting each one inserted into `counts`
+/// ([`Metric::Activity`]).
 pub(super) async fn insert_activity(
     tx: &mut Tx,
     activity: &[SealedActivity<'_>],
     ingested_at: Timestamp,
+    counts: &mut CountChanges,
 ) -> Result<u64, StoreError> {
-    insert_many(
+    insert_many_returning(
         tx,
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, \
          ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, \
          bidx_key_version, details)",
-        " ON CONFLICT (id) DO NOTHING",
+        " ON CONFLICT (id) DO NOTHING RETURNING kind, occurred_at",
         15,
         activity,
         |q, s| {
@@ -272,6 +314,11 @@ pub(super) async fn insert_activity(
                     Some(t) => format!("{{\"target\":\"{}\"}}", hex::encode(t)),
                     None => "{}".to_owned(),
                 })
+        },
+        &mut |r| {
+            let kind: String = r.try_get(0)?;
+            counts.add(Metric::Activity, r.try_get(1)?, &kind, 1);
+            Ok(())
         },
     )
     .await

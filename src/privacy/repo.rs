@@ -9,6 +9,7 @@ use super::{
     Artifact, CodeDelivery, PrivacyError, Request, RequestId, RequestKind, RequestStatus, Step,
     TimelineEntry, VerificationMethod, DUE_SOON_DAYS, MAX_CODE_ATTEMPTS,
 };
+use crate::store::daily_counts::{CountChanges, Metric};
 use crate::store::{backend_of, flag, map_rows, Backend, Store, StoreError, Timestamp, Tx};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -46,7 +47,9 @@ pub(super) async fn insert_request(tx: &mut Tx, r: &NewRequestRow<'_>) -> Result
     .bind(r.code_delivery)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    let mut counts = CountChanges::new();
+    counts.add(Metric::Requests, r.received_at, "verifying", 1);
+    counts.write(tx).await
 }
 
 /// Records the outbox message that carries the request's current code.
@@ -243,6 +246,30 @@ pub(super) async fn list_requests(store: &Store, a: &ListArgs<'_>) -> Result<Vec
         .collect::<std::result::Result<_, _>>()?)
 }
 
+/// Locks a request's row ahead of a change of status, and returns its status and receipt
+/// time then (`None`: no such request).
+async fn status_before(tx: &mut Tx, id: &str) -> Result<Option<(String, i64)>> {
+    let row = sqlx::query(
+        "UPDATE dsr_requests SET updated_at = updated_at WHERE id = $1 \
+         RETURNING status, received_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// Moves the request from the status it had (`before`, from [`status_before`]) to `to` in the
+/// dashboard's daily counts (requests by current status, on the day received), in `tx`.
+async fn count_status(tx: &mut Tx, before: Option<(String, i64)>, to: &str) -> Result<()> {
+    let Some((from, received_at)) = before else {
+        return Ok(());
+    };
+    let mut counts = CountChanges::new();
+    counts.moved(Metric::Requests, received_at, &from, to);
+    counts.write(tx).await
+}
+
 pub(super) async fn set_code(
     tx: &mut Tx,
     id: &str,
@@ -250,6 +277,7 @@ pub(super) async fn set_code(
     expires: i64,
     now: i64,
 ) -> Result<()> {
+    let before = status_before(tx, id).await?;
     sqlx::query(
         "UPDATE dsr_requests SET status = 'verifying', verification_code_hash = $2, \
          verification_expires_at = $3, verification_attempts = 0, updated_at = $4 WHERE id = $1",
@@ -260,7 +288,7 @@ pub(super) async fn set_code(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    count_status(tx, before, "verifying").await
 }
 
 /// Counts a wrong code; returns the attempts so far.
@@ -277,6 +305,7 @@ pub(super) async fn record_failed_attempt(tx: &mut Tx, id: &str, now: i64) -> Re
 }
 
 pub(super) async fn set_verified(tx: &mut Tx, id: &str, method: &str, now: i64) -> Result<()> {
+    let before = status_before(tx, id).await?;
     sqlx::query(
         "UPDATE dsr_requests SET status = 'verified', verification_method = $2, verified_at = $3, \
          verification_code_hash = NULL, verification_expires_at = NULL, updated_at = $3 \
@@ -287,7 +316,7 @@ pub(super) async fn set_verified(tx: &mut Tx, id: &str, method: &str, now: i64) 
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    count_status(tx, before, "verified").await
 }
 
 pub(super) async fn set_extension(
@@ -317,6 +346,7 @@ pub(super) async fn set_closed(
     reason: &str,
     now: i64,
 ) -> Result<()> {
+    let before = status_before(tx, id).await?;
     sqlx::query(
         "UPDATE dsr_requests SET status = $2, rejected_reason = $3, completed_at = $4, \
          verification_code_hash = NULL, updated_at = $4 WHERE id = $1",
@@ -327,7 +357,7 @@ pub(super) async fn set_closed(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    count_status(tx, before, status).await
 }
 
 pub(super) async fn set_in_progress(
@@ -336,6 +366,7 @@ pub(super) async fn set_in_progress(
     sealed: Option<(&[u8], i64)>,
     now: i64,
 ) -> Result<()> {
+    let before = status_before(tx, id).await?;
     sqlx::query(
         "UPDATE dsr_requests SET status = 'in_progress', \
          subject_sealed = COALESCE($2, subject_sealed), \
@@ -347,11 +378,12 @@ pub(super) async fn set_in_progress(
     .bind(sealed.map(|s| s.1))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    count_status(tx, before, "in_progress").await
 }
 
 /// Completes a request and wipes its working copy of the subject's identifiers.
 pub(super) async fn set_completed(tx: &mut Tx, id: &str, now: i64) -> Result<()> {
+    let before = status_before(tx, id).await?;
     sqlx::query(
         "UPDATE dsr_requests SET status = 'completed', completed_at = $2, subject_sealed = NULL, \
          contact_key_version = NULL, subject_email_bidx = NULL, updated_at = $2 WHERE id = $1",
@@ -360,7 +392,7 @@ pub(super) async fn set_completed(tx: &mut Tx, id: &str, now: i64) -> Result<()>
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    count_status(tx, before, "completed").await
 }
 
 pub(super) async fn user_by_username(store: &Store, name: &str) -> Result<Option<uuid::Uuid>> {

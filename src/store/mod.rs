@@ -6,6 +6,7 @@
 //! times as UTC microseconds ([`Timestamp`]).
 
 mod bulk;
+pub mod daily_counts;
 mod fence;
 /// Files Vigil writes (a floor below the store; kept reachable as `store::files`).
 pub use crate::files;

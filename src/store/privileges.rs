@@ -119,6 +119,10 @@ pub const EVERY_OPERATOR: &[TableGrant] = &[
     // `vigil_notice_add`.
     t("operator_notices", &[S]),
     c("operator_notices", &[U], &["dismissed_at"]),
+    // The dashboard's daily counts (aggregates, no personal data), changed in the transaction
+    // of whatever they count (a sign-in attempt's activity record among them), and folded
+    // (`store::daily_counts::fold`) or recounted.
+    t("daily_counts", &[S, I, U, D]),
 ];
 
 /// A `'static` slice of grants (const-fn calls are not promoted to statics on their own).
