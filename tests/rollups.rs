@@ -79,9 +79,16 @@ async fn counted_from_rows(raw: &AnyPool) -> Counts {
 
 async fn run_detectors(db: &TestDb, actor: &Actor, ring: &KeyRing) -> monitor::RunReport {
     let screener = Screener::new(&[], &[]).unwrap();
-    monitor::run(&db.store, ring, actor, &Policy::default(), &screener)
-        .await
-        .unwrap()
+    monitor::run(
+        &db.store,
+        ring,
+        actor,
+        &Policy::default(),
+        &screener,
+        monitor::shard::ShardCount::ONE,
+    )
+    .await
+    .unwrap()
 }
 
 /// JSON lines of activity by the demo's first accounts over the last `days` days (and a few
