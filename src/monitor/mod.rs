@@ -865,9 +865,16 @@ async fn record_findings(
             dedup_key: f.dedup_key,
             at: Timestamp::from_micros(f.at),
         };
-        let r =
-            incidents::record(&mut tx, &mut counts, ctx.keys, &ctx.who, &ctx.policy.responses, &d, now)
-                .await?;
+        let r = incidents::record(
+            &mut tx,
+            &mut counts,
+            ctx.keys,
+            &ctx.who,
+            &ctx.policy.responses,
+            &d,
+            now,
+        )
+        .await?;
         if r.created {
             report.opened += 1;
             if r.severity == Severity::Critical {
