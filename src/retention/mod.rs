@@ -452,11 +452,18 @@ pub struct PolicyCounts {
     pub held: u64,
     /// Chunks (transactions; archive segments for the audit log).
     pub chunks: u64,
+    /// Whole month partitions dropped (activity on Postgres); their rows are in `done`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partitions: u64,
     /// Seconds spent, across resumptions.
     pub seconds: f64,
     /// The policy was disabled and skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A policy that failed in a run.
@@ -733,6 +740,9 @@ async fn apply_policy(
 ) -> Result<(), RetentionError> {
     let category = policy.category;
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
+    if category == Category::Activity && policy.action == PolicyAction::Delete {
+        drop_partitions(store, rec, cutoff, start.as_ref(), progress).await?;
+    }
     let targets = repo::targets(category, policy.action);
     let mut due_per_target = Vec::with_capacity(targets.len());
     for t in targets {
@@ -770,6 +780,66 @@ async fn apply_policy(
         };
         walked?;
         rebuilt?;
+    }
+    Ok(())
+}
+
+/// On Postgres, drops each month partition of `activity_log` entirely before the cutoff that
+/// holds no held record, one transaction each (recording the run's counts with it, so a run
+/// cut short resumes with them); its rows count as done. A month holding a held record is kept,
+/// and the chunked deletes that follow clear its other rows, as they clear the month the cutoff
+/// falls in. A partition that cannot be dropped now (its lock not granted in time) is left to
+/// those deletes too.
+async fn drop_partitions(
+    store: &Store,
+    rec: &mut RunRecord,
+    cutoff: i64,
+    resumed_at: Option<&RunCursor>,
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
+) -> Result<(), RetentionError> {
+    use crate::store::partitions;
+    let mut seen = 0u64;
+    for p in partitions::list(store).await? {
+        if p.end > cutoff {
+            break;
+        }
+        let mut tx = store.begin().await?;
+        let rows = match partitions::drop_month(&mut tx, p.start, cutoff).await {
+            Ok(Some(rows)) => u64::try_from(rows).unwrap_or(0),
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(partition = %p.name, error = %e,
+                    "retention: month partition not dropped; its rows are deleted instead");
+                continue;
+            }
+        };
+        let counts = rec.counts.entry(Category::Activity).or_default();
+        counts.done += rows;
+        counts.partitions += 1;
+        seen += rows;
+        // Where the chunked deletes are to start (a resumed run's own place).
+        let cursor = resumed_at.cloned().unwrap_or(RunCursor {
+            policy: Category::Activity,
+            target: 0,
+            after: (i64::MIN, String::new()),
+        });
+        repo::save_progress(
+            &mut tx,
+            &rec.id.to_string(),
+            &serde_json::to_string(&cursor).expect("a cursor serialises"),
+            &serde_json::to_string(&rec.counts).expect("counts serialise"),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(partition = %p.name, rows, "retention: month partition dropped");
+        let answer = progress(Progress {
+            policy: Category::Activity,
+            done: seen,
+            due: seen,
+        });
+        if answer.is_break() {
+            return Err(RetentionError::Stopped);
+        }
     }
     Ok(())
 }
