@@ -93,34 +93,36 @@ BEGIN
 END
 $$;
 
--- Whether any row of the partition of the month starting at `p_start` is held: the test of
--- src/retention/repo.rs (`Target::held`) for activity, over the partition's rows: the account
--- is under a legal hold (or is the subject of an incident under one), of an open incident or of
--- an open data-subject request, or the record is evidence in a held or open incident.
+-- Whether any row of the partition named `p_name` is held: the test of src/retention/repo.rs
+-- (`Target::held`) for activity: the account is under a legal hold (or is the subject of an
+-- incident under one), of an open incident or of an open data-subject request, or the record
+-- is evidence in a held or open incident. The held accounts and records are few: they are
+-- looked up in the partition's indexes (by account, by id) rather than the partition scanned.
 CREATE FUNCTION vigil_activity_partition_held(p_name TEXT) RETURNS BOOLEAN
 LANGUAGE plpgsql STABLE SET search_path = public, pg_temp AS $$
 DECLARE
+    v_users TEXT[];
+    v_records TEXT[];
     v_held BOOLEAN;
 BEGIN
-    EXECUTE format($q$
-        SELECT EXISTS (SELECT 1 FROM %I a WHERE
-            a.user_id IN (SELECT h.target_id FROM legal_holds h
-                          WHERE h.released_at IS NULL AND h.target_kind = 'user'
-                          UNION SELECT i.user_id FROM legal_holds h JOIN incidents i ON i.id = h.target_id
-                          WHERE h.released_at IS NULL AND h.target_kind = 'incident'
-                          AND i.user_id IS NOT NULL
-                          UNION SELECT i.user_id FROM incidents i
-                          WHERE i.status IN ('open', 'investigating') AND i.user_id IS NOT NULL
-                          UNION SELECT d.subject_id FROM dsr_requests d
-                          WHERE d.status IN ('received', 'verifying', 'verified', 'in_progress')
-                          AND d.subject_id IS NOT NULL)
-            OR a.id IN (SELECT e.ref_id FROM legal_holds h JOIN incident_evidence e
-                        ON e.incident_id = h.target_id WHERE h.released_at IS NULL
-                        AND h.target_kind = 'incident' AND e.ref_id IS NOT NULL
-                        UNION SELECT e.ref_id FROM incident_evidence e JOIN incidents i
-                        ON i.id = e.incident_id WHERE i.status IN ('open', 'investigating')
-                        AND e.ref_id IS NOT NULL))
-        $q$, p_name) INTO v_held;
+    SELECT ARRAY(
+        SELECT h.target_id FROM legal_holds h
+        WHERE h.released_at IS NULL AND h.target_kind = 'user'
+        UNION SELECT i.user_id FROM legal_holds h JOIN incidents i ON i.id = h.target_id
+        WHERE h.released_at IS NULL AND h.target_kind = 'incident' AND i.user_id IS NOT NULL
+        UNION SELECT i.user_id FROM incidents i
+        WHERE i.status IN ('open', 'investigating') AND i.user_id IS NOT NULL
+        UNION SELECT d.subject_id FROM dsr_requests d
+        WHERE d.status IN ('received', 'verifying', 'verified', 'in_progress')
+        AND d.subject_id IS NOT NULL) INTO v_users;
+    SELECT ARRAY(
+        SELECT e.ref_id FROM legal_holds h JOIN incident_evidence e ON e.incident_id = h.target_id
+        WHERE h.released_at IS NULL AND h.target_kind = 'incident' AND e.ref_id IS NOT NULL
+        UNION SELECT e.ref_id FROM incident_evidence e JOIN incidents i ON i.id = e.incident_id
+        WHERE i.status IN ('open', 'investigating') AND e.ref_id IS NOT NULL) INTO v_records;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE user_id = ANY ($1)) '
+                   'OR EXISTS (SELECT 1 FROM %I WHERE id = ANY ($2))', p_name, p_name)
+        INTO v_held USING v_users, v_records;
     RETURN v_held;
 END
 $$;

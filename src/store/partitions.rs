@@ -162,6 +162,41 @@ pub async fn drop_month(tx: &mut Tx, start: i64, cutoff: i64) -> Result<Option<i
     Ok(row.try_get::<Option<i64>, _>(0)?)
 }
 
+/// For `vigil bench --partition-drop`: fills the month starting at `start` with `rows` sign-ins
+/// spread over it (no account, so nothing holds them), its partition made first, then vacuums
+/// and analyses the partition as a settled month is. Postgres only.
+pub async fn bench_fill(store: &Store, start: i64, rows: u64) -> Result<(), StoreError> {
+    ensure(store, &[start]).await?;
+    let span = month_end(start) - start;
+    sqlx::query(
+        "INSERT INTO activity_log (id, user_id, kind, outcome, occurred_at, ingested_at, details) \
+         SELECT 'bench-' || g, NULL, 'login', 'success', $1 + (g * 7919) % $2, $1, '{}' \
+         FROM generate_series(1, $3) g",
+    )
+    .bind(start)
+    .bind(span)
+    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+    .execute(store.pool())
+    .await?;
+    sqlx::raw_sql(&format!("VACUUM ANALYZE {}", partition_name(start)))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// For `vigil bench --partition-drop`: deletes the rows of the month starting at `start` with one
+/// `DELETE`; returns how many.
+pub async fn bench_delete(store: &Store, start: i64) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM activity_log WHERE occurred_at >= $1 AND occurred_at < $2")
+            .bind(start)
+            .bind(month_end(start))
+            .execute(store.pool())
+            .await?
+            .rows_affected(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
