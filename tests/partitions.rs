@@ -323,3 +323,38 @@ async fn a_held_record_s_partition_survives_retention(db: TestDb) {
     raw.close().await;
 }
 on_both!(a_held_record_s_partition_survives_retention);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coming_month_is_made_ahead() {
+    let db = common::postgres().await;
+    let raw = db.raw().await;
+    let this = month_start(Timestamp::now().micros());
+    let next = partition_name(month_end(this));
+    // The migration made this month and the next; take the next away, as if the month had
+    // turned since.
+    assert!(partitions(&raw).await.contains(&next));
+    exec(&raw, &format!("DROP TABLE {next}")).await;
+    assert_eq!(
+        vigil::store::partitions::ensure_ahead(&db.store)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(partitions(&raw).await.contains(&next));
+    // Made already: nothing to do.
+    assert_eq!(
+        vigil::store::partitions::ensure_ahead(&db.store)
+            .await
+            .unwrap(),
+        0
+    );
+    // SQLite has no partitions: a no-op.
+    let lite = common::sqlite().await;
+    assert_eq!(
+        vigil::store::partitions::ensure_ahead(&lite.store)
+            .await
+            .unwrap(),
+        0
+    );
+    raw.close().await;
+}
