@@ -452,7 +452,8 @@ pub struct PolicyCounts {
     pub held: u64,
     /// Chunks (transactions; archive segments for the audit log).
     pub chunks: u64,
-    /// Whole month partitions dropped (activity on Postgres); their rows are in `done`.
+    /// Whole month partitions dropped (activity on Postgres), a chunk each; their rows are in
+    /// `done`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub partitions: u64,
     /// Seconds spent, across resumptions.
@@ -741,7 +742,15 @@ async fn apply_policy(
     let category = policy.category;
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
     if category == Category::Activity && policy.action == PolicyAction::Delete {
-        drop_partitions(store, rec, cutoff, start.as_ref(), progress).await?;
+        drop_partitions(
+            store,
+            rec,
+            (cutoff, options),
+            start.as_ref(),
+            chunks_here,
+            progress,
+        )
+        .await?;
     }
     let targets = repo::targets(category, policy.action);
     let mut due_per_target = Vec::with_capacity(targets.len());
@@ -786,15 +795,16 @@ async fn apply_policy(
 
 /// On Postgres, drops each month partition of `activity_log` entirely before the cutoff that
 /// holds no held record, one transaction each (recording the run's counts with it, so a run
-/// cut short resumes with them); its rows count as done. A month holding a held record is kept,
+/// cut short resumes with them; each counts as a chunk); its rows count as done. A month holding a held record is kept,
 /// and the chunked deletes that follow clear its other rows, as they clear the month the cutoff
 /// falls in. A partition that cannot be dropped now (its lock not granted in time) is left to
 /// those deletes too.
 async fn drop_partitions(
     store: &Store,
     rec: &mut RunRecord,
-    cutoff: i64,
+    (cutoff, options): (i64, &RunOptions),
     resumed_at: Option<&RunCursor>,
+    chunks_here: &mut u64,
     progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     use crate::store::partitions;
@@ -816,6 +826,7 @@ async fn drop_partitions(
         let counts = rec.counts.entry(Category::Activity).or_default();
         counts.done += rows;
         counts.partitions += 1;
+        counts.chunks += 1;
         seen += rows;
         // Where the chunked deletes are to start (a resumed run's own place).
         let cursor = resumed_at.cloned().unwrap_or(RunCursor {
@@ -830,6 +841,11 @@ async fn drop_partitions(
             &serde_json::to_string(&rec.counts).expect("counts serialise"),
         )
         .await?;
+        *chunks_here += 1;
+        if options.abort_in_chunk == Some(*chunks_here) {
+            // Fault injection, as in a chunk: die with the drop's transaction open.
+            std::process::abort();
+        }
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(partition = %p.name, rows, "retention: month partition dropped");
         let answer = progress(Progress {
