@@ -1,8 +1,9 @@
 //! Bulk writing of ingested activity on Postgres: each batch sealed and encoded in `COPY`'s
 //! text format ([`CopyBatch`]), then copied by a [`BulkWriter`] into session-private staging
-//! tables and merged into `comments` (`ON CONFLICT (id) DO NOTHING`) and `activity_log` (rows
-//! whose id is stored at any time skipped: its key is `(id, occurred_at)`, monthly partitions
-//! keying by time too), in one transaction that also counts the records merged into the dashboard's daily counts.
+//! tables and merged into `comments` (`ON CONFLICT (id) DO NOTHING`) and `activity_log` (a row
+//! whose id is stored at any time skipped: on Postgres its key is `(id, occurred_at)`, as its
+//! monthly partitions need), in one transaction that also counts the records merged into the
+//! dashboard's daily counts.
 //! The staging step is what keeps re-ingesting a file idempotent: `COPY` alone cannot skip a
 //! row whose id is already stored.
 //!

@@ -740,12 +740,15 @@ async fn apply_policy(
     progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     let category = policy.category;
+    // Past the period as of now too: the drop function judges by the server's clock, whatever
+    // time the run judges ages as of.
+    let settled = cutoff(Timestamp::now(), policy.period_days).micros();
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
     if category == Category::Activity && policy.action == PolicyAction::Delete {
         drop_partitions(
             store,
             rec,
-            (cutoff, options),
+            (cutoff.min(settled), options),
             start.as_ref(),
             chunks_here,
             progress,
@@ -795,10 +798,10 @@ async fn apply_policy(
 
 /// On Postgres, drops each month partition of `activity_log` entirely before the cutoff that
 /// holds no held record, one transaction each (recording the run's counts with it, so a run
-/// cut short resumes with them; each counts as a chunk); its rows count as done. A month holding a held record is kept,
-/// and the chunked deletes that follow clear its other rows, as they clear the month the cutoff
-/// falls in. A partition that cannot be dropped now (its lock not granted in time) is left to
-/// those deletes too.
+/// cut short resumes with them; each counts as a chunk); its rows count as done. A month
+/// holding a held record is kept, and the chunked deletes that follow clear its other rows, as
+/// they clear the month the cutoff falls in. A partition that cannot be dropped now (its lock
+/// not granted in time) is left to those deletes too.
 async fn drop_partitions(
     store: &Store,
     rec: &mut RunRecord,
