@@ -174,6 +174,10 @@ impl Worker {
     /// One round: reads the account again (an error ends the worker), then runs each due job.
     pub async fn round(&mut self) -> Result<Vec<JobOutcome>, WorkerError> {
         let mut out = Vec::new();
+        // This month's and next month's activity partitions, ahead of the rows (Postgres).
+        if let Err(e) = crate::store::partitions::ensure_ahead(&self.store).await {
+            tracing::warn!(error = %e, "cannot make the coming month's activity partition");
+        }
         for job in self.jobs.clone() {
             self.check_in().await?;
             let at = Timestamp::now();

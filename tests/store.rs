@@ -278,6 +278,53 @@ async fn sqlite_and_postgres_schemas_match() {
         );
     }
     pg_idx.retain(|_, (table, _, _)| !POSTGRES_ONLY_TABLES.contains(&table.as_str()));
+    // The other: on Postgres activity_log is partitioned by month (migration 0017), so its
+    // partitions are tables of their own and its primary key takes the partition key,
+    // (id, occurred_at). Nothing else is partitioned.
+    let pg = sqlx::PgPool::connect(&pg.raw_url).await.unwrap();
+    let partitioned: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, pg_get_partkeydef(c.oid) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'p'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        partitioned,
+        vec![("activity_log".to_owned(), "RANGE (occurred_at)".to_owned())]
+    );
+    let partitions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, p.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relispartition",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    pg.close().await;
+    assert!(partitions.iter().any(|(c, _)| c == "activity_log_default"));
+    for (child, parent) in &partitions {
+        assert_eq!(parent, "activity_log", "{child} is a partition of {parent}");
+        assert!(
+            child == "activity_log_default"
+                || vigil::store::partitions::month_of_partition(child).is_some(),
+            "unexpected partition {child}"
+        );
+        assert_eq!(
+            pg_cols.remove(child).as_ref(),
+            Some(&pg_cols["activity_log"]),
+            "{child} has the columns of activity_log"
+        );
+    }
+    pg_idx.retain(|_, (table, _, _)| !partitions.iter().any(|(c, _)| c == table));
+    let key = pg_cols
+        .get_mut("activity_log")
+        .and_then(|c| c.get_mut("occurred_at"))
+        .unwrap();
+    assert!(key.primary_key, "activity_log's key includes occurred_at");
+    key.primary_key = false;
 
     let names =
         |m: &BTreeMap<String, BTreeMap<String, Column>>| m.keys().cloned().collect::<Vec<_>>();

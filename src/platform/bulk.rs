@@ -1,7 +1,9 @@
 //! Bulk writing of ingested activity on Postgres: each batch sealed and encoded in `COPY`'s
 //! text format ([`CopyBatch`]), then copied by a [`BulkWriter`] into session-private staging
-//! tables and merged into `comments` and `activity_log` with `ON CONFLICT (id) DO NOTHING`,
-//! in one transaction that also counts the records merged into the dashboard's daily counts.
+//! tables and merged into `comments` (`ON CONFLICT (id) DO NOTHING`) and `activity_log` (a row
+//! whose id is stored at any time skipped: on Postgres its key is `(id, occurred_at)`, as its
+//! monthly partitions need), in one transaction that also counts the records merged into the
+//! dashboard's daily counts.
 //! The staging step is what keeps re-ingesting a file idempotent: `COPY` alone cannot skip a
 //! row whose id is already stored.
 //!
@@ -43,6 +45,8 @@ pub struct CopyBatch {
     comment_rows: u64,
     activity: String,
     activity_rows: u64,
+    /// The month starts the activity falls in (their partitions are made before the copy).
+    months: Vec<i64>,
 }
 
 const ACTIVITY_COLUMNS: &str = "id, user_id, kind, outcome, reason, occurred_at, ingested_at, \
@@ -64,6 +68,9 @@ impl CopyBatch {
             comment_rows: comments.len() as u64,
             activity: String::with_capacity(activity.len() * 420),
             activity_rows: activity.len() as u64,
+            months: crate::store::partitions::months_of(
+                activity.iter().map(|a| a.occurred_at.micros()),
+            ),
         };
         let hash_version = i64::from(keys.content_version().0);
         for c in comments {
@@ -189,6 +196,8 @@ impl<'a> Row<'a> {
 #[derive(Debug)]
 pub struct BulkWriter {
     conn: PgConnection,
+    /// Months whose partition this writer made sure of.
+    months: std::collections::BTreeSet<i64>,
 }
 
 /// What a batch added.
@@ -229,12 +238,26 @@ impl BulkWriter {
         )
         .execute(&mut conn)
         .await?;
-        Ok(Some(Self { conn }))
+        Ok(Some(Self {
+            conn,
+            months: Default::default(),
+        }))
     }
 
     /// Copies `batch` and merges it, skipping rows whose ids are already stored, in one
     /// transaction.
     pub async fn write(&mut self, batch: &CopyBatch) -> Result<Written, StoreError> {
+        // The batch's month partitions, once per month per writer, outside the batch's
+        // transaction: making one locks the default partition until it commits.
+        for m in &batch.months {
+            if !self.months.contains(m) {
+                sqlx::query("SELECT vigil_activity_partition_ensure($1)")
+                    .bind(*m)
+                    .execute(&mut self.conn)
+                    .await?;
+                self.months.insert(*m);
+            }
+        }
         let mut tx = self.conn.begin().await?;
         let mut written = Written::default();
         if batch.comment_rows > 0 {
@@ -277,7 +300,9 @@ impl BulkWriter {
             let written_rows: i64 = sqlx::query(&format!(
                 "WITH inserted AS ( \
                    INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
-                   SELECT {select} FROM vigil_activity_stage ON CONFLICT (id) DO NOTHING \
+                   SELECT {select} FROM vigil_activity_stage s WHERE NOT EXISTS \
+                     (SELECT 1 FROM activity_log a WHERE a.id = s.id) \
+                   ON CONFLICT DO NOTHING \
                    RETURNING kind, occurred_at), \
                  per_day AS ( \
                    SELECT (occurred_at - ((occurred_at % 86400000000) + 86400000000) \

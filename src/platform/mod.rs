@@ -311,6 +311,9 @@ pub async fn insert_activity(
             }
         })
         .collect();
+    // On Postgres the months' partitions first, so the rows land in them (a no-op on SQLite).
+    let months: Vec<i64> = activity.iter().map(|a| a.occurred_at.micros()).collect();
+    crate::store::partitions::ensure_in(tx, &months).await?;
     // Stamped inside the ingestion fence (see `store::ingestion_stamp`).
     let stamp = crate::store::ingestion_stamp(tx).await?;
     let mut counts = CountChanges::new();

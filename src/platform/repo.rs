@@ -291,7 +291,7 @@ pub(super) async fn insert_activity(
         "INSERT INTO activity_log (id, user_id, kind, outcome, reason, occurred_at, \
          ingested_at, user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, \
          bidx_key_version, details)",
-        " ON CONFLICT (id) DO NOTHING RETURNING kind, occurred_at",
+        " ON CONFLICT DO NOTHING RETURNING kind, occurred_at",
         15,
         activity,
         |q, s| {

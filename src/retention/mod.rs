@@ -452,11 +452,19 @@ pub struct PolicyCounts {
     pub held: u64,
     /// Chunks (transactions; archive segments for the audit log).
     pub chunks: u64,
+    /// Whole month partitions dropped (activity on Postgres), a chunk each; their rows are in
+    /// `done`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partitions: u64,
     /// Seconds spent, across resumptions.
     pub seconds: f64,
     /// The policy was disabled and skipped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A policy that failed in a run.
@@ -732,7 +740,21 @@ async fn apply_policy(
     progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
 ) -> Result<(), RetentionError> {
     let category = policy.category;
+    // Past the period as of now too: the drop function judges by the server's clock, whatever
+    // time the run judges ages as of.
+    let settled = cutoff(Timestamp::now(), policy.period_days).micros();
     let cutoff = cutoff(rec.as_of, policy.period_days).micros();
+    if category == Category::Activity && policy.action == PolicyAction::Delete {
+        drop_partitions(
+            store,
+            rec,
+            (cutoff.min(settled), options),
+            start.as_ref(),
+            chunks_here,
+            progress,
+        )
+        .await?;
+    }
     let targets = repo::targets(category, policy.action);
     let mut due_per_target = Vec::with_capacity(targets.len());
     for t in targets {
@@ -770,6 +792,73 @@ async fn apply_policy(
         };
         walked?;
         rebuilt?;
+    }
+    Ok(())
+}
+
+/// On Postgres, drops each month partition of `activity_log` entirely before the cutoff that
+/// holds no held record, one transaction each (recording the run's counts with it, so a run
+/// cut short resumes with them; each counts as a chunk); its rows count as done. A month
+/// holding a held record is kept, and the chunked deletes that follow clear its other rows, as
+/// they clear the month the cutoff falls in. A partition that cannot be dropped now (its lock
+/// not granted in time) is left to those deletes too.
+async fn drop_partitions(
+    store: &Store,
+    rec: &mut RunRecord,
+    (cutoff, options): (i64, &RunOptions),
+    resumed_at: Option<&RunCursor>,
+    chunks_here: &mut u64,
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
+) -> Result<(), RetentionError> {
+    use crate::store::partitions;
+    let mut seen = 0u64;
+    for p in partitions::list(store).await? {
+        if p.end > cutoff {
+            break;
+        }
+        let mut tx = store.begin().await?;
+        let rows = match partitions::drop_month(&mut tx, p.start, cutoff).await {
+            Ok(Some(rows)) => u64::try_from(rows).unwrap_or(0),
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(partition = %p.name, error = %e,
+                    "retention: month partition not dropped; its rows are deleted instead");
+                continue;
+            }
+        };
+        let counts = rec.counts.entry(Category::Activity).or_default();
+        counts.done += rows;
+        counts.partitions += 1;
+        counts.chunks += 1;
+        seen += rows;
+        // Where the chunked deletes are to start (a resumed run's own place).
+        let cursor = resumed_at.cloned().unwrap_or(RunCursor {
+            policy: Category::Activity,
+            target: 0,
+            after: (i64::MIN, String::new()),
+        });
+        repo::save_progress(
+            &mut tx,
+            &rec.id.to_string(),
+            &serde_json::to_string(&cursor).expect("a cursor serialises"),
+            &serde_json::to_string(&rec.counts).expect("counts serialise"),
+        )
+        .await?;
+        *chunks_here += 1;
+        if options.abort_in_chunk == Some(*chunks_here) {
+            // Fault injection, as in a chunk: die with the drop's transaction open.
+            std::process::abort();
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(partition = %p.name, rows, "retention: month partition dropped");
+        let answer = progress(Progress {
+            policy: Category::Activity,
+            done: seen,
+            due: seen,
+        });
+        if answer.is_break() {
+            return Err(RetentionError::Stopped);
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod fence;
 /// Files Vigil writes (a floor below the store; kept reachable as `store::files`).
 pub use crate::files;
 mod lock;
+pub mod partitions;
 pub mod privileges;
 pub mod team;
 mod url;

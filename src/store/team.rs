@@ -40,7 +40,15 @@ pub const OPERATOR_FUNCTIONS: &[&str] = &[
     "vigil_delete_retired_grants(text)",
     "vigil_drop_unused_totp_keys()",
     "vigil_end_connections(text)",
+    "vigil_activity_partition_ensure(bigint)",
 ];
+
+/// The definer functions only the groups holding a permission may call (each checks the
+/// permission itself too): dropping a month of activity is retention's.
+pub const PERMISSION_FUNCTIONS: &[(&str, Permission)] = &[(
+    "vigil_activity_partition_drop(bigint, bigint)",
+    Permission::RetentionManage,
+)];
 
 /// Advisory lock key serialising [`apply`] between owners migrating at once (concurrent GRANTs
 /// on one table fail with "tuple concurrently updated").
@@ -99,6 +107,13 @@ pub fn privilege_statements(prefix: &str) -> Vec<String> {
         out.push(format!("GRANT USAGE ON SCHEMA public TO {g}"));
         for f in OPERATOR_FUNCTIONS {
             out.push(format!("GRANT EXECUTE ON FUNCTION {f} TO {g}"));
+        }
+        for (f, p) in PERMISSION_FUNCTIONS {
+            out.push(if role_allows(role, *p) {
+                format!("GRANT EXECUTE ON FUNCTION {f} TO {g}")
+            } else {
+                format!("REVOKE EXECUTE ON FUNCTION {f} FROM {g}")
+            });
         }
         let grants = role_grants(role);
         let mut tables: Vec<&str> = grants.iter().map(|(t, _, _)| *t).collect();

@@ -5,6 +5,7 @@ mod charts;
 mod dsr;
 mod foundation;
 mod monitoring;
+mod partitions;
 mod retention;
 mod screening;
 
@@ -81,6 +82,11 @@ pub(crate) struct BenchArgs {
     /// audit log.
     #[arg(long)]
     retention: bool,
+    /// Measure dropping a month of activity instead (Postgres only): fill one old month with
+    /// this many activity rows, then time a retention run dropping its partition against a
+    /// `DELETE` of the same rows (the month filled again), median of 3 each.
+    #[arg(long, value_name = "N")]
+    partition_drop: Option<u64>,
     /// Measure the dashboard charts instead: seed --users and --comments over 90 days (with
     /// the attack scenarios, and a detector run), then time each chart (median of 5).
     #[arg(long)]
@@ -123,6 +129,9 @@ pub(crate) async fn run(
     let keystore = FileKeystore::open(&scratch.path().join("keys"))?;
     if a.charts {
         return charts::cmd(&store, &keystore, &a).await;
+    }
+    if let Some(rows) = a.partition_drop {
+        return partitions::cmd(&store, &keystore, &a, rows).await;
     }
     if a.retention {
         return retention::cmd(&store, &keystore, &a, config.retention.chunk).await;
