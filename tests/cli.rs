@@ -2461,8 +2461,14 @@ fn hostile_feed_is_ingested_line_by_line(cli: Cli) {
     assert!(!rejected[3].1.contains('['), "{}", rejected[3].1);
     let empty = dir.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    let (code, _, err, sign_in) = run_measured(&cli, &["whoami"], &[], &empty);
-    assert_eq!(code, Some(0), "{err}");
+    // The two derivations overlap in most sign-ins but not all (on a loaded machine one may
+    // end before the other starts): the baseline is the highest of three.
+    let mut sign_in = 0;
+    for _ in 0..3 {
+        let (code, _, err, peak) = run_measured(&cli, &["whoami"], &[], &empty);
+        assert_eq!(code, Some(0), "{err}");
+        sign_in = sign_in.max(peak);
+    }
     println!("activity ingest: peak resident {peak} KiB; whoami {sign_in} KiB");
     assert!(
         peak < sign_in + OVER_SIGN_IN_LIMIT_KIB,
