@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, archive, AuditAction, NewAuditEntry};
 use crate::identity::Actor;
 use crate::rbac::{self, Forbidden, Permission};
-use crate::store::{Backend, Store, StoreError, Timestamp};
+use crate::store::{Backend, Store, StoreError, Timestamp, Tx};
 
 /// The job lock a run holds.
 pub const JOB: &str = "retention";
@@ -837,28 +837,21 @@ async fn drop_partitions(
             target: 0,
             after: (i64::MIN, String::new()),
         });
-        repo::save_progress(
-            &mut tx,
-            &rec.id.to_string(),
-            &serde_json::to_string(&cursor).expect("a cursor serialises"),
-            &serde_json::to_string(&rec.counts).expect("counts serialise"),
-        )
-        .await?;
-        *chunks_here += 1;
-        if options.abort_in_chunk == Some(*chunks_here) {
-            // Fault injection, as in a chunk: die with the drop's transaction open.
-            std::process::abort();
-        }
-        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(partition = %p.name, rows, "retention: month partition dropped");
-        let answer = progress(Progress {
+        let report = Progress {
             policy: Category::Activity,
             done: seen,
             due: seen,
-        });
-        if answer.is_break() {
-            return Err(RetentionError::Stopped);
-        }
+        };
+        end_chunk(
+            tx,
+            rec,
+            &cursor,
+            Some((options, chunks_here)),
+            progress,
+            report,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -937,27 +930,20 @@ async fn walk_target(
                 after: (i64::MIN, String::new()),
             },
         };
-        repo::save_progress(
-            &mut tx,
-            &rec.id.to_string(),
-            &serde_json::to_string(&next).expect("a cursor serialises"),
-            &serde_json::to_string(&rec.counts).expect("counts serialise"),
-        )
-        .await?;
-        *chunks_here += 1;
-        if options.abort_in_chunk == Some(*chunks_here) {
-            // Fault injection: die with this chunk's transaction open.
-            std::process::abort();
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        let answer = progress(Progress {
+        let report = Progress {
             policy: category,
             done: *seen,
             due: due.max(*seen),
-        });
-        if answer.is_break() {
-            return Err(RetentionError::Stopped);
-        }
+        };
+        end_chunk(
+            tx,
+            rec,
+            &next,
+            Some((options, chunks_here)),
+            progress,
+            report,
+        )
+        .await?;
         match upper {
             Some(u) => *after = u,
             None => return Ok(()),
@@ -990,28 +976,50 @@ async fn archive_policy(
         counts.done += segment.entries;
         counts.chunks += 1;
         seen += segment.entries;
-        let mut tx = store.begin().await?;
+        let tx = store.begin().await?;
         let cursor = RunCursor {
             policy: Category::Audit,
             target: 0,
             after: (segment.last_seq, String::new()),
         };
-        repo::save_progress(
-            &mut tx,
-            &rec.id.to_string(),
-            &serde_json::to_string(&cursor).expect("a cursor serialises"),
-            &serde_json::to_string(&rec.counts).expect("counts serialise"),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        let answer = progress(Progress {
+        let report = Progress {
             policy: Category::Audit,
             done: seen,
             due: due.max(seen),
-        });
-        if answer.is_break() {
-            return Err(RetentionError::Stopped);
+        };
+        end_chunk(tx, rec, &cursor, None, progress, report).await?;
+    }
+    Ok(())
+}
+
+/// Ends a chunk: saves where the run is (`next`) and its counts in `tx`, commits, and reports
+/// `report`; an answer to stop ends the run as [`RetentionError::Stopped`], to be resumed from
+/// `next`. With `fault`, the chunk is counted for fault injection (`abort_in_chunk`): the
+/// process dies with the chunk's transaction open, as a killed run would.
+async fn end_chunk(
+    mut tx: Tx,
+    rec: &RunRecord,
+    next: &RunCursor,
+    fault: Option<(&RunOptions, &mut u64)>,
+    progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
+    report: Progress,
+) -> Result<(), RetentionError> {
+    repo::save_progress(
+        &mut tx,
+        &rec.id.to_string(),
+        &serde_json::to_string(next).expect("a cursor serialises"),
+        &serde_json::to_string(&rec.counts).expect("counts serialise"),
+    )
+    .await?;
+    if let Some((options, chunks_here)) = fault {
+        *chunks_here += 1;
+        if options.abort_in_chunk == Some(*chunks_here) {
+            std::process::abort();
         }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    if progress(report).is_break() {
+        return Err(RetentionError::Stopped);
     }
     Ok(())
 }
