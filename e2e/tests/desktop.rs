@@ -493,19 +493,13 @@ async fn data_subject_requests(
     // Stopped from the desktop: another program holds the database's write lock a moment (as a
     // long backup or a worker would), so the run is still at its start when the officer presses
     // Stop; it stops before its first step and changes nothing the steps do.
-    let db_file = home.join("data/vigil/vigil.db");
-    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db_file)
-        .connect()
-        .await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
+    let other = hold_write_lock(home).await?;
     app.click("dsr-run").await?;
     app.click("confirm-ok").await?;
     app.click("dsr-stop").await?;
     app.wait_css("[data-testid=\"dsr-stop\"][data-state=\"requested\"]")
         .await?;
-    sqlx::query("ROLLBACK").execute(&mut other).await?;
-    other.close().await?;
+    release_write_lock(other).await?;
     app.wait_css_for(
         "[data-testid=\"dsr-run-stopped\"]",
         std::time::Duration::from_secs(60),
@@ -871,19 +865,14 @@ async fn retention(app: &App, home: &std::path::Path) -> Result<()> {
     // Stopped part-way: another program holds the database's write lock a moment (as a backup
     // or a worker would), so the run is still at its first chunk when the administrator presses
     // Stop; it stops after that chunk, and the history shows it left to be resumed.
-    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(home.join("data/vigil/vigil.db"))
-        .connect()
-        .await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
+    let other = hold_write_lock(home).await?;
     app.click("retention-run").await?;
     app.el("confirm-dialog").await?;
     app.click("confirm-ok").await?;
     app.click("retention-stop").await?;
     app.wait_css("[data-testid=\"retention-stop\"][data-state=\"requested\"]")
         .await?;
-    sqlx::query("ROLLBACK").execute(&mut other).await?;
-    other.close().await?;
+    release_write_lock(other).await?;
     app.wait_css_for(
         "[data-testid=\"retention-run-stopped\"]",
         std::time::Duration::from_secs(60),
@@ -966,6 +955,23 @@ async fn retention(app: &App, home: &std::path::Path) -> Result<()> {
         left < due && still > 0,
         "due {left}, held {still} after the run"
     );
+    Ok(())
+}
+
+/// Another program's connection to the app's SQLite file, holding its write lock (as a backup
+/// or a worker would) until [`release_write_lock`]: the app's next write waits for it.
+async fn hold_write_lock(home: &std::path::Path) -> Result<sqlx::SqliteConnection> {
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(home.join("data/vigil/vigil.db"))
+        .connect()
+        .await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await?;
+    Ok(other)
+}
+
+async fn release_write_lock(mut other: sqlx::SqliteConnection) -> Result<()> {
+    sqlx::query("ROLLBACK").execute(&mut other).await?;
+    other.close().await?;
     Ok(())
 }
 
