@@ -1227,3 +1227,52 @@ async fn each_shard_reads_exactly_its_own_records(db: TestDb) {
     assert!(five.scanned < 2 * five.new_events, "{five:?}");
 }
 on_both!(each_shard_reads_exactly_its_own_records);
+
+/// Someone with write access to `activity_log` moves one sealed address over every other (so
+/// none of those opens where it now sits): the detector run still records every scenario's
+/// incident, without the addresses that did not open, and says how many did not.
+async fn an_address_altered_in_the_database_does_not_stop_the_detectors(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 200,
+        comments: 0,
+        days: 30,
+        seed: 5,
+        scenarios: true,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    exec(
+        &raw,
+        "UPDATE activity_log SET ip_enc = (SELECT ip_enc FROM activity_log \
+         WHERE ip_enc IS NOT NULL ORDER BY id LIMIT 1) WHERE ip_enc IS NOT NULL",
+    )
+    .await;
+    raw.close().await;
+
+    let report = run(&db, &admin, &ring).await;
+    assert!(report.sources_unopened > 0, "{report:?}");
+    let queue = incidents::list(&db.store, &admin, &all()).await.unwrap();
+    for s in SCENARIOS {
+        assert!(
+            queue
+                .iter()
+                .any(|i| i.username.as_deref() == Some(s.username) && i.kind == s.kind),
+            "{} should still open {:?}: {queue:#?}",
+            s.label,
+            s.kind
+        );
+    }
+    // The incidents whose source did not open carry no address.
+    let raw = db.raw().await;
+    let without = count(
+        &raw,
+        "SELECT COUNT(*) FROM incidents WHERE source_ip_enc IS NULL AND user_id IS NOT NULL",
+    )
+    .await;
+    raw.close().await;
+    assert!(without > 0, "{report:?}");
+}
+on_both!(an_address_altered_in_the_database_does_not_stop_the_detectors);

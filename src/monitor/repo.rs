@@ -204,6 +204,11 @@ pub(super) async fn profiles(store: &Store, before: i64) -> Result<HashMap<uuid:
 /// A page of `shard`'s part of the activity stream in time order after `(at, id)`, up to
 /// `hi`; each event is fresh if ingested in `(after, snap]`. A comment submission comes with
 /// its comment's id and public text (none if private or removed).
+///
+/// The position is a row-value comparison, which both databases take as the lower bound of an
+/// index range on `(occurred_at, id)`. Written as `occurred_at > $1 OR (occurred_at = $1 AND id
+/// > $2)`, Postgres bounded its scan above only and read every page from the start of the
+/// range, so a run's time grew with the square of its records.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn stream_page(
     store: &Store,
@@ -219,7 +224,7 @@ pub(super) async fn stream_page(
                 a.details, a.country, a.ref_id, c.body \
          FROM activity_log a LEFT JOIN comments c ON a.kind = 'comment' AND c.id = a.ref_id \
               AND c.deleted_at IS NULL \
-         WHERE (a.occurred_at > $1 OR (a.occurred_at = $1 AND a.id > $2)) \
+         WHERE (a.occurred_at, a.id) > ($1, $2) \
            AND a.occurred_at <= $3 AND a.ingested_at <= $4 {} \
          ORDER BY a.occurred_at, a.id LIMIT $5",
         shard_filter(store.backend(), shard)
@@ -318,15 +323,24 @@ fn target_of(details: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The sealed source address of an activity record.
-pub(super) async fn sealed_ip(store: &Store, activity: &str) -> Result<Option<Vec<u8>>> {
-    Ok(sqlx::query("SELECT ip_enc FROM activity_log WHERE id = $1")
-        .bind(activity)
-        .fetch_optional(store.pool())
-        .await?
-        .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
-        .transpose()?
-        .flatten())
+/// The sealed source addresses of the records `ids` that have one, by record id.
+pub(super) async fn sealed_ips(store: &Store, ids: &[&str]) -> Result<HashMap<String, Vec<u8>>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, ip_enc FROM activity_log WHERE id IN ({}) AND ip_enc IS NOT NULL",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(store.pool()).await? {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The catch-all live event for ingested comments that name none, created once.

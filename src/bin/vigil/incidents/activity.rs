@@ -181,6 +181,13 @@ pub(crate) async fn monitor_run(config: &Config, json: bool) -> Result<ExitCode>
             report.actions,
             report.suspensions_expired
         );
+        if report.sources_unopened > 0 {
+            println!(
+                "{} source addresses did not open (altered or moved in the database): their \
+                 incidents were recorded without them; the log names the records",
+                report.sources_unopened
+            );
+        }
         if report.shards > 1 {
             println!(
                 "shards judged: {} of {}{}",
