@@ -206,9 +206,9 @@ pub(super) async fn profiles(store: &Store, before: i64) -> Result<HashMap<uuid:
 /// its comment's id and public text (none if private or removed).
 ///
 /// The position is a row-value comparison, which both databases take as the lower bound of an
-/// index range on `(occurred_at, id)`. Written as `occurred_at > $1 OR (occurred_at = $1 AND id
-/// > $2)`, Postgres bounded its scan above only and read every page from the start of the
-/// range, so a run's time grew with the square of its records.
+/// index range on `(occurred_at, id)`. Written as an `OR` of "later" and "as late with a
+/// greater id", Postgres bounded its scan above only and read every page from the start of
+/// the range, so a run's time grew with the square of its records.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn stream_page(
     store: &Store,
