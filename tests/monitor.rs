@@ -1276,3 +1276,97 @@ async fn an_address_altered_in_the_database_does_not_stop_the_detectors(db: Test
     assert!(without > 0, "{report:?}");
 }
 on_both!(an_address_altered_in_the_database_does_not_stop_the_detectors);
+
+/// On Postgres a batch is copied straight into the tables after one query finds which of its
+/// ids are stored. A record another ingestion commits in between (here: held uncommitted
+/// until the copy waits on its key) fails the copy; the batch is then merged through the
+/// staging tables, and every record is stored once and counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_another_ingestion_commits_first_is_stored_once() {
+    let db = common::postgres().await;
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 20,
+        comments: 0,
+        days: 1,
+        seed: 4,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let names = vigil::platform::first_usernames(&db.store, 20)
+        .await
+        .unwrap();
+    let at = (Timestamp::now().micros() - HOUR) / 1_000_000 * 1_000_000;
+    let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+    let iso = Timestamp::from_micros(at).to_rfc3339();
+    let file = format!(
+        "{{\"id\":\"{}\",\"type\":\"login_attempt\",\"user\":\"{}\",\"at\":\"{iso}\",\"ip\":\"192.0.2.1\"}}\n\
+         {{\"id\":\"{}\",\"type\":\"comment_submission\",\"user\":\"{}\",\"at\":\"{iso}\",\"content\":\"hello\"}}\n\
+         {{\"id\":\"{}\",\"type\":\"profile_change\",\"user\":\"{}\",\"at\":\"{iso}\",\"field\":\"bio\"}}\n",
+        ids[0], names[0], ids[1], names[1], ids[2], names[2]
+    );
+    let raw = db.raw().await;
+    let mut other = raw.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO activity_log (id, kind, outcome, occurred_at, ingested_at, details) \
+         VALUES ($1, 'login', 'success', $2, $2, '{}')",
+    )
+    .bind(ids[0].to_string())
+    .bind(at)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let watcher = db.raw().await;
+    let commit_once_waited_on = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while count(
+            &watcher,
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE 'COPY activity_log %'",
+        )
+        .await
+            == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the copy never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        other.commit().await.unwrap();
+    };
+    let (report, ()) = tokio::join!(
+        monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes()),
+        commit_once_waited_on
+    );
+    let report = report.unwrap();
+    assert_eq!(
+        (report.ingested, report.duplicates, report.comments),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    let mut stored = Vec::new();
+    for id in &ids {
+        stored.push(
+            count(
+                &raw,
+                &format!("SELECT COUNT(*) FROM activity_log WHERE id = '{id}'"),
+            )
+            .await,
+        );
+    }
+    assert_eq!(stored, [1, 1, 1]);
+    // Counted once each: every row but the one written by hand.
+    assert_eq!(
+        count(
+            &raw,
+            "SELECT CAST(SUM(n) AS BIGINT) FROM daily_counts WHERE metric = 'activity'"
+        )
+        .await,
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await - 1
+    );
+    watcher.close().await;
+    raw.close().await;
+}

@@ -240,7 +240,7 @@ impl BatchWriter {
         let Some(batch) = prepare_batch(store, keys, lines, report).await? else {
             return Ok(());
         };
-        let copy = CopyBatch::new(keys, &batch.comments, &batch.activity, Timestamp::now());
+        let copy = CopyBatch::new(keys, &batch.comments, &batch.activity);
         self.finish(report).await?;
         let mut conn = self.idle.take().expect("the writer is idle after finish");
         let rows = copy.activity_rows();

@@ -1,11 +1,15 @@
 //! Bulk writing of ingested activity on Postgres: each batch sealed and encoded in `COPY`'s
-//! text format ([`CopyBatch`]), then copied by a [`BulkWriter`] into session-private staging
-//! tables and merged into `comments` (`ON CONFLICT (id) DO NOTHING`) and `activity_log` (a row
-//! whose id is stored at any time skipped: on Postgres its key is `(id, occurred_at)`, as its
-//! monthly partitions need), in one transaction that also counts the records merged into the
-//! dashboard's daily counts.
-//! The staging step is what keeps re-ingesting a file idempotent: `COPY` alone cannot skip a
-//! row whose id is already stored.
+//! text format ([`CopyBatch`]), then written by a [`BulkWriter`] in one transaction that also
+//! counts the records written into the dashboard's daily counts.
+//!
+//! A batch is copied straight into `comments` and `activity_log` after one query finds which of
+//! its ids are stored already (those rows, and repeats within the batch, are left out): that
+//! keeps re-ingesting a file idempotent, which `COPY` alone cannot (it stops at the first
+//! stored key). A row of the same id that another ingestion commits in between makes the copy
+//! fail on its key; the batch is then written again through session-private staging tables and
+//! merged (`ON CONFLICT (id) DO NOTHING` for comments; for activity, a row whose id is stored at
+//! any time skipped: on Postgres its key is `(id, occurred_at)`, as its monthly partitions
+//! need).
 //!
 //! The writer owns a Postgres connection of its own (not one of the pool's `Any`
 //! connections, which cannot `COPY`), so a batch can be written on a task of its own while
@@ -41,41 +45,89 @@ pub struct PublicComment {
 /// One batch of comments and activity, sealed, hashed and encoded for `COPY`, ready to write.
 #[derive(Debug, Default)]
 pub struct CopyBatch {
-    comments: String,
-    comment_rows: u64,
-    activity: String,
-    activity_rows: u64,
+    comments: Rows,
+    /// Activity rows without their ingestion stamp, which the writer appends (the last column
+    /// of [`ACTIVITY_COPY_COLUMNS`]) once it holds the ingestion fence.
+    activity: Rows,
+    /// Each activity row's time and kind, for the daily counts.
+    activity_counts: Vec<(i64, &'static str)>,
     /// The month starts the activity falls in (their partitions are made before the copy).
     months: Vec<i64>,
 }
 
+/// Encoded rows with their ids, each row's text ending at its entry of `ends` (without a line
+/// end).
+#[derive(Debug, Default)]
+struct Rows {
+    text: String,
+    ends: Vec<usize>,
+    ids: Vec<String>,
+}
+
+impl Rows {
+    fn with_capacity(rows: usize, bytes_per_row: usize) -> Self {
+        Rows {
+            text: String::with_capacity(rows * bytes_per_row),
+            ends: Vec::with_capacity(rows),
+            ids: Vec::with_capacity(rows),
+        }
+    }
+
+    fn row(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The positions of the rows to write: those whose id is not in `stored` and not repeated
+    /// earlier in the batch.
+    fn new_rows(&self, stored: &std::collections::HashSet<String>) -> Vec<usize> {
+        let mut seen = std::collections::HashSet::with_capacity(self.ids.len());
+        (0..self.ids.len())
+            .filter(|i| !stored.contains(&self.ids[*i]) && seen.insert(self.ids[*i].as_str()))
+            .collect()
+    }
+
+    /// `COPY` input of the rows at `positions`, each followed by `suffix` (already escaped).
+    fn copy_text(&self, positions: impl IntoIterator<Item = usize>, suffix: &str) -> String {
+        let mut out = String::with_capacity(self.text.len() + self.ends.len() * (suffix.len() + 1));
+        for i in positions {
+            out.push_str(self.row(i));
+            out.push_str(suffix);
+            out.push('\n');
+        }
+        out
+    }
+}
+
 const ACTIVITY_COLUMNS: &str = "id, user_id, kind, outcome, reason, occurred_at, ingested_at, \
      user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, bidx_key_version, details";
+/// The columns of an encoded activity row: the stamp last, appended when the batch is written.
+const ACTIVITY_COPY_COLUMNS: &str = "id, user_id, kind, outcome, reason, occurred_at, \
+     user_agent, country, ref_id, ip_enc, ip_bidx, network_key_version, bidx_key_version, \
+     details, ingested_at";
 const COMMENT_COLUMNS: &str =
     "id, event_id, author_id, is_private, body, content_hash, hash_key_version, created_at";
 
 impl CopyBatch {
     /// Seals the source addresses, computes the blind indexes and the comments' keyed content
-    /// hashes, and encodes the rows; the activity is stamped as ingested at `ingested_at`.
-    pub fn new(
-        keys: &WriteKeys,
-        comments: &[PublicComment],
-        activity: &[NewActivity],
-        ingested_at: Timestamp,
-    ) -> Self {
+    /// hashes, and encodes the rows.
+    pub fn new(keys: &WriteKeys, comments: &[PublicComment], activity: &[NewActivity]) -> Self {
         let mut out = CopyBatch {
-            comments: String::with_capacity(comments.len() * 220),
-            comment_rows: comments.len() as u64,
-            activity: String::with_capacity(activity.len() * 420),
-            activity_rows: activity.len() as u64,
+            comments: Rows::with_capacity(comments.len(), 220),
+            activity: Rows::with_capacity(activity.len(), 400),
+            activity_counts: activity
+                .iter()
+                .map(|a| (a.occurred_at.micros(), a.kind))
+                .collect(),
             months: crate::store::partitions::months_of(
                 activity.iter().map(|a| a.occurred_at.micros()),
             ),
         };
         let hash_version = i64::from(keys.content_version().0);
         for c in comments {
-            let mut row = Row::start(&mut out.comments);
-            row.text(&c.id.to_string());
+            let id = c.id.to_string();
+            let mut row = Row::start(&mut out.comments.text);
+            row.text(&id);
             row.text(&c.event_id.to_string());
             row.text(&c.author_id.to_string());
             row.raw("f");
@@ -83,7 +135,8 @@ impl CopyBatch {
             row.bytes(Some(&keys.content_hash(c.text.as_bytes())));
             row.int(Some(hash_version));
             row.int(Some(c.created_at.micros()));
-            row.end();
+            out.comments.ends.push(out.comments.text.len());
+            out.comments.ids.push(id);
         }
         let (network_version, bidx_version) = (
             i64::from(keys.network_version().0),
@@ -95,14 +148,13 @@ impl CopyBatch {
                 keys.seal_network(&Place::new("activity_log", "ip_enc", &id), ip.as_bytes())
             });
             let ip_bidx = a.ip.as_ref().map(|ip| keys.blind_index(BlindKind::Ip, ip));
-            let mut row = Row::start(&mut out.activity);
+            let mut row = Row::start(&mut out.activity.text);
             row.text(&id);
             row.opt_text(a.user_id.map(|u| u.to_string()).as_deref());
             row.text(a.kind);
             row.text(a.outcome);
             row.opt_text(a.reason);
             row.int(Some(a.occurred_at.micros()));
-            row.int(Some(ingested_at.micros()));
             row.text(&a.user_agent);
             row.text(&a.country);
             row.opt_text(a.ref_id.map(|r| r.to_string()).as_deref());
@@ -114,14 +166,15 @@ impl CopyBatch {
                 Some(t) => row.raw(&format!("{{\"target\":\"{}\"}}", hex::encode(t))),
                 None => row.raw("{}"),
             }
-            row.end();
+            out.activity.ends.push(out.activity.text.len());
+            out.activity.ids.push(id);
         }
         out
     }
 
     /// Activity records in the batch.
     pub fn activity_rows(&self) -> u64 {
-        self.activity_rows
+        self.activity.ids.len() as u64
     }
 }
 
@@ -186,10 +239,6 @@ impl<'a> Row<'a> {
             None => self.0.push_str("\\N"),
         }
     }
-
-    fn end(self) {
-        self.0.push('\n');
-    }
 }
 
 /// Writes [`CopyBatch`]es on a Postgres connection of its own.
@@ -244,8 +293,9 @@ impl BulkWriter {
         }))
     }
 
-    /// Copies `batch` and merges it, skipping rows whose ids are already stored, in one
-    /// transaction.
+    /// Writes `batch`, skipping rows whose ids are already stored, in one transaction: copied
+    /// straight into the tables, or (if another ingestion wrote one of its ids meanwhile)
+    /// through the staging tables.
     pub async fn write(&mut self, batch: &CopyBatch) -> Result<Written, StoreError> {
         // The batch's month partitions, once per month per writer, outside the batch's
         // transaction: making one locks the default partition until it commits.
@@ -258,13 +308,60 @@ impl BulkWriter {
                 self.months.insert(*m);
             }
         }
+        match self.copy_direct(batch).await {
+            Err(e) if is_unique_violation(&e) => self.copy_staged(batch).await,
+            r => r,
+        }
+    }
+
+    async fn copy_direct(&mut self, batch: &CopyBatch) -> Result<Written, StoreError> {
         let mut tx = self.conn.begin().await?;
         let mut written = Written::default();
-        if batch.comment_rows > 0 {
+        if !batch.comments.ids.is_empty() {
+            let stored = stored_ids(&mut tx, "comments", &batch.comments.ids).await?;
+            let rows = batch.comments.new_rows(&stored);
+            if !rows.is_empty() {
+                let data = batch.comments.copy_text(rows.iter().copied(), "");
+                copy(
+                    &mut tx,
+                    &format!("COPY comments ({COMMENT_COLUMNS}) FROM STDIN"),
+                    &data,
+                )
+                .await?;
+            }
+            written.comments = rows.len() as u64;
+        }
+        if !batch.activity.ids.is_empty() {
+            let stored = stored_ids(&mut tx, "activity_log", &batch.activity.ids).await?;
+            let rows = batch.activity.new_rows(&stored);
+            if !rows.is_empty() {
+                let stamp = ingestion_stamp(&mut tx).await?;
+                let data = batch
+                    .activity
+                    .copy_text(rows.iter().copied(), &format!("\t{stamp}"));
+                copy(
+                    &mut tx,
+                    &format!("COPY activity_log ({ACTIVITY_COPY_COLUMNS}) FROM STDIN"),
+                    &data,
+                )
+                .await?;
+                count_activity(&mut tx, rows.iter().map(|i| batch.activity_counts[*i])).await?;
+            }
+            written.activity = rows.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn copy_staged(&mut self, batch: &CopyBatch) -> Result<Written, StoreError> {
+        let mut tx = self.conn.begin().await?;
+        let mut written = Written::default();
+        if !batch.comments.ids.is_empty() {
+            let data = batch.comments.copy_text(0..batch.comments.ids.len(), "");
             copy(
                 &mut tx,
                 &format!("COPY vigil_comments_stage ({COMMENT_COLUMNS}) FROM STDIN"),
-                &batch.comments,
+                &data,
             )
             .await?;
             written.comments = sqlx::query(&format!(
@@ -275,51 +372,32 @@ impl BulkWriter {
             .await?
             .rows_affected();
         }
-        if batch.activity_rows > 0 {
+        if !batch.activity.ids.is_empty() {
+            let stamp = ingestion_stamp(&mut tx).await?;
+            let data = batch
+                .activity
+                .copy_text(0..batch.activity.ids.len(), &format!("\t{stamp}"));
             copy(
                 &mut tx,
-                &format!("COPY vigil_activity_stage ({ACTIVITY_COLUMNS}) FROM STDIN"),
-                &batch.activity,
+                &format!("COPY vigil_activity_stage ({ACTIVITY_COPY_COLUMNS}) FROM STDIN"),
+                &data,
             )
             .await?;
-            // Stamped inside the ingestion fence, by the database's clock (see
-            // `store::ingestion_stamp`): the staged stamp is replaced.
-            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                .bind(crate::store::ingestion_fence_key())
-                .execute(&mut *tx)
-                .await?;
-            let stamp: i64 = sqlx::query(crate::store::POSTGRES_NOW_MICROS)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-            let select = ACTIVITY_COLUMNS.replacen("ingested_at", "$1::BIGINT", 1);
-            // The rows actually inserted (not those already stored) are counted into the
-            // dashboard's daily counts (`store::daily_counts`, metric `activity`) in the same
-            // statement: by kind, on the UTC day they occurred (floored, as migration 0016
-            // counts), in this session's slot like `CountChanges::write`.
-            let written_rows: i64 = sqlx::query(&format!(
-                "WITH inserted AS ( \
-                   INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
-                   SELECT {select} FROM vigil_activity_stage s WHERE NOT EXISTS \
-                     (SELECT 1 FROM activity_log a WHERE a.id = s.id) \
-                   ON CONFLICT DO NOTHING \
-                   RETURNING kind, occurred_at), \
-                 per_day AS ( \
-                   SELECT (occurred_at - ((occurred_at % 86400000000) + 86400000000) \
-                           % 86400000000) / 86400000000 AS day, kind, COUNT(*) AS n \
-                   FROM inserted GROUP BY 1, 2), \
-                 counted AS ( \
-                   INSERT INTO daily_counts (metric, day, key, slot, n) \
-                   SELECT 'activity', day, kind, pg_backend_pid(), n FROM per_day \
-                   ON CONFLICT (metric, day, key, slot) \
-                   DO UPDATE SET n = daily_counts.n + EXCLUDED.n) \
-                 SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM per_day"
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO activity_log ({ACTIVITY_COLUMNS}) \
+                 SELECT {ACTIVITY_COLUMNS} FROM vigil_activity_stage s WHERE NOT EXISTS \
+                   (SELECT 1 FROM activity_log a WHERE a.id = s.id) \
+                 ON CONFLICT DO NOTHING RETURNING kind, occurred_at"
             ))
-            .bind(stamp)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            written.activity = u64::try_from(written_rows).unwrap_or(0);
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut counted = Vec::with_capacity(inserted.len());
+            for r in &inserted {
+                let kind: String = r.try_get(0)?;
+                counted.push((r.try_get::<i64, _>(1)?, kind));
+            }
+            count_activity(&mut tx, counted.iter().map(|(at, k)| (*at, k.as_str()))).await?;
+            written.activity = inserted.len() as u64;
         }
         tx.commit().await?;
         Ok(written)
@@ -338,6 +416,76 @@ impl BulkWriter {
     pub async fn close(self) {
         let _ = self.conn.close().await;
     }
+}
+
+/// Which of `ids` are stored in `table` (at any time, for activity).
+async fn stored_ids(
+    conn: &mut PgConnection,
+    table: &str,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT id FROM {table} WHERE id = ANY($1)"))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+        .collect()
+}
+
+/// Takes the ingestion fence (shared) for the rest of the transaction and returns the stamp
+/// of what it writes, by the database's clock (see `store::ingestion_stamp`).
+async fn ingestion_stamp(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(crate::store::ingestion_fence_key())
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query(crate::store::POSTGRES_NOW_MICROS)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?)
+}
+
+/// Counts activity records written, each `(occurred_at, kind)`, into the dashboard's daily
+/// counts (`store::daily_counts`, metric `activity`), in this session's slot like
+/// `CountChanges::write`.
+async fn count_activity<'a>(
+    conn: &mut PgConnection,
+    rows: impl Iterator<Item = (i64, &'a str)>,
+) -> Result<(), StoreError> {
+    use crate::store::daily_counts::Day;
+    let mut per_day: std::collections::BTreeMap<(i64, &str), i64> = Default::default();
+    for (at, kind) in rows {
+        *per_day
+            .entry((Day::of_micros(at).number(), kind))
+            .or_default() += 1;
+    }
+    if per_day.is_empty() {
+        return Ok(());
+    }
+    let (mut days, mut kinds, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+    for ((day, kind), n) in per_day {
+        days.push(day);
+        kinds.push(kind.to_owned());
+        counts.push(n);
+    }
+    sqlx::query(
+        "INSERT INTO daily_counts (metric, day, key, slot, n) \
+         SELECT 'activity', d, k, pg_backend_pid(), n \
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) AS t(d, k, n) \
+         ON CONFLICT (metric, day, key, slot) DO UPDATE SET n = daily_counts.n + EXCLUDED.n",
+    )
+    .bind(days)
+    .bind(kinds)
+    .bind(counts)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `e` is a key violation (another writer stored one of the batch's ids first).
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Query(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505"))
 }
 
 async fn copy(conn: &mut PgConnection, statement: &str, data: &str) -> Result<(), StoreError> {
