@@ -1370,3 +1370,54 @@ async fn a_record_another_ingestion_commits_first_is_stored_once() {
     watcher.close().await;
     raw.close().await;
 }
+
+/// Two batches written at once that share records (the second repeats part of the first, in
+/// reverse order, with comments): each record is stored once, reported once as a duplicate,
+/// and neither write deadlocks on the other.
+async fn batches_in_flight_together_store_shared_records_once(db: TestDb) {
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 30,
+        comments: 0,
+        days: 1,
+        seed: 4,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let names = vigil::platform::first_usernames(&db.store, 30)
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let before = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
+    let line = |i: i64| {
+        let who = &names[(i % 30) as usize];
+        let at = Timestamp::from_micros(1_790_000_000_000_000 + i * 1_000_000).to_rfc3339();
+        if i % 2 == 0 {
+            format!(
+                r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"192.0.2.9","content":"c {i}"}}"#
+            )
+        } else {
+            format!(r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"192.0.2.9"}}"#)
+        }
+    };
+    // The first batch is lines 0-4999; the second repeats 1000-1999 among new ones.
+    let mut lines: Vec<String> = (0..9_000).map(line).collect();
+    lines.splice(5_000..5_000, (1_000..2_000).rev().map(line));
+    let file: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let report = monitor::ingest_reader(&db.store, &ring, &admin, file.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.ingested, report.duplicates, report.comments),
+        (9_000, 1_000, 4_500),
+        "{report:?}"
+    );
+    assert_eq!(
+        count(&raw, "SELECT COUNT(*) FROM activity_log").await,
+        before + 9_000
+    );
+    raw.close().await;
+}
+on_both!(batches_in_flight_together_store_shared_records_once);

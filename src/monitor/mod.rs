@@ -205,25 +205,41 @@ pub async fn ingest_batch(
 }
 
 /// Writes ingested batches: on SQLite each in its own transaction of prepared statements
-/// ([`ingest_batch`]); on Postgres with `COPY` on a connection of its own, each batch written
-/// on a task while the next is parsed, resolved and sealed.
+/// ([`ingest_batch`]); on Postgres with `COPY` on [`BULK_WRITERS`] connections of their own,
+/// each batch written on a task while the next is parsed, resolved and sealed.
+///
+/// Batches in flight at once may share ids (a file that repeats itself): each batch copies
+/// its rows in id order, so two writers take the keys they share in the same order and one
+/// waits for the other instead of deadlocking; the one that waited finds the key stored and
+/// merges its batch through the staging tables (see [`crate::platform::bulk`]).
 struct BatchWriter {
-    /// The connection, when no batch is being written on it.
-    idle: Option<BulkWriter>,
-    /// The batch being written, with its record count.
-    pending: Option<(u64, PendingWrite)>,
+    /// Connections not writing a batch.
+    idle: Vec<BulkWriter>,
+    /// Batches being written, oldest first, each with its record count.
+    pending: std::collections::VecDeque<(u64, PendingWrite)>,
     postgres: bool,
 }
+
+/// Connections that write batches at once on Postgres: the server's side of a copy (keys,
+/// indexes, partition routing) is most of an ingestion's work, and two keep a second core busy
+/// while the client parses and seals.
+const BULK_WRITERS: usize = 2;
 
 type PendingWrite = tokio::task::JoinHandle<(BulkWriter, Result<Written, StoreError>)>;
 
 impl BatchWriter {
     async fn open(store: &Store) -> Result<Self, MonitorError> {
-        let idle = BulkWriter::connect(store).await?;
+        let mut idle = Vec::new();
+        while let Some(writer) = BulkWriter::connect(store).await? {
+            idle.push(writer);
+            if idle.len() == BULK_WRITERS {
+                break;
+            }
+        }
         Ok(Self {
-            postgres: idle.is_some(),
+            postgres: !idle.is_empty(),
             idle,
-            pending: None,
+            pending: Default::default(),
         })
     }
 
@@ -241,10 +257,12 @@ impl BatchWriter {
             return Ok(());
         };
         let copy = CopyBatch::new(keys, &batch.comments, &batch.activity);
-        self.finish(report).await?;
-        let mut conn = self.idle.take().expect("the writer is idle after finish");
+        if self.idle.is_empty() {
+            self.finish_oldest(report).await?;
+        }
+        let mut conn = self.idle.pop().expect("a writer is idle after finish");
         let rows = copy.activity_rows();
-        self.pending = Some((
+        self.pending.push_back((
             rows,
             tokio::spawn(async move {
                 let r = conn.write(&copy).await;
@@ -254,28 +272,34 @@ impl BatchWriter {
         Ok(())
     }
 
-    /// Waits for the last batch, then refreshes the planner's statistics if much was written
-    /// (so the detector run that follows a bulk load is not planned for the table as it was).
+    /// Waits for the batches in flight, then refreshes the planner's statistics if much was
+    /// written (so the detector run that follows a bulk load is not planned for the table as
+    /// it was).
     async fn close(mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
-        self.finish(report).await?;
-        if let Some(mut conn) = self.idle.take() {
+        while !self.pending.is_empty() {
+            self.finish_oldest(report).await?;
+        }
+        if let Some(conn) = self.idle.first_mut() {
             if report.ingested >= INGEST_BATCH as u64 {
                 conn.analyze().await?;
             }
+        }
+        for conn in self.idle {
             conn.close().await;
         }
         Ok(())
     }
 
-    /// Waits for the batch being written, and counts it into `report`.
-    async fn finish(&mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
-        let Some((rows, task)) = self.pending.take() else {
+    /// Waits for the oldest batch in flight, and counts it into `report`. On an error the
+    /// batches still in flight finish on their own (each is one transaction).
+    async fn finish_oldest(&mut self, report: &mut IngestReport) -> Result<(), MonitorError> {
+        let Some((rows, task)) = self.pending.pop_front() else {
             return Ok(());
         };
         let (conn, written) = task
             .await
             .map_err(|e| MonitorError::Io(std::io::Error::other(e)))?;
-        self.idle = Some(conn);
+        self.idle.push(conn);
         let written = written?;
         report.comments += written.comments;
         report.ingested += written.activity;

@@ -78,13 +78,16 @@ impl Rows {
         &self.text[start..self.ends[i]]
     }
 
-    /// The positions of the rows to write: those whose id is not in `stored` and not repeated
-    /// earlier in the batch.
+    /// The positions of the rows to write, in id order: those whose id is not in `stored`, and
+    /// of a repeated id the first. Writers copying in id order take shared keys in one order,
+    /// so one waits for another rather than deadlocking.
     fn new_rows(&self, stored: &std::collections::HashSet<String>) -> Vec<usize> {
-        let mut seen = std::collections::HashSet::with_capacity(self.ids.len());
-        (0..self.ids.len())
-            .filter(|i| !stored.contains(&self.ids[*i]) && seen.insert(self.ids[*i].as_str()))
-            .collect()
+        let mut rows: Vec<usize> = (0..self.ids.len())
+            .filter(|i| !stored.contains(&self.ids[*i]))
+            .collect();
+        rows.sort_by(|a, b| self.ids[*a].cmp(&self.ids[*b]).then(a.cmp(b)));
+        rows.dedup_by(|b, a| self.ids[*a] == self.ids[*b]);
+        rows
     }
 
     /// `COPY` input of the rows at `positions`, each followed by `suffix` (already escaped).
@@ -357,7 +360,9 @@ impl BulkWriter {
         let mut tx = self.conn.begin().await?;
         let mut written = Written::default();
         if !batch.comments.ids.is_empty() {
-            let data = batch.comments.copy_text(0..batch.comments.ids.len(), "");
+            let data = batch
+                .comments
+                .copy_text(batch.comments.new_rows(&Default::default()), "");
             copy(
                 &mut tx,
                 &format!("COPY vigil_comments_stage ({COMMENT_COLUMNS}) FROM STDIN"),
@@ -374,9 +379,10 @@ impl BulkWriter {
         }
         if !batch.activity.ids.is_empty() {
             let stamp = ingestion_stamp(&mut tx).await?;
-            let data = batch
-                .activity
-                .copy_text(0..batch.activity.ids.len(), &format!("\t{stamp}"));
+            let data = batch.activity.copy_text(
+                batch.activity.new_rows(&Default::default()),
+                &format!("\t{stamp}"),
+            );
             copy(
                 &mut tx,
                 &format!("COPY vigil_activity_stage ({ACTIVITY_COPY_COLUMNS}) FROM STDIN"),
