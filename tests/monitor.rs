@@ -1421,3 +1421,171 @@ async fn batches_in_flight_together_store_shared_records_once(db: TestDb) {
     raw.close().await;
 }
 on_both!(batches_in_flight_together_store_shared_records_once);
+
+/// Detections recorded through one `Recorder` in one transaction (as a detector run records a
+/// page's findings) leave the incidents, their evidence, the responses and the daily counts
+/// as recording each in a transaction of its own does: folds, a fold that names the account,
+/// a raised severity, repeated evidence, and a critical incident's responses.
+async fn a_batch_of_detections_records_what_one_by_one_records(db: TestDb) {
+    use vigil::incidents::{Detection, Evidence, Recorder};
+    use vigil::store::daily_counts::CountChanges;
+    let (admin, ring) = common::admin_keys(&db).await;
+    let opts = SeedOptions {
+        users: 20,
+        comments: 0,
+        days: 1,
+        seed: 4,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let names = vigil::platform::first_usernames(&db.store, 6)
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for n in &names {
+        users.push(user_id(&db, n).await);
+    }
+    let keys = vigil::keys::WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
+        .await
+        .unwrap();
+    let policy = Policy::default().responses;
+    let who = vigil::audit::AuditActor::from(&admin);
+    // One pass's detections: keys under `pass`, accounts from `users`.
+    let detections = |pass: &str, users: &[uuid::Uuid]| -> Vec<Detection> {
+        let d = |key: &str, kind, severity, user: Option<usize>, refs: &[&str]| Detection {
+            kind,
+            severity,
+            user_id: user.map(|u| users[u]),
+            source_ip: Some("192.0.2.77".into()),
+            evidence: refs
+                .iter()
+                .map(|r| Evidence {
+                    kind: "activity",
+                    ref_id: format!("{pass}-{r}"),
+                    rule: format!("rule.{key}"),
+                })
+                .collect(),
+            summary: format!("summary {key}"),
+            dedup_key: format!("{pass}:{key}"),
+            at: Timestamp::now(),
+        };
+        use IncidentKind::*;
+        vec![
+            d("a", SuspiciousActivity, Severity::Medium, None, &["1", "2"]),
+            d("a", SuspiciousActivity, Severity::Medium, Some(0), &["3"]),
+            d(
+                "a",
+                SuspiciousActivity,
+                Severity::High,
+                Some(0),
+                &["3", "4"],
+            ),
+            d("a", SuspiciousActivity, Severity::Medium, Some(0), &["4"]),
+            d("b", RateLimitExceeded, Severity::Low, Some(1), &["5"]),
+            d("b", RateLimitExceeded, Severity::Low, Some(1), &["6", "7"]),
+            d("c", SuspiciousContent, Severity::Critical, Some(2), &["8"]),
+            d("c", SuspiciousContent, Severity::Critical, Some(2), &["9"]),
+        ]
+    };
+    let raw = db.raw().await;
+    let counts_now = || async {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT metric, day, key, CAST(SUM(n) AS BIGINT) FROM daily_counts \
+             GROUP BY metric, day, key ORDER BY metric, day, key",
+        )
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| {
+                let (m, d, k, n): (String, i64, String, i64) = (
+                    r.try_get(0).unwrap(),
+                    r.try_get(1).unwrap(),
+                    r.try_get(2).unwrap(),
+                    r.try_get(3).unwrap(),
+                );
+                ((m, d, k.replace("one:", "").replace("batch:", "")), n)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let incidents_of = |pass: &'static str, users: Vec<uuid::Uuid>| {
+        let raw = raw.clone();
+        async move {
+            use sqlx::Row;
+            let rows = sqlx::query(
+                "SELECT i.dedup_key, i.kind, i.severity, i.status, i.user_id, \
+                 (SELECT COUNT(*) FROM incident_evidence e WHERE e.incident_id = i.id) \
+                 FROM incidents i WHERE i.dedup_key LIKE $1 ORDER BY i.dedup_key",
+            )
+            .bind(format!("{pass}:%"))
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+            rows.iter()
+                .map(|r| {
+                    let user: Option<String> = r.try_get(4).unwrap();
+                    let user = user.map(|u| users.iter().position(|x| x.to_string() == u).unwrap());
+                    let key: String = r.try_get(0).unwrap();
+                    format!(
+                        "{} {} {} {} {user:?} {}",
+                        key.trim_start_matches(&format!("{pass}:")),
+                        r.try_get::<String, _>(1).unwrap(),
+                        r.try_get::<String, _>(2).unwrap(),
+                        r.try_get::<String, _>(3).unwrap(),
+                        r.try_get::<i64, _>(5).unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let now = Timestamp::now();
+
+    let before = counts_now().await;
+    let mut one_by_one = Vec::new();
+    for d in detections("one", &users[..3]) {
+        let mut tx = db.store.begin().await.unwrap();
+        let mut counts = CountChanges::new();
+        let r = incidents::record(&mut tx, &mut counts, &keys, &who, &policy, &d, now)
+            .await
+            .unwrap();
+        counts.write(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        one_by_one.push((r.created, r.severity, r.actions));
+    }
+    let after_one = counts_now().await;
+
+    let mut tx = db.store.begin().await.unwrap();
+    let mut counts = CountChanges::new();
+    let mut recorder = Recorder::default();
+    let mut batched = Vec::new();
+    for d in detections("batch", &users[3..6]) {
+        let r = recorder
+            .record(&mut tx, &mut counts, &keys, &who, &policy, &d, now)
+            .await
+            .unwrap();
+        batched.push((r.created, r.severity, r.actions));
+    }
+    counts.write(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let after_batch = counts_now().await;
+
+    assert_eq!(batched, one_by_one);
+    let seen_one = incidents_of("one", users[..3].to_vec()).await;
+    assert_eq!(seen_one.len(), 3, "{seen_one:?}");
+    assert_eq!(incidents_of("batch", users[3..6].to_vec()).await, seen_one);
+    let delta = |from: &std::collections::BTreeMap<(String, i64, String), i64>,
+                 to: &std::collections::BTreeMap<(String, i64, String), i64>| {
+        to.iter()
+            .map(|(k, n)| (k.clone(), n - from.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n != 0)
+            .collect::<Vec<_>>()
+    };
+    let counted_one = delta(&before, &after_one);
+    assert!(!counted_one.is_empty());
+    assert_eq!(delta(&after_one, &after_batch), counted_one);
+    raw.close().await;
+}
+on_both!(a_batch_of_detections_records_what_one_by_one_records);

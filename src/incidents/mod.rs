@@ -232,6 +232,7 @@ impl From<sqlx::Error> for IncidentError {
 ///
 /// The incident opened (or its severity raised) and the evidence added are counted into
 /// `counts` ([`crate::store::daily_counts`]), which the caller writes in `tx` before committing.
+/// A batch of detections in one transaction goes through one [`Recorder`] instead.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     tx: &mut Tx,
@@ -242,47 +243,146 @@ pub async fn record(
     d: &Detection,
     now: Timestamp,
 ) -> Result<Recorded, StoreError> {
-    let existing = repo::active_by_key(tx, &d.dedup_key).await?;
-    let (id, created, severity, had_user) = match existing {
-        Some(e) => {
-            let severity = e.severity.min(d.severity);
-            let user = e.user_id.or(d.user_id);
-            repo::touch(tx, e.id, severity, user, now).await?;
-            counts.moved(
-                Metric::Incidents,
-                e.created_at,
-                e.severity.as_str(),
-                severity.as_str(),
-            );
-            (e.id, false, severity, e.user_id.is_some())
-        }
-        None => {
-            let id = uuid::Uuid::now_v7();
-            let ip = d.source_ip.as_ref().map(|ip| repo::SealedIp {
-                enc: keys.seal_network(
-                    &Place::new("incidents", "source_ip_enc", &id.to_string()),
-                    ip.as_bytes(),
-                ),
-                bidx: keys.blind_index(BlindKind::Ip, ip).to_vec(),
-                network_version: i64::from(keys.network_version().0),
-                bidx_version: i64::from(keys.blind_version().0),
-            });
-            repo::insert(tx, id, d, ip.as_ref(), now).await?;
-            counts.add(Metric::Incidents, now.micros(), d.severity.as_str(), 1);
-            audit::append(
-                tx,
-                &NewAuditEntry::new(actor.clone(), AuditAction::IncidentOpened)
-                    .target(format!("incident:{id}"))
-                    .details(serde_json::json!({
-                        "kind": d.kind.as_str(),
-                        "severity": d.severity.as_str(),
-                        "evidence": d.evidence.len(),
-                    })),
-            )
-            .await?;
-            (id, true, d.severity, false)
-        }
-    };
+    Recorder::default()
+        .record(tx, counts, keys, actor, policy, d, now)
+        .await
+}
+
+/// Records detections in one transaction as [`record`] does one by one, remembering the open
+/// incidents it has read, opened or changed by key, so each key is read once and an incident
+/// written only when a detection changes it (thousands of detections folding into the same
+/// few incidents is what a busy run makes). Use one per transaction, with the transaction
+/// holding the incidents' recording turn (`monitor.incidents`), and drop it with the
+/// transaction.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// By dedup key: the open incident as this transaction left it, and when it was written.
+    open: std::collections::HashMap<String, (repo::Active, Timestamp)>,
+}
+
+impl Recorder {
+    /// Records `d` (see [`record`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &mut self,
+        tx: &mut Tx,
+        counts: &mut CountChanges,
+        keys: &WriteKeys,
+        actor: &AuditActor,
+        policy: &Responses,
+        d: &Detection,
+        now: Timestamp,
+    ) -> Result<Recorded, StoreError> {
+        let existing = match self.open.get(&d.dedup_key) {
+            Some((active, _)) => Some(*active),
+            None => repo::active_by_key(tx, &d.dedup_key).await?,
+        };
+        let (id, created, severity, had_user) = match existing {
+            Some(e) => {
+                let severity = e.severity.min(d.severity);
+                let user = e.user_id.or(d.user_id);
+                // Written by this transaction at `now` already, as it would be again.
+                let unchanged = e.severity == severity
+                    && e.user_id == user
+                    && self
+                        .open
+                        .get(&d.dedup_key)
+                        .is_some_and(|(_, at)| *at == now);
+                if !unchanged {
+                    repo::touch(tx, e.id, severity, user, now).await?;
+                    counts.moved(
+                        Metric::Incidents,
+                        e.created_at,
+                        e.severity.as_str(),
+                        severity.as_str(),
+                    );
+                }
+                self.open.insert(
+                    d.dedup_key.clone(),
+                    (
+                        repo::Active {
+                            severity,
+                            user_id: user,
+                            ..e
+                        },
+                        now,
+                    ),
+                );
+                (e.id, false, severity, e.user_id.is_some())
+            }
+            None => {
+                let id = open(tx, counts, keys, actor, d, now).await?;
+                self.open.insert(
+                    d.dedup_key.clone(),
+                    (
+                        repo::Active {
+                            id,
+                            severity: d.severity,
+                            user_id: d.user_id,
+                            created_at: now.micros(),
+                        },
+                        now,
+                    ),
+                );
+                (id, true, d.severity, false)
+            }
+        };
+        respond(
+            tx, counts, actor, policy, d, now, id, created, severity, had_user,
+        )
+        .await
+    }
+}
+
+/// Opens an incident for `d`, audited.
+async fn open(
+    tx: &mut Tx,
+    counts: &mut CountChanges,
+    keys: &WriteKeys,
+    actor: &AuditActor,
+    d: &Detection,
+    now: Timestamp,
+) -> Result<uuid::Uuid, StoreError> {
+    let id = uuid::Uuid::now_v7();
+    let ip = d.source_ip.as_ref().map(|ip| repo::SealedIp {
+        enc: keys.seal_network(
+            &Place::new("incidents", "source_ip_enc", &id.to_string()),
+            ip.as_bytes(),
+        ),
+        bidx: keys.blind_index(BlindKind::Ip, ip).to_vec(),
+        network_version: i64::from(keys.network_version().0),
+        bidx_version: i64::from(keys.blind_version().0),
+    });
+    repo::insert(tx, id, d, ip.as_ref(), now).await?;
+    counts.add(Metric::Incidents, now.micros(), d.severity.as_str(), 1);
+    audit::append(
+        tx,
+        &NewAuditEntry::new(actor.clone(), AuditAction::IncidentOpened)
+            .target(format!("incident:{id}"))
+            .details(serde_json::json!({
+                "kind": d.kind.as_str(),
+                "severity": d.severity.as_str(),
+                "evidence": d.evidence.len(),
+            })),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Adds `d`'s evidence to incident `id` and runs the responses due.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    tx: &mut Tx,
+    counts: &mut CountChanges,
+    actor: &AuditActor,
+    policy: &Responses,
+    d: &Detection,
+    now: Timestamp,
+    id: uuid::Uuid,
+    created: bool,
+    severity: Severity,
+    had_user: bool,
+) -> Result<Recorded, StoreError> {
     repo::add_evidence(tx, id, &d.evidence, now, counts).await?;
 
     let mut actions = Vec::new();

@@ -180,6 +180,7 @@ fn uuid_of(s: Option<String>) -> Option<uuid::Uuid> {
 }
 
 /// The open incident a detection folds into.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Active {
     pub id: uuid::Uuid,
     pub severity: Severity,
@@ -270,28 +271,49 @@ pub(super) async fn add_evidence(
     now: Timestamp,
     counts: &mut CountChanges,
 ) -> Result<()> {
-    for e in evidence {
-        let added = sqlx::query(
+    let incident = incident.to_string();
+    // A statement per hundred rows: a detection's evidence is usually a handful, and a run
+    // records hundreds of thousands of them.
+    for chunk in evidence.chunks(100) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 6 * i;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO incident_evidence (id, incident_id, kind, ref_id, rule, added_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING \
-             RETURNING (SELECT a.occurred_at FROM activity_log a \
-                        WHERE $3 = 'activity' AND a.id = $4)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(incident.to_string())
-        .bind(e.kind)
-        .bind(e.ref_id.as_str())
-        .bind(e.rule.as_str())
-        .bind(now.micros())
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = added {
-            let occurred: Option<i64> = row.try_get(0)?;
-            counts.add(Metric::Evidence, now.micros(), &e.rule, 1);
+             VALUES {} ON CONFLICT DO NOTHING \
+             RETURNING rule, (SELECT a.occurred_at FROM activity_log a \
+                 WHERE incident_evidence.kind = 'activity' AND a.id = incident_evidence.ref_id)",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(incident.as_str())
+                .bind(e.kind)
+                .bind(e.ref_id.as_str())
+                .bind(e.rule.as_str())
+                .bind(now.micros());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let rule: String = row.try_get(0)?;
+            let occurred: Option<i64> = row.try_get(1)?;
+            counts.add(Metric::Evidence, now.micros(), &rule, 1);
             counts.add(
                 Metric::Violations,
                 occurred.unwrap_or(now.micros()),
-                &e.rule,
+                &rule,
                 1,
             );
         }

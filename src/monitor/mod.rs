@@ -889,6 +889,7 @@ async fn record_findings(
     // got into), and recording in turn keeps those from crossing or deadlocking.
     crate::store::serialize_transaction(&mut tx, "monitor.incidents").await?;
     let mut counts = CountChanges::new();
+    let mut recorder = incidents::Recorder::default();
     for f in findings.drain(..) {
         report.detections += 1;
         let d = Detection {
@@ -901,16 +902,17 @@ async fn record_findings(
             dedup_key: f.dedup_key,
             at: Timestamp::from_micros(f.at),
         };
-        let r = incidents::record(
-            &mut tx,
-            &mut counts,
-            ctx.keys,
-            &ctx.who,
-            &ctx.policy.responses,
-            &d,
-            now,
-        )
-        .await?;
+        let r = recorder
+            .record(
+                &mut tx,
+                &mut counts,
+                ctx.keys,
+                &ctx.who,
+                &ctx.policy.responses,
+                &d,
+                now,
+            )
+            .await?;
         if r.created {
             report.opened += 1;
             if r.severity == Severity::Critical {
