@@ -153,10 +153,6 @@ pub struct Engine<'p> {
     rates: HashMap<(uuid::Uuid, Kind), RateWindow>,
     users: HashMap<uuid::Uuid, UserWindow>,
     sources: HashMap<[u8; 32], SourceWindow>,
-    /// The records each account's findings listed as `multiple_ips` evidence since
-    /// [`Engine::new_batch`]: a busy account's next finding lists only what is new, as the
-    /// batch's findings all fold into one incident, which keeps each record once anyway.
-    listed: HashMap<uuid::Uuid, std::collections::HashSet<String>>,
 }
 
 impl<'p> Engine<'p> {
@@ -182,16 +178,7 @@ impl<'p> Engine<'p> {
             rates: HashMap::new(),
             users: HashMap::new(),
             sources: HashMap::new(),
-            listed: HashMap::new(),
         }
-    }
-
-    /// Starts a new batch of findings: call once the findings so far are recorded (each batch
-    /// in its own transaction). The first finding of an account after it lists its whole
-    /// window again, so an incident opened by a later batch (the earlier one resolved
-    /// meanwhile) has all its evidence.
-    pub fn new_batch(&mut self) {
-        self.listed.clear();
     }
 
     /// Feeds the next event (in time order); findings go to `out`.
@@ -339,12 +326,9 @@ impl<'p> Engine<'p> {
                 .map(|(rule, _)| activity(&ev.id, rule))
                 .collect();
             if indicators.iter().any(|(r, _)| *r == "multiple_ips") {
-                let listed = self.listed.entry(user).or_default();
-                // This event is listed by its indicator just above.
-                listed.insert(ev.id.clone());
                 let mut seen = std::collections::HashSet::new();
                 for (_, ip, id) in w.ips.iter().rev() {
-                    if seen.insert(*ip) && id != &ev.id && listed.insert(id.clone()) {
+                    if seen.insert(*ip) && id != &ev.id {
                         evidence.push(activity(id, "multiple_ips"));
                     }
                 }
@@ -571,54 +555,6 @@ mod tests {
         assert_eq!(out[0].kind, IncidentKind::SuspiciousActivity);
         let rules: Vec<&str> = out[0].evidence.iter().map(|e| e.rule.as_str()).collect();
         assert!(rules.contains(&"multiple_ips") && rules.contains(&"geographic_anomaly"));
-    }
-
-    #[test]
-    fn a_batch_lists_each_address_record_once_and_the_next_batch_lists_the_window_again() {
-        let p = Policy::default();
-        let u = uuid::Uuid::new_v4();
-        let mut profile = Profile::default();
-        for h in 0..24 {
-            profile.hours[h] = 2;
-        }
-        profile.total = 48;
-        profile.countries.insert("DE".into(), 48);
-        let mut engine = Engine::new(&p, HashMap::from([(u, profile)]));
-        // Each from a new address and a country the account was never seen in.
-        const COUNTRIES: [&str; 12] = [
-            "BR", "FR", "IT", "ES", "PT", "NL", "BE", "AT", "CH", "PL", "SE", "NO",
-        ];
-        let feed = |engine: &mut Engine, i: u8, out: &mut Vec<Finding>| {
-            let mut e = ev(u32::from(i), Some(u), Kind::Comment, i64::from(i) * MIN);
-            e.ip = Some([i; 32]);
-            e.country = Some(COUNTRIES[usize::from(i)].into());
-            engine.feed(&e, out);
-        };
-        let listed = |f: &Finding| -> Vec<String> {
-            f.evidence
-                .iter()
-                .filter(|e| e.rule == "multiple_ips")
-                .map(|e| e.ref_id.clone())
-                .collect()
-        };
-        let mut out = Vec::new();
-        for i in 0..11 {
-            feed(&mut engine, i, &mut out);
-        }
-        let first = out.len();
-        assert!(first >= 2, "{out:#?}");
-        // In one batch the window's records are listed once between them, each by one finding.
-        let mut all: Vec<String> = out.iter().flat_map(listed).collect();
-        let n = all.len();
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), n, "a record listed twice in one batch: {out:#?}");
-        assert!(listed(&out[first - 1]).len() <= 1, "{out:#?}");
-        // The next batch's first finding lists the whole window again.
-        engine.new_batch();
-        feed(&mut engine, 11, &mut out);
-        assert_eq!(out.len(), first + 1);
-        assert!(listed(&out[first]).len() >= 6, "{out:#?}");
     }
 
     #[test]

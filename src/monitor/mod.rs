@@ -750,7 +750,6 @@ async fn judge(
             }
         }
         record_findings(ctx, &mut findings, &mut report).await?;
-        engine.new_batch();
         if !full {
             break;
         }
