@@ -630,6 +630,26 @@ async fn a_seeded_history(db: &TestDb) -> (Actor, KeyRing, Vec<String>) {
     (admin, ring, lines)
 }
 
+/// An administrator with the data keys, and `users` platform accounts with `days` of quiet
+/// history (no scenarios, no comments); returns the accounts' names.
+async fn some_accounts(db: &TestDb, users: u32, days: u32) -> (Actor, KeyRing, Vec<String>) {
+    let (admin, ring) = common::admin_keys(db).await;
+    let opts = SeedOptions {
+        users,
+        comments: 0,
+        days,
+        seed: 4,
+        scenarios: false,
+    };
+    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
+        .await
+        .unwrap();
+    let names = vigil::platform::first_usernames(&db.store, users)
+        .await
+        .unwrap();
+    (admin, ring, names)
+}
+
 /// Ingests `lines` of activity.
 async fn ingest(db: &TestDb, admin: &Actor, ring: &KeyRing, lines: &[String]) {
     let file: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -688,20 +708,7 @@ async fn the_same_history_opens_the_same_incidents_on_both_databases() {
 }
 
 async fn a_large_file_ingested_twice_adds_nothing_the_second_time(db: TestDb) {
-    let (admin, ring) = common::admin_keys(&db).await;
-    let opts = SeedOptions {
-        users: 50,
-        comments: 0,
-        days: 3,
-        seed: 4,
-        scenarios: false,
-    };
-    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
-        .await
-        .unwrap();
-    let names = vigil::platform::first_usernames(&db.store, 50)
-        .await
-        .unwrap();
+    let (admin, ring, names) = some_accounts(&db, 50, 3).await;
     let raw = db.raw().await;
     let before = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
     let comments_before = count(&raw, "SELECT COUNT(*) FROM comments").await;
@@ -1284,20 +1291,7 @@ on_both!(an_address_altered_in_the_database_does_not_stop_the_detectors);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_another_ingestion_commits_first_is_stored_once() {
     let db = common::postgres().await;
-    let (admin, ring) = common::admin_keys(&db).await;
-    let opts = SeedOptions {
-        users: 20,
-        comments: 0,
-        days: 1,
-        seed: 4,
-        scenarios: false,
-    };
-    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
-        .await
-        .unwrap();
-    let names = vigil::platform::first_usernames(&db.store, 20)
-        .await
-        .unwrap();
+    let (admin, ring, names) = some_accounts(&db, 20, 1).await;
     let at = (Timestamp::now().micros() - HOUR) / 1_000_000 * 1_000_000;
     let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
     let iso = Timestamp::from_micros(at).to_rfc3339();
@@ -1375,20 +1369,7 @@ async fn a_record_another_ingestion_commits_first_is_stored_once() {
 /// reverse order, with comments): each record is stored once, reported once as a duplicate,
 /// and neither write deadlocks on the other.
 async fn batches_in_flight_together_store_shared_records_once(db: TestDb) {
-    let (admin, ring) = common::admin_keys(&db).await;
-    let opts = SeedOptions {
-        users: 30,
-        comments: 0,
-        days: 1,
-        seed: 4,
-        scenarios: false,
-    };
-    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
-        .await
-        .unwrap();
-    let names = vigil::platform::first_usernames(&db.store, 30)
-        .await
-        .unwrap();
+    let (admin, ring, names) = some_accounts(&db, 30, 1).await;
     let raw = db.raw().await;
     let before = count(&raw, "SELECT COUNT(*) FROM activity_log").await;
     let line = |i: i64| {
@@ -1429,22 +1410,10 @@ on_both!(batches_in_flight_together_store_shared_records_once);
 async fn a_batch_of_detections_records_what_one_by_one_records(db: TestDb) {
     use vigil::incidents::{Detection, Evidence, Recorder};
     use vigil::store::daily_counts::CountChanges;
-    let (admin, ring) = common::admin_keys(&db).await;
-    let opts = SeedOptions {
-        users: 20,
-        comments: 0,
-        days: 1,
-        seed: 4,
-        scenarios: false,
-    };
-    demo::seed(&db.store, &admin, &ring, opts, &mut |_| {})
-        .await
-        .unwrap();
-    let names = vigil::platform::first_usernames(&db.store, 6)
-        .await
-        .unwrap();
+    let (admin, ring, names) = some_accounts(&db, 20, 1).await;
+    let names = &names[..6];
     let mut users = Vec::new();
-    for n in &names {
+    for n in names {
         users.push(user_id(&db, n).await);
     }
     let keys = vigil::keys::WriteKeys::current(&db.store, &ring, &vigil::keys::PLATFORM_PURPOSES)
