@@ -231,32 +231,103 @@ impl App {
             .is_empty())
     }
 
+    /// Finds the first element matching `css` (waiting up to 20 s) and runs `act` on it. If the
+    /// page re-rendered it between the finding and the acting (a stale element: the action did
+    /// not happen), it is found again and the action retried, up to five times.
+    pub async fn on_css<T, F, Fut>(&self, css: &str, act: F) -> Result<T>
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, fantoccini::error::CmdError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match act(self.wait_css(css).await?).await {
+                Err(fantoccini::error::CmdError::Standard(w))
+                    if tries < 5
+                        && w.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                done => return Ok(done.map_err(|e| format!("{css}: {e}"))?),
+            }
+        }
+    }
+
+    /// [`App::on_css`] for the element with this `data-testid`.
+    pub async fn on<T, F, Fut>(&self, testid: &str, act: F) -> Result<T>
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, fantoccini::error::CmdError>>,
+    {
+        self.on_css(&format!("[data-testid=\"{testid}\"]"), act)
+            .await
+    }
+
     /// Clicks the element with this `data-testid`.
     pub async fn click(&self, testid: &str) -> Result<()> {
-        self.el(testid).await?.click().await?;
-        Ok(())
+        self.on(testid, |e| async move { e.click().await.map(drop) })
+            .await
+    }
+
+    /// Clicks the first element matching `css`.
+    pub async fn click_css(&self, css: &str) -> Result<()> {
+        self.on_css(css, |e| async move { e.click().await.map(drop) })
+            .await
+    }
+
+    /// The attribute `name` of the first element matching `css`.
+    pub async fn attr_css(&self, css: &str, name: &str) -> Result<Option<String>> {
+        self.on_css(css, |e| async move { e.attr(name).await })
+            .await
+    }
+
+    /// The attribute `name` of the element with this `data-testid`.
+    pub async fn attr(&self, testid: &str, name: &str) -> Result<Option<String>> {
+        self.on(testid, |e| async move { e.attr(name).await }).await
     }
 
     /// Ticks (or unticks) the checkbox with this `data-testid`, whatever its state was.
     pub async fn set_checked(&self, testid: &str, on: bool) -> Result<()> {
-        let e = self.el(testid).await?;
-        if e.is_selected().await? != on {
-            e.click().await?;
-        }
-        Ok(())
+        self.on(testid, |e| async move {
+            if e.is_selected().await? != on {
+                e.click().await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Clears the input with this `data-testid` and types `text` into it.
     pub async fn fill(&self, testid: &str, text: &str) -> Result<()> {
-        let e = self.el(testid).await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
+        self.on(testid, |e| async move {
+            e.clear().await?;
+            e.send_keys(text).await
+        })
+        .await
     }
 
     /// The visible text of the element with this `data-testid`.
     pub async fn text(&self, testid: &str) -> Result<String> {
-        Ok(self.el(testid).await?.text().await?)
+        self.on(testid, |e| async move { e.text().await }).await
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub async fn text_css(&self, css: &str) -> Result<String> {
+        self.on_css(css, |e| async move { e.text().await }).await
+    }
+
+    /// The visible text of every element matching `css`, in page order, read in one step in
+    /// the page (so a list re-rendered meanwhile is read whole, never half).
+    pub async fn texts(&self, css: &str) -> Result<Vec<String>> {
+        let found = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText);",
+                vec![css.into()],
+            )
+            .await?;
+        Ok(serde_json::from_value(found)?)
     }
 
     /// Waits (up to 20 s) until the element's text contains `needle`; returns the text.

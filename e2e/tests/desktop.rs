@@ -92,9 +92,10 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
 
     // MFA enrolment: read the secret off the screen, compute the code, confirm.
     app.click("mfa-start").await?;
-    let qr = app.el("mfa-qr").await?;
     assert!(
-        qr.html(true).await?.contains("<svg"),
+        app.on("mfa-qr", |e| async move { e.html(true).await })
+            .await?
+            .contains("<svg"),
         "QR code drawn as SVG"
     );
     let secret = app.text("mfa-secret").await?;
@@ -112,15 +113,13 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
     app.fill("mfa-confirm-code", &code).await?;
     app.click("mfa-confirm-submit").await?;
     app.el("backup-codes").await?;
-    let codes = app
-        .client
-        .find_all(fantoccini::Locator::Css("[data-testid=\"backup-code\"]"))
-        .await?;
-    assert_eq!(codes.len(), 10, "ten backup codes shown once");
-    let mut backup_codes = Vec::new();
-    for c in &codes {
-        backup_codes.push(c.text().await?.trim().to_owned());
-    }
+    let backup_codes: Vec<String> = app
+        .texts("[data-testid=\"backup-code\"]")
+        .await?
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert_eq!(backup_codes.len(), 10, "ten backup codes shown once");
     let backup_code = backup_codes[3].clone();
     app.screenshot("backup-codes").await?;
     app.click("backup-codes-done").await?;
@@ -172,17 +171,9 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
     app.el("keys-purpose-contact").await?;
     app.screenshot("keys").await?;
     // The theme toggle switches the theme (the choice shows on the toggle and is kept).
-    let before = app
-        .el("theme-toggle")
-        .await?
-        .attr("data-theme-current")
-        .await?;
+    let before = app.attr("theme-toggle", "data-theme-current").await?;
     app.click("theme-toggle").await?;
-    let after = app
-        .el("theme-toggle")
-        .await?
-        .attr("data-theme-current")
-        .await?;
+    let after = app.attr("theme-toggle", "data-theme-current").await?;
     assert_ne!(before, after, "the theme toggle changes the theme");
     app.screenshot("keys-other-theme").await?;
 
@@ -275,8 +266,10 @@ async fn flow(app: &App, home: &std::path::Path, mail: &smtp::SmtpServer) -> Res
         .await?;
     }
     app.click("audit-verify").await?;
-    let verdict = app.el("audit-verify-result").await?;
-    assert_eq!(verdict.attr("data-ok").await?.as_deref(), Some("true"));
+    assert_eq!(
+        app.attr("audit-verify-result", "data-ok").await?.as_deref(),
+        Some("true")
+    );
     app.screenshot("audit").await?;
     app.click("nav-settings").await?;
     app.el("settings").await?;
@@ -297,20 +290,22 @@ async fn data_subject_requests(
     // The administrator loads demo data from Settings (a small platform), with the attack
     // scenarios (their five accounts come on top of the 200).
     let platform = (200 + vigil::demo::SCENARIOS.len()).to_string();
-    let scenarios = app.el("demo-scenarios").await?;
     assert!(
-        scenarios.is_selected().await?,
+        app.on("demo-scenarios", |e| async move { e.is_selected().await })
+            .await?,
         "attack scenarios are on by default"
     );
     app.click("demo-load").await?;
     app.click("confirm-ok").await?;
-    let loaded = app
-        .wait_css_for(
-            "[data-testid=\"demo-result\"]",
-            std::time::Duration::from_secs(180),
-        )
-        .await?;
-    assert_eq!(loaded.attr("data-users").await?, Some(platform.clone()));
+    app.wait_css_for(
+        "[data-testid=\"demo-result\"]",
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    assert_eq!(
+        app.attr("demo-result", "data-users").await?,
+        Some(platform.clone())
+    );
 
     // The administrator runs the detectors now from the incident queue (the background monitor
     // would within a minute): the scenarios become incidents, the credential stuffing critical.
@@ -438,9 +433,9 @@ async fn data_subject_requests(
     app.el("dsr-code").await?;
     app.click("dsr-code-close").await?;
     let overdue = app
-        .wait_css("[data-testid=\"dsr-row\"][data-kind=\"access\"][data-due=\"overdue\"]")
+        .text_css("[data-testid=\"dsr-row\"][data-kind=\"access\"][data-due=\"overdue\"]")
         .await?;
-    assert!(overdue.text().await?.contains("Overdue"));
+    assert!(overdue.contains("Overdue"));
 
     // An erasure request for the second user; its code goes by mail to the subject's registered
     // address, and the officer never sees it.
@@ -469,10 +464,7 @@ async fn data_subject_requests(
     app.screenshot("dsr-inbox").await?;
 
     // Verification: a wrong code is refused and uses an attempt; the right one verifies.
-    app.wait_css(&format!("{erasure_row} .row-link"))
-        .await?
-        .click()
-        .await?;
+    app.click_css(&format!("{erasure_row} .row-link")).await?;
     app.el("dsr-verification").await?;
     let wrong = if code == "AAAAA-AAAAA" {
         "BBBBB-BBBBB"
@@ -545,8 +537,10 @@ async fn data_subject_requests(
     // The receipt: every step with its rows, and the residual scan found nothing.
     app.click("dsr-receipt-open").await?;
     app.el("dsr-receipt").await?;
-    let hits = app.el("dsr-receipt-hits").await?;
-    assert_eq!(hits.attr("data-hits").await?.as_deref(), Some("0"));
+    assert_eq!(
+        app.attr("dsr-receipt-hits", "data-hits").await?.as_deref(),
+        Some("0")
+    );
     let seq = app.text("dsr-receipt-seq").await?;
     assert!(seq.starts_with('#'), "the receipt's audit entry: {seq}");
     app.screenshot("dsr-receipt").await?;
@@ -594,8 +588,12 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
     // The queue: most severe first, so the critical incident leads.
     app.click("nav-incidents").await?;
     app.el("incident-table").await?;
-    let row = app.wait_css(CRITICAL_STUFFING).await?;
-    assert_eq!(row.attr("data-username").await?.as_deref(), Some(STUFFED));
+    assert_eq!(
+        app.attr_css(CRITICAL_STUFFING, "data-username")
+            .await?
+            .as_deref(),
+        Some(STUFFED)
+    );
     let severities = app
         .attrs("[data-testid=\"incident-row\"]", "data-severity")
         .await?;
@@ -609,9 +607,7 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
 
     // The incident: the suspended account, the evidence among the activity around it, the
     // rules that fired, and the automated responses with the source address blocked.
-    app.wait_css(&format!("{CRITICAL_STUFFING} .row-link"))
-        .await?
-        .click()
+    app.click_css(&format!("{CRITICAL_STUFFING} .row-link"))
         .await?;
     app.wait_css("[data-testid=\"incident-status\"][data-status=\"open\"]")
         .await?;
@@ -703,11 +699,12 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
         "dsr_status",
     ] {
         let chart = app
-            .wait_css(&format!(
-                "[data-testid=\"chart-svg\"][data-kind=\"{kind}\"]"
-            ))
+            .on_css(
+                &format!("[data-testid=\"chart-svg\"][data-kind=\"{kind}\"]"),
+                |e| async move { e.html(true).await },
+            )
             .await?;
-        assert!(chart.html(true).await?.contains("<svg"), "{kind} drawn");
+        assert!(chart.contains("<svg"), "{kind} drawn");
     }
     app.click("dashboard-period-90").await?;
     app.wait_css("[data-testid=\"chart-svg\"][data-days=\"90\"]")
@@ -718,18 +715,14 @@ async fn moderation(app: &App, admin_backup_code: &str) -> Result<()> {
     app.wait_gone(".toast").await?;
     // The charts follow the console's theme: drawn again in the other one, then back.
     let first = app
-        .el("theme-toggle")
-        .await?
-        .attr("data-theme-current")
+        .attr("theme-toggle", "data-theme-current")
         .await?
         .unwrap_or_default();
     app.screenshot(&format!("dashboard-{first}")).await?;
     for _ in 0..2 {
         app.click("theme-toggle").await?;
         let now = app
-            .el("theme-toggle")
-            .await?
-            .attr("data-theme-current")
+            .attr("theme-toggle", "data-theme-current")
             .await?
             .unwrap_or_default();
         for kind in ["incidents_by_severity", "dsr_status"] {
@@ -855,9 +848,7 @@ async fn retention(app: &App, home: &std::path::Path) -> Result<()> {
     // Run now, confirmed: the new run heads the history, completed, having deleted what was
     // due; the dry run then finds less due and the held records still held.
     let before: usize = app
-        .el("retention-runs-table")
-        .await?
-        .attr("data-count")
+        .attr("retention-runs-table", "data-count")
         .await?
         .unwrap_or_default()
         .parse()?;
@@ -913,9 +904,7 @@ async fn retention(app: &App, home: &std::path::Path) -> Result<()> {
     .await?;
     assert!(!app.present("retention-run-stopped").await?);
     let count: usize = app
-        .el("retention-runs-table")
-        .await?
-        .attr("data-count")
+        .attr("retention-runs-table", "data-count")
         .await?
         .unwrap_or_default()
         .parse()?;
@@ -1067,9 +1056,7 @@ async fn idle_lock(app: &App) -> Result<()> {
     }
     // The username is fixed; the password and a fresh code open the same screen again.
     assert_eq!(
-        app.el("login-username")
-            .await?
-            .prop("value")
+        app.on("login-username", |e| async move { e.prop("value").await })
             .await?
             .as_deref(),
         Some(ADMIN)
@@ -1184,9 +1171,7 @@ async fn incident_hold(app: &App) -> Result<()> {
     )
     .await?;
     app.wait_gone(".toast").await?;
-    app.wait_css(&format!("{CRITICAL_STUFFING} .row-link"))
-        .await?
-        .click()
+    app.click_css(&format!("{CRITICAL_STUFFING} .row-link"))
         .await?;
     app.el("incident-hold").await?;
     assert!(!app.present("incident-hold-active").await?);
@@ -1211,8 +1196,10 @@ async fn incident_hold(app: &App) -> Result<()> {
     )
     .await?;
     app.click("incident-hold-place").await?;
-    let active = app.el("incident-hold-active").await?;
-    let hold_id = active.attr("data-id").await?.expect("the hold's id");
+    let hold_id = app
+        .attr("incident-hold-active", "data-id")
+        .await?
+        .expect("the hold's id");
     app.screenshot("incident-hold").await?;
     let held = listed_hold(app, &hold_id, false)
         .await?
