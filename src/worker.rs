@@ -102,6 +102,8 @@ pub struct Worker {
     screener: Screener,
     jobs: Vec<Job>,
     last_monitor: Option<Instant>,
+    /// The detectors as this worker's last monitor run left them, to follow on from.
+    carry: monitor::Carry,
     /// Fault injection for crash tests (see [`RunOptions::abort_in_chunk`]).
     pub abort_in_chunk: Option<u64>,
     /// The connection to the mail server the mail job delivers through (set by the caller,
@@ -153,6 +155,7 @@ impl Worker {
             screener,
             jobs,
             last_monitor: None,
+            carry: monitor::Carry::default(),
             abort_in_chunk: None,
             mailer: None,
         })
@@ -276,13 +279,14 @@ impl Worker {
                 ),
             );
         };
-        let result = monitor::run(
+        let result = monitor::run_carrying(
             &self.store,
             ring,
             &self.actor,
             &self.config.monitor.policy,
             &self.screener,
             self.config.monitor.shards,
+            &mut self.carry,
         )
         .await;
         match result {

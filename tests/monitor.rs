@@ -1558,3 +1558,211 @@ async fn a_batch_of_detections_records_what_one_by_one_records(db: TestDb) {
     raw.close().await;
 }
 on_both!(a_batch_of_detections_records_what_one_by_one_records);
+
+/// Six hours of activity by `names` from `from` (after their seeded history), in time order:
+/// everyday sign-ins and comments, each account from its own address in GB (which teaches
+/// the detectors their habits), with attacks laid across the stretch so that their windows
+/// cross any split of it: comment bursts, accounts hopping addresses from JP, and sources
+/// trying many accounts with mostly failures.
+fn six_hours_after(names: &[String], from: i64) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut at_lines: Vec<(i64, String)> = Vec::new();
+    let mut push = |at: i64, line: String| at_lines.push((at, line));
+    for i in 0..3_000i64 {
+        let u = rng.gen_range(0..names.len());
+        let who = &names[u];
+        let at = from + i * 7_200_000;
+        let (ip, country) = (format!("10.0.{}.{}", u / 256, u % 256), "GB");
+        let when = Timestamp::from_micros(at).to_rfc3339();
+        push(
+            at,
+            if rng.gen_bool(0.5) {
+                format!(
+                    r#"{{"type":"comment_submission","user":"{who}","at":"{when}","ip":"{ip}","country":"{country}","content":"hello {i}"}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"type":"login_attempt","user":"{who}","at":"{when}","ip":"{ip}","country":"{country}","outcome":"success"}}"#
+                )
+            },
+        );
+    }
+    // Every half hour somewhere in the stretch, one of the attacks.
+    for k in 0..12i64 {
+        let t0 = from + k * HOUR / 2 + 600_000_000;
+        match k % 3 {
+            0 => {
+                let who = &names[k as usize % names.len()];
+                for j in 0..70 {
+                    let at = t0 + j * 500_000;
+                    let when = Timestamp::from_micros(at).to_rfc3339();
+                    push(
+                        at,
+                        format!(
+                            r#"{{"type":"comment_submission","user":"{who}","at":"{when}","ip":"10.9.9.{k}","country":"GB","content":"burst {k} {j}"}}"#
+                        ),
+                    );
+                }
+            }
+            1 => {
+                let who = &names[(k as usize * 7) % names.len()];
+                for j in 0..12 {
+                    let at = t0 + j * 60_000_000;
+                    let when = Timestamp::from_micros(at).to_rfc3339();
+                    push(
+                        at,
+                        format!(
+                            r#"{{"type":"login_attempt","user":"{who}","at":"{when}","ip":"172.16.{k}.{j}","country":"JP","outcome":"success"}}"#
+                        ),
+                    );
+                }
+            }
+            _ => {
+                for j in 0..30i64 {
+                    let who = &names[(j as usize * 3 + k as usize) % names.len()];
+                    let at = t0 + j * 10_000_000;
+                    let when = Timestamp::from_micros(at).to_rfc3339();
+                    let outcome = if j % 10 == 9 { "success" } else { "failure" };
+                    push(
+                        at,
+                        format!(
+                            r#"{{"type":"login_attempt","user":"{who}","at":"{when}","ip":"203.0.113.{k}","country":"US","outcome":"{outcome}"}}"#
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    at_lines.sort_by_key(|(at, _)| *at);
+    at_lines.into_iter().map(|(_, l)| l).collect()
+}
+
+/// A monitor run that follows on from the previous one.
+async fn run_carrying(
+    db: &TestDb,
+    actor: &Actor,
+    ring: &KeyRing,
+    carry: &mut monitor::Carry,
+) -> RunReport {
+    let screener = Screener::new(&[], &[]).unwrap();
+    monitor::run_carrying(
+        &db.store,
+        ring,
+        actor,
+        &Policy::default(),
+        &screener,
+        ShardCount::ONE,
+        carry,
+    )
+    .await
+    .unwrap()
+}
+
+/// A worker that keeps its detectors from run to run reads only what is new, and opens, folds
+/// and responds exactly as fresh runs over the same history do, with attacks whose windows
+/// cross the runs.
+async fn a_worker_following_on_judges_as_fresh_runs_do(db: TestDb) {
+    let fresh = common::fresh_like(&db).await;
+    let (admin_f, ring_f, names) = some_accounts(&fresh, 60, 20).await;
+    let lines = six_hours_after(&names, Timestamp::now().micros() / HOUR * HOUR + HOUR);
+    let mut fresh_runs = vec![run(&fresh, &admin_f, &ring_f).await];
+    for part in lines.chunks(400) {
+        ingest(&fresh, &admin_f, &ring_f, part).await;
+        fresh_runs.push(run(&fresh, &admin_f, &ring_f).await);
+    }
+    let expected = incidents_seen(&fresh, &admin_f).await;
+    for kind in [
+        "rate_limit_exceeded",
+        "suspicious_activity",
+        "credential_stuffing",
+    ] {
+        let n = expected.iter().filter(|i| i.contains(kind)).count();
+        assert!(
+            n >= 3,
+            "{kind} flagged for most of its attacks: {expected:#?}"
+        );
+    }
+
+    let (admin, ring, same) = some_accounts(&db, 60, 20).await;
+    assert_eq!(same, names);
+    let mut carry = monitor::Carry::default();
+    let mut runs = vec![run_carrying(&db, &admin, &ring, &mut carry).await];
+    for part in lines.chunks(400) {
+        ingest(&db, &admin, &ring, part).await;
+        runs.push(run_carrying(&db, &admin, &ring, &mut carry).await);
+    }
+    // The first run starts afresh; each one after follows on.
+    assert!(runs[0].shards_followed.is_empty(), "{:?}", runs[0]);
+    for r in &runs[1..] {
+        assert_eq!(r.shards_followed, [0], "{r:?}");
+        assert_eq!(r.scanned, r.new_events, "only the new records read: {r:?}");
+    }
+    assert!(
+        runs.iter().map(|r| r.scanned).sum::<u64>()
+            < fresh_runs.iter().map(|r| r.scanned).sum::<u64>()
+    );
+    assert_eq!(judged(&runs), judged(&fresh_runs));
+    assert_eq!(judged(&runs), activity_rows(&db).await);
+    assert_eq!(incidents_seen(&db, &admin).await, expected);
+    assert_eq!(responses_taken(&db).await, responses_taken(&fresh).await);
+}
+on_both!(a_worker_following_on_judges_as_fresh_runs_do);
+
+/// What a worker carries is not followed on from when the shard moved on without it (another
+/// worker judged it), nor when a new record happened before the last one it read: the run
+/// starts afresh, and the late record is judged among the records around it.
+async fn a_worker_starts_afresh_after_another_worker_or_a_late_record(db: TestDb) {
+    let (admin, ring, names) = some_accounts(&db, 60, 20).await;
+    let lines = six_hours_after(&names, Timestamp::now().micros() / HOUR * HOUR + HOUR);
+    let parts: Vec<&[String]> = lines.chunks(700).collect();
+    let mut carry = monitor::Carry::default();
+    let mut runs = vec![run_carrying(&db, &admin, &ring, &mut carry).await];
+    ingest(&db, &admin, &ring, parts[0]).await;
+    runs.push(run_carrying(&db, &admin, &ring, &mut carry).await);
+    assert_eq!(runs[1].shards_followed, [0]);
+
+    // Another worker (no carry) judges the next part: this worker's state is behind.
+    ingest(&db, &admin, &ring, parts[1]).await;
+    runs.push(run(&db, &admin, &ring).await);
+    ingest(&db, &admin, &ring, parts[2]).await;
+    let after_other = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert!(after_other.shards_followed.is_empty(), "{after_other:?}");
+    assert!(
+        after_other.scanned > after_other.new_events,
+        "{after_other:?}"
+    );
+    runs.push(after_other);
+
+    // Records from before the last one read arrive late: a dozen sign-ins to one account in
+    // as many seconds. The run goes back for the window around them and flags the account.
+    let who = &names[59];
+    let late_at = Timestamp::now().micros() / HOUR * HOUR + 4 * HOUR + HOUR / 2;
+    let late: Vec<String> = (0..12)
+        .map(|j| {
+            let when = Timestamp::from_micros(late_at + j * 1_000_000).to_rfc3339();
+            format!(r#"{{"type":"login_attempt","user":"{who}","at":"{when}","ip":"198.51.100.{j}","country":"JP","outcome":"success"}}"#)
+        })
+        .collect();
+    let before = incidents_seen(&db, &admin).await;
+    ingest(&db, &admin, &ring, &late).await;
+    let late_run = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert!(late_run.shards_followed.is_empty(), "{late_run:?}");
+    assert_eq!(late_run.new_events, 12);
+    runs.push(late_run);
+    let after = incidents_seen(&db, &admin).await;
+    assert!(
+        after.iter().any(
+            |i| i.starts_with(&format!("{who} rate_limit_exceeded medium")) && !before.contains(i)
+        ),
+        "{after:#?}"
+    );
+
+    // From there it follows on again.
+    ingest(&db, &admin, &ring, parts[3]).await;
+    let next = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert_eq!(next.shards_followed, [0], "{next:?}");
+    runs.push(next);
+    assert_eq!(judged(&runs), activity_rows(&db).await);
+}
+on_both!(a_worker_starts_afresh_after_another_worker_or_a_late_record);

@@ -146,8 +146,8 @@ const MAX_EVIDENCE: usize = 200;
 const HOUR: i64 = 3_600_000_000;
 
 /// The detectors' state over one pass (of one shard).
-pub struct Engine<'p> {
-    policy: &'p Policy,
+pub struct Engine {
+    policy: Policy,
     shard: Shard,
     profiles: HashMap<uuid::Uuid, Profile>,
     rates: HashMap<(uuid::Uuid, Kind), RateWindow>,
@@ -155,9 +155,9 @@ pub struct Engine<'p> {
     sources: HashMap<[u8; 32], SourceWindow>,
 }
 
-impl<'p> Engine<'p> {
+impl Engine {
     /// An engine knowing the accounts' habits before the pass starts, judging everything.
-    pub fn new(policy: &'p Policy, profiles: HashMap<uuid::Uuid, Profile>) -> Self {
+    pub fn new(policy: &Policy, profiles: HashMap<uuid::Uuid, Profile>) -> Self {
         let whole = Shard::all(ShardCount::ONE).next().expect("one shard");
         Self::for_shard(policy, profiles, whole)
     }
@@ -166,19 +166,29 @@ impl<'p> Engine<'p> {
     /// its accounts and the credential-stuffing windows of its sources. Habits of accounts
     /// it does not own are dropped.
     pub fn for_shard(
-        policy: &'p Policy,
+        policy: &Policy,
         mut profiles: HashMap<uuid::Uuid, Profile>,
         shard: Shard,
     ) -> Self {
         profiles.retain(|user, _| shard.owns_account(user));
         Self {
-            policy,
+            policy: policy.clone(),
             shard,
             profiles,
             rates: HashMap::new(),
             users: HashMap::new(),
             sources: HashMap::new(),
         }
+    }
+
+    /// The thresholds it judges by.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The shard it judges for.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// Feeds the next event (in time order); findings go to `out`.
@@ -247,7 +257,7 @@ impl<'p> Engine<'p> {
     }
 
     fn behaviour(&mut self, user: uuid::Uuid, ev: &Event, out: &mut Vec<Finding>) {
-        let p = self.policy;
+        let p = &self.policy;
         let w = self.users.entry(user).or_default();
         // Distinct addresses in the window.
         if let Some(ip) = ev.ip {
@@ -367,7 +377,7 @@ impl<'p> Engine<'p> {
         let (Some(ip), Some(target)) = (ev.ip, ev.target) else {
             return;
         };
-        let p = self.policy;
+        let p = &self.policy;
         let w = self.sources.entry(ip).or_default();
         w.attempts.push_back(Attempt {
             at: ev.at,

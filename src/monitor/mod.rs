@@ -439,6 +439,9 @@ pub struct RunReport {
     pub shards: u32,
     /// The shards this run judged, by number.
     pub shards_done: Vec<u32>,
+    /// Of those, the ones judged by following on from where this worker's previous run left
+    /// them (see [`Carry`]): only their new records were read.
+    pub shards_followed: Vec<u32>,
     /// The shards another worker or console was judging, skipped by this run (that one
     /// finishes them; if it died, the next run takes them).
     pub shards_busy: Vec<u32>,
@@ -460,6 +463,7 @@ impl RunReport {
         self.actions += part.actions;
         self.sources_unopened += part.sources_unopened;
         self.critical.extend(part.critical);
+        self.shards_followed.extend(part.shards_followed);
     }
 }
 
@@ -494,6 +498,64 @@ pub async fn run(
     screener: &Screener,
     shards: ShardCount,
 ) -> Result<RunReport, MonitorError> {
+    run_carrying(
+        store,
+        ring,
+        actor,
+        policy,
+        screener,
+        shards,
+        &mut Carry::default(),
+    )
+    .await
+}
+
+/// What a worker carries from one detector run to the next: for each shard its last run
+/// judged, the detectors' windows and the accounts' habits as they stood when that run moved
+/// the shard's checkpoint, and the last record they read.
+///
+/// A run that follows on (no other worker judged the shard since, the thresholds are the
+/// same, and every new record happened after the last one read) feeds the detectors only the
+/// new records, which is what a fresh pass would judge them against: the windows hold the
+/// same records and the habits the same counts. Otherwise the pass starts afresh, reading the
+/// look-back window before the new records and every account's habits from the database, and
+/// what was carried is dropped. Without it, each run does the latter, which at platform
+/// volume is most of a run's work: an hour's window of records and a scan of the whole
+/// history, however little is new.
+#[derive(Default)]
+pub struct Carry {
+    shards: HashMap<Shard, Kept>,
+}
+
+/// One shard's detectors as a run left them.
+struct Kept {
+    engine: Engine,
+    /// The checkpoint the run moved the shard to.
+    checkpoint: i64,
+    /// The last record fed to the detectors: `(occurred_at, id)`.
+    last: (i64, String),
+}
+
+impl Carry {
+    /// Whether anything is carried for `shard`.
+    pub fn holds(&self, shard: Shard) -> bool {
+        self.shards.contains_key(&shard)
+    }
+}
+
+/// [`run`], following on from what `carry` holds of this worker's previous run where that is
+/// still the shard's state (see [`Carry`]), and leaving in it what this run ends with.
+pub async fn run_carrying(
+    store: &Store,
+    ring: &KeyRing,
+    actor: &Actor,
+    policy: &Policy,
+    screener: &Screener,
+    shards: ShardCount,
+    carry: &mut Carry,
+) -> Result<RunReport, MonitorError> {
+    // Shards of another count are never followed on from.
+    carry.shards.retain(|s, _| s.count() == shards);
     rbac::require(store, actor, Permission::MonitorRun).await?;
     let keys = WriteKeys::current(store, ring, &[Purpose::Network, Purpose::BlindIndex]).await?;
     let ctx = Pass {
@@ -532,7 +594,7 @@ pub async fn run(
             continue;
         }
         let first = report.shards_done.is_empty();
-        let result = judge_locked(&ctx, shard, first, &mut report).await;
+        let result = judge_locked(&ctx, shard, first, &mut report, carry).await;
         lock.release().await;
         result?;
         report.shards_done.push(shard.index());
@@ -660,7 +722,7 @@ async fn level_and_switch(
             let top = positions.iter().copied().max().unwrap_or(i64::MIN);
             for (shard, at) in Shard::all(*count).zip(positions) {
                 if *at < top {
-                    judge(ctx, shard, Some(top), report).await?;
+                    judge(ctx, shard, Some(top), report, None).await?;
                 }
             }
             (top, Some(count.get()))
@@ -689,6 +751,7 @@ async fn judge_locked(
     shard: Shard,
     expire: bool,
     report: &mut RunReport,
+    carry: &mut Carry,
 ) -> Result<(), MonitorError> {
     if expire {
         let mut tx = ctx.store.begin().await?;
@@ -698,37 +761,59 @@ async fn judge_locked(
         report.suspensions_expired = incidents::expire(&mut tx, &ctx.who, Timestamp::now()).await?;
         tx.commit().await?;
     }
-    judge(ctx, shard, None, report).await
+    judge(ctx, shard, None, report, Some(carry)).await
 }
 
 /// Judges what `shard` owns of the activity ingested after its checkpoint, up to a snapshot
 /// read through the ingestion fence (or up to `upto`, an earlier such snapshot), and moves its
-/// checkpoint there.
+/// checkpoint there. With a `carry`, follows on from what it holds for the shard where it can,
+/// and leaves the shard's detectors in it once the checkpoint has moved.
 async fn judge(
     ctx: &Pass<'_>,
     shard: Shard,
     upto: Option<i64>,
     total: &mut RunReport,
+    mut carry: Option<&mut Carry>,
 ) -> Result<(), MonitorError> {
     let store = ctx.store;
     let name = shard.checkpoint();
+    // Taken out: a pass that fails midway leaves nothing carried.
+    let kept = carry.as_mut().and_then(|c| c.shards.remove(&shard));
     let after = repo::checkpoint(store, &name).await?;
+    let kept = kept.filter(|k| k.checkpoint == after && k.engine.policy() == ctx.policy);
     // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
     let snap = match upto {
         Some(at) => Some(at),
         None => store.settled_ingestion().await?,
     };
-    let Some(snap) = snap.filter(|s| *s > after) else {
-        return Ok(());
+    let span = match snap.filter(|s| *s > after) {
+        Some(snap) => repo::new_span(store, after, snap)
+            .await?
+            .map(|span| (snap, span)),
+        None => None,
     };
-    let Some((lo, hi, _)) = repo::new_span(store, after, snap).await? else {
+    let Some((snap, (lo, hi, _))) = span else {
+        // Nothing new: the checkpoint stays, and so does what was carried.
+        if let (Some(carry), Some(kept)) = (carry, kept) {
+            carry.shards.insert(shard, kept);
+        }
         return Ok(());
     };
     let mut report = RunReport::default();
-    let start = lo.saturating_sub(ctx.policy.lookback_micros());
-    let mut engine = Engine::for_shard(ctx.policy, repo::profiles(store, start).await?, shard);
+    // Following on needs every new record to come after the last one read: one that happened
+    // before it belongs among records already fed, and only a fresh pass puts it there.
+    let (mut engine, mut cursor) = match kept.filter(|k| lo > k.last.0) {
+        Some(k) => {
+            report.shards_followed.push(shard.index());
+            (k.engine, k.last)
+        }
+        None => {
+            let start = lo.saturating_sub(ctx.policy.lookback_micros());
+            let engine = Engine::for_shard(ctx.policy, repo::profiles(store, start).await?, shard);
+            (engine, (start - 1, String::new()))
+        }
+    };
     let mut findings = Vec::new();
-    let mut cursor: (i64, String) = (start - 1, String::new());
     loop {
         let page =
             repo::stream_page(store, shard, (cursor.0, &cursor.1), hi, after, snap, PAGE).await?;
@@ -771,6 +856,16 @@ async fn judge(
     )
     .await?;
     tx.commit().await?;
+    if let Some(carry) = carry {
+        carry.shards.insert(
+            shard,
+            Kept {
+                engine,
+                checkpoint: snap,
+                last: cursor,
+            },
+        );
+    }
     total.absorb(report);
     Ok(())
 }

@@ -363,7 +363,6 @@ pub async fn user_email(
     Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
 }
 
-/// Up to `n` platform account ids, spread over the table (for sampling in benchmarks).
 /// The usernames of the `n` oldest platform accounts.
 pub async fn first_usernames(store: &Store, n: u32) -> Result<Vec<String>, StoreError> {
     repo::first_usernames(store, n).await

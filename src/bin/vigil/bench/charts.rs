@@ -93,12 +93,15 @@ pub async fn charts(
     })
 }
 
-/// Seeds a scratch database (`opts`, over 90 days) and times the dashboard charts on it.
+/// Seeds a scratch database (`users` and `comments` over 90 days, the attack scenarios, a
+/// detector run), ingests `events` more lines of activity over the same days, and times the
+/// dashboard charts on it.
 pub async fn charts_on_scratch(
     store: &Store,
     keystore: &dyn Keystore,
     users: u32,
     comments: u32,
+    events: u64,
     rounds: u32,
 ) -> Result<ChartsReport, BenchError> {
     if auth::is_initialised(store).await? {
@@ -127,13 +130,34 @@ pub async fn charts_on_scratch(
     )
     .await
     .map_err(|e| step(&e))?;
+    if events > 0 {
+        // The volume a platform sends, through the same ingestion as its feed, streamed.
+        const DAY: i64 = 86_400_000_000;
+        let names = vigil::platform::first_usernames(store, users).await?;
+        let now = vigil::store::Timestamp::now().micros();
+        let feed = super::feed::Feed::new(names, events, now - 89 * DAY, 89 * DAY);
+        let input = std::io::BufReader::with_capacity(1 << 20, feed);
+        let ingested = vigil::monitor::ingest_reader(store, &ring, &actor, input)
+            .await
+            .map_err(|e| step(&e))?;
+        if ingested.rejected_total > 0 {
+            return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
+        }
+    }
     charts(store, &actor, vigil::store::Timestamp::now(), rounds).await
 }
 
 pub(super) async fn cmd(store: &Store, keystore: &FileKeystore, a: &BenchArgs) -> Result<ExitCode> {
-    let r = charts_on_scratch(store, keystore, a.users, a.comments, 5)
-        .await
-        .context("benchmark failed")?;
+    let r = charts_on_scratch(
+        store,
+        keystore,
+        a.users,
+        a.comments,
+        a.events.unwrap_or(0),
+        5,
+    )
+    .await
+    .context("benchmark failed")?;
     if a.json {
         print_json(&r)?;
     } else {

@@ -3,6 +3,7 @@
 
 mod charts;
 mod dsr;
+mod feed;
 mod foundation;
 mod monitoring;
 mod partitions;
@@ -32,6 +33,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("takes_events").args(["monitor", "charts"]).multiple(true)))]
 pub(crate) struct BenchArgs {
     /// Platform users to seed.
     #[arg(long, default_value_t = 100_000)]
@@ -65,14 +67,19 @@ pub(crate) struct BenchArgs {
     /// when `VIGIL_INGEST_FLOOR` names its binary.
     #[arg(long, value_name = "EVENTS", num_args = 0..=1, default_missing_value = "50000")]
     monitor: Option<u64>,
-    /// Events for --monitor.
-    #[arg(long, value_name = "N", requires = "monitor")]
+    /// Events for --monitor; for --charts, activity lines ingested on top of the seeded
+    /// platform, spread over the 90 days.
+    #[arg(long, value_name = "N", requires = "takes_events")]
     events: Option<u64>,
     /// Workers for --monitor: this many tasks, each with its own connections to the
     /// database, run the detectors at once, each taking the shards no other holds.
     #[arg(long, value_name = "W", default_value_t = 1, requires = "monitor",
           value_parser = clap::value_parser!(u32).range(1..=64))]
     workers: u32,
+    /// For --monitor: run the detectors while the lines come in, as a platform's feed and a
+    /// running worker do (each worker following on from its previous run), rather than after.
+    #[arg(long, requires = "monitor")]
+    together: bool,
     /// Shards the detectors are split into for --monitor (1 to 64; default: --workers).
     #[arg(long, value_name = "N", requires = "monitor",
           value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -88,7 +95,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N")]
     partition_drop: Option<u64>,
     /// Measure the dashboard charts instead: seed --users and --comments over 90 days (with
-    /// the attack scenarios, and a detector run), then time each chart (median of 5).
+    /// the attack scenarios, and a detector run) and ingest --events lines of activity over
+    /// the same days, then time each chart (median of 5).
     #[arg(long)]
     charts: bool,
     /// Print JSON instead of text.

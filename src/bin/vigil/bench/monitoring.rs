@@ -45,6 +45,11 @@ pub struct MonitorBenchReport {
     pub workers: u32,
     /// Shards the detectors were split into.
     pub shards: u32,
+    /// Whether the detectors ran while the lines came in (`--together`), following on from
+    /// run to run as a worker does: `ingest_seconds` is then the ingestion with the detectors
+    /// alongside, `detect_seconds` the time after it until every record was judged, and
+    /// `detect_per_s` the records judged over the two.
+    pub together: bool,
 }
 
 /// Where the detector run of the benchmark happens: `workers` tasks over `shards` shards,
@@ -56,6 +61,8 @@ pub struct Fleet<'a> {
     pub shards: ShardCount,
     /// How each worker opens the database.
     pub options: &'a StoreOptions,
+    /// Whether the detectors run while the lines come in, rather than after.
+    pub together: bool,
 }
 
 /// Seeds `users` accounts, then times ingesting `events` lines of activity (sign-ins, comment
@@ -69,7 +76,7 @@ pub async fn monitoring(
     scratch: &Path,
     fleet: &Fleet<'_>,
 ) -> Result<MonitorBenchReport, BenchError> {
-    use rand::{Rng, SeedableRng};
+    use std::io::Read as _;
     if auth::is_initialised(store).await? {
         return Err(BenchError::NotScratch);
     }
@@ -86,68 +93,53 @@ pub async fn monitoring(
         .await
         .map_err(|e| step(&e))?;
     let names = platform::first_usernames(store, users).await?;
-    let texts = demo::comment_texts(4_096, 3);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     // Anchored to the hour, as the seeded history is: the same command judges the same history
     // (the same times of day, so the same habits and the same line ids) run after run.
     const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
     let now = vigil::store::Timestamp::now().micros() / HOUR * HOUR;
-    let start = now - 86_400_000_000;
-    let step_us = (86_400_000_000 / events.max(1)) as i64;
+    // Generated before the clock starts: ingestion is timed, not the generator.
     let mut file = Vec::with_capacity(events as usize * 200);
-    for i in 0..events {
-        use std::io::Write as _;
-        let who = &names[rng.gen_range(0..names.len())];
-        let at = vigil::store::Timestamp::from_micros(start + i as i64 * step_us).to_rfc3339();
-        let ip = format!(
-            "10.{}.{}.{}",
-            rng.gen::<u8>(),
-            rng.gen::<u8>(),
-            rng.gen_range(1..255u8)
-        );
-        let r: f64 = rng.gen();
-        if r < 0.6 {
-            let text = texts[rng.gen_range(0..texts.len())].replace('"', "'");
-            writeln!(file, r#"{{"type":"comment_submission","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","content":"{text}"}}"#)
-        } else if r < 0.9 {
-            let outcome = if rng.gen_bool(0.03) { "failure" } else { "success" };
-            writeln!(file, r#"{{"type":"login_attempt","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","user_agent":"Firefox","outcome":"{outcome}"}}"#)
-        } else {
-            writeln!(file, r#"{{"type":"profile_change","user":"{who}","at":"{at}","ip":"{ip}","country":"GB","field":"display_name"}}"#)
-        }
+    super::feed::Feed::new(names, events, now - DAY, DAY)
+        .read_to_end(&mut file)
         .map_err(|e| step(&e))?;
-    }
     let sqlite_floor = sqlite_floor(store, scratch, events).await?;
-    let ingest_start = vigil::store::Timestamp::now();
-    let t = Instant::now();
-    let ingested = vigil::monitor::ingest_reader(store, &ring, &actor, file.as_slice())
-        .await
-        .map_err(|e| step(&e))?;
-    let ingest_seconds = t.elapsed().as_secs_f64();
-    if ingested.rejected_total > 0 {
-        return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
-    }
-    drop(file);
-    let floor_per_s = match platform::copy_floor(store, ingest_start, scratch).await? {
-        Some(f) => Some(f.rows as f64 / f.seconds),
-        None => sqlite_floor,
-    };
     // Each worker opens its own connections before the clock starts, as a running fleet has.
     let mut stores = Vec::with_capacity(fleet.workers as usize);
     for _ in 0..fleet.workers {
         stores.push(Store::open(store.url(), fleet.options).await?);
     }
     let ring = std::sync::Arc::new(ring);
-    let t = Instant::now();
+    // Set once every line is in: a worker's run that starts after it sees them all.
+    let ingested_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let detect = |tasks: &mut tokio::task::JoinSet<_>, stores: Vec<Store>| {
+        for worker in stores {
+            let (ring, actor, shards) = (ring.clone(), actor.clone(), fleet.shards);
+            let follow = fleet.together.then(|| ingested_all.clone());
+            tasks.spawn(async move {
+                let r = detect_until_done(&worker, &ring, &actor, shards, follow).await;
+                worker.close().await;
+                r
+            });
+        }
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in stores {
-        let (ring, actor, shards) = (ring.clone(), actor.clone(), fleet.shards);
-        tasks.spawn(async move {
-            let r = detect_until_done(&worker, &ring, &actor, shards).await;
-            worker.close().await;
-            r
-        });
+    let ingest_start = vigil::store::Timestamp::now();
+    let t = Instant::now();
+    if fleet.together {
+        detect(&mut tasks, std::mem::take(&mut stores));
     }
+    let ingested = vigil::monitor::ingest_reader(store, &ring, &actor, file.as_slice())
+        .await
+        .map_err(|e| step(&e))?;
+    let ingest_seconds = t.elapsed().as_secs_f64();
+    ingested_all.store(true, std::sync::atomic::Ordering::SeqCst);
+    if ingested.rejected_total > 0 {
+        return Err(step(&format!("{} lines rejected", ingested.rejected_total)));
+    }
+    drop(file);
+    let t = Instant::now();
+    detect(&mut tasks, stores);
     let (mut judged, mut opened) = (0, 0);
     while let Some(done) = tasks.join_next().await {
         let (j, o) = done.map_err(|e| step(&e))?.map_err(|e| step(&e))?;
@@ -155,6 +147,16 @@ pub async fn monitoring(
         opened += o;
     }
     let detect_seconds = t.elapsed().as_secs_f64();
+    // Measured once the database is quiet: the floor has the machine to itself.
+    let floor_per_s = match platform::copy_floor(store, ingest_start, scratch).await? {
+        Some(f) => Some(f.rows as f64 / f.seconds),
+        None => sqlite_floor,
+    };
+    let busy_seconds = if fleet.together {
+        ingest_seconds + detect_seconds
+    } else {
+        detect_seconds
+    };
     Ok(MonitorBenchReport {
         backend: store.backend().to_string(),
         events: ingested.ingested,
@@ -162,34 +164,47 @@ pub async fn monitoring(
         judged,
         detect_seconds,
         ingest_per_s: ingested.ingested as f64 / ingest_seconds,
-        detect_per_s: judged as f64 / detect_seconds,
+        detect_per_s: judged as f64 / busy_seconds,
         combined_per_s: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
         floor_per_s,
         incidents: opened,
         workers: fleet.workers,
         shards: fleet.shards.get(),
+        together: fleet.together,
     })
 }
 
-/// One worker of the fleet: runs the detectors until a run finds every shard free and
-/// judged (a shard another worker holds is polled for, as a worker's next round would);
-/// returns the records it judged and the incidents it opened.
+/// One worker of the fleet: runs the detectors, following on from its own previous run as a
+/// running worker does, until a run finds every shard free and judged (a shard another worker
+/// holds is polled for, as a worker's next round would); returns the records it judged and
+/// the incidents it opened. With `follow`, it runs while the lines are still coming in, and
+/// stops only at such a run that started after `follow` was set.
 async fn detect_until_done(
     store: &Store,
     ring: &vigil::keys::KeyRing,
     actor: &vigil::auth::Actor,
     shards: ShardCount,
+    follow: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<(u64, u64), vigil::monitor::MonitorError> {
     let screener = vigil::monitor::screen::Screener::new(&[], &[])
         .map_err(|e| vigil::monitor::MonitorError::Io(std::io::Error::other(e)))?;
     let policy = vigil::monitor::policy::Policy::default();
+    let mut carry = vigil::monitor::Carry::default();
     let (mut judged, mut opened) = (0, 0);
     loop {
-        match vigil::monitor::run(store, ring, actor, &policy, &screener, shards).await {
+        // Whether every line was in before this run started.
+        let complete = follow
+            .as_ref()
+            .is_none_or(|f| f.load(std::sync::atomic::Ordering::SeqCst));
+        match vigil::monitor::run_carrying(
+            store, ring, actor, &policy, &screener, shards, &mut carry,
+        )
+        .await
+        {
             Ok(r) => {
                 judged += r.new_events;
                 opened += r.opened;
-                if r.shards_busy.is_empty() {
+                if complete && r.shards_busy.is_empty() {
                     return Ok((judged, opened));
                 }
             }
@@ -246,6 +261,7 @@ pub(super) async fn cmd(
         workers: a.workers,
         shards: ShardCount::new(a.shards.unwrap_or(a.workers))?,
         options,
+        together: a.together,
     };
     let r = monitoring(store, keystore, a.users, events, scratch, &fleet)
         .await
@@ -264,8 +280,13 @@ pub(super) async fn cmd(
             r.judged, r.detect_seconds, r.detect_per_s, r.incidents, r.workers, r.shards
         );
         println!(
-            "combined:  {:.0} events/s ingested and judged",
-            r.combined_per_s
+            "combined:  {:.0} events/s ingested and judged{}",
+            r.combined_per_s,
+            if r.together {
+                " (the detectors ran alongside ingestion; detect is the time after it)"
+            } else {
+                " (ingestion, then the detectors)"
+            }
         );
         match r.floor_per_s {
             Some(f) => println!(
