@@ -2932,3 +2932,77 @@ async fn an_administrator_moves_the_console_to_a_postgres_database() {
     .await
     .unwrap();
 }
+
+/// `vigil bench --monitor N --json` as it is run for the figures, small: every line is
+/// ingested and every record judged once, whether the detectors run after ingestion or
+/// alongside it (`--together`, where the worker follows on from run to run).
+fn bench_monitor(cli: &Cli, together: bool) -> serde_json::Value {
+    let mut args = vec!["bench", "--monitor", "3000", "--users", "100", "--json"];
+    if together {
+        args.push("--together");
+    }
+    serde_json::from_str(&cli.ok(&args, &[])).unwrap()
+}
+
+/// Returns the two reports.
+async fn the_monitoring_benchmark_judges_every_line_once(
+    after: Cli,
+    together: Cli,
+) -> [serde_json::Value; 2] {
+    let after = bench_monitor(&after, false);
+    let with = bench_monitor(&together, true);
+    for r in [&after, &with] {
+        assert_eq!(r["events"], 3000, "{r}");
+        // The lines and the 100 accounts' seeded history, each judged once.
+        assert!(r["judged"].as_u64().unwrap() > 3000, "{r}");
+        assert!(r["combined_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert_eq!(after["judged"], with["judged"], "{after} {with}");
+    assert_eq!(
+        (&after["together"], &after["runs"]),
+        (&false.into(), &1.into())
+    );
+    assert_eq!(with["together"], true);
+    assert!(with["runs"].as_u64().unwrap() >= 1, "{with}");
+    [after, with]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_benchmark_judges_every_line_once_on_sqlite() {
+    the_monitoring_benchmark_judges_every_line_once(Cli::sqlite(), Cli::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_benchmark_judges_every_line_once_on_postgres() {
+    let (after, together) = (Cli::postgres().await, Cli::postgres().await);
+    // On Postgres the floor is measured in the same run: `psql` copying the same rows.
+    for r in the_monitoring_benchmark_judges_every_line_once(after, together).await {
+        assert!(r["floor_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
+
+/// `vigil bench --charts --events N` ingests the lines over the 90 days it charts.
+#[test]
+fn the_charts_benchmark_charts_the_lines_it_ingests() {
+    let cli = Cli::sqlite();
+    let out = cli.ok(
+        &[
+            "bench",
+            "--charts",
+            "--users",
+            "50",
+            "--comments",
+            "200",
+            "--events",
+            "4000",
+            "--json",
+        ],
+        &[],
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(r["activity_events"].as_u64().unwrap() >= 4000, "{r}");
+    assert_eq!(r["charts"].as_array().unwrap().len(), 4, "{r}");
+    // --events belongs to --monitor and --charts only.
+    let refused = cli.run(&["bench", "--events", "5"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+}

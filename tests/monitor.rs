@@ -19,6 +19,10 @@ use vigil::store::{Store, StoreOptions, Timestamp};
 
 const HOUR: i64 = 3_600_000_000;
 
+/// How long a test that seeds two histories and compares them needs clear of the turn of an
+/// hour (see [`common::clear_of_the_hour`]): the longest of them takes about 20 s.
+const COMPARED_HISTORIES: std::time::Duration = std::time::Duration::from_secs(90);
+
 async fn run(db: &TestDb, actor: &Actor, ring: &KeyRing) -> RunReport {
     run_on(&db.store, actor, ring, 1).await.unwrap()
 }
@@ -692,6 +696,7 @@ async fn incidents_of_a_seeded_history(db: &TestDb) -> Vec<String> {
 }
 
 async fn the_same_history_opens_the_same_incidents_run_after_run(db: TestDb) {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let first = incidents_of_a_seeded_history(&db).await;
     assert!(first.len() > 2 * SCENARIOS.len(), "{first:#?}");
     let again = incidents_of_a_seeded_history(&common::fresh_like(&db).await).await;
@@ -702,6 +707,7 @@ on_both!(the_same_history_opens_the_same_incidents_run_after_run);
 /// The same history opens the same incidents on SQLite and on Postgres.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_history_opens_the_same_incidents_on_both_databases() {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let on_sqlite = incidents_of_a_seeded_history(&common::sqlite().await).await;
     let on_postgres = incidents_of_a_seeded_history(&common::postgres().await).await;
     assert_eq!(on_sqlite, on_postgres);
@@ -992,6 +998,7 @@ fn has_every_scenario(seen: &[String]) {
 /// record is judged once, and every shard by one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_four_shards_open_what_one_worker_opens() {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let reference = common::postgres().await;
     let one = incidents_of_a_seeded_history(&reference).await;
     has_every_scenario(&one);
@@ -1057,6 +1064,7 @@ async fn two_workers_on_four_shards_open_what_one_worker_opens() {
 /// worker opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_shard_is_judged_by_the_next_run_of_another() {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let reference = common::postgres().await;
     let one = incidents_of_a_seeded_history(&reference).await;
 
@@ -1134,6 +1142,7 @@ async fn a_dead_workers_shard_is_judged_by_the_next_run_of_another() {
 /// one, each with new activity in between. The incidents are those of one shard all along,
 /// with the same runs.
 async fn changing_the_shard_count_judges_every_record_once(db: TestDb) {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let steady = common::fresh_like(&db).await;
     let (admin, ring, lines) = a_seeded_history(&steady).await;
     let mut one = vec![run(&steady, &admin, &ring).await];
@@ -1663,6 +1672,7 @@ async fn run_carrying(
 /// and responds exactly as fresh runs over the same history do, with attacks whose windows
 /// cross the runs.
 async fn a_worker_following_on_judges_as_fresh_runs_do(db: TestDb) {
+    common::clear_of_the_hour(COMPARED_HISTORIES).await;
     let fresh = common::fresh_like(&db).await;
     let (admin_f, ring_f, names) = some_accounts(&fresh, 60, 20).await;
     let lines = six_hours_after(&names, Timestamp::now().micros() / HOUR * HOUR + HOUR);

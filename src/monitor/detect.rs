@@ -191,6 +191,20 @@ impl Engine {
         self.shard
     }
 
+    /// Forgets the windows of the accounts and sources with nothing in the look-back before
+    /// `at` (the time of the last record fed): the next record of each would empty them, and a
+    /// pass starting cold would not have them. An engine kept from run to run holds only what
+    /// was active lately (every address that ever signed in would otherwise stay); habits stay.
+    pub fn forget_idle(&mut self, at: i64) {
+        let horizon = at - self.policy.lookback_micros();
+        self.rates
+            .retain(|_, w| w.events.back().is_some_and(|(t, _)| *t > horizon));
+        self.users
+            .retain(|_, w| w.recent.back().is_some_and(|t| *t > horizon));
+        self.sources
+            .retain(|_, w| w.attempts.back().is_some_and(|a| a.at > horizon));
+    }
+
     /// Feeds the next event (in time order); findings go to `out`.
     /// Only the parts the engine's shard owns are looked at.
     pub fn feed(&mut self, ev: &Event, out: &mut Vec<Finding>) {
@@ -513,6 +527,37 @@ mod tests {
         assert_eq!(f[0].kind, IncidentKind::RateLimitExceeded);
         assert_eq!(f[0].severity, Severity::High);
         assert_eq!(f[0].evidence.len(), 61);
+    }
+
+    #[test]
+    fn idle_windows_are_forgotten_and_active_ones_kept() {
+        let p = Policy::default();
+        let (quiet, busy) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let mut e = Engine::new(&p, HashMap::new());
+        let mut out = Vec::new();
+        let sign_in = |n: u32, user: Option<uuid::Uuid>, at: i64, ip: u8| Event {
+            target: Some([n as u8; 32]),
+            ip: Some([ip; 32]),
+            ..ev(n, user, Kind::Login, at)
+        };
+        e.feed(&sign_in(0, Some(quiet), 0, 1), &mut out);
+        let late = p.lookback_micros() + MIN;
+        e.feed(&ev(1, Some(busy), Kind::Comment, late), &mut out);
+        e.feed(&sign_in(2, Some(busy), late, 1), &mut out);
+        e.feed(&sign_in(3, None, late, 2), &mut out);
+        assert_eq!((e.rates.len(), e.users.len(), e.sources.len()), (3, 2, 2));
+        e.forget_idle(late);
+        assert_eq!(e.users.keys().collect::<Vec<_>>(), [&busy]);
+        assert_eq!(
+            e.rates.len(),
+            2,
+            "the busy account's comment and sign-in windows"
+        );
+        assert_eq!(e.sources.len(), 2, "both sources signed in at `late`");
+        e.forget_idle(late + p.lookback_micros());
+        assert_eq!((e.rates.len(), e.users.len(), e.sources.len()), (0, 0, 0));
+        assert!(e.profiles.contains_key(&quiet), "habits are kept");
+        assert!(out.is_empty());
     }
 
     #[test]

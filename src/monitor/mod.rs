@@ -857,6 +857,7 @@ async fn judge(
     .await?;
     tx.commit().await?;
     if let Some(carry) = carry {
+        engine.forget_idle(cursor.0);
         carry.shards.insert(
             shard,
             Kept {

@@ -46,6 +46,20 @@ impl TestDb {
     }
 }
 
+/// Waits, if fewer than `needed` remain of the current UTC hour, until the next one starts.
+/// Demo histories are anchored to the hour they are seeded in: a test that seeds two and
+/// compares what they open would otherwise see one history an hour later than the other
+/// when it runs across the turn of an hour.
+#[allow(dead_code)]
+pub async fn clear_of_the_hour(needed: std::time::Duration) {
+    const HOUR: i64 = 3_600_000_000;
+    let now = vigil::store::Timestamp::now().micros();
+    let left = HOUR - now.rem_euclid(HOUR);
+    if left < needed.as_micros() as i64 {
+        tokio::time::sleep(std::time::Duration::from_micros(left as u64 + 1_000_000)).await;
+    }
+}
+
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("vigil.db");

@@ -41,6 +41,11 @@ pub struct MonitorBenchReport {
     pub floor_per_s: Option<f64>,
     /// Incidents the run opened.
     pub incidents: u64,
+    /// Detector runs that judged new records (one per worker unless `together`).
+    pub runs: u64,
+    /// Of those, the ones that started afresh for some shard rather than following on from
+    /// the worker's previous run (the first, and any after a record that came in late).
+    pub runs_afresh: u64,
     /// Workers that ran the detectors at once (tasks, each with its own connections).
     pub workers: u32,
     /// Shards the detectors were split into.
@@ -140,11 +145,13 @@ pub async fn monitoring(
     drop(file);
     let t = Instant::now();
     detect(&mut tasks, stores);
-    let (mut judged, mut opened) = (0, 0);
+    let mut judged = Judged::default();
     while let Some(done) = tasks.join_next().await {
-        let (j, o) = done.map_err(|e| step(&e))?.map_err(|e| step(&e))?;
-        judged += j;
-        opened += o;
+        let j = done.map_err(|e| step(&e))?.map_err(|e| step(&e))?;
+        judged.records += j.records;
+        judged.incidents += j.incidents;
+        judged.runs += j.runs;
+        judged.afresh += j.afresh;
     }
     let detect_seconds = t.elapsed().as_secs_f64();
     // Measured once the database is quiet: the floor has the machine to itself.
@@ -161,23 +168,37 @@ pub async fn monitoring(
         backend: store.backend().to_string(),
         events: ingested.ingested,
         ingest_seconds,
-        judged,
+        judged: judged.records,
         detect_seconds,
         ingest_per_s: ingested.ingested as f64 / ingest_seconds,
-        detect_per_s: judged as f64 / busy_seconds,
+        detect_per_s: judged.records as f64 / busy_seconds,
         combined_per_s: ingested.ingested as f64 / (ingest_seconds + detect_seconds),
         floor_per_s,
-        incidents: opened,
+        incidents: judged.incidents,
+        runs: judged.runs,
+        runs_afresh: judged.afresh,
         workers: fleet.workers,
         shards: fleet.shards.get(),
         together: fleet.together,
     })
 }
 
+/// What the workers' runs judged.
+#[derive(Debug, Default)]
+struct Judged {
+    /// Records judged.
+    records: u64,
+    /// Incidents opened.
+    incidents: u64,
+    /// Runs that judged new records.
+    runs: u64,
+    /// Of those, the ones that could not follow on from the previous run for every shard.
+    afresh: u64,
+}
+
 /// One worker of the fleet: runs the detectors, following on from its own previous run as a
 /// running worker does, until a run finds every shard free and judged (a shard another worker
-/// holds is polled for, as a worker's next round would); returns the records it judged and
-/// the incidents it opened. With `follow`, it runs while the lines are still coming in, and
+/// holds is polled for, as a worker's next round would). With `follow`, it runs while the lines are still coming in, and
 /// stops only at such a run that started after `follow` was set.
 async fn detect_until_done(
     store: &Store,
@@ -185,12 +206,12 @@ async fn detect_until_done(
     actor: &vigil::auth::Actor,
     shards: ShardCount,
     follow: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-) -> Result<(u64, u64), vigil::monitor::MonitorError> {
+) -> Result<Judged, vigil::monitor::MonitorError> {
     let screener = vigil::monitor::screen::Screener::new(&[], &[])
         .map_err(|e| vigil::monitor::MonitorError::Io(std::io::Error::other(e)))?;
     let policy = vigil::monitor::policy::Policy::default();
     let mut carry = vigil::monitor::Carry::default();
-    let (mut judged, mut opened) = (0, 0);
+    let mut judged = Judged::default();
     loop {
         // Whether every line was in before this run started.
         let complete = follow
@@ -202,10 +223,14 @@ async fn detect_until_done(
         .await
         {
             Ok(r) => {
-                judged += r.new_events;
-                opened += r.opened;
+                judged.records += r.new_events;
+                judged.incidents += r.opened;
+                if r.new_events > 0 {
+                    judged.runs += 1;
+                    judged.afresh += u64::from(r.shards_followed.len() < r.shards_done.len());
+                }
                 if complete && r.shards_busy.is_empty() {
-                    return Ok((judged, opened));
+                    return Ok(judged);
                 }
             }
             Err(vigil::monitor::MonitorError::Busy) => {}
@@ -276,8 +301,15 @@ pub(super) async fn cmd(
         );
         println!(
             "detect:    {} records in {:.2} s = {:.0} records/s ({} incidents opened; {} \
-             worker(s), {} shard(s))",
-            r.judged, r.detect_seconds, r.detect_per_s, r.incidents, r.workers, r.shards
+             worker(s), {} shard(s); {} run(s), {} afresh)",
+            r.judged,
+            r.detect_seconds,
+            r.detect_per_s,
+            r.incidents,
+            r.workers,
+            r.shards,
+            r.runs,
+            r.runs_afresh
         );
         println!(
             "combined:  {:.0} events/s ingested and judged{}",
