@@ -536,13 +536,6 @@ struct Kept {
     last: (i64, String),
 }
 
-impl Carry {
-    /// Whether anything is carried for `shard`.
-    pub fn holds(&self, shard: Shard) -> bool {
-        self.shards.contains_key(&shard)
-    }
-}
-
 /// [`run`], following on from what `carry` holds of this worker's previous run where that is
 /// still the shard's state (see [`Carry`]), and leaving in it what this run ends with.
 pub async fn run_carrying(
