@@ -1776,3 +1776,42 @@ async fn a_worker_starts_afresh_after_another_worker_or_a_late_record(db: TestDb
     assert_eq!(judged(&runs), activity_rows(&db).await);
 }
 on_both!(a_worker_starts_afresh_after_another_worker_or_a_late_record);
+
+/// Detectors a fresh pass built are followed on from only until they are
+/// [`monitor::Carry::renewed_after`] old: the next run drops them and rebuilds them from the
+/// database (which no longer holds what an erasure or retention removed since), then follows
+/// on again.
+async fn a_worker_rebuilds_its_detectors_once_they_are_old(db: TestDb) {
+    let (admin, ring, names) = some_accounts(&db, 60, 20).await;
+    let lines = six_hours_after(&names, Timestamp::now().micros() / HOUR * HOUR + HOUR);
+    let parts: Vec<&[String]> = lines.chunks(700).collect();
+    let age = std::time::Duration::from_secs(5);
+    let mut carry = monitor::Carry::renewed_after(age);
+    let before_built = std::time::Instant::now();
+    let mut runs = vec![run_carrying(&db, &admin, &ring, &mut carry).await];
+    ingest(&db, &admin, &ring, parts[0]).await;
+    let within = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert!(
+        before_built.elapsed() < age,
+        "two runs took longer than the detectors' age: the machine is too slow for this test"
+    );
+    assert_eq!(within.shards_followed, [0], "{within:?}");
+    runs.push(within);
+
+    tokio::time::sleep(age).await;
+    // (A run with nothing new comes in between.)
+    let idle = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert_eq!(idle.new_events, 0);
+    ingest(&db, &admin, &ring, parts[1]).await;
+    let rebuilt = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert!(rebuilt.shards_followed.is_empty(), "{rebuilt:?}");
+    assert!(rebuilt.scanned > rebuilt.new_events, "{rebuilt:?}");
+    runs.push(rebuilt);
+
+    ingest(&db, &admin, &ring, parts[2]).await;
+    let next = run_carrying(&db, &admin, &ring, &mut carry).await;
+    assert_eq!(next.shards_followed, [0], "{next:?}");
+    runs.push(next);
+    assert_eq!(judged(&runs), activity_rows(&db).await);
+}
+on_both!(a_worker_rebuilds_its_detectors_once_they_are_old);

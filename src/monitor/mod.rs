@@ -515,21 +515,50 @@ pub async fn run(
 /// the shard's checkpoint, and the last record they read.
 ///
 /// A run that follows on (no other worker judged the shard since, the thresholds are the
-/// same, and every new record happened after the last one read) feeds the detectors only the
+/// same, every new record happened after the last one read, and the fresh pass that built the
+/// detectors was less than [`Carry::RENEW_AFTER`] ago) feeds the detectors only the
 /// new records, which is what a fresh pass would judge them against: the windows hold the
 /// same records and the habits the same counts. Otherwise the pass starts afresh, reading the
 /// look-back window before the new records and every account's habits from the database, and
 /// what was carried is dropped. Without it, each run does the latter, which at platform
 /// volume is most of a run's work: an hour's window of records and a scan of the whole
 /// history, however little is new.
-#[derive(Default)]
+///
+/// What a fresh pass built is followed on from for [`Carry::RENEW_AFTER`] at most: the first
+/// run after that drops it, and starts afresh from the database if there is anything new.
+/// Records removed meanwhile (by an erasure or a retention run) leave the worker's memory
+/// then, so an erased account's habits and record ids stay there an hour at most (and one
+/// run interval) after the erasure.
 pub struct Carry {
     shards: HashMap<Shard, Kept>,
+    renew_after: std::time::Duration,
+}
+
+impl Default for Carry {
+    fn default() -> Self {
+        Self::renewed_after(Self::RENEW_AFTER)
+    }
+}
+
+impl Carry {
+    /// How long a worker follows on from the detectors a fresh pass built: an hour.
+    pub const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    /// An empty carry whose detectors are rebuilt from the database once a fresh pass built
+    /// them `age` ago.
+    pub fn renewed_after(age: std::time::Duration) -> Self {
+        Self {
+            shards: HashMap::new(),
+            renew_after: age,
+        }
+    }
 }
 
 /// One shard's detectors as a run left them.
 struct Kept {
     engine: Engine,
+    /// When the fresh pass that built them started.
+    built: std::time::Instant,
     /// The checkpoint the run moved the shard to.
     checkpoint: i64,
     /// The last record fed to the detectors: `(occurred_at, id)`.
@@ -771,9 +800,14 @@ async fn judge(
     let store = ctx.store;
     let name = shard.checkpoint();
     // Taken out: a pass that fails midway leaves nothing carried.
+    let renew_after = carry.as_ref().map(|c| c.renew_after);
     let kept = carry.as_mut().and_then(|c| c.shards.remove(&shard));
     let after = repo::checkpoint(store, &name).await?;
-    let kept = kept.filter(|k| k.checkpoint == after && k.engine.policy() == ctx.policy);
+    let kept = kept.filter(|k| {
+        k.checkpoint == after
+            && k.engine.policy() == ctx.policy
+            && renew_after.is_some_and(|age| k.built.elapsed() < age)
+    });
     // Nothing stamped at or before the snapshot commits after it (the ingestion fence).
     let snap = match upto {
         Some(at) => Some(at),
@@ -795,15 +829,16 @@ async fn judge(
     let mut report = RunReport::default();
     // Following on needs every new record to come after the last one read: one that happened
     // before it belongs among records already fed, and only a fresh pass puts it there.
-    let (mut engine, mut cursor) = match kept.filter(|k| lo > k.last.0) {
+    let (mut engine, mut cursor, built) = match kept.filter(|k| lo > k.last.0) {
         Some(k) => {
             report.shards_followed.push(shard.index());
-            (k.engine, k.last)
+            (k.engine, k.last, k.built)
         }
         None => {
+            let built = std::time::Instant::now();
             let start = lo.saturating_sub(ctx.policy.lookback_micros());
             let engine = Engine::for_shard(ctx.policy, repo::profiles(store, start).await?, shard);
-            (engine, (start - 1, String::new()))
+            (engine, (start - 1, String::new()), built)
         }
     };
     let mut findings = Vec::new();
@@ -855,6 +890,7 @@ async fn judge(
             shard,
             Kept {
                 engine,
+                built,
                 checkpoint: snap,
                 last: cursor,
             },
