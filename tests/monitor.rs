@@ -1785,7 +1785,7 @@ async fn a_worker_rebuilds_its_detectors_once_they_are_old(db: TestDb) {
     let (admin, ring, names) = some_accounts(&db, 60, 20).await;
     let lines = six_hours_after(&names, Timestamp::now().micros() / HOUR * HOUR + HOUR);
     let parts: Vec<&[String]> = lines.chunks(700).collect();
-    let age = std::time::Duration::from_secs(5);
+    let age = std::time::Duration::from_secs(10);
     let mut carry = monitor::Carry::renewed_after(age);
     let before_built = std::time::Instant::now();
     let mut runs = vec![run_carrying(&db, &admin, &ring, &mut carry).await];
